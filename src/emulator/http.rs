@@ -1,0 +1,451 @@
+//! The HTTP plumbing shared by every endpoint: starting the server, the router, the
+//! middleware (fault injection, latency, request log, response validation), the
+//! authenticated request context with As-User, and body/query parsing helpers that turn
+//! malformed input into Box's 400s.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use rand::Rng;
+use serde_json::{json, Value};
+
+use super::anyhow_like::{Result as StartResult, StartError};
+use super::error::{ApiError, ApiResult};
+use super::net::{ConnInfo, EmuListener};
+use super::store::{Id, Store};
+use super::{Emulator, EmulatorConfig, Knobs, Shared};
+
+pub type AppState = Arc<Shared>;
+
+pub fn new_request_id() -> String {
+    let n: u64 = rand::thread_rng().gen();
+    format!("{n:016x}")
+}
+
+pub async fn start(config: EmulatorConfig) -> StartResult<Emulator> {
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| StartError(format!("cannot listen on {}: {e}", config.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError(e.to_string()))?;
+    let base_url = format!("http://{addr}");
+
+    let persist = config
+        .data_dir
+        .as_ref()
+        .map(|d| super::persist::Persister::new(d.clone()))
+        .transpose()?;
+    let mut store = match &persist {
+        Some(p) => p.load()?.unwrap_or_default(),
+        None => Store::default(),
+    };
+    store.base_url = base_url.clone();
+    let info = super::users::bootstrap(&mut store, &config)?;
+    if let Some(path) = &config.jwt_config {
+        super::jwt_config::register(&mut store, path)?;
+    }
+    if config.demo {
+        super::demo::populate(&mut store);
+    }
+    if let Some(p) = &persist {
+        p.save(&store)?;
+    }
+    let request_log = match &config.request_log {
+        Some(path) => Some(Mutex::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| {
+                    StartError(format!("cannot open request log {}: {e}", path.display()))
+                })?,
+        )),
+        None => None,
+    };
+    let conformance = config
+        .validate_responses
+        .as_ref()
+        .map(|p| super::conformance::Validator::load(p))
+        .transpose()?;
+    let (events_tx, _) = tokio::sync::watch::channel(store.next_position);
+    let bandwidth = Arc::new(AtomicU64::new(config.knobs.bandwidth));
+    let shared = Arc::new(Shared {
+        store: Mutex::new(store),
+        knobs: Mutex::new(config.knobs.clone()),
+        config,
+        bandwidth: bandwidth.clone(),
+        base_url: base_url.clone(),
+        events_tx,
+        request_log,
+        conformance,
+        persist,
+    });
+    if let Some(p) = &shared.persist {
+        p.spawn_flusher(Arc::downgrade(&shared));
+    }
+    let app = router(shared.clone());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let emu_listener = EmuListener {
+        inner: listener,
+        bandwidth,
+    };
+    let task = tokio::spawn(async move {
+        let server = axum::serve(
+            emu_listener,
+            app.into_make_service_with_connect_info::<ConnInfo>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = rx.await;
+        });
+        if let Err(e) = server.await {
+            log::error!("emulator: server failed: {e}");
+        }
+    });
+    Ok(Emulator::from_parts(info, shared, tx, task))
+}
+
+fn router(shared: AppState) -> Router {
+    Router::new()
+        .merge(super::auth::routes())
+        .merge(super::users::routes())
+        .merge(super::folders::routes())
+        .merge(super::files::routes())
+        .merge(super::uploads::routes())
+        .merge(super::events::routes())
+        .merge(super::metadata::routes())
+        .merge(super::search::routes())
+        .merge(super::shared_links::routes())
+        .route("/_emulator/knobs", get(get_knobs).put(put_knobs))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            middleware,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(shared)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(404, "not_found", "Not Found: no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(405, "method_not_allowed", "Method Not Allowed")
+}
+
+async fn get_knobs(State(sh): State<AppState>) -> Json<Knobs> {
+    Json(sh.knobs())
+}
+
+async fn put_knobs(State(sh): State<AppState>, body: Bytes) -> ApiResult<Json<Knobs>> {
+    let knobs: Knobs = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("bad knobs: {e}")))?;
+    sh.set_knobs(knobs.clone());
+    Ok(Json(knobs))
+}
+
+/// Fault injection, latency, response validation and the request log, around every request.
+async fn middleware(State(sh): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let as_user = req
+        .headers()
+        .get("as-user")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let template = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let conn = req
+        .extensions()
+        .get::<ConnectInfo<ConnInfo>>()
+        .map(|c| c.0.clone());
+    let control = path.starts_with("/_emulator");
+
+    let knobs = sh.knobs();
+    let mut response = None;
+    if !control && knobs.fault_rate > 0.0 && path.starts_with(&knobs.fault_path_prefix) {
+        let roll: f64 = rand::thread_rng().gen();
+        if roll < knobs.fault_rate {
+            response = Some(inject_fault(conn.as_ref()));
+        }
+    }
+    if !control && knobs.latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(knobs.latency_ms)).await;
+    }
+    let mut response = match response {
+        Some(r) => r,
+        None => next.run(req).await,
+    };
+    // Every error body carries a request id; give the response the same one in a header.
+    if let (Some(validator), Some(template)) = (&sh.conformance, &template) {
+        response = validator.check(&method, template, response).await;
+    }
+    if let Some(log) = &sh.request_log {
+        let line = json!({
+            "method": method.as_str(),
+            "path": path,
+            "query": query,
+            "status": response.status().as_u16(),
+            "as_user": as_user,
+            "duration_ms": started.elapsed().as_secs_f64() * 1000.0,
+        });
+        use std::io::Write;
+        let mut f = log.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(f, "{line}");
+    }
+    response
+}
+
+fn inject_fault(conn: Option<&ConnInfo>) -> Response {
+    match rand::thread_rng().gen_range(0..4) {
+        0 => ApiError::new(
+            500,
+            "internal_server_error",
+            "Internal Server Error (injected)",
+        )
+        .into_response(),
+        1 => ApiError::new(503, "unavailable", "Unavailable (injected)")
+            .with_header(header::RETRY_AFTER, "1")
+            .into_response(),
+        2 => ApiError::new(
+            429,
+            "rate_limit_exceeded",
+            "Request rate limit exceeded, please try again later",
+        )
+        .with_header(header::RETRY_AFTER, "1")
+        .into_response(),
+        _ => match conn {
+            Some(c) => {
+                c.drop_connection();
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+            None => ApiError::new(
+                500,
+                "internal_server_error",
+                "Internal Server Error (injected)",
+            )
+            .into_response(),
+        },
+    }
+}
+
+/// The authenticated caller of an API request.
+#[derive(Clone)]
+pub struct Ctx {
+    /// Whose behalf the request acts on (the As-User target, or the token's user).
+    pub user: Id,
+    /// The user the token belongs to.
+    pub token_user: Id,
+    pub as_user: Option<Id>,
+    pub headers: HeaderMap,
+    pub shared: AppState,
+}
+
+impl Ctx {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    /// `If-Match` given and not equal to the current etag → 412.
+    pub fn check_if_match(&self, etag: u64) -> ApiResult<()> {
+        match self.header("if-match") {
+            Some(want) if want.trim_matches('"') != etag.to_string() => {
+                Err(ApiError::precondition_failed())
+            }
+            _ => Ok(()),
+        }
+    }
+    /// `If-None-Match` equal to the current etag → 304.
+    pub fn not_modified(&self, etag: u64) -> bool {
+        self.header("if-none-match")
+            .is_some_and(|v| v.trim_matches('"') == etag.to_string())
+    }
+}
+
+impl FromRequestParts<AppState> for Ctx {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
+        let store = state.store();
+        let now = chrono::Utc::now();
+        let t = store
+            .access_tokens
+            .get(&token)
+            .filter(|t| t.expires_at > now)
+            .ok_or_else(ApiError::unauthorized)?;
+        let token_user = t.user;
+        let mut user = token_user;
+        let mut as_user = None;
+        if let Some(raw) = parts.headers.get("as-user") {
+            let raw = raw.to_str().unwrap_or("").trim();
+            let target: Id = raw
+                .parse()
+                .map_err(|_| ApiError::bad_request("As-User must be a user id"))?;
+            let me = store.user(token_user)?;
+            if !me.can_act_as_others() {
+                return Err(ApiError::forbidden(
+                    "access_denied_insufficient_permissions",
+                    "As-User needs an admin, co-admin or service-account token",
+                ));
+            }
+            let other = store
+                .users
+                .get(&target)
+                .filter(|u| u.enterprise_id == me.enterprise_id)
+                .ok_or_else(|| ApiError::not_found("As-User target user"))?;
+            if other.role == super::store::Role::ServiceAccount && other.id != token_user {
+                return Err(ApiError::forbidden(
+                    "access_denied_insufficient_permissions",
+                    "a service account cannot be the target of As-User",
+                ));
+            }
+            user = target;
+            as_user = Some(target);
+        }
+        drop(store);
+        Ok(Ctx {
+            user,
+            token_user,
+            as_user,
+            headers: parts.headers.clone(),
+            shared: state.clone(),
+        })
+    }
+}
+
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    Some(token.trim().to_string())
+}
+
+/// Query parameters; repeated keys keep the last value.
+pub type Query = axum::extract::Query<HashMap<String, String>>;
+
+/// A JSON object body; an empty body counts as `{}`.
+pub fn json_body(body: &Bytes) -> ApiResult<serde_json::Map<String, Value>> {
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(serde_json::Map::new());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(ApiError::bad_request(
+            "The request body must be a JSON object",
+        )),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "Could not parse JSON body: {e}"
+        ))),
+    }
+}
+
+/// An optional string field; another type is a 400.
+pub fn opt_str(body: &serde_json::Map<String, Value>, key: &str) -> ApiResult<Option<String>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(ApiError::invalid_parameter(
+            key,
+            format!("'{key}' must be a string"),
+        )),
+    }
+}
+
+pub fn opt_bool(body: &serde_json::Map<String, Value>, key: &str) -> ApiResult<Option<bool>> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(ApiError::invalid_parameter(
+            key,
+            format!("'{key}' must be a boolean"),
+        )),
+    }
+}
+
+/// An id given as a JSON string (Box's form) or number.
+pub fn id_value(v: &Value, key: &str) -> ApiResult<String> {
+    match v {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) if n.is_u64() => Ok(n.to_string()),
+        _ => Err(ApiError::invalid_parameter(
+            key,
+            format!("'{key}' must be an id string"),
+        )),
+    }
+}
+
+/// `{"parent": {"id": "..."}}` → the id string, if a parent is given.
+pub fn parent_id(body: &serde_json::Map<String, Value>) -> ApiResult<Option<String>> {
+    match body.get("parent") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(p)) => match p.get("id") {
+            Some(v) => Ok(Some(id_value(v, "parent.id")?)),
+            None => Err(ApiError::invalid_parameter(
+                "parent.id",
+                "'parent.id' is required",
+            )),
+        },
+        Some(_) => Err(ApiError::invalid_parameter(
+            "parent",
+            "'parent' must be an object",
+        )),
+    }
+}
+
+/// A JSON response with a status.
+pub fn json_response(status: u16, value: Value) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+        Json(value),
+    )
+        .into_response()
+}
+
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+pub fn not_modified() -> Response {
+    StatusCode::NOT_MODIFIED.into_response()
+}
+
+/// Parses a non-negative integer query parameter with a default.
+pub fn query_u64(q: &HashMap<String, String>, key: &str, default: u64) -> ApiResult<u64> {
+    match q.get(key) {
+        None => Ok(default),
+        Some(v) if v.is_empty() => Ok(default),
+        Some(v) => v.parse().map_err(|_| {
+            ApiError::invalid_parameter(key, format!("'{key}' must be a non-negative integer"))
+        }),
+    }
+}
+
+pub fn empty_body() -> Body {
+    Body::empty()
+}
+
+pub fn is_method(m: &Method, want: &str) -> bool {
+    m.as_str() == want
+}

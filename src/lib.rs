@@ -1,0 +1,5 @@
+//! boxfs: Box.com as a Linux filesystem. The crate holds the command line (`cli`), and the
+//! Box API emulator (`emulator`) that every test and benchmark runs against.
+
+pub mod cli;
+pub mod emulator;

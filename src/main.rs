@@ -1,0 +1,29 @@
+//! The `boxfs` binary: parses the command line and runs the subcommand.
+
+use clap::Parser;
+
+use boxfs::cli::{Cli, Command};
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("boxfs: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Emulator(args) => boxfs::cli::run_emulator(args).await,
+        }
+    });
+    if let Err(message) = result {
+        eprintln!("boxfs: {message}");
+        std::process::exit(1);
+    }
+}
