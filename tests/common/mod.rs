@@ -1,0 +1,126 @@
+//! Shared harness for integration tests: an in-process emulator that checks every JSON
+//! response it sends against Box's OpenAPI description, a reqwest client, and small
+//! request helpers. Dropping a `TestEmu` fails the test if any response broke the spec.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use boxfs::emulator::{Emulator, EmulatorConfig};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+
+pub fn openapi_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/box-openapi/openapi.json")
+}
+
+pub struct TestEmu {
+    pub emu: Option<Emulator>,
+    pub http: reqwest::Client,
+    pub base: String,
+    /// The admin's developer token.
+    pub token: String,
+}
+
+impl TestEmu {
+    pub async fn start() -> TestEmu {
+        Self::start_with(EmulatorConfig::default()).await
+    }
+
+    pub async fn start_with(mut config: EmulatorConfig) -> TestEmu {
+        let _ = env_logger::builder().is_test(true).try_init();
+        config.validate_responses = Some(openapi_path());
+        let emu = Emulator::start(config).await.expect("emulator starts");
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("http client");
+        TestEmu {
+            base: emu.base_url().to_string(),
+            token: emu.info.developer_token.clone(),
+            emu: Some(emu),
+            http,
+        }
+    }
+
+    pub fn emulator(&self) -> &Emulator {
+        self.emu.as_ref().expect("running")
+    }
+
+    /// `/2.0` + path.
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/2.0{}", self.base, path)
+    }
+
+    /// `/api/2.0` + path (the upload host).
+    pub fn upload(&self, path: &str) -> String {
+        format!("{}/api/2.0{}", self.base, path)
+    }
+
+    /// A request with the admin's token.
+    pub fn req(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, url).bearer_auth(&self.token)
+    }
+
+    /// Sends and returns status and JSON body (Null when empty or not JSON).
+    pub async fn send(rb: reqwest::RequestBuilder) -> (StatusCode, Value) {
+        let resp = rb.send().await.expect("request sent");
+        let status = resp.status();
+        let bytes = resp.bytes().await.expect("body read");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        Self::send(self.req(Method::GET, &self.api(path))).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        Self::send(self.req(Method::POST, &self.api(path)).json(&body)).await
+    }
+
+    pub async fn put_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        Self::send(self.req(Method::PUT, &self.api(path)).json(&body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        Self::send(self.req(Method::DELETE, &self.api(path))).await
+    }
+
+    /// Creates a folder and returns its id.
+    pub async fn mkdir(&self, parent: &str, name: &str) -> String {
+        let (status, body) = self.post_json("/folders", serde_json::json!({"name": name, "parent": {"id": parent}})).await;
+        assert_eq!(status, StatusCode::CREATED, "create folder {name}: {body}");
+        body["id"].as_str().expect("folder id").to_string()
+    }
+
+    /// Uploads a small file through the multipart endpoint and returns its JSON.
+    pub async fn upload_file(&self, parent: &str, name: &str, content: &[u8]) -> Value {
+        let attributes = serde_json::json!({"name": name, "parent": {"id": parent}}).to_string();
+        let form = reqwest::multipart::Form::new()
+            .text("attributes", attributes)
+            .part("file", reqwest::multipart::Part::bytes(content.to_vec()).file_name(name.to_string()));
+        let (status, body) = Self::send(self.req(Method::POST, &self.upload("/files/content")).multipart(form)).await;
+        assert_eq!(status, StatusCode::CREATED, "upload {name}: {body}");
+        body["entries"][0].clone()
+    }
+
+    /// Responses so far that broke Box's OpenAPI description.
+    pub fn violations(&self) -> Vec<String> {
+        self.emulator().conformance_violations()
+    }
+}
+
+impl Drop for TestEmu {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let violations = self.violations();
+        assert!(
+            violations.is_empty(),
+            "{} response(s) do not match Box's OpenAPI description:\n{}",
+            violations.len(),
+            violations.join("\n")
+        );
+    }
+}
