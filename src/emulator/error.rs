@@ -15,7 +15,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
-    pub context_info: Option<Value>,
+    /// Boxed to keep `Result<_, ApiError>` small.
+    pub context_info: Option<Box<Value>>,
     /// Extra response headers (Retry-After, WWW-Authenticate).
     pub headers: Vec<(header::HeaderName, String)>,
     /// OAuth endpoints answer `{error, error_description}` instead of a ClientError.
@@ -35,7 +36,7 @@ impl ApiError {
     }
 
     pub fn with_context(mut self, context: Value) -> Self {
-        self.context_info = Some(context);
+        self.context_info = Some(Box::new(context));
         self
     }
 
@@ -126,7 +127,7 @@ impl ApiError {
             "status": self.status.as_u16(),
             "code": self.code,
             "message": self.message,
-            "context_info": self.context_info.clone().unwrap_or(Value::Null),
+            "context_info": self.context_info.as_deref().cloned().unwrap_or(Value::Null),
             "help_url": HELP_URL,
             "request_id": request_id,
         })

@@ -91,6 +91,8 @@ pub struct RefreshToken {
     pub user: Id,
     pub client_id: String,
     pub expires_at: DateTime<Utc>,
+    /// The access token issued with it: revoking either one ends both.
+    pub access_token: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
