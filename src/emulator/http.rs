@@ -120,6 +120,7 @@ fn router(shared: AppState) -> Router {
     Router::new()
         .merge(super::auth::routes())
         .merge(super::users::routes())
+        .merge(super::collaborations::routes())
         .merge(super::folders::routes())
         .merge(super::files::routes())
         .merge(super::uploads::routes())

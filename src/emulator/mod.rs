@@ -7,6 +7,7 @@
 //! in-process through [`Emulator::knobs`] or over HTTP at `/_emulator/knobs`.
 
 pub mod auth;
+pub mod collaborations;
 pub mod conformance;
 pub mod demo;
 pub mod error;
