@@ -69,6 +69,11 @@ pub struct EmulatorArgs {
     /// Check every JSON response against this OpenAPI description and log mismatches.
     #[arg(long, value_name = "OPENAPI_JSON")]
     pub validate_responses: Option<PathBuf>,
+    /// Also answer HTTPS CONNECTs to Box's hosts (api.box.com, upload.box.com …) with a
+    /// certificate from a fresh CA written to this file, so unmodified clients reach the
+    /// emulator with HTTPS_PROXY=<base_url>.
+    #[arg(long, value_name = "CA_FILE")]
+    pub https_proxy_ca: Option<PathBuf>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -92,6 +97,7 @@ impl EmulatorArgs {
             longpoll_timeout_secs: self.longpoll_timeout,
             quota_bytes: self.quota,
             validate_responses: self.validate_responses.clone(),
+            https_proxy_ca: self.https_proxy_ca.clone(),
             knobs: Knobs {
                 latency_ms: self.latency_ms,
                 bandwidth: self.bandwidth,

@@ -79,6 +79,19 @@ pub async fn start(config: EmulatorConfig) -> StartResult<Emulator> {
         .as_ref()
         .map(|p| super::conformance::Validator::load(p))
         .transpose()?;
+    let interceptor = match &config.https_proxy_ca {
+        Some(path) => {
+            let i = super::intercept::Interceptor::new()?;
+            std::fs::write(path, &i.ca_pem).map_err(|e| {
+                StartError(format!(
+                    "cannot write the CA certificate to {}: {e}",
+                    path.display()
+                ))
+            })?;
+            Some(i)
+        }
+        None => None,
+    };
     let (events_tx, _) = tokio::sync::watch::channel(store.next_position);
     let bandwidth = Arc::new(AtomicU64::new(config.knobs.bandwidth));
     let shared = Arc::new(Shared {
@@ -91,11 +104,14 @@ pub async fn start(config: EmulatorConfig) -> StartResult<Emulator> {
         request_log,
         conformance,
         persist,
+        interceptor,
+        router: std::sync::OnceLock::new(),
     });
     if let Some(p) = &shared.persist {
         p.spawn_flusher(Arc::downgrade(&shared));
     }
     let app = router(shared.clone());
+    let _ = shared.router.set(app.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let emu_listener = EmuListener {
         inner: listener,
@@ -178,6 +194,9 @@ async fn middleware(State(sh): State<AppState>, req: Request, next: Next) -> Res
         .get::<ConnectInfo<ConnInfo>>()
         .map(|c| c.0.clone());
     let control = path.starts_with("/_emulator");
+    if method == Method::CONNECT {
+        return super::intercept::handle_connect(&sh, req);
+    }
 
     let knobs = sh.knobs();
     let mut response = None;

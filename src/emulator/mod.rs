@@ -15,6 +15,7 @@ pub mod events;
 pub mod files;
 pub mod folders;
 pub mod http;
+pub mod intercept;
 pub mod jwt_config;
 pub mod metadata;
 pub mod net;
@@ -58,6 +59,9 @@ pub struct EmulatorConfig {
     pub quota_bytes: i64,
     /// Validate every JSON response against this OpenAPI description.
     pub validate_responses: Option<PathBuf>,
+    /// Answer HTTPS `CONNECT`s to Box's hosts, writing the CA certificate clients must
+    /// trust to this file.
+    pub https_proxy_ca: Option<PathBuf>,
     pub knobs: Knobs,
 }
 
@@ -74,6 +78,7 @@ impl Default for EmulatorConfig {
             upload_session_ttl_secs: 7 * 24 * 3600,
             quota_bytes: 100 * 1024 * 1024 * 1024,
             validate_responses: None,
+            https_proxy_ca: None,
             knobs: Knobs::default(),
         }
     }
@@ -120,6 +125,9 @@ pub struct Shared {
     pub request_log: Option<Mutex<std::fs::File>>,
     pub conformance: Option<conformance::Validator>,
     pub persist: Option<persist::Persister>,
+    pub interceptor: Option<intercept::Interceptor>,
+    /// The router itself, for connections tunnelled through `CONNECT`.
+    pub router: std::sync::OnceLock<axum::Router>,
 }
 
 impl Shared {

@@ -1,0 +1,148 @@
+//! Answering for Box's own hosts, so that clients whose API URLs cannot be changed (rclone's
+//! Box backend is one) still reach the emulator: the emulator accepts HTTP `CONNECT` to
+//! `api.box.com`, `upload.box.com` and the other Box hosts, terminates TLS itself with a
+//! certificate from a CA made at start-up, and serves the tunnelled requests with its own
+//! router. Point a client at it with `HTTPS_PROXY=<base_url>` and have it trust the CA file.
+//! A `CONNECT` to any other host is refused: nothing is ever forwarded anywhere.
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::TlsAcceptor;
+
+use super::anyhow_like::{Result, StartError};
+use super::http::AppState;
+
+/// Hosts the emulator answers for (Box spreads its API over these).
+const BOX_HOSTS: [&str; 8] = [
+    "api.box.com",
+    "upload.box.com",
+    "account.box.com",
+    "app.box.com",
+    "dl.boxcloud.com",
+    "public.boxcloud.com",
+    "*.box.com",
+    "*.boxcloud.com",
+];
+
+pub struct Interceptor {
+    acceptor: TlsAcceptor,
+    /// The CA certificate (PEM) that clients must trust.
+    pub ca_pem: String,
+}
+
+fn err(e: impl std::fmt::Display) -> StartError {
+    StartError(format!("cannot set up the Box-host proxy: {e}"))
+}
+
+impl Interceptor {
+    /// Makes a fresh CA and a server certificate for Box's hosts signed by it.
+    pub fn new() -> Result<Interceptor> {
+        let ca_key = KeyPair::generate().map_err(err)?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "boxfs emulator CA");
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let leaf_key = KeyPair::generate().map_err(err)?;
+        let mut leaf_params =
+            CertificateParams::new(BOX_HOSTS.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+                .map_err(err)?;
+        leaf_params
+            .distinguished_name
+            .push(DnType::CommonName, "api.box.com");
+        let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer).map_err(err)?;
+
+        let chain = vec![
+            CertificateDer::from(leaf_cert.der().to_vec()),
+            CertificateDer::from(ca_cert.der().to_vec()),
+        ];
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(err)?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(err)?;
+        Ok(Interceptor {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            ca_pem: ca_cert.pem(),
+        })
+    }
+}
+
+fn is_box_host(host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    host == "box.com"
+        || host.ends_with(".box.com")
+        || host.ends_with(".boxcloud.com")
+        || host.ends_with(".box.net")
+}
+
+/// Answers a `CONNECT`: 200 and a TLS server on the tunnel for Box hosts, 403 otherwise.
+pub fn handle_connect(sh: &AppState, req: Request) -> Response {
+    let host = req
+        .uri()
+        .authority()
+        .map(|a| a.host().to_string())
+        .unwrap_or_default();
+    let (Some(interceptor), Some(router)) = (sh.interceptor.as_ref(), sh.router.get().cloned())
+    else {
+        return super::error::ApiError::new(
+            405,
+            "method_not_allowed",
+            "This emulator was started without --https-proxy-ca",
+        )
+        .into_response();
+    };
+    if !is_box_host(&host) {
+        return super::error::ApiError::new(
+            403,
+            "forbidden",
+            format!("The emulator only answers for Box hosts, not '{host}'"),
+        )
+        .into_response();
+    }
+    let acceptor = interceptor.acceptor.clone();
+    tokio::spawn(async move {
+        let upgraded = match hyper::upgrade::on(req).await {
+            Ok(u) => u,
+            Err(e) => {
+                log::debug!("emulator: CONNECT upgrade failed: {e}");
+                return;
+            }
+        };
+        let tls = match acceptor.accept(TokioIo::new(upgraded)).await {
+            Ok(t) => t,
+            Err(e) => {
+                log::debug!("emulator: TLS handshake for {host} failed: {e}");
+                return;
+            }
+        };
+        let service = TowerToHyperService::new(router);
+        if let Err(e) = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(tls), service)
+            .with_upgrades()
+            .await
+        {
+            log::debug!("emulator: tunnelled connection for {host} ended: {e}");
+        }
+    });
+    StatusCode::OK.into_response()
+}
