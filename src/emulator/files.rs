@@ -11,6 +11,9 @@
 //! the other methods of that path by the folders module, since two routers may not define
 //! the same path.
 
+// Handlers return Box's error JSON by value, as everywhere in the emulator.
+#![allow(clippy::result_large_err)]
+
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

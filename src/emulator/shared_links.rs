@@ -4,8 +4,11 @@
 //! `/shared/static/{token}.{ext}`, `GET /shared_items` and the `BoxApi` header that lets
 //! other endpoints reach an item (or anything under a shared folder) through its link.
 
+// Handlers return Box's error JSON by value, as everywhere in the emulator.
+#![allow(clippy::result_large_err)]
+
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Method};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -525,6 +528,7 @@ async fn vanity_page(State(sh): State<AppState>, Path(vanity): Path<String>) -> 
 async fn static_download(
     State(sh): State<AppState>,
     Path(file): Path<String>,
+    method: Method,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let now = Utc::now();
@@ -567,16 +571,18 @@ async fn static_download(
             .cloned()
             .ok_or_else(|| ApiError::internal("file has no version"))?;
         let name = item.name.clone();
-        let starts_at_zero = headers
-            .get(header::RANGE)
-            .and_then(|v| v.to_str().ok())
-            .is_none_or(|r| {
-                !matches!(
-                    super::files::parse_range(r, version.size),
-                    super::files::RangeOutcome::Partial(a, _) if a > 0
-                )
-            });
-        if starts_at_zero {
+        // A download is counted once: not for HEAD, nor for ranges that resume it.
+        let counts = method != Method::HEAD
+            && headers
+                .get(header::RANGE)
+                .and_then(|v| v.to_str().ok())
+                .is_none_or(|r| {
+                    !matches!(
+                        super::files::parse_range(r, version.size),
+                        super::files::RangeOutcome::Partial(a, _) if a > 0
+                    )
+                });
+        if counts {
             if let Some(link) = store.item_mut(id)?.shared_link.as_mut() {
                 link.download_count += 1;
             }
