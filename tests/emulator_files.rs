@@ -233,6 +233,7 @@ async fn get_file_standard_fields_and_conditional_get() {
     assert_eq!(body["path_collection"]["entries"][0]["id"], "0");
     assert_eq!(body["item_status"], "active");
     assert!(body.get("lock").is_none(), "lock is a full-only field");
+    assert_eq!(body.get("shared_link"), Some(&Value::Null));
 
     let (status, body) = get(&t, &format!("/files/{id}?fields=name,lock,extension")).await;
     assert_eq!(status, 200);
@@ -344,7 +345,7 @@ async fn bad_ids_and_bad_input_get_box_errors() {
     assert_eq!(body["name"], "a.txt");
     assert_eq!(body["lock"], Value::Null);
     assert_eq!(body["description"], "");
-    assert!(body.get("shared_link").is_none());
+    assert_eq!(body.get("shared_link"), Some(&Value::Null));
     assert_eq!(events_of(&t, &id), ["ITEM_UPLOAD"]);
 
     // No token, a bad token.
@@ -1679,7 +1680,8 @@ async fn shared_link_create_update_download_and_remove() {
     // Remove it.
     let (status, body) = put(&t, &path, json!({"shared_link": null})).await;
     assert_eq!(status, 200);
-    assert!(body.get("shared_link").is_none() || body["shared_link"].is_null());
+    // Present and null: the Python SDK's remove_shared_link() checks exactly that.
+    assert_eq!(body.get("shared_link"), Some(&Value::Null));
     assert!(!store(&t).shared_links.contains_key(&token));
     let (status, _, _) = raw(&t, Method::GET, &download_url, None, None, &[]).await;
     assert_eq!(status, 404);
@@ -1850,6 +1852,12 @@ async fn shared_link_rules_are_enforced() {
     let old_url = body["shared_link"]["url"].as_str().unwrap().to_string();
     let (status, _, _) = raw(&t, Method::GET, &old_url, None, None, &[]).await;
     assert_eq!(status, 404);
+    let (_, body) = get(&t, &path).await;
+    assert_eq!(
+        body["shared_link"],
+        Value::Null,
+        "an expired link is shown as none"
+    );
     let (_, body) = put(&t, &path, json!({"shared_link": {}})).await;
     assert_ne!(body["shared_link"]["url"], old_url);
     assert!(
