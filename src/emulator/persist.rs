@@ -368,7 +368,7 @@ mod tests {
         );
         let p = Persister::new(dir.path().join("d")).expect("new");
         std::fs::write(p.state_path(), b"{not json").expect("write");
-        let err = p.load().err().expect("fails");
+        let err = p.load().expect_err("fails");
         assert!(
             err.to_string().contains("is not a valid emulator state"),
             "{err}"
