@@ -9,6 +9,8 @@
 //!   or `if {type: null} else <schema>` around `$ref`/`allOf`/`oneOf` wrappers; the `if/else`
 //!   form, rather than `anyOf`, keeps the detailed errors of the non-null branch);
 //! - OpenAPI-only annotations (`example`, `discriminator`, `xml`, `x-…`) are dropped;
+//! - `oneOf` lists of object kinds are told apart by their `type` property, as Box means
+//!   them, instead of failing when a body fits two overlapping branches (see [`discriminate`]);
 //! - JSON Schema draft 7 is used: OAS 3.0 schemas use nothing where drafts 4 and 7 differ
 //!   (no `id`, no boolean `exclusiveMinimum`), and draft 7 has `if`/`else`;
 //! - a few known defects of the description are patched (see [`patch_known_defects`] and
@@ -287,6 +289,106 @@ fn drop_tags_min_items(schema: &mut Value) {
     }
 }
 
+/// The values a schema allows for an object's `type` property, looking through `$ref`s into
+/// the component schemas, `allOf` members and nullable wrappers. Empty when unconstrained.
+fn type_values(schemas: &Map<String, Value>, schema: &Value, depth: usize) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let Value::Object(m) = schema else {
+        return out;
+    };
+    if depth > 16 {
+        return out;
+    }
+    if let Some(Value::Array(values)) = m
+        .get("properties")
+        .and_then(|p| p.get("type"))
+        .and_then(|t| t.get("enum"))
+    {
+        out.extend(values.iter().filter_map(Value::as_str).map(str::to_string));
+    }
+    if let Some(target) = m
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+        .and_then(|name| schemas.get(name))
+    {
+        out.extend(type_values(schemas, target, depth + 1));
+    }
+    if let Some(Value::Array(members)) = m.get("allOf") {
+        for member in members {
+            out.extend(type_values(schemas, member, depth + 1));
+        }
+    }
+    if let Some(inner) = m.get("else") {
+        out.extend(type_values(schemas, inner, depth + 1));
+    }
+    out
+}
+
+/// Box's description uses `oneOf` for "one of these kinds of object", told apart by their
+/// `type` property, with overlapping branches (a file event source is a `File` and also a
+/// catch-all `GenericSource`; an integer metadata value is also a number). Under JSON Schema
+/// such a `oneOf` rejects valid bodies. So, where branches carry distinct `type` values, the
+/// branch is chosen by `type` (`if type is "file" then File`, with the untyped branches as
+/// the fallback for other types), which also keeps the chosen branch's detailed errors; any
+/// other `oneOf` is treated as `anyOf`.
+fn discriminate(schemas: &Map<String, Value>, value: &mut Value) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(|v| discriminate(schemas, v)),
+        Value::Object(m) => {
+            m.values_mut().for_each(|v| discriminate(schemas, v));
+            for key in ["oneOf", "anyOf"] {
+                let Some(Value::Array(branches)) = m.get(key) else {
+                    continue;
+                };
+                let typed: Vec<BTreeSet<String>> = branches
+                    .iter()
+                    .map(|b| type_values(schemas, b, 0))
+                    .collect();
+                let mut seen = BTreeSet::new();
+                let disjoint = typed
+                    .iter()
+                    .filter(|t| !t.is_empty())
+                    .all(|t| t.iter().all(|v| seen.insert(v.clone())));
+                if !disjoint || seen.is_empty() {
+                    if key == "oneOf" {
+                        if let Some(b) = m.remove("oneOf") {
+                            m.insert("anyOf".into(), b);
+                        }
+                    }
+                    continue;
+                }
+                let Some(Value::Array(branches)) = m.remove(key) else {
+                    continue;
+                };
+                let is_type = |values: &BTreeSet<String>| json!({"required": ["type"], "properties": {"type": {"enum": values}}});
+                let mut rules = Vec::new();
+                let mut fallback = Vec::new();
+                for (branch, values) in branches.into_iter().zip(typed) {
+                    if values.is_empty() {
+                        fallback.push(branch);
+                    } else {
+                        rules.push(json!({"if": is_type(&values), "then": branch}));
+                    }
+                }
+                let otherwise = if fallback.is_empty() {
+                    json!(false)
+                } else {
+                    json!({"anyOf": fallback})
+                };
+                rules.push(json!({"if": is_type(&seen), "else": otherwise}));
+                match m.get_mut("allOf") {
+                    Some(Value::Array(all)) => all.extend(rules),
+                    _ => {
+                        m.insert("allOf".into(), Value::Array(rules));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Builds the converted document: the component schemas and, per operation, only the
 /// JSON response schemas.
 fn convert_document(spec: &Value) -> Result<(Value, Vec<Operation>)> {
@@ -339,7 +441,13 @@ fn convert_document(spec: &Value) -> Result<(Value, Vec<Operation>)> {
         }
         out_paths.insert(key.clone(), Value::Object(out_item));
     }
-    let doc = json!({"components": {"schemas": schemas}, "paths": out_paths});
+    let mut paths = Value::Object(out_paths);
+    let lookup = schemas.clone();
+    for schema in schemas.values_mut() {
+        discriminate(&lookup, schema);
+    }
+    discriminate(&lookup, &mut paths);
+    let doc = json!({"components": {"schemas": schemas}, "paths": paths});
     Ok((doc, operations))
 }
 
@@ -560,14 +668,17 @@ impl Validator {
     }
 }
 
+/// Shortens a message that quotes a large instance, keeping both ends (the instance starts
+/// it, the reason ends it).
 fn truncate(s: &str) -> String {
-    if s.chars().count() <= MAX_MESSAGE_CHARS {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(MAX_MESSAGE_CHARS).collect();
-        t.push('…');
-        t
+    let n = s.chars().count();
+    if n <= MAX_MESSAGE_CHARS {
+        return s.to_string();
     }
+    let tail = MAX_MESSAGE_CHARS / 2;
+    let head: String = s.chars().take(MAX_MESSAGE_CHARS - tail).collect();
+    let end: String = s.chars().skip(n - tail).collect();
+    format!("{head} … {end}")
 }
 
 #[cfg(test)]
@@ -771,6 +882,47 @@ mod tests {
             found,
             vec![r#"PUT /things/{thing_id} 200: (body): "a" is a required property"#]
         );
+    }
+
+    #[test]
+    fn one_of_branches_are_chosen_by_type() {
+        let event = |source: Value| {
+            json!({"chunk_size": 1, "next_stream_position": "5", "entries": [{
+                "type": "event", "event_id": "f82c3ba03e41f7e8a7608363cc6c0390183c3f83",
+                "created_by": user_mini(), "created_at": "2012-12-12T10:53:43-08:00",
+                "recorded_at": "2012-12-12T10:53:43-08:00", "event_type": "ITEM_UPLOAD",
+                "session_id": "70090280850c8d2a1933c1", "source": source
+            }]})
+        };
+        // A file source is a File (and would also be a GenericSource under a plain oneOf).
+        assert_eq!(
+            check("GET", "/2.0/events", 200, &event(file_full())),
+            Vec::<String>::new()
+        );
+        let mut bad = file_full();
+        bad["size"] = json!("big");
+        let v = check("GET", "/2.0/events", 200, &event(bad));
+        assert!(
+            v.iter().any(|l| l.contains(": /entries/0/source/size: ")),
+            "{v:#?}"
+        );
+        // Sources of other kinds fall back to the untyped branches.
+        let other = json!({"type": "collaboration", "id": "1"});
+        assert_eq!(
+            check("GET", "/2.0/events", 200, &event(other)),
+            Vec::<String>::new()
+        );
+
+        // Overlapping untyped branches behave as anyOf.
+        let spec = json!({
+            "components": {"schemas": {}},
+            "paths": {"/n": {"get": {"responses": {"200": {"content": {"application/json": {
+                "schema": {"oneOf": [{"type": "number"}, {"type": "integer"}]}
+            }}}}}}}
+        });
+        let v = Validator::from_spec(&spec).expect("loads");
+        assert!(v.check_body("GET", "/2.0/n", 200, b"5").is_empty());
+        assert!(!v.check_body("GET", "/2.0/n", 200, b"\"x\"").is_empty());
     }
 
     #[test]
