@@ -20,8 +20,9 @@
 //! compiled validators are cached per schema location.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method};
@@ -451,35 +452,26 @@ fn convert_document(spec: &Value) -> Result<(Value, Vec<Operation>)> {
     Ok((doc, operations))
 }
 
-/// Checks responses against Box's OpenAPI description and collects the mismatches.
-pub struct Validator {
+/// A converted description: immutable once loaded, shared by every validator loaded from the
+/// same file in this process (the test suite starts many emulators).
+struct Spec {
     registry: Registry,
     /// (method, normalized OpenAPI path without `#variation`) → operations (variations).
     operations: HashMap<(String, String), Vec<Operation>>,
     /// Schema location → compiled validator (`None`: the schema did not compile).
     compiled: Mutex<HashMap<String, Option<Arc<jsonschema::Validator>>>>,
-    violations: Mutex<Vec<String>>,
 }
 
-impl Validator {
-    /// Loads and converts an OpenAPI 3.0 description (JSON).
-    pub fn load(path: &Path) -> Result<Validator> {
-        let text = std::fs::read(path).map_err(|e| {
-            StartError(format!(
-                "cannot read OpenAPI description {}: {e}",
-                path.display()
-            ))
-        })?;
-        let spec: Value = serde_json::from_slice(&text).map_err(|e| {
-            StartError(format!(
-                "OpenAPI description {} is not JSON: {e}",
-                path.display()
-            ))
-        })?;
-        Self::from_spec(&spec)
-    }
+/// Descriptions loaded so far: (path, modification time, length) → converted description.
+type SpecCache = Mutex<HashMap<(PathBuf, Option<SystemTime>, u64), Arc<Spec>>>;
 
-    pub fn from_spec(spec: &Value) -> Result<Validator> {
+fn spec_cache() -> &'static SpecCache {
+    static CACHE: OnceLock<SpecCache> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+impl Spec {
+    fn new(spec: &Value) -> Result<Spec> {
         let (doc, ops) = convert_document(spec)?;
         let registry = Registry::options()
             .draft(Draft::Draft7)
@@ -497,12 +489,67 @@ impl Validator {
         for variations in operations.values_mut() {
             variations.sort_by_key(|op| (op.key.contains('#'), op.key.clone()));
         }
-        Ok(Validator {
+        Ok(Spec {
             registry,
             operations,
             compiled: Mutex::new(HashMap::new()),
-            violations: Mutex::new(Vec::new()),
         })
+    }
+}
+
+/// Checks responses against Box's OpenAPI description and collects the mismatches.
+pub struct Validator {
+    spec: Arc<Spec>,
+    violations: Mutex<Vec<String>>,
+}
+
+impl Validator {
+    /// Loads and converts an OpenAPI 3.0 description (JSON); a description already loaded
+    /// in this process is reused.
+    pub fn load(path: &Path) -> Result<Validator> {
+        let meta = std::fs::metadata(path).map_err(|e| {
+            StartError(format!(
+                "cannot read OpenAPI description {}: {e}",
+                path.display()
+            ))
+        })?;
+        let key = (
+            path.canonicalize().unwrap_or_else(|_| path.to_path_buf()),
+            meta.modified().ok(),
+            meta.len(),
+        );
+        // Held while loading, so parallel starts load the description once.
+        let mut cache = spec_cache().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(spec) = cache.get(&key) {
+            return Ok(Validator::with_spec(spec.clone()));
+        }
+        let text = std::fs::read(path).map_err(|e| {
+            StartError(format!(
+                "cannot read OpenAPI description {}: {e}",
+                path.display()
+            ))
+        })?;
+        let value: Value = serde_json::from_slice(&text).map_err(|e| {
+            StartError(format!(
+                "OpenAPI description {} is not JSON: {e}",
+                path.display()
+            ))
+        })?;
+        let spec = Arc::new(Spec::new(&value)?);
+        cache.insert(key, spec.clone());
+        Ok(Validator::with_spec(spec))
+    }
+
+    /// A validator for a description given as a value (not cached).
+    pub fn from_spec(spec: &Value) -> Result<Validator> {
+        Ok(Validator::with_spec(Arc::new(Spec::new(spec)?)))
+    }
+
+    fn with_spec(spec: Arc<Spec>) -> Validator {
+        Validator {
+            spec,
+            violations: Mutex::new(Vec::new()),
+        }
     }
 
     /// Checks one response of the route `template` (axum's matched path). JSON bodies are
@@ -552,7 +599,7 @@ impl Validator {
             method.to_ascii_lowercase(),
             normalize(openapi_path(template)),
         );
-        self.operations.get(&key)
+        self.spec.operations.get(&key)
     }
 
     fn find_violations(
@@ -634,6 +681,7 @@ impl Validator {
     /// The compiled validator for a schema location, compiled on first use.
     fn compiled(&self, pointer: &str) -> Option<Arc<jsonschema::Validator>> {
         if let Some(v) = self
+            .spec
             .compiled
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -643,7 +691,7 @@ impl Validator {
         }
         let built = jsonschema::options()
             .with_draft(Draft::Draft7)
-            .with_registry(self.registry.clone())
+            .with_registry(self.spec.registry.clone())
             .build(&json!({ "$ref": pointer }));
         let entry = match built {
             Ok(v) => Some(Arc::new(v)),
@@ -652,7 +700,8 @@ impl Validator {
                 None
             }
         };
-        self.compiled
+        self.spec
+            .compiled
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(pointer.to_string(), entry.clone());
