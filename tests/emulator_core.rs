@@ -17,8 +17,16 @@ async fn core_responses_conform() {
     assert_eq!(me["type"], "user");
     assert_eq!(me["id"], t.emulator().info.user_id.as_str());
 
-    let (status, _) = t.get("/users/me?fields=enterprise,role").await;
+    let every_field = "name,login,created_at,modified_at,language,timezone,space_amount,\
+        space_used,max_upload_size,status,job_title,phone,address,avatar_url,role,\
+        is_platform_access_only,external_app_user_id,enterprise";
+    let (status, full) = t.get(&format!("/users/me?fields={every_field}")).await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        full["enterprise"]["id"],
+        t.emulator().info.enterprise_id.as_str()
+    );
+    assert_eq!(full["role"], "admin");
 
     let (status, user) = t
         .post_json(
