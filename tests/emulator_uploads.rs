@@ -1,179 +1,18 @@
 //! The emulator's upload paths over real HTTP: multipart uploads of new files and versions
-//! (field names, chunked bodies, part order, Content-MD5, clashes, If-Match, quota, locks,
-//! a large single-request upload), the preflight check, and chunked upload sessions end to
-//! end with their error cases. Stored content is checked in the emulator's blob store.
+//! (field names, chunked bodies, part order, Content-MD5, clashes, If-Match, quota, locks),
+//! the preflight check, and chunked upload sessions end to end with their error cases.
+//! Stored content is checked in the emulator's blob store. The large single-request upload
+//! has its own test binary (`emulator_uploads_large`).
 
 mod common;
+mod upload_helpers;
 
-use base64::Engine;
-use boxfs::emulator::store::{ItemKind, Lock};
+use boxfs::emulator::store::Lock;
 use boxfs::emulator::{EmulatorConfig, Knobs};
-use bytes::Bytes;
 use common::TestEmu;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sha1::{Digest, Sha1};
-
-const BOUNDARY: &str = "----boxfs-test-boundary-7d3a91";
-
-fn sha1_hex(data: &[u8]) -> String {
-    hex::encode(Sha1::digest(data))
-}
-
-fn sha1_b64(data: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(Sha1::digest(data))
-}
-
-/// Content that differs from offset to offset: a 1 MiB pseudo-random block, rotated by a
-/// different amount for every MiB.
-struct Pattern {
-    block: Vec<u8>,
-}
-
-impl Pattern {
-    fn new() -> Pattern {
-        let mut x: u32 = 0x1234_5678;
-        let block = (0..1 << 20)
-            .map(|_| {
-                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (x >> 24) as u8
-            })
-            .collect();
-        Pattern { block }
-    }
-    /// The `i`-th MiB of the content.
-    fn mib(&self, i: usize) -> Vec<u8> {
-        let r = (i * 7919) % self.block.len();
-        let mut v = self.block[r..].to_vec();
-        v.extend_from_slice(&self.block[..r]);
-        v
-    }
-    /// The first `len` bytes of the content.
-    fn bytes(&self, len: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(len);
-        let mut i = 0;
-        while out.len() < len {
-            let m = self.mib(i);
-            let take = m.len().min(len - out.len());
-            out.extend_from_slice(&m[..take]);
-            i += 1;
-        }
-        out
-    }
-}
-
-/// A multipart upload through reqwest's form builder, with the content in field `field`.
-async fn upload_form(
-    t: &TestEmu,
-    path: &str,
-    attributes: Value,
-    field: &str,
-    content: &[u8],
-    headers: &[(&str, &str)],
-) -> (StatusCode, Value) {
-    let form = reqwest::multipart::Form::new()
-        .text("attributes", attributes.to_string())
-        .part(
-            field.to_string(),
-            reqwest::multipart::Part::bytes(content.to_vec()).file_name("unused"),
-        );
-    let mut rb = t.req(Method::POST, &t.upload(path)).multipart(form);
-    for (k, v) in headers {
-        rb = rb.header(*k, *v);
-    }
-    TestEmu::send(rb).await
-}
-
-fn part_header(name: &str, file: bool) -> String {
-    if file {
-        format!(
-            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"x\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-        )
-    } else {
-        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
-    }
-}
-
-/// A hand-built multipart body with the parts in the given order.
-fn raw_multipart(parts: &[(&str, bool, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, file, data) in parts {
-        out.extend_from_slice(part_header(name, *file).as_bytes());
-        out.extend_from_slice(data);
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    out
-}
-
-fn multipart_type() -> String {
-    format!("multipart/form-data; boundary={BOUNDARY}")
-}
-
-/// Sends a multipart body as a stream of chunks: no Content-Length, chunked encoding.
-async fn upload_streamed(
-    t: &TestEmu,
-    path: &str,
-    attributes: Value,
-    chunks: impl Iterator<Item = Vec<u8>> + Send + 'static,
-) -> (StatusCode, Value) {
-    let head = format!(
-        "{}{}\r\n{}",
-        part_header("attributes", false),
-        attributes,
-        part_header("file", true)
-    );
-    let tail = format!("\r\n--{BOUNDARY}--\r\n");
-    let stream = futures_util::stream::iter(
-        std::iter::once(head.into_bytes())
-            .chain(chunks)
-            .chain(std::iter::once(tail.into_bytes()))
-            .map(|c| Ok::<Bytes, std::io::Error>(Bytes::from(c))),
-    );
-    let rb = t
-        .req(Method::POST, &t.upload(path))
-        .header("content-type", multipart_type())
-        .body(reqwest::Body::wrap_stream(stream));
-    TestEmu::send(rb).await
-}
-
-fn root(t: &TestEmu) -> u64 {
-    let store = t.emulator().shared.store();
-    store.users[&store.admin].root_folder
-}
-
-/// A folder made directly in the store (the folder endpoints are not under test here).
-fn make_folder(t: &TestEmu, parent: u64, name: &str) -> String {
-    let mut store = t.emulator().shared.store();
-    let owner = store.admin;
-    let item = store.new_item(
-        ItemKind::Folder,
-        name,
-        parent,
-        owner,
-        owner,
-        chrono::Utc::now(),
-    );
-    store.insert_item(item).to_string()
-}
-
-/// The current content of a file, read from the emulator's blob store.
-fn stored_content(t: &TestEmu, file_id: &str) -> Bytes {
-    let store = t.emulator().shared.store();
-    let item = &store.items[&file_id.parse::<u64>().unwrap()];
-    let sha1 = &item.current_version().expect("a version").sha1;
-    store.blob(sha1).expect("blob stored")
-}
-
-fn child_count(t: &TestEmu, folder: u64) -> usize {
-    t.emulator().shared.store().active_children(folder).len()
-}
-
-fn last_event(t: &TestEmu) -> (String, Value) {
-    let store = t.emulator().shared.store();
-    let e = store.events.last().expect("an event");
-    (e.event_type.clone(), e.source.clone())
-}
+use upload_helpers::*;
 
 // ---------------------------------------------------------------------------------------
 // Multipart uploads
@@ -556,35 +395,6 @@ async fn quota_is_enforced() {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-}
-
-/// ~200 MB in one request with chunked encoding: accepted, hashed right, stored whole.
-#[tokio::test]
-async fn large_single_request_upload() {
-    let t = TestEmu::start().await;
-    let p = std::sync::Arc::new(Pattern::new());
-    const MIBS: usize = 200;
-    let mut h = Sha1::new();
-    for i in 0..MIBS {
-        h.update(p.mib(i));
-    }
-    let want = hex::encode(h.finalize());
-    let gen = p.clone();
-    let (status, body) = upload_streamed(
-        &t,
-        "/files/content?fields=sha1,size",
-        json!({"name": "large.bin", "parent": {"id": "0"}}),
-        (0..MIBS).map(move |i| gen.mib(i)),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let e = &body["entries"][0];
-    assert_eq!(e["size"], (MIBS << 20) as u64);
-    assert_eq!(e["sha1"], want);
-    let stored = stored_content(&t, e["id"].as_str().unwrap());
-    assert_eq!(stored.len(), MIBS << 20);
-    assert_eq!(sha1_hex(&stored), want);
-    assert_eq!(&stored[5 << 20..6 << 20], &p.mib(5)[..]);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -570,11 +570,21 @@ async fn commit(ctx: Ctx, Path(id): Path<String>, q: Query, body: Bytes) -> ApiR
             s.pending_commit_polls -= 1;
             return Ok((StatusCode::ACCEPTED, [(header::RETRY_AFTER, "1")]).into_response());
         }
-        let pieces: Vec<Bytes> = s
+        // Part bytes are not persisted: after a restart a session has its parts' records
+        // but not their bytes, and can only fail, as Box's `upload_failed`.
+        let pieces: Option<Vec<Bytes>> = s
             .parts
             .keys()
-            .map(|o| store.session_data[&(id.clone(), *o)].clone())
+            .map(|o| store.session_data.get(&(id.clone(), *o)).cloned())
             .collect();
+        let Some(pieces) = pieces else {
+            drop_parts(store, &id);
+            return Err(ApiError::new(
+                410,
+                "upload_failed",
+                "The upload session lost its parts; start a new session",
+            ));
+        };
         (target, pieces)
     };
 
