@@ -994,7 +994,7 @@ async fn abort_removes_the_session() {
 #[tokio::test]
 async fn expired_session_is_gone() {
     let t = TestEmu::start_with(EmulatorConfig {
-        upload_session_ttl_secs: 1,
+        upload_session_ttl_secs: 2,
         ..Default::default()
     })
     .await;
@@ -1012,11 +1012,58 @@ async fn expired_session_is_gone() {
     let digest = format!("sha={}", sha1_b64(&first));
     let (s, _) = put_part(&t, url, first.clone(), &range(0, ps, SESSION_SIZE), &digest).await;
     assert_eq!(s, StatusCode::OK);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     let (s, body) = put_part(&t, url, first, &range(0, ps, SESSION_SIZE), &digest).await;
     assert_eq!(s, StatusCode::GONE, "{body}");
     assert_eq!(body["code"], "session_expired");
     let (s, body) = TestEmu::send(t.req(Method::GET, url)).await;
     assert_eq!(s, StatusCode::GONE, "{body}");
     assert!(t.emulator().shared.store().session_data.is_empty());
+}
+
+#[test]
+fn part_size_grows_with_the_file() {
+    use boxfs::emulator::uploads::{part_size_for, MIN_SESSION_FILE_SIZE};
+    const MIB: u64 = 1 << 20;
+    assert_eq!(part_size_for(MIN_SESSION_FILE_SIZE), 8 * MIB);
+    assert_eq!(part_size_for(160_000_000), 8 * MIB);
+    assert_eq!(part_size_for(1_000_000_000), 8 * MIB);
+    assert_eq!(part_size_for(1 << 30), 32 * MIB);
+    assert_eq!(part_size_for(50_000_000_000), 64 * MIB);
+    // Even the largest file stays far below Box's 10,000-part listing limit.
+    assert!((53_687_091_200u64).div_ceil(part_size_for(53_687_091_200)) < 10_000);
+}
+
+#[tokio::test]
+async fn create_file_is_an_upload_for_other_modules() {
+    let t = TestEmu::start().await;
+    let root = root(&t);
+    let id = {
+        let mut store = t.emulator().shared.store();
+        let admin = store.admin;
+        let id = boxfs::emulator::uploads::create_file(
+            &mut store,
+            admin,
+            root,
+            "made.txt",
+            bytes::Bytes::from_static(b"made in the store"),
+        )
+        .unwrap();
+        // The same checks as an upload: the name is now taken.
+        let again = boxfs::emulator::uploads::create_file(
+            &mut store,
+            admin,
+            root,
+            "MADE.txt",
+            bytes::Bytes::from_static(b"x"),
+        );
+        assert_eq!(again.unwrap_err().status.as_u16(), 409);
+        id
+    };
+    assert_eq!(
+        stored_content(&t, &id.to_string()),
+        &b"made in the store"[..]
+    );
+    assert_eq!(last_event(&t).0, "ITEM_UPLOAD");
+    assert_eq!(child_count(&t, root), 1);
 }

@@ -281,6 +281,31 @@ pub fn commit_content(
     Ok(id)
 }
 
+/// Creates file `name` in folder `parent` (its real id) with `content`, as an upload by
+/// `user` would (all checks, `ITEM_UPLOAD` event). For the demo tree and tests.
+pub fn create_file(
+    store: &mut Store,
+    user: Id,
+    parent: Id,
+    name: &str,
+    content: Bytes,
+) -> ApiResult<Id> {
+    let sha1 = sha1_hex(&content);
+    let target = Target::NewFile {
+        parent,
+        name: name.to_string(),
+    };
+    commit_content(
+        store,
+        user,
+        &target,
+        content,
+        &sha1,
+        &UploadAttrs::default(),
+        Utc::now(),
+    )
+}
+
 /// `S.Files` with the one uploaded file, honouring `fields=`.
 pub fn files_json(store: &Store, id: Id, viewer: Id, fields: &Fields) -> ApiResult<Value> {
     let item = store.item(id)?;
