@@ -140,10 +140,15 @@ fn fragment_escape(segment: &str) -> String {
 
 /// The OpenAPI path of a matched route: without the `/2.0` or `/api/2.0` prefix.
 fn openapi_path(template: &str) -> &str {
-    template
+    let path = template
         .strip_prefix("/api/2.0")
         .or_else(|| template.strip_prefix("/2.0"))
-        .unwrap_or(template)
+        .unwrap_or(template);
+    // Box's Python SDK sends its preflight to `/files/content/`: the same operation.
+    match path.strip_suffix('/') {
+        Some(p) if !p.is_empty() => p,
+        _ => path,
+    }
 }
 
 /// Path templates compare with their parameter names blanked: `/files/{}`.
@@ -266,6 +271,16 @@ fn patch_known_defects(schemas: &mut Map<String, Value>) {
     {
         let inner = link.take();
         *link = json!({"if": {"type": "null"}, "else": inner});
+    }
+    // Upload and preflight conflicts carry the conflicting file as ONE object at Box
+    // (observed in real responses; rclone's Box backend decodes an object), while the
+    // description says array: accept both.
+    if let Some(conflicts) = schemas
+        .get_mut("ConflictError")
+        .and_then(|s| s.pointer_mut("/allOf/1/properties/context_info/properties/conflicts"))
+    {
+        let array = conflicts.take();
+        *conflicts = json!({"anyOf": [array, {"$ref": "#/components/schemas/FileConflict"}]});
     }
     // `tags` carries the request-side `minItems: 1`; an item without tags has `[]`.
     for schema in schemas.values_mut() {
