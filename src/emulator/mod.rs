@@ -188,6 +188,8 @@ impl Emulator {
     }
 
     async fn stop_inner(&mut self) {
+        // Held long-polls answer `reconnect` at once instead of delaying the shutdown.
+        self.shared.events_tx.send_replace(events::STOPPING);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -227,6 +229,7 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
+            self.shared.events_tx.send_replace(events::STOPPING);
             let _ = tx.send(());
         }
     }

@@ -349,6 +349,18 @@ pub struct Store {
     /// parent → children (active and trashed).
     #[serde(skip)]
     pub children: HashMap<Id, Vec<Id>>,
+    /// Realtime long-poll channels handed out by `OPTIONS /events`: channel → listener.
+    /// Not persisted; after a restart a poll on an old channel is told to reconnect.
+    #[serde(skip)]
+    pub realtime_channels: HashMap<String, RealtimeChannel>,
+}
+
+/// Who listens on a realtime channel, and for which stream.
+#[derive(Debug, Clone)]
+pub struct RealtimeChannel {
+    pub user: Id,
+    pub stream_type: String,
+    pub last_used: DateTime<Utc>,
 }
 
 /// Box's name rules: 1–255 characters, no `/` or `\`, no control characters, no trailing
