@@ -152,7 +152,10 @@ async fn changes_stream_leaves_out_downloads_previews_and_shares() {
         ]
     );
     let changes = events(&t, "stream_type=changes").await;
-    assert_eq!(types(&changes), ["ITEM_UPLOAD", "ITEM_RENAME", "ITEM_TRASH"]);
+    assert_eq!(
+        types(&changes),
+        ["ITEM_UPLOAD", "ITEM_RENAME", "ITEM_TRASH"]
+    );
     assert_eq!(
         changes["next_stream_position"], all["next_stream_position"],
         "both streams end at the latest position"
@@ -173,12 +176,7 @@ async fn each_user_sees_only_their_events() {
     assert_eq!(admin_view["chunk_size"], 1);
     assert_eq!(admin_view["entries"][0]["source"]["name"], "mine");
 
-    let (status, body) = TestEmu::send(
-        t.http
-            .get(t.api("/events"))
-            .bearer_auth(&bob_token),
-    )
-    .await;
+    let (status, body) = TestEmu::send(t.http.get(t.api("/events")).bearer_auth(&bob_token)).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["chunk_size"], 1);
     assert_eq!(body["entries"][0]["source"]["id"], theirs.to_string());
@@ -291,7 +289,10 @@ async fn options_lists_one_realtime_server() {
     assert_eq!(server["max_retries"], "10");
     assert!(server["retry_timeout"].as_u64().unwrap() >= 610);
     let url = server["url"].as_str().unwrap();
-    assert!(url.starts_with(&format!("{}/subscribe?channel=", t.base)), "{url}");
+    assert!(
+        url.starts_with(&format!("{}/subscribe?channel=", t.base)),
+        "{url}"
+    );
     assert!(url.ends_with("&stream_type=all"), "{url}");
     let changes = options(&t, &t.token, "?stream_type=changes").await;
     assert!(changes["entries"][0]["url"]
@@ -299,7 +300,10 @@ async fn options_lists_one_realtime_server() {
         .unwrap()
         .ends_with("stream_type=changes"));
     let other = options(&t, &t.token, "").await;
-    assert_ne!(other["entries"][0]["url"], server["url"], "fresh channel each time");
+    assert_ne!(
+        other["entries"][0]["url"], server["url"],
+        "fresh channel each time"
+    );
 
     let (status, _) = TestEmu::send(t.http.request(Method::OPTIONS, t.api("/events"))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -408,7 +412,11 @@ async fn long_poll_ignores_other_users_and_filtered_events() {
     // A download is not a change; another user's folder is not ours.
     fx::event(&t, "ITEM_DOWNLOAD", me, file);
     fx::folder(&t, bob, fx::root(&t, bob), "bobs");
-    let (_, body) = poll(&t, &format!("{changes_url}&stream_position={pos_after_upload}")).await;
+    let (_, body) = poll(
+        &t,
+        &format!("{changes_url}&stream_position={pos_after_upload}"),
+    )
+    .await;
     assert_eq!(body["message"], "reconnect");
     let (_, body) = poll(&t, &format!("{all_url}&stream_position={pos_after_upload}")).await;
     assert_eq!(body["message"], "new_change");
