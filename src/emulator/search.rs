@@ -376,7 +376,10 @@ struct MdFilter {
 }
 
 fn md_err(message: impl Into<String>) -> ApiError {
-    invalid("mdfilters", message)
+    invalid(
+        "mdfilters",
+        format!("Invalid 'mdfilters': {}", message.into()),
+    )
 }
 
 fn parse_mdfilters(store: &Store, raw: &str) -> ApiResult<MdFilter> {
