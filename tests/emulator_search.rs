@@ -310,7 +310,7 @@ async fn filters_narrow_the_results() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["id"] == tr.old.to_string())
+        .find(|e| e["id"].as_str() == Some(tr.old.to_string().as_str()))
         .unwrap()
         .clone();
     assert_eq!(trashed["item_status"], "trashed");
