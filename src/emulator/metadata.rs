@@ -8,6 +8,8 @@
 //! operation changes nothing. Each change bumps the instance's `$version` and records a
 //! METADATA_INSTANCE_* event; the item's own etag does not move (metadata is not content).
 
+use std::collections::BTreeMap;
+
 use axum::extract::Path;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -75,6 +77,25 @@ pub fn instance_json(item: &Item, inst: &MetadataInstance) -> Value {
         v[k.as_str()] = val.clone();
     }
     v
+}
+
+/// The instances a copy of `item` carries (for the copy endpoints): those whose template
+/// sets `copyInstanceOnItemCopy`, as fresh instances at `$version` 0. Box copies no
+/// metadata otherwise, `global.properties` included.
+pub fn instances_for_copy(store: &Store, item: &Item) -> BTreeMap<String, MetadataInstance> {
+    item.metadata
+        .iter()
+        .filter(|(_, inst)| {
+            find_template(store, &inst.scope, &inst.template)
+                .is_some_and(|t| t.copy_instance_on_item_copy)
+        })
+        .map(|(k, inst)| {
+            let mut copy = inst.clone();
+            copy.id = uuid::Uuid::new_v4().to_string();
+            copy.version = 0;
+            (k.clone(), copy)
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1157,6 +1178,35 @@ mod tests {
             apply_patch(&tpl(), &values, &json!({"op": "add"})),
             Err(PatchError::Malformed(_))
         ));
+    }
+
+    #[test]
+    fn copies_carry_only_instances_of_templates_that_ask_for_it() {
+        let mut store = Store::default();
+        let mut tpl = properties_template();
+        tpl.scope = "enterprise_1".into();
+        tpl.template_key = "kept".into();
+        tpl.copy_instance_on_item_copy = true;
+        store.templates.insert("enterprise_1/kept".into(), tpl);
+        let mut item = store.new_item(ItemKind::File, "a", 1, 1, 1, Utc::now());
+        for (scope, key) in [("enterprise_1", "kept"), ("global", "properties")] {
+            item.metadata.insert(
+                format!("{scope}/{key}"),
+                MetadataInstance {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    scope: scope.into(),
+                    template: key.into(),
+                    version: 3,
+                    type_version: 0,
+                    values: Map::new(),
+                },
+            );
+        }
+        let copied = instances_for_copy(&store, &item);
+        assert_eq!(copied.keys().collect::<Vec<_>>(), ["enterprise_1/kept"]);
+        let c = &copied["enterprise_1/kept"];
+        assert_eq!(c.version, 0);
+        assert_ne!(c.id, item.metadata["enterprise_1/kept"].id);
     }
 
     #[test]

@@ -213,24 +213,60 @@ fn parse_query(query: &str) -> Option<Expr> {
     expr
 }
 
-/// The searchable texts of one item, as word lists.
+/// A searchable text: lower-cased once, with the byte ranges of its words.
+struct Text {
+    lower: String,
+    spans: Vec<(usize, usize)>,
+}
+
+impl Text {
+    fn new(text: &str) -> Text {
+        let lower = text.to_lowercase();
+        let mut spans = Vec::new();
+        let mut start = None;
+        for (i, c) in lower.char_indices() {
+            match (c.is_alphanumeric(), start) {
+                (true, None) => start = Some(i),
+                (false, Some(s)) => {
+                    spans.push((s, i));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(s) = start {
+            spans.push((s, lower.len()));
+        }
+        Text { lower, spans }
+    }
+
+    fn word(&self, i: usize) -> &str {
+        let (a, b) = self.spans[i];
+        &self.lower[a..b]
+    }
+
+    fn has_word(&self, w: &str) -> bool {
+        (0..self.spans.len()).any(|i| self.word(i).starts_with(w))
+    }
+
+    fn has_phrase(&self, phrase: &[String]) -> bool {
+        let n = phrase.len();
+        n <= self.spans.len()
+            && (0..=self.spans.len() - n)
+                .any(|start| (0..n).all(|j| self.word(start + j) == phrase[j]))
+    }
+}
+
+/// The searchable texts of one item, each with its relevance weight.
 struct Texts {
-    fields: Vec<(Vec<String>, u32)>,
-}
-
-fn has_word(text: &[String], w: &str) -> bool {
-    text.iter().any(|t| t.starts_with(w))
-}
-
-fn has_phrase(text: &[String], phrase: &[String]) -> bool {
-    phrase.len() <= text.len() && text.windows(phrase.len()).any(|win| win == phrase)
+    fields: Vec<(Text, u32)>,
 }
 
 impl Texts {
     fn matches(&self, e: &Expr) -> bool {
         match e {
-            Expr::Word(w) => self.fields.iter().any(|(t, _)| has_word(t, w)),
-            Expr::Phrase(p) => self.fields.iter().any(|(t, _)| has_phrase(t, p)),
+            Expr::Word(w) => self.fields.iter().any(|(t, _)| t.has_word(w)),
+            Expr::Phrase(p) => self.fields.iter().any(|(t, _)| t.has_phrase(p)),
             Expr::And(a, b) => self.matches(a) && self.matches(b),
             Expr::Or(a, b) => self.matches(a) || self.matches(b),
             Expr::Not(a) => !self.matches(a),
@@ -243,13 +279,13 @@ impl Texts {
             Expr::Word(w) => self
                 .fields
                 .iter()
-                .filter(|(t, _)| has_word(t, w))
+                .filter(|(t, _)| t.has_word(w))
                 .map(|(_, weight)| weight)
                 .sum(),
             Expr::Phrase(p) => self
                 .fields
                 .iter()
-                .filter(|(t, _)| has_phrase(t, p))
+                .filter(|(t, _)| t.has_phrase(p))
                 .map(|(_, weight)| weight * 2)
                 .sum(),
             Expr::And(a, b) | Expr::Or(a, b) => self.score(a) + self.score(b),
@@ -797,17 +833,17 @@ async fn search(ctx: Ctx, q: Query) -> ApiResult<Response> {
             Some(Some(e)) => {
                 let mut texts = Texts { fields: Vec::new() };
                 if content_types.name {
-                    texts.fields.push((words(display_name(item)), 8));
+                    texts.fields.push((Text::new(display_name(item)), 8));
                 }
                 if content_types.description {
-                    texts.fields.push((words(&item.description), 4));
+                    texts.fields.push((Text::new(&item.description), 4));
                 }
                 if content_types.tags {
-                    texts.fields.push((words(&item.tags.join(" ")), 4));
+                    texts.fields.push((Text::new(&item.tags.join(" ")), 4));
                 }
                 if content_types.file_content && item.kind == ItemKind::File {
                     if let Some(text) = file_text(&store, item) {
-                        texts.fields.push((words(&text), 1));
+                        texts.fields.push((Text::new(&text), 1));
                     }
                 }
                 if !texts.matches(e) {
@@ -874,7 +910,7 @@ mod tests {
 
     fn texts(s: &str) -> Texts {
         Texts {
-            fields: vec![(words(s), 1)],
+            fields: vec![(Text::new(s), 1)],
         }
     }
 
