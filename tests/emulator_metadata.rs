@@ -159,6 +159,18 @@ async fn templates_are_created_listed_and_read() {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 
+    // Field keys, like template keys, default to the camel-cased display name.
+    let (status, derived) = t
+        .post_json(
+            "/metadata_templates/schema",
+            json!({"scope": "enterprise", "displayName": "SDK Check",
+                   "fields": [{"type": "string", "displayName": "Account Owner"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{derived}");
+    assert_eq!(derived["templateKey"], "sdkCheck");
+    assert_eq!(derived["fields"][0]["key"], "accountOwner");
+
     // Deleting a template removes its instances too.
     let me = fx::admin(&t);
     let f = fx::file(&t, me, fx::root(&t, me), "c.pdf", b"%PDF");

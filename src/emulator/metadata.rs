@@ -211,14 +211,14 @@ fn key_from_display_name(name: &str) -> String {
         .filter(|w| !w.is_empty())
         .enumerate()
     {
-        let mut chars = word.chars();
-        if let Some(first) = chars.next() {
-            if i == 0 {
-                out.push(first.to_ascii_lowercase());
-            } else {
+        if i == 0 {
+            out.push_str(&word.to_ascii_lowercase());
+        } else {
+            let mut chars = word.chars();
+            if let Some(first) = chars.next() {
                 out.push(first.to_ascii_uppercase());
+                out.extend(chars);
             }
-            out.extend(chars);
         }
     }
     if out.starts_with(|c: char| c.is_ascii_digit()) {
@@ -247,17 +247,19 @@ fn parse_field(v: &Value, index: usize) -> ApiResult<TemplateField> {
             format!("'{name}.type' must be one of string, float, date, enum, multiSelect"),
         ));
     }
-    let key = opt_str(f, "key")?
-        .filter(|k| !k.is_empty() && k.len() <= 256 && !k.starts_with('$'))
-        .ok_or_else(|| {
-            ApiError::invalid_parameter(
-                &name,
-                format!("'{name}.key' is required: 1 to 256 characters, not starting with '$'"),
-            )
-        })?;
     let display_name = opt_str(f, "displayName")?.ok_or_else(|| {
         ApiError::invalid_parameter(&name, format!("'{name}.displayName' is required"))
     })?;
+    // Without a key, Box derives one from the display name (as for template keys).
+    let key = opt_str(f, "key")?
+        .unwrap_or_else(|| key_from_display_name(&display_name))
+        .to_string();
+    if key.is_empty() || key.len() > 256 || key.starts_with('$') {
+        return Err(ApiError::invalid_parameter(
+            &name,
+            format!("'{name}.key' must be 1 to 256 characters, not starting with '$'"),
+        ));
+    }
     let mut options = Vec::new();
     match f.get("options") {
         None | Some(Value::Null) => {}
@@ -1213,6 +1215,7 @@ mod tests {
     fn keys_from_display_names() {
         assert_eq!(key_from_display_name("Customer Info"), "customerInfo");
         assert_eq!(key_from_display_name("2024 plan"), "_2024Plan");
+        assert_eq!(key_from_display_name("SDK Check"), "sdkCheck");
         assert!(valid_template_key("customerInfo"));
         assert!(!valid_template_key("9abc"));
     }
