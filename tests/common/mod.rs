@@ -88,12 +88,7 @@ impl TestEmu {
 
     /// Creates a folder and returns its id.
     pub async fn mkdir(&self, parent: &str, name: &str) -> String {
-        let (status, body) = self
-            .post_json(
-                "/folders",
-                serde_json::json!({"name": name, "parent": {"id": parent}}),
-            )
-            .await;
+        let (status, body) = self.post_json("/folders", serde_json::json!({"name": name, "parent": {"id": parent}})).await;
         assert_eq!(status, StatusCode::CREATED, "create folder {name}: {body}");
         body["id"].as_str().expect("folder id").to_string()
     }
@@ -103,15 +98,8 @@ impl TestEmu {
         let attributes = serde_json::json!({"name": name, "parent": {"id": parent}}).to_string();
         let form = reqwest::multipart::Form::new()
             .text("attributes", attributes)
-            .part(
-                "file",
-                reqwest::multipart::Part::bytes(content.to_vec()).file_name(name.to_string()),
-            );
-        let (status, body) = Self::send(
-            self.req(Method::POST, &self.upload("/files/content"))
-                .multipart(form),
-        )
-        .await;
+            .part("file", reqwest::multipart::Part::bytes(content.to_vec()).file_name(name.to_string()));
+        let (status, body) = Self::send(self.req(Method::POST, &self.upload("/files/content")).multipart(form)).await;
         assert_eq!(status, StatusCode::CREATED, "upload {name}: {body}");
         body["entries"][0].clone()
     }
