@@ -264,6 +264,13 @@ async fn admin_logs_need_an_admin() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = TestEmu::send(
+        t.http
+            .get(t.api("/events?stream_type=admin_logs_streaming&stream_position=now"))
+            .bearer_auth(&bob_token),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 async fn options(t: &TestEmu, token: &str, query: &str) -> Value {

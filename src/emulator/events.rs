@@ -222,16 +222,6 @@ async fn get_events(ctx: Ctx, q: Query) -> ApiResult<Response> {
     let duplicate_rate = ctx.shared.knobs().duplicate_event_rate;
     let store = ctx.shared.store();
     let latest = store.next_position;
-    let after = match start {
-        Start::Now => {
-            return Ok(json_response(
-                200,
-                json!({"chunk_size": 0, "next_stream_position": latest, "entries": []}),
-            ))
-        }
-        Start::After(p) => p,
-    };
-
     let admin_filter = if stream.is_admin() {
         let me = store.user(ctx.user)?;
         if !matches!(me.role, Role::Admin | Role::Coadmin | Role::ServiceAccount) {
@@ -253,6 +243,16 @@ async fn get_events(ctx: Ctx, q: Query) -> ApiResult<Response> {
         ))
     } else {
         None
+    };
+
+    let after = match start {
+        Start::Now => {
+            return Ok(json_response(
+                200,
+                json!({"chunk_size": 0, "next_stream_position": latest, "entries": []}),
+            ))
+        }
+        Start::After(p) => p,
     };
 
     let mut rng = rand::thread_rng();
