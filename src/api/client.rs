@@ -4,8 +4,8 @@
 //! else exponential backoff with jitter, bounded in count and total time), Box's error JSON
 //! turned into [`BoxError`], and a debug log line per request with every secret redacted.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use rand::Rng;
@@ -145,6 +145,8 @@ struct Inner {
     auth: Arc<dyn Authenticator>,
     endpoints: Endpoints,
     retry: RetryPolicy,
+    /// The `Date` header of the latest answer.
+    server_date: Mutex<Option<SystemTime>>,
 }
 
 /// A Box API client. Cheap to clone; `as_user` gives a client acting as another user.
@@ -193,6 +195,7 @@ impl Client {
                 auth,
                 endpoints,
                 retry,
+                server_date: Mutex::new(None),
             }),
             as_user: None,
         }
@@ -221,6 +224,17 @@ impl Client {
 
     pub fn http(&self) -> &reqwest::Client {
         &self.inner.http
+    }
+
+    /// The server's clock as of the latest answer (its `Date` header, error answers
+    /// included): JWT assertions use it when Box refuses their `exp` because the local
+    /// clock is off. Shared by clones of this client.
+    pub fn last_server_date(&self) -> Option<SystemTime> {
+        *self
+            .inner
+            .server_date
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// A request to the API host: `api(Method::GET, "/folders/0")`.
@@ -252,6 +266,15 @@ impl Client {
             let outcome = match result {
                 Ok(resp) => {
                     let status = resp.status();
+                    if let Some(date) = header_str(resp.headers(), "date")
+                        .and_then(|d| httpdate::parse_http_date(d).ok())
+                    {
+                        *self
+                            .inner
+                            .server_date
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner()) = Some(date);
+                    }
                     let request_id = header_str(resp.headers(), "box-request-id");
                     log::debug!(
                         "{} {} -> {} in {} ms{}",

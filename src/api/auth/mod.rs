@@ -5,6 +5,12 @@
 
 use async_trait::async_trait;
 
+pub mod ccg;
+pub mod jwt;
+
+pub use ccg::{CcgAuth, Subject};
+pub use jwt::{JwtAuth, JwtConfig};
+
 use super::error::{BoxError, BoxResult};
 use super::secret::Secret;
 
