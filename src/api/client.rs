@@ -133,6 +133,9 @@ impl Request {
     /// The URL with its query, secrets redacted, for logs and errors.
     fn display_url(&self) -> String {
         let mut u = self.url.clone();
+        if !self.authenticated {
+            redact_path(&mut u);
+        }
         if !self.query.is_empty() {
             u.query_pairs_mut().extend_pairs(self.query.iter());
         }
@@ -400,7 +403,9 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 fn without_url(e: &reqwest::Error) -> String {
     let mut msg = e.to_string();
     if let Some(url) = e.url() {
-        msg = msg.replace(url.as_str(), &redact_url(url));
+        let mut shown = url.clone();
+        redact_path(&mut shown);
+        msg = msg.replace(url.as_str(), &redact_url(&shown));
     }
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -409,6 +414,30 @@ fn without_url(e: &reqwest::Error) -> String {
         source = s.source();
     }
     msg
+}
+
+/// Pre-signed URLs (Box's download URLs on dl.boxcloud.com) carry their credential in a
+/// long path segment; such segments are not shown. Box ids are shorter.
+fn redact_path(url: &mut Url) {
+    const LONG: usize = 24;
+    let Some(segments) = url.path_segments() else {
+        return;
+    };
+    let segments: Vec<String> = segments.map(str::to_string).collect();
+    if segments.iter().all(|s| s.len() < LONG) {
+        return;
+    }
+    let path: Vec<&str> = segments
+        .iter()
+        .map(|s| {
+            if s.len() < LONG {
+                s.as_str()
+            } else {
+                "[REDACTED]"
+            }
+        })
+        .collect();
+    url.set_path(&format!("/{}", path.join("/")));
 }
 
 /// Turns an error response into `BoxError`, keeping Box's fields.

@@ -95,13 +95,22 @@ impl JwtConfig {
     /// Parses the JSON text of a config file.
     pub fn from_json(text: &str) -> BoxResult<JwtConfig> {
         let config: JwtConfig = serde_json::from_str(text).map_err(|e| {
-            // Only the position: serde may quote a value of the file, which may be secret.
+            // serde may quote a value of the file, which may be secret: only a missing
+            // field's name is repeated, otherwise just where the problem is.
+            let message = e.to_string();
+            let what = if message.starts_with("missing field") {
+                message
+            } else {
+                format!(
+                    "{:?} error at line {} column {}",
+                    e.classify(),
+                    e.line(),
+                    e.column()
+                )
+            };
             BoxError::Config(format!(
                 "not a Box app config (boxAppSettings.clientID/clientSecret/appAuth.publicKeyID/\
-                 privateKey/passphrase, enterpriseID): {:?} error at line {} column {}",
-                e.classify(),
-                e.line(),
-                e.column()
+                 privateKey/passphrase, enterpriseID): {what}"
             ))
         })?;
         let s = &config.box_app_settings;
