@@ -3,13 +3,13 @@
 //! once when Box answers 401 with the token it gave. Each module here owns one kind:
 //! developer tokens (below), OAuth 2.0, JWT, client credentials, and an external command.
 
-use async_trait::async_trait;
-
 pub mod ccg;
 pub mod jwt;
 
 pub use ccg::{CcgAuth, Subject};
 pub use jwt::{JwtAuth, JwtConfig};
+
+use async_trait::async_trait;
 
 use super::error::{BoxError, BoxResult};
 use super::secret::Secret;
