@@ -407,6 +407,10 @@ struct Front {
     emu: String,
     base: Mutex<String>,
     not_ready: AtomicU32,
+    /// Download requests still to be refused with 404, as for an expired URL.
+    refuse_dl: AtomicU32,
+    /// Serve the whole content whatever the Range header says.
+    ignore_range: std::sync::atomic::AtomicBool,
     seen: Mutex<Seen>,
     http: reqwest::Client,
 }
@@ -418,6 +422,8 @@ async fn front(t: &TestEmu, not_ready: u32) -> Arc<Front> {
         emu: t.base.clone(),
         base: Mutex::new(String::new()),
         not_ready: AtomicU32::new(not_ready),
+        refuse_dl: AtomicU32::new(0),
+        ignore_range: std::sync::atomic::AtomicBool::new(false),
         seen: Mutex::new(Seen::default()),
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -482,8 +488,16 @@ async fn front_dl(
         headers.contains_key("as-user"),
         range.clone(),
     ));
+    let refuse = s.refuse_dl.load(Ordering::SeqCst);
+    if refuse > 0 {
+        s.refuse_dl.store(refuse - 1, Ordering::SeqCst);
+        return StatusCode::NOT_FOUND.into_response();
+    }
     let mut rb = s.http.get(format!("{}/dl/{token}", s.emu));
-    if let Some(r) = &range {
+    if let Some(r) = range
+        .as_ref()
+        .filter(|_| !s.ignore_range.load(Ordering::SeqCst))
+    {
         rb = rb.header("range", r);
     }
     let resp = rb.send().await.unwrap();
@@ -534,6 +548,41 @@ async fn the_download_url_is_fetched_without_the_token() {
         assert!(!as_user, "As-User sent to the download URL");
     }
     assert_eq!(seen.downloads[1].2.as_deref(), Some("bytes=3-5"));
+}
+
+#[tokio::test]
+async fn downloads_survive_expired_urls_and_ignored_ranges() {
+    let t = TestEmu::start().await;
+    let id = upload(&t, "0", "data.txt", TEXT).await;
+    let f = front(&t, 0).await;
+    let c = front_client(&t, &f);
+
+    // An expired download URL is resolved again, once.
+    f.refuse_dl.store(1, Ordering::SeqCst);
+    assert_eq!(c.download(&id).await.unwrap().bytes().await.unwrap(), TEXT);
+    assert_eq!(f.seen.lock().unwrap().api_authorized.len(), 2);
+    // Twice in a row: the error comes back, typed.
+    f.refuse_dl.store(2, Ordering::SeqCst);
+    let err = c.download(&id).await.unwrap_err();
+    assert_eq!(err.status(), Some(404));
+    assert!(!err.to_string().contains("/dl/"), "{err}");
+    // A resolved URL that has expired is the caller's to renew.
+    let url = c.download_url(&id, None).await.unwrap();
+    f.refuse_dl.store(1, Ordering::SeqCst);
+    assert_eq!(
+        c.download_from(&url, None).await.unwrap_err().status(),
+        Some(404)
+    );
+
+    // A server that ignores Range and sends everything: still exactly the range.
+    f.ignore_range.store(true, Ordering::SeqCst);
+    let r = c.download_range(&id, 3..6).await.unwrap();
+    assert_eq!(r.content_length(), Some(3));
+    assert_eq!(r.bytes().await.unwrap(), &b"345"[..]);
+    let r = c.download_range(&id, 30..).await.unwrap();
+    assert_eq!(r.bytes().await.unwrap(), &TEXT[30..]);
+    let r = c.download_range(&id, 30..100).await.unwrap();
+    assert_eq!(r.bytes().await.unwrap(), &TEXT[30..]);
 }
 
 #[tokio::test]

@@ -190,6 +190,15 @@ async fn folder_paths_are_created_once() {
         .unwrap();
     assert_eq!(l1_items.len(), 1);
 
+    // Racing creators of one path end up with the same folders.
+    let racers = (0..4).map(|_| c.create_folder_path("0", "R1/R2/R3"));
+    let ids: HashSet<String> = futures_util::future::join_all(racers)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().id)
+        .collect();
+    assert_eq!(ids.len(), 1);
+
     // A partly existing path reuses what exists.
     let other = c.create_folder_path("0", "L1/Other").await.unwrap();
     assert_eq!(
@@ -467,6 +476,14 @@ async fn bad_input_is_refused_with_typed_errors() {
             Err(BoxError::Invalid(_))
         ));
     }
+    assert!(matches!(
+        c.folder_items_page(
+            "0",
+            &ListOptions::marker().sort(SortBy::Date, boxfs::api::folders::Direction::Asc)
+        )
+        .await,
+        Err(BoxError::Invalid(_))
+    ));
     assert!(matches!(
         c.delete_folder("0", true, None).await,
         Err(BoxError::Invalid(_))

@@ -622,6 +622,7 @@ impl Client {
     /// [`Client::folder_items`] for every item.
     pub async fn folder_items_page(&self, folder_id: &str, opts: &ListOptions) -> BoxResult<Items> {
         check_id(folder_id)?;
+        check_items_options(folder_id, opts)?;
         self.list_page(&format!("/folders/{folder_id}/items"), opts)
             .await
     }
@@ -643,7 +644,9 @@ impl Client {
         folder_id: &str,
         opts: ListOptions,
     ) -> impl Stream<Item = BoxResult<Item>> + Send + 'static {
-        let checked = check_id(folder_id).and_then(|_| opts.check());
+        let checked = check_id(folder_id)
+            .and_then(|_| check_items_options(folder_id, &opts))
+            .and_then(|_| opts.check());
         let inner = self.list_stream(format!("/folders/{folder_id}/items"), opts);
         invalid_or(checked, inner)
     }
@@ -899,6 +902,16 @@ impl Client {
             self.list_stream("/folders/trash/items".into(), opts),
         )
     }
+}
+
+/// Box cannot sort the root folder's listing with marker paging.
+fn check_items_options(folder_id: &str, opts: &ListOptions) -> BoxResult<()> {
+    if folder_id == ROOT_FOLDER && opts.sort.is_some() && matches!(opts.paging, Paging::Marker(_)) {
+        return Err(BoxError::Invalid(
+            "the root folder cannot be sorted with marker paging".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn check_trash_options(opts: &ListOptions) -> BoxResult<()> {
