@@ -1,0 +1,88 @@
+//! Box's official Python SDK (boxsdk 3.14, a client we did not write) run against the
+//! emulator: every flow of its README and usage docs, from `tests/clients/boxsdk_flows.py`,
+//! with every JSON response checked against Box's OpenAPI description. Needs the venv that
+//! `.ci/install-deps` creates in `target/client-venv`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use boxfs::emulator::EmulatorConfig;
+use common::TestEmu;
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The venv's python, or a failure that says how to make it.
+fn venv_python() -> PathBuf {
+    let python = manifest_dir().join("target/client-venv/bin/python");
+    let ok = python.exists()
+        && std::process::Command::new(&python)
+            .args(["-c", "import boxsdk, jwt, cryptography"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    assert!(
+        ok,
+        "{} with boxsdk is missing: run `bash .ci/install-deps` once (it creates target/client-venv \
+         from tests/clients/requirements.txt){}",
+        python.display(),
+        if std::env::var_os("CI").is_some() {
+            "; CI must run .ci/install-deps before the tests"
+        } else {
+            ""
+        }
+    );
+    python
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boxsdk_readme_flows_work_against_the_emulator() {
+    let python = venv_python();
+    let dir = tempfile::tempdir().unwrap();
+    let jwt_config = dir.path().join("box_config.json");
+    let t = TestEmu::start_with(EmulatorConfig {
+        jwt_config: Some(jwt_config.clone()),
+        // Long-polls answer `reconnect` soon, so the SDK's reconnect path runs too.
+        longpoll_timeout_secs: 5,
+        ..Default::default()
+    })
+    .await;
+    let info = t.emulator().info.clone();
+    let mut cmd = tokio::process::Command::new(&python);
+    cmd.arg(manifest_dir().join("tests/clients/boxsdk_flows.py"))
+        .env("BOXEMU_BASE_URL", &info.base_url)
+        .env("BOXEMU_CLIENT_ID", &info.client_id)
+        .env("BOXEMU_CLIENT_SECRET", &info.client_secret)
+        .env("BOXEMU_ENTERPRISE_ID", &info.enterprise_id)
+        .env("BOXEMU_USER_ID", &info.user_id)
+        .env("BOXEMU_DEVELOPER_TOKEN", &info.developer_token)
+        .env("BOXEMU_JWT_CONFIG", &jwt_config)
+        .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        // Loopback only: no proxy from the environment may take the SDK's requests elsewhere.
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("HTTP_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("http_proxy")
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(240), cmd.output())
+        .await
+        .expect("the boxsdk flows finish within 240 s")
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    if !stderr.trim().is_empty() {
+        println!("--- stderr ---\n{stderr}");
+    }
+    assert!(
+        out.status.success(),
+        "boxsdk flows failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    assert!(stdout.contains("all flows passed"), "{stdout}");
+}
