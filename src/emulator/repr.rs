@@ -348,11 +348,16 @@ pub fn item_json(store: &Store, item: &Item, viewer: u64, fields: &Fields) -> Va
     put("created_by", true, &|| user_mini(store, item.created_by));
     put("modified_by", true, &|| user_mini(store, item.modified_by));
     put("owned_by", true, &|| user_mini(store, item.owner));
-    // The spec types a file's shared_link as a non-null object: absent means none.
-    match &item.shared_link {
+    // `null` when there is none, for files too: the spec marks it nullable (through
+    // `allOf`), and the Python SDK's remove_shared_link() reads the field back. A link past
+    // its `unshared_at` is gone.
+    match item
+        .shared_link
+        .as_ref()
+        .filter(|l| super::shared_links::is_live(l, Utc::now()))
+    {
         Some(link) => put("shared_link", true, &|| shared_link_json(store, item, link)),
-        None if !is_file => put("shared_link", true, &|| Value::Null),
-        None => {}
+        None => put("shared_link", true, &|| Value::Null),
     }
     if !is_file {
         put("folder_upload_email", true, &|| Value::Null);

@@ -351,6 +351,20 @@ pub struct Store {
     /// parent → children (active and trashed).
     #[serde(skip)]
     pub children: HashMap<Id, Vec<Id>>,
+    /// Download URLs handed out by `GET /files/{id}/content`: token → what it serves.
+    #[serde(skip)]
+    pub download_tokens: HashMap<String, DownloadToken>,
+}
+
+/// A short-lived download URL's authorization. Box redirects downloads to another host and
+/// clients drop the `Authorization` header when they follow it, so the URL itself must carry
+/// the right to read that one version.
+#[derive(Debug, Clone)]
+pub struct DownloadToken {
+    pub item: Id,
+    pub version: Id,
+    pub user: Id,
+    pub expires_at: DateTime<Utc>,
 }
 
 /// Box's name rules: 1–255 characters, no `/` or `\`, no control characters, no trailing
@@ -831,5 +845,56 @@ impl Store {
 
     pub fn ids_in_use(&self) -> HashSet<Id> {
         self.items.keys().copied().collect()
+    }
+
+    /// Stores content as a new version (not yet attached to an item) and keeps its blob.
+    pub fn new_version(
+        &mut self,
+        content: Bytes,
+        name: &str,
+        by: Id,
+        now: DateTime<Utc>,
+    ) -> Version {
+        use sha1::Digest;
+        let sha1 = hex::encode(sha1::Sha1::digest(&content));
+        let size = content.len() as u64;
+        self.blobs.entry(sha1.clone()).or_insert(content);
+        Version {
+            id: self.alloc_id(),
+            sha1,
+            size,
+            name: name.to_string(),
+            created_at: now,
+            modified_by: by,
+        }
+    }
+
+    /// Creates a file with one version under `parent` (name already checked) and records
+    /// ITEM_UPLOAD, as an upload does.
+    pub fn add_file(
+        &mut self,
+        parent: Id,
+        name: &str,
+        owner: Id,
+        content: Bytes,
+        now: DateTime<Utc>,
+    ) -> Id {
+        let mut item = self.new_item(ItemKind::File, name, parent, owner, owner, now);
+        let version = self.new_version(content, name, owner, now);
+        item.versions.push(version);
+        let id = self.insert_item(item);
+        self.item_event("ITEM_UPLOAD", owner, id, now);
+        id
+    }
+
+    /// Adds a new current version to a file and records ITEM_UPLOAD.
+    pub fn add_file_version(&mut self, id: Id, content: Bytes, by: Id, now: DateTime<Utc>) {
+        let name = self.items[&id].name.clone();
+        let version = self.new_version(content, &name, by, now);
+        let item = self.items.get_mut(&id).expect("file exists");
+        item.versions.push(version);
+        item.content_modified_at = now;
+        item.touch(by, now);
+        self.item_event("ITEM_UPLOAD", by, id, now);
     }
 }
