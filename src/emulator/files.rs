@@ -12,7 +12,6 @@
 //! the same path.
 
 // Handlers return Box's error JSON by value, as everywhere in the emulator.
-#![allow(clippy::result_large_err)]
 
 use axum::body::Body;
 use axum::extract::{Path, State};

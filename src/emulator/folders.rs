@@ -28,7 +28,10 @@ pub fn routes() -> Router<AppState> {
         .route("/2.0/folders", post(create))
         .route(
             "/2.0/folders/{folder_id}",
-            get(get_folder).put(update).delete(delete),
+            get(get_folder)
+                .put(update)
+                .delete(delete)
+                .post(super::files::restore_folder),
         )
         .route("/2.0/folders/{folder_id}/items", get(items))
         .route("/2.0/folders/{folder_id}/copy", post(copy))

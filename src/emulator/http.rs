@@ -52,9 +52,11 @@ pub async fn start(config: EmulatorConfig) -> StartResult<Emulator> {
         None => Store::default(),
     };
     store.base_url = base_url.clone();
-    let info = super::users::bootstrap(&mut store, &config)?;
+    let mut info = super::users::bootstrap(&mut store, &config)?;
     if let Some(path) = &config.jwt_config {
         super::jwt_config::register(&mut store, path)?;
+        // A fresh emulator takes the enterprise id of an existing config file.
+        info.enterprise_id = store.enterprise_id.clone();
     }
     if config.demo {
         super::demo::populate(&mut store);

@@ -5,7 +5,6 @@
 //! other endpoints reach an item (or anything under a shared folder) through its link.
 
 // Handlers return Box's error JSON by value, as everywhere in the emulator.
-#![allow(clippy::result_large_err)]
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, Method};

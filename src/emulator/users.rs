@@ -175,7 +175,8 @@ pub fn bootstrap(store: &mut Store, config: &EmulatorConfig) -> StartResult<Star
     let app = store
         .apps
         .values()
-        .next()
+        // The default app is the first one made (apps are keyed by random client ids).
+        .min_by_key(|a| a.service_account)
         .cloned()
         .ok_or_else(|| super::anyhow_like::StartError("no app registered".into()))?;
     let admin = store.admin;
