@@ -104,7 +104,7 @@ async fn a_wrong_body_is_reported() {
         .body(axum::body::Body::from(r#"{"type":"user","id":17}"#))
         .expect("response");
     let response = validator
-        .check(&axum::http::Method::GET, "/2.0/users/me", response)
+        .check(&axum::http::Method::GET, "/2.0/users/me", false, response)
         .await;
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await

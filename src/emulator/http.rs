@@ -217,7 +217,8 @@ async fn middleware(State(sh): State<AppState>, req: Request, next: Next) -> Res
     };
     // Every error body carries a request id; give the response the same one in a header.
     if let (Some(validator), Some(template)) = (&sh.conformance, &template) {
-        response = validator.check(&method, template, response).await;
+        let partial = query.split('&').any(|kv| kv.starts_with("fields="));
+        response = validator.check(&method, template, partial, response).await;
     }
     if let Some(log) = &sh.request_log {
         let line = json!({

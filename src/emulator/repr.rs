@@ -200,11 +200,11 @@ pub fn lock_json(store: &Store, lock: &Lock) -> Value {
         "is_download_prevented": lock.is_download_prevented,
         "app_type": Value::Null,
     });
-    // Box answers `expired_at` although requests say `expires_at`.
-    l["expired_at"] = lock
-        .expires_at
-        .map(|t| json!(time(t)))
-        .unwrap_or(Value::Null);
+    // Box answers `expired_at` although requests say `expires_at`; a lock without expiry
+    // has none (the description types it as a non-null string).
+    if let Some(t) = lock.expires_at {
+        l["expired_at"] = json!(time(t));
+    }
     l
 }
 

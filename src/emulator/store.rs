@@ -214,6 +214,41 @@ pub struct Item {
 }
 
 impl Item {
+    /// An item with no content, lock, link or metadata yet.
+    pub fn blank(
+        id: Id,
+        kind: ItemKind,
+        name: &str,
+        parent: Option<Id>,
+        owner: Id,
+        by: Id,
+        now: DateTime<Utc>,
+    ) -> Item {
+        Item {
+            id,
+            kind,
+            name: name.to_string(),
+            parent,
+            owner,
+            created_at: now,
+            modified_at: now,
+            content_created_at: now,
+            content_modified_at: now,
+            created_by: by,
+            modified_by: by,
+            description: String::new(),
+            etag: 0,
+            sequence_id: 0,
+            trash: None,
+            shared_link: None,
+            lock: None,
+            tags: Vec::new(),
+            metadata: BTreeMap::new(),
+            versions: Vec::new(),
+            collaborations: Vec::new(),
+        }
+    }
+
     pub fn is_folder(&self) -> bool {
         self.kind == ItemKind::Folder
     }
@@ -672,29 +707,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Item {
         let id = self.alloc_id();
-        Item {
-            id,
-            kind,
-            name: name.to_string(),
-            parent: Some(parent),
-            owner,
-            created_at: now,
-            modified_at: now,
-            content_created_at: now,
-            content_modified_at: now,
-            created_by: by,
-            modified_by: by,
-            description: String::new(),
-            etag: 0,
-            sequence_id: 0,
-            trash: None,
-            shared_link: None,
-            lock: None,
-            tags: Vec::new(),
-            metadata: BTreeMap::new(),
-            versions: Vec::new(),
-            collaborations: Vec::new(),
-        }
+        Item::blank(id, kind, name, Some(parent), owner, by, now)
     }
 
     /// Changes an item's name and/or parent, keeping the indexes right.

@@ -50,29 +50,7 @@ pub fn add_user(
     let root = store.alloc_id();
     store.items.insert(
         root,
-        Item {
-            id: root,
-            kind: ItemKind::Folder,
-            name: "All Files".into(),
-            parent: None,
-            owner: id,
-            created_at: now,
-            modified_at: now,
-            content_created_at: now,
-            content_modified_at: now,
-            created_by: id,
-            modified_by: id,
-            description: String::new(),
-            etag: 0,
-            sequence_id: 0,
-            trash: None,
-            shared_link: None,
-            lock: None,
-            tags: Vec::new(),
-            metadata: Default::default(),
-            versions: Vec::new(),
-            collaborations: Vec::new(),
-        },
+        Item::blank(root, ItemKind::Folder, "All Files", None, id, id, now),
     );
     store.users.insert(
         id,
