@@ -226,7 +226,11 @@ async fn items(ctx: Ctx, Path(folder_id): Path<String>, q: Query) -> ApiResult<R
     let fields = Fields::parse(q.get("fields").map(String::as_str));
     let listing = Listing::from_query(&q)?;
     let limit = limit_param(&q)?;
-    let use_marker = q.get("usemarker").is_some_and(|v| v == "true") || q.contains_key("marker");
+    // Box's Python SDK sends `usemarker=True` (a Python bool in the query); Box takes any case.
+    let use_marker = q
+        .get("usemarker")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        || q.contains_key("marker");
     if !use_marker {
         let offset = query_u64(&q, "offset", 0)?;
         return Ok(json_response(

@@ -14,6 +14,7 @@ name the flows to run (by substring); the default is all of them, in order.
 
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -219,9 +220,13 @@ def folder_items_limit_offset(ctx):
     # limit=2 from offset 1: the SDK pages through the rest, two at a time.
     paged = [i.name for i in folder.get_items(limit=2, offset=1)]
     eq(paged, everything[1:], "items from offset 1 by 2")
-    collection = folder.get_items(limit=2, offset=3, fields=["name", "size"])
-    page = collection.next()
-    eq([i.name for i in page], everything[3:5], "one page")
+    two = list(itertools.islice(folder.get_items(limit=2, offset=3, fields=["name", "size"]), 2))
+    eq([i.name for i in two], everything[3:5], "two from offset 3")
+    eq([i.size for i in two], [5, 5], "sizes asked by fields")
+    page = ctx.client.make_request("GET", folder.get_url("items"),
+                                   params={"limit": 2, "offset": 1}).json()
+    eq((page["total_count"], page["offset"], page["limit"], len(page["entries"])), (5, 1, 2, 2),
+       "one page")
     eq(len(list(folder.get_items(limit=1, offset=5))), 0, "offset past the end")
     marker = [i.name for i in folder.get_items(limit=2, use_marker=True)]
     eq(marker, everything, "marker paging")
@@ -276,7 +281,7 @@ def file_ops(ctx):
     eq(got.parent.id, work.id, "parent")
     eq(got.size, len(content), "size")
     eq(got.etag, uploaded.etag, "etag after upload")
-    eq(got.file_version["sha1"], got.sha1, "file_version sha1")
+    eq(got.response_object["file_version"]["sha1"], got.sha1, "file_version sha1")
 
     renamed = got.rename("renamed.txt")
     eq(renamed.name, "renamed.txt", "renamed")
@@ -294,13 +299,16 @@ def file_ops(ctx):
     ctx.client.file(uploaded.id).download_to(buf)
     eq(buf.getvalue(), content, "download_to")
 
-    locked = ctx.client.file(uploaded.id).lock(prevent_download=True)
-    check(locked.lock is not None, "lock present")
-    eq(locked.lock["type"], "lock", "lock type")
-    eq(locked.lock["is_download_prevented"], True, "is_download_prevented")
-    eq(ctx.client.file(uploaded.id).get(fields=["lock"]).lock["id"], locked.lock["id"], "lock id")
-    unlocked = ctx.client.file(uploaded.id).unlock()
-    eq(unlocked.lock, None, "lock gone")
+    ctx.client.file(uploaded.id).lock(prevent_download=True)
+    # `lock` is a File--Full field (and a method of the SDK's File): read it with fields=.
+    lock = ctx.client.file(uploaded.id).get(fields=["lock"]).response_object["lock"]
+    check(lock is not None, "lock present")
+    eq(lock["type"], "lock", "lock type")
+    eq(lock["is_download_prevented"], True, "is_download_prevented")
+    eq(lock["created_by"]["id"], ADMIN_ID, "lock created_by")
+    ctx.client.file(uploaded.id).unlock()
+    eq(ctx.client.file(uploaded.id).get(fields=["lock"]).response_object["lock"], None,
+       "lock gone")
 
     # A new version through the SDK, with If-Match on the current etag.
     current = ctx.client.file(uploaded.id).get()
