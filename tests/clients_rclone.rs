@@ -256,7 +256,7 @@ async fn rclone_copy_list_cat_check_move_delete_purge() {
     strict(&rig, &["moveto", "emu:rc/dst/sub", "emu:rc/other/sub"]).await;
     assert_eq!(
         strict(&rig, &["lsf", "-R", "emu:rc/other"]).await,
-        "copy.txt\nmoved.txt\nsub/\nsub/deeper/\nsub/deeper/leaf.txt\nsub/nested.bin\n"
+        "copy.txt\nmoved.txt\nsub/\nsub/deeper/\nsub/nested.bin\nsub/deeper/leaf.txt\n"
     );
 
     strict(&rig, &["deletefile", "emu:rc/dst/empty.txt"]).await;

@@ -342,8 +342,10 @@ async fn update(
     };
     ctx.check_if_match(etag)?;
     let new_parent_raw = parent_id(&body)?;
-    if new_parent_raw.is_some() && body.keys().any(|k| k != "parent") {
-        // Box moves a folder in a request of its own.
+    // Box moves a folder in a request of its own, but a new `name` may come along: rclone's
+    // Box backend moves and renames a directory with one `{"name", "parent"}` PUT (its
+    // integration tests run against Box), and so does the Python SDK's `Folder.move(name=)`.
+    if new_parent_raw.is_some() && body.keys().any(|k| k != "parent" && k != "name") {
         return Err(ApiError::forbidden(
             "operation_limit_exceeded",
             "A folder move cannot be combined with other changes in one request; move first, then update",
