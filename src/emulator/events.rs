@@ -1,8 +1,412 @@
-//! (being written)
-use axum::Router;
+//! The event stream: `GET /events` (user streams `all`, `changes`, `sync`, and the
+//! enterprise streams `admin_logs` and `admin_logs_streaming` for admins), `OPTIONS /events`
+//! (the realtime long-poll server), and `GET /subscribe`, the long-poll itself.
+//!
+//! Events are recorded by the handlers that change things (`Store::record_event`); this
+//! module only reads them. Positions are the store's event counter, so a stream position
+//! is a plain integer; `next_stream_position` is sent as a JSON integer (rclone cannot parse
+//! a string there, although the spec allows both). Like Box, the stream may repeat an event
+//! (`Knobs::duplicate_event_rate`); clients deduplicate by `event_id`.
 
-use super::http::AppState;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use serde_json::{json, Value};
+
+use super::error::{ApiError, ApiResult};
+use super::http::{json_response, query_u64, AppState, Ctx, Query};
+use super::repr::{time, user_mini};
+use super::store::{is_change_event, Event, Id, RealtimeChannel, Role, Store};
+
+/// The watch value that tells held long-polls the server is stopping.
+pub const STOPPING: u64 = u64::MAX;
+
+/// Most events one `GET /events` returns.
+const MAX_LIMIT: u64 = 500;
+
+/// Realtime channels unused for this long are forgotten.
+const CHANNEL_IDLE_SECS: i64 = 3600;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/2.0/events", get(get_events).options(realtime_servers))
+        .route("/subscribe", get(subscribe))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StreamType {
+    All,
+    Changes,
+    Sync,
+    AdminLogs,
+    AdminLogsStreaming,
+}
+
+impl StreamType {
+    fn parse(raw: Option<&str>) -> ApiResult<StreamType> {
+        Ok(match raw.unwrap_or("all") {
+            "" | "all" => StreamType::All,
+            "changes" => StreamType::Changes,
+            "sync" => StreamType::Sync,
+            "admin_logs" => StreamType::AdminLogs,
+            "admin_logs_streaming" => StreamType::AdminLogsStreaming,
+            other => {
+                return Err(ApiError::invalid_parameter(
+                    "stream_type",
+                    format!("Invalid value '{other}' for 'stream_type': expected one of all, changes, sync, admin_logs, admin_logs_streaming"),
+                ))
+            }
+        })
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            StreamType::All => "all",
+            StreamType::Changes => "changes",
+            StreamType::Sync => "sync",
+            StreamType::AdminLogs => "admin_logs",
+            StreamType::AdminLogsStreaming => "admin_logs_streaming",
+        }
+    }
+
+    fn is_admin(self) -> bool {
+        matches!(self, StreamType::AdminLogs | StreamType::AdminLogsStreaming)
+    }
+
+    /// Whether a user stream of this type carries the event. The emulator does not model
+    /// Box Sync, so `sync` carries what `changes` carries (every folder counts as synced).
+    fn carries(self, event_type: &str) -> bool {
+        match self {
+            StreamType::All => true,
+            _ => is_change_event(event_type),
+        }
+    }
+}
+
+/// Whether `user`'s stream of type `stream` shows the event.
+fn visible(ev: &Event, user: Id, stream: StreamType) -> bool {
+    ev.users.contains(&user) && stream.carries(&ev.event_type)
+}
+
+/// Index of the first event after `position` (events are kept in position order).
+fn first_after(store: &Store, position: u64) -> usize {
+    store.events.partition_point(|e| e.position <= position)
+}
+
+/// Whether `user` has an event of the stream after `position`.
+fn has_new(store: &Store, user: Id, stream: StreamType, position: u64) -> bool {
+    store.events[first_after(store, position)..]
+        .iter()
+        .any(|e| visible(e, user, stream))
+}
+
+/// A user-stream event as Box sends it.
+pub fn event_json(store: &Store, ev: &Event) -> Value {
+    let mut v = json!({
+        "type": "event",
+        "event_id": ev.event_id,
+        "event_type": ev.event_type,
+        "created_at": time(ev.created_at),
+        "recorded_at": time(ev.created_at),
+        "created_by": user_mini(store, ev.created_by),
+        // The item as it was when the event happened; Box sends null when it is gone
+        // (for example the LOCK_DESTROY of a deleted file).
+        "source": ev.source,
+    });
+    if let Some(s) = &ev.session_id {
+        v["session_id"] = json!(s);
+    }
+    v
+}
+
+/// The enterprise vocabulary of `admin_logs` for a user-stream event type.
+fn admin_event_type(user_type: &str) -> &str {
+    match user_type {
+        "ITEM_CREATE" | "ITEM_UPLOAD" => "UPLOAD",
+        "ITEM_TRASH" => "DELETE",
+        "ITEM_UNDELETE_VIA_TRASH" => "UNDELETE",
+        "ITEM_MOVE" => "MOVE",
+        "ITEM_RENAME" => "RENAME",
+        "ITEM_COPY" => "COPY",
+        "ITEM_DOWNLOAD" => "DOWNLOAD",
+        "ITEM_PREVIEW" => "PREVIEW",
+        "ITEM_MODIFY" => "EDIT",
+        "ITEM_MAKE_CURRENT_VERSION" => "FILE_VERSION_RESTORE",
+        "LOCK_CREATE" => "LOCK",
+        "LOCK_DESTROY" => "UNLOCK",
+        "ITEM_SHARED_CREATE" => "SHARE",
+        "ITEM_SHARED_UNSHARE" => "UNSHARE",
+        "ITEM_SHARED_UPDATE" => "ITEM_SHARED_UPDATE",
+        "COLLAB_ADD_COLLABORATOR" | "COLLAB_INVITE_COLLABORATOR" => "COLLABORATION_INVITE",
+        "COLLAB_REMOVE_COLLABORATOR" => "COLLABORATION_REMOVE",
+        "COLLAB_ROLE_CHANGE" => "COLLABORATION_ROLE_CHANGE",
+        "COMMENT_CREATE" => "COMMENT_CREATE",
+        other => other,
+    }
+}
+
+/// An enterprise event: the enterprise event type and an `EventSource` for items.
+fn admin_event_json(store: &Store, ev: &Event) -> Value {
+    let src = &ev.source;
+    let source = match src.get("type").and_then(Value::as_str) {
+        Some(kind @ ("file" | "folder")) => {
+            let mut s = json!({
+                "item_type": kind,
+                "item_id": src["id"],
+                "item_name": src["name"],
+                "parent": src.get("parent").cloned().unwrap_or(Value::Null),
+            });
+            if let Some(owner) = src.get("owned_by").filter(|o| o.is_object()) {
+                s["owned_by"] = owner.clone();
+            }
+            s
+        }
+        _ => src.clone(),
+    };
+    let mut v = json!({
+        "type": "event",
+        "event_id": ev.event_id,
+        "event_type": admin_event_type(&ev.event_type),
+        "created_at": time(ev.created_at),
+        "recorded_at": time(ev.created_at),
+        "created_by": user_mini(store, ev.created_by),
+        "source": source,
+    });
+    if let Some(s) = &ev.session_id {
+        v["session_id"] = json!(s);
+    }
+    v
+}
+
+/// `stream_position`: absent or `0` is the oldest retained event, `now` the latest.
+enum Start {
+    Now,
+    After(u64),
+}
+
+fn parse_position(raw: Option<&str>) -> ApiResult<Start> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(Start::After(0)),
+        Some(s) if s.eq_ignore_ascii_case("now") => Ok(Start::Now),
+        Some(s) => s.parse().map(Start::After).map_err(|_| {
+            ApiError::invalid_parameter(
+                "stream_position",
+                "Invalid value for 'stream_position': expected 'now' or a stream position",
+            )
+        }),
+    }
+}
+
+fn parse_time(q: &Query, key: &str) -> ApiResult<Option<DateTime<Utc>>> {
+    match q.get(key).map(String::as_str) {
+        None | Some("") => Ok(None),
+        Some(s) => DateTime::parse_from_rfc3339(s)
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|_| {
+                ApiError::invalid_parameter(key, format!("'{key}' must be an RFC 3339 date-time"))
+            }),
+    }
+}
+
+/// `GET /events`.
+async fn get_events(ctx: Ctx, q: Query) -> ApiResult<Response> {
+    let stream = StreamType::parse(q.get("stream_type").map(String::as_str))?;
+    // Box answers at most 500 events however many are asked for.
+    let limit = query_u64(&q, "limit", 100)?.min(MAX_LIMIT) as usize;
+    let start = parse_position(q.get("stream_position").map(String::as_str))?;
+    let duplicate_rate = ctx.shared.knobs().duplicate_event_rate;
+    let store = ctx.shared.store();
+    let latest = store.next_position;
+    let admin_filter = if stream.is_admin() {
+        let me = store.user(ctx.user)?;
+        if !matches!(me.role, Role::Admin | Role::Coadmin | Role::ServiceAccount) {
+            return Err(ApiError::forbidden(
+                "access_denied_insufficient_permissions",
+                "Enterprise events need an admin",
+            ));
+        }
+        let types: Option<Vec<String>> = q.get("event_type").filter(|s| !s.is_empty()).map(|s| {
+            s.split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect()
+        });
+        Some((
+            types,
+            parse_time(&q, "created_after")?,
+            parse_time(&q, "created_before")?,
+        ))
+    } else {
+        None
+    };
+
+    let after = match start {
+        Start::Now => {
+            return Ok(json_response(
+                200,
+                json!({"chunk_size": 0, "next_stream_position": latest, "entries": []}),
+            ))
+        }
+        Start::After(p) => p,
+    };
+
+    let mut rng = rand::thread_rng();
+    let mut entries = Vec::new();
+    let mut next = latest;
+    if limit == 0 {
+        next = after.min(latest);
+    }
+    for ev in store.events[first_after(&store, after)..].iter() {
+        if entries.len() >= limit {
+            break;
+        }
+        let json = match &admin_filter {
+            None => {
+                if !visible(ev, ctx.user, stream) {
+                    continue;
+                }
+                event_json(&store, ev)
+            }
+            Some((types, created_after, created_before)) => {
+                let kind = admin_event_type(&ev.event_type);
+                if types.as_ref().is_some_and(|t| !t.iter().any(|x| x == kind))
+                    || created_after.is_some_and(|t| ev.created_at < t)
+                    || created_before.is_some_and(|t| ev.created_at > t)
+                {
+                    continue;
+                }
+                admin_event_json(&store, ev)
+            }
+        };
+        // Box favours speed over exactness: an event may come twice, same event_id.
+        let twice = duplicate_rate > 0.0 && rng.gen::<f64>() < duplicate_rate;
+        entries.push(json.clone());
+        if twice && entries.len() < limit {
+            entries.push(json);
+        }
+        if entries.len() >= limit {
+            next = ev.position;
+        }
+    }
+    Ok(json_response(
+        200,
+        json!({
+            "chunk_size": entries.len(),
+            "next_stream_position": next,
+            "entries": entries,
+        }),
+    ))
+}
+
+/// `OPTIONS /events`: one realtime server whose URL carries a channel bound to the caller.
+async fn realtime_servers(ctx: Ctx, q: Query) -> ApiResult<Response> {
+    let stream = StreamType::parse(q.get("stream_type").map(String::as_str))?;
+    if stream.is_admin() {
+        return Err(ApiError::invalid_parameter(
+            "stream_type",
+            "Long polling is available for user events only",
+        ));
+    }
+    let channel = super::users::random_token(20);
+    let now = Utc::now();
+    {
+        let mut store = ctx.shared.store();
+        store
+            .realtime_channels
+            .retain(|_, c| (now - c.last_used).num_seconds() < CHANNEL_IDLE_SECS);
+        store.realtime_channels.insert(
+            channel.clone(),
+            RealtimeChannel {
+                user: ctx.user,
+                stream_type: stream.as_str().to_string(),
+                last_used: now,
+            },
+        );
+    }
+    let url = format!(
+        "{}/subscribe?channel={channel}&stream_type={}",
+        ctx.shared.base_url,
+        stream.as_str()
+    );
+    // The schema types ttl and max_retries as strings, retry_timeout as an integer.
+    let retry_timeout = 610.max(ctx.shared.config.longpoll_timeout_secs + 10);
+    Ok(json_response(
+        200,
+        json!({
+            "chunk_size": 1,
+            "entries": [{
+                "type": "realtime_server",
+                "url": url,
+                "ttl": "10",
+                "max_retries": "10",
+                "retry_timeout": retry_timeout,
+            }],
+        }),
+    ))
+}
+
+fn new_change() -> Response {
+    json_response(200, json!({"message": "new_change"}))
+}
+
+fn reconnect() -> Response {
+    json_response(200, json!({"version": 1, "message": "reconnect"}))
+}
+
+/// `GET /subscribe?channel=..&stream_position=..`: the realtime long-poll. Box's realtime
+/// host takes no Authorization header (the SDKs send none); the channel names the user.
+/// Answers `new_change` as soon as the user has an event after `stream_position` (after the
+/// moment of the request when absent), or `reconnect` after the long-poll timeout. An
+/// unknown or forgotten channel gets `reconnect`, which sends the client back to
+/// `OPTIONS /events` for a fresh one.
+async fn subscribe(State(sh): State<AppState>, q: Query) -> Response {
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(sh.config.longpoll_timeout_secs);
+    let (user, stream, after, mut rx) = {
+        let mut store = sh.store();
+        let latest = store.next_position;
+        let Some(channel) = q
+            .get("channel")
+            .and_then(|c| store.realtime_channels.get_mut(c))
+        else {
+            return reconnect();
+        };
+        channel.last_used = Utc::now();
+        let user = channel.user;
+        let stream = q
+            .get("stream_type")
+            .and_then(|s| StreamType::parse(Some(s)).ok())
+            .filter(|s| !s.is_admin())
+            .or_else(|| StreamType::parse(Some(&channel.stream_type)).ok())
+            .unwrap_or(StreamType::All);
+        let after = match parse_position(q.get("stream_position").map(String::as_str)) {
+            Ok(Start::After(p)) if q.get("stream_position").is_some_and(|s| !s.is_empty()) => p,
+            _ => latest,
+        };
+        if has_new(&store, user, stream, after) {
+            return new_change();
+        }
+        // Subscribed while the store is locked: every later change is seen, since
+        // handlers announce changes with the store still locked.
+        (user, stream, after, sh.events_tx.subscribe())
+    };
+    loop {
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => {
+                if *rx.borrow_and_update() == STOPPING {
+                    return reconnect();
+                }
+                let store = sh.store();
+                if has_new(&store, user, stream, after) {
+                    return new_change();
+                }
+            }
+            Ok(Err(_)) | Err(_) => return reconnect(),
+        }
+    }
 }

@@ -197,6 +197,8 @@ impl Emulator {
     }
 
     async fn stop_inner(&mut self) {
+        // Held long-polls answer `reconnect` at once instead of delaying the shutdown.
+        self.shared.events_tx.send_replace(events::STOPPING);
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -236,6 +238,7 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
+            self.shared.events_tx.send_replace(events::STOPPING);
             let _ = tx.send(());
         }
     }

@@ -389,6 +389,10 @@ pub struct Store {
     /// Download URLs handed out by `GET /files/{id}/content`: token → what it serves.
     #[serde(skip)]
     pub download_tokens: HashMap<String, DownloadToken>,
+    /// Realtime long-poll channels handed out by `OPTIONS /events`: channel → listener.
+    /// Not persisted; after a restart a poll on an old channel is told to reconnect.
+    #[serde(skip)]
+    pub realtime_channels: HashMap<String, RealtimeChannel>,
 }
 
 /// A short-lived download URL's authorization. Box redirects downloads to another host and
@@ -400,6 +404,14 @@ pub struct DownloadToken {
     pub version: Id,
     pub user: Id,
     pub expires_at: DateTime<Utc>,
+}
+
+/// Who listens on a realtime channel, and for which stream.
+#[derive(Debug, Clone)]
+pub struct RealtimeChannel {
+    pub user: Id,
+    pub stream_type: String,
+    pub last_used: DateTime<Utc>,
 }
 
 /// Box's name rules: 1–255 characters, no `/` or `\`, no control characters, no trailing
