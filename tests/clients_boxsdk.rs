@@ -43,8 +43,10 @@ async fn boxsdk_readme_flows_work_against_the_emulator() {
     let python = venv_python();
     let dir = tempfile::tempdir().unwrap();
     let jwt_config = dir.path().join("box_config.json");
+    let log = dir.path().join("requests.jsonl");
     let t = TestEmu::start_with(EmulatorConfig {
         jwt_config: Some(jwt_config.clone()),
+        request_log: Some(log.clone()),
         // Long-polls answer `reconnect` soon, so the SDK's reconnect path runs too.
         longpoll_timeout_secs: 5,
         ..Default::default()
@@ -85,4 +87,70 @@ async fn boxsdk_readme_flows_work_against_the_emulator() {
         out.status
     );
     assert!(stdout.contains("all flows passed"), "{stdout}");
+
+    // The SDK really took the paths the flows are about.
+    let requests: Vec<(String, String, u64)> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let r: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                r["method"].as_str().unwrap().to_string(),
+                r["path"].as_str().unwrap().to_string(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let seen = |method: &str, path: &dyn Fn(&str) -> bool, status: u64| {
+        requests
+            .iter()
+            .any(|(m, p, s)| m == method && path(p) && *s == status)
+    };
+    for (what, method, path, status) in [
+        (
+            "authorize redirect",
+            "GET",
+            &(|p: &str| p == "/api/oauth2/authorize") as &dyn Fn(&str) -> bool,
+            302,
+        ),
+        ("token grant", "POST", &|p: &str| p == "/oauth2/token", 200),
+        ("revoke", "POST", &|p: &str| p == "/oauth2/revoke", 200),
+        (
+            "long-poll servers",
+            "OPTIONS",
+            &|p: &str| p == "/2.0/events",
+            200,
+        ),
+        ("long poll", "GET", &|p: &str| p == "/subscribe", 200),
+        (
+            "upload session",
+            "POST",
+            &|p: &str| p == "/api/2.0/files/upload_sessions",
+            201,
+        ),
+        (
+            "part upload",
+            "PUT",
+            &|p: &str| p.starts_with("/api/2.0/files/upload_sessions/"),
+            200,
+        ),
+        (
+            "commit",
+            "POST",
+            &|p: &str| p.starts_with("/api/2.0/files/upload_sessions/") && p.ends_with("/commit"),
+            201,
+        ),
+        (
+            "metadata patch",
+            "PUT",
+            &|p: &str| p.contains("/metadata/global/properties"),
+            200,
+        ),
+        ("search", "GET", &|p: &str| p == "/2.0/search", 200),
+    ] {
+        assert!(
+            seen(method, path, status),
+            "no {what} request ({method}, {status}) in the request log"
+        );
+    }
 }

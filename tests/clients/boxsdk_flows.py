@@ -473,7 +473,9 @@ def events_long_poll(ctx):
             break
         if isinstance(event, Exception):
             raise event
-        seen.append((event["event_type"], (event.get("source") or {}).get("id")))
+        source = event["source"] if "source" in event.response_object else None
+        # The SDK turns the source into a Folder/File object; its JSON keys index it.
+        seen.append((event["event_type"], source["id"] if source else None))
         if seen[-1] == ("ITEM_CREATE", folder.id):
             return
     raise AssertionError(f"ITEM_CREATE of {folder.id} did not arrive by long poll; saw {seen}")
