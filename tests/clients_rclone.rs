@@ -455,3 +455,93 @@ async fn rclone_retries_through_injected_faults() {
     }
     rig.t.emulator().set_knobs(Knobs::default());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rclone_links_touch_ranges_rmdir_and_trash_cleanup() {
+    let rig = Rig::start().await;
+    let local = rig.dir.path().join("few");
+    std::fs::create_dir_all(local.join("keep")).unwrap();
+    std::fs::write(local.join("abc.txt"), b"0123456789abcdef").unwrap();
+    std::fs::write(local.join("keep/k.txt"), b"k").unwrap();
+    strict(&rig, &["copy", local.to_str().unwrap(), "emu:x"]).await;
+
+    // Shared links on a file and a folder: PUT with {"shared_link": {}}.
+    let link = strict(&rig, &["link", "emu:x/abc.txt"]).await;
+    assert!(link.trim().starts_with("http"), "{link}");
+    let dir_link = strict(&rig, &["link", "emu:x/keep"]).await;
+    assert!(dir_link.trim().starts_with("http"), "{dir_link}");
+    assert_ne!(link, dir_link);
+    let (_, items) = rig.t.get("/folders/0/items").await;
+    let x = items["entries"][0]["id"].as_str().unwrap().to_string();
+    let (_, listing) = rig
+        .t
+        .get(&format!("/folders/{x}/items?fields=name,shared_link"))
+        .await;
+    for e in listing["entries"].as_array().unwrap() {
+        let url = e["shared_link"]["url"].as_str().unwrap_or_default();
+        let want = if e["name"] == "abc.txt" {
+            &link
+        } else {
+            &dir_link
+        };
+        assert_eq!(url, want.trim(), "{e}");
+    }
+
+    // Ranged reads (Range: bytes=...).
+    assert_eq!(
+        strict(
+            &rig,
+            &["cat", "--offset", "10", "--count", "4", "emu:x/abc.txt"]
+        )
+        .await,
+        "abcd"
+    );
+    assert_eq!(
+        strict(&rig, &["cat", "--tail", "3", "emu:x/abc.txt"]).await,
+        "def"
+    );
+
+    // touch sets content_modified_at.
+    strict(
+        &rig,
+        &["touch", "-t", "2020-01-02T03:04:05", "emu:x/abc.txt"],
+    )
+    .await;
+    let listed = lsjson_files(&strict(&rig, &["lsjson", "emu:x"]).await);
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(listed["abc.txt"]["ModTime"].as_str().unwrap())
+            .unwrap()
+            .timestamp(),
+        chrono::DateTime::parse_from_rfc3339("2020-01-02T03:04:05Z")
+            .unwrap()
+            .timestamp(),
+        "{listed:?}"
+    );
+
+    // rmdir refuses a folder that is not empty, and removes an empty one.
+    let out = rig
+        .run(&[
+            "rmdir",
+            "emu:x/keep",
+            "--retries",
+            "1",
+            "--low-level-retries",
+            "1",
+        ])
+        .await;
+    assert!(!out.status.success(), "rmdir of a non-empty folder");
+    strict(&rig, &["mkdir", "emu:x/empty"]).await;
+    strict(&rig, &["rmdir", "emu:x/empty"]).await;
+    assert_eq!(strict(&rig, &["lsf", "emu:x"]).await, "abc.txt\nkeep/\n");
+
+    // Deleted items go to the trash; `cleanup` lists the trash and purges each item.
+    strict(&rig, &["deletefile", "emu:x/abc.txt"]).await;
+    strict(&rig, &["purge", "emu:x/keep"]).await;
+    let (_, trash) = rig.t.get("/folders/trash/items").await;
+    // abc.txt, keep/ and the removed empty/.
+    assert_eq!(trash["total_count"], 3, "{trash}");
+    strict(&rig, &["cleanup", "emu:"]).await;
+    let (_, trash) = rig.t.get("/folders/trash/items").await;
+    assert_eq!(trash["total_count"], 0, "{trash}");
+    assert_eq!(strict(&rig, &["lsf", "-R", "emu:"]).await, "x/\n");
+}

@@ -212,6 +212,12 @@ async fn update_file(
     let lock = parse_lock(&body, now)?;
     let shared_link = body.get("shared_link");
     let fields = fields(&q);
+    // Not in the OpenAPI request body, but Box honours it: rclone's Box backend sets a
+    // file's modification time (`rclone touch`, SetModTime) with `{"content_modified_at"}`,
+    // and rclone's integration tests against Box check that it sticks.
+    let content_modified_at = opt_str(&body, "content_modified_at")?
+        .map(|s| parse_time(&s, "content_modified_at"))
+        .transpose()?;
 
     let mut store = ctx.shared.store();
     let user = ctx.user;
@@ -240,6 +246,7 @@ async fn update_file(
     let had_lock = item.lock.as_ref().is_some_and(|l| l.is_active(now));
     let description_changed = description.as_ref().is_some_and(|d| *d != item.description);
     let tags_changed = tags.as_ref().is_some_and(|t| *t != item.tags);
+    let mtime_changed = content_modified_at.is_some_and(|t| t != item.content_modified_at);
 
     // Everything is checked; the shared link goes first because it may still refuse.
     if let Some(value) = shared_link {
@@ -273,7 +280,13 @@ async fn update_file(
             changed = true;
         }
     }
-    if (description_changed || tags_changed) && !(renamed || moved) {
+    if let Some(t) = content_modified_at {
+        if mtime_changed {
+            item.content_modified_at = t;
+            changed = true;
+        }
+    }
+    if (description_changed || tags_changed || mtime_changed) && !(renamed || moved) {
         events.push("ITEM_MODIFY");
     }
     match lock {
