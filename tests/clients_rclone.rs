@@ -356,6 +356,37 @@ async fn rclone_large_file_goes_through_an_upload_session_with_commit_retries() 
         ],
     )
     .await;
+
+    // A changed big file becomes a new version through a session on the file itself.
+    let mut data = std::fs::read(&local).unwrap();
+    data[size / 2] ^= 0xff;
+    std::fs::write(&local, &data).unwrap();
+    let want_sha1 = sha1_hex(&data);
+    drop(data);
+    strict(
+        &rig,
+        &["copyto", local.to_str().unwrap(), "emu:big/big.bin"],
+    )
+    .await;
+    let file_sessions: Vec<u64> = rig
+        .requests()
+        .iter()
+        .filter(|r| {
+            let p = r["path"].as_str().unwrap();
+            r["method"] == "POST"
+                && p.starts_with("/api/2.0/files/")
+                && p.ends_with("/upload_sessions")
+                && p != "/api/2.0/files/upload_sessions"
+        })
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(file_sessions, vec![201], "one new-version session");
+    let sums = strict(&rig, &["hashsum", "sha1", "emu:big"]).await;
+    assert_eq!(
+        sums,
+        format!("{want_sha1}  big.bin\n"),
+        "one file, the new content"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

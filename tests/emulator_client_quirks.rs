@@ -105,3 +105,47 @@ async fn file_update_sets_content_modified_at() {
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
 }
+
+/// boxsdk's `File.promote_version`: an old version becomes current again, as a new version.
+#[tokio::test]
+async fn promote_an_old_version() {
+    let t = TestEmu::start().await;
+    let f = t.upload_file("0", "v.txt", b"one").await;
+    let id = f["id"].as_str().unwrap().to_string();
+    let first_version = f["file_version"]["id"].as_str().unwrap().to_string();
+    let form = reqwest::multipart::Form::new()
+        .text("attributes", "{}")
+        .part("file", reqwest::multipart::Part::bytes(b"two!".to_vec()));
+    let (s, r) = TestEmu::send(
+        t.req(
+            reqwest::Method::POST,
+            &t.upload(&format!("/files/{id}/content")),
+        )
+        .multipart(form),
+    )
+    .await;
+    // A new version is a 200 on Box, not a 201.
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let (s, v) = t
+        .post_json(
+            &format!("/files/{id}/versions/current"),
+            json!({"type": "file_version", "id": first_version}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["type"], "file_version");
+    assert_ne!(v["id"], first_version.as_str(), "a new version");
+    assert_eq!(v["size"], 3);
+    let (_, file) = t.get(&format!("/files/{id}")).await;
+    assert_eq!(file["size"], 3);
+    assert_eq!(file["file_version"]["id"], v["id"]);
+    let (_, versions) = t.get(&format!("/files/{id}/versions")).await;
+    assert_eq!(versions["total_count"], 2, "{versions}");
+    let (s, e) = t
+        .post_json(
+            &format!("/files/{id}/versions/current"),
+            json!({"type": "file_version", "id": "123"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+}

@@ -580,6 +580,88 @@ def ccg(ctx):
         eq(e.status, 400, "wrong secret status")
 
 
+@flow("trash_restore_purge")
+def trash_restore_purge(ctx):
+    work = ctx.work_folder()
+    f = work.upload_stream(io.BytesIO(b"trash me"), f"trash-{RUN_TAG}.txt")
+    folder = work.create_subfolder(f"trash-dir-{RUN_TAG}")
+    check(f.delete(), "delete file")
+    check(folder.delete(), "delete folder")
+    trash = ctx.client.trash()
+    ids = {i.id for i in trash.get_items()}
+    check({f.id, folder.id} <= ids, f"both in the trash: {ids}")
+    eq(trash.get_item(f).item_status, "trashed", "trashed item_status")
+    restored = trash.restore_item(f)
+    eq(restored.parent.id, work.id, "restored into its folder")
+    eq(ctx.client.file(f.id).get().item_status, "active", "restored item_status")
+    check(trash.permanently_delete_item(folder), "purge")
+    try:
+        trash.get_item(folder)
+        raise AssertionError("a purged folder is still in the trash")
+    except BoxAPIException as e:
+        eq(e.status, 404, "purged status")
+
+
+@flow("file_versions")
+def file_versions(ctx):
+    f = ctx.work_folder().upload_stream(io.BytesIO(b"v1"), f"versions-{RUN_TAG}.txt")
+    f.update_contents_with_stream(io.BytesIO(b"v2 longer"))
+    f.update_contents_with_stream(io.BytesIO(b"v3"))
+    old = list(f.get_previous_versions())
+    eq(len(old), 2, "two previous versions")
+    by_sha1 = {v.sha1: v for v in old}
+    oldest = by_sha1[hashlib.sha1(b"v1").hexdigest()]
+    eq(oldest.size, 2, "oldest version size")
+    eq(by_sha1[hashlib.sha1(b"v2 longer").hexdigest()].size, 9, "middle version size")
+    promoted = f.promote_version(oldest)
+    eq(promoted.sha1, hashlib.sha1(b"v1").hexdigest(), "promoted version sha1")
+    eq(ctx.client.file(f.id).content(), b"v1", "content after promote")
+    eq(len(list(f.get_previous_versions())), 3, "promoting keeps the history")
+
+
+@flow("preflight_and_download_url")
+def preflight_and_download_url(ctx):
+    work = ctx.work_folder()
+    # Box answers a passing preflight with the URL to upload to (the SDK hands it back).
+    upload_url = work.preflight_check(size=1000, name=f"pre-{RUN_TAG}.txt")
+    check(upload_url is None or upload_url.startswith(BASE), f"preflight upload_url {upload_url!r}")
+    f = work.upload_stream(io.BytesIO(b"download me"), f"pre-{RUN_TAG}.txt")
+    try:
+        work.preflight_check(size=10, name=f"pre-{RUN_TAG}.txt")
+        raise AssertionError("preflight accepted a taken name")
+    except BoxAPIException as e:
+        eq(e.status, 409, "preflight conflict status")
+    url = f.get_download_url()
+    eq(requests.get(url, timeout=10).content, b"download me", "download URL works unauthenticated")
+
+
+@flow("copy_folder_and_collaborate")
+def copy_folder_and_collaborate(ctx):
+    work = ctx.work_folder()
+    src = work.create_subfolder(f"copy-src-{RUN_TAG}")
+    src.upload_stream(io.BytesIO(b"inside"), "inside.txt")
+    src.create_subfolder("child")
+    dup = src.copy(parent_folder=work, name=f"copy-dst-{RUN_TAG}")
+    eq(sorted(i.name for i in dup.get_items()), ["child", "inside.txt"], "copied items")
+    other = ctx.client.create_user("Sansa", login=f"sansa-{RUN_TAG}@example.com")
+    collab = src.collaborate(other, "editor")
+    eq(collab.role, "editor", "collaboration role")
+    seen = ctx.client.as_user(other).folder(src.id).get()
+    eq(seen.name, src.name, "the collaborator sees the folder")
+    eq([c.id for c in src.get_collaborations()], [collab.id], "collaborations")
+
+
+@flow("shared_item")
+def shared_item(ctx):
+    f = ctx.work_folder().upload_stream(io.BytesIO(b"shared"), f"shared-{RUN_TAG}.txt")
+    url = f.get_shared_link(access="open")
+    item = ctx.client.get_shared_item(url)
+    eq((item.type, item.id), ("file", f.id), "shared item")
+    eq(item.content(), b"shared", "content through the shared link")
+    dl = f.get_shared_link_download_url(access="open")
+    eq(requests.get(dl, timeout=10).content, b"shared", "shared download URL")
+
+
 @flow("make_request")
 def make_request(ctx):
     body = json.dumps({"name": "made-by-hand", "parent": {"id": ctx.work_folder().id}})
