@@ -38,6 +38,8 @@ fn venv_python() -> PathBuf {
     python
 }
 
+const LONGPOLL_TIMEOUT: u64 = 2;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn boxsdk_readme_flows_work_against_the_emulator() {
     let python = venv_python();
@@ -48,7 +50,7 @@ async fn boxsdk_readme_flows_work_against_the_emulator() {
         jwt_config: Some(jwt_config.clone()),
         request_log: Some(log.clone()),
         // Long-polls answer `reconnect` soon, so the SDK's reconnect path runs too.
-        longpoll_timeout_secs: 5,
+        longpoll_timeout_secs: LONGPOLL_TIMEOUT,
         ..Default::default()
     })
     .await;
@@ -62,6 +64,7 @@ async fn boxsdk_readme_flows_work_against_the_emulator() {
         .env("BOXEMU_USER_ID", &info.user_id)
         .env("BOXEMU_DEVELOPER_TOKEN", &info.developer_token)
         .env("BOXEMU_JWT_CONFIG", &jwt_config)
+        .env("BOXEMU_LONGPOLL_TIMEOUT", LONGPOLL_TIMEOUT.to_string())
         .env("PYTHONUNBUFFERED", "1")
         .env("PYTHONDONTWRITEBYTECODE", "1")
         // Loopback only: no proxy from the environment may take the SDK's requests elsewhere.
@@ -78,9 +81,6 @@ async fn boxsdk_readme_flows_work_against_the_emulator() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}");
-    if !stderr.trim().is_empty() {
-        println!("--- stderr ---\n{stderr}");
-    }
     assert!(
         out.status.success(),
         "boxsdk flows failed ({}):\n{stdout}\n{stderr}",
@@ -106,6 +106,14 @@ async fn boxsdk_readme_flows_work_against_the_emulator() {
             .iter()
             .any(|(m, p, s)| m == method && path(p) && *s == status)
     };
+    let polls = requests
+        .iter()
+        .filter(|(m, p, s)| m == "GET" && p == "/subscribe" && *s == 200)
+        .count();
+    assert!(
+        polls >= 2,
+        "the SDK polled again after `reconnect` ({polls} polls)"
+    );
     for (what, method, path, status) in [
         (
             "authorize redirect",

@@ -12,6 +12,7 @@ exits 1 if any flow failed. The emulator is given by environment variables:
 name the flows to run (by substring); the default is all of them, in order.
 """
 
+import contextlib
 import hashlib
 import io
 import itertools
@@ -461,7 +462,9 @@ def events_long_poll(ctx):
             arrived.put(e)
 
     threading.Thread(target=listen, daemon=True).start()
-    time.sleep(1.0)  # let it reach the long poll
+    # Long enough for a first poll to time out with `reconnect` (the test runs the emulator
+    # with BOXEMU_LONGPOLL_TIMEOUT seconds), so the SDK polls again.
+    time.sleep(float(os.environ.get("BOXEMU_LONGPOLL_TIMEOUT", "0")) + 1.0)
     other = dev_client()  # another client makes the change
     folder = other.folder(ctx.work_folder().id).create_subfolder(f"longpoll-{RUN_TAG}")
     deadline = time.time() + 20
@@ -682,16 +685,21 @@ def logging_client(ctx):
 
     keep = Keep()
     logging.getLogger("boxsdk.network").addHandler(keep)
+    printed = io.StringIO()
     try:
-        client = LoggingClient(OAuth2(client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
-                                      access_token=DEV_TOKEN))
-        eq(client.user().get().id, ADMIN_ID, "user")
+        # LoggingClient logs every request and response to stdout (its handler keeps the
+        # stdout it saw when it was made).
+        with contextlib.redirect_stdout(printed):
+            client = LoggingClient(OAuth2(client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
+                                          access_token=DEV_TOKEN))
+            eq(client.user().get().id, ADMIN_ID, "user")
     finally:
         logging.getLogger("boxsdk.network").removeHandler(keep)
     text = "\n".join(records)
     check(f"GET {API.BASE_API_URL}/users/me" in text, f"request logged: {text[:500]}")
     check(DEV_TOKEN not in text, "the token is not logged")
     check(f"'id': '{ADMIN_ID}'" in text, f"response logged: {text[:500]}")
+    check(f"GET {API.BASE_API_URL}/users/me" in printed.getvalue(), "printed to stdout")
 
 
 def main(argv):
