@@ -67,6 +67,11 @@ impl Rig {
             "expiry": "2099-01-01T00:00:00Z",
         })
         .to_string();
+        self.run_with(args, &token, &[]).await
+    }
+
+    /// Runs rclone with the given token JSON and extra environment.
+    async fn run_with(&self, args: &[&str], token: &str, env: &[(&str, &str)]) -> Output {
         let mut cmd = tokio::process::Command::new("rclone");
         cmd.arg("--config")
             .arg("/dev/null")
@@ -81,6 +86,7 @@ impl Rig {
             .env("RCLONE_CONFIG_EMU_TOKEN", token)
             .env("RCLONE_CACHE_DIR", self.dir.path().join("rclone-cache"))
             .env("HOME", self.dir.path())
+            .envs(env.iter().copied())
             .kill_on_drop(true);
         tokio::time::timeout(Duration::from_secs(120), cmd.output())
             .await
@@ -575,4 +581,107 @@ async fn rclone_links_touch_ranges_rmdir_and_trash_cleanup() {
     let (_, trash) = rig.t.get("/folders/trash/items").await;
     assert_eq!(trash["total_count"], 0, "{trash}");
     assert_eq!(strict(&rig, &["lsf", "-R", "emu:"]).await, "x/\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rclone_refreshes_an_expired_oauth_token() {
+    let rig = Rig::start().await;
+    let info = rig.t.emulator().info.clone();
+    // The browser step of the OAuth code flow, then the code for a token pair.
+    let redirect = "http://127.0.0.1:9/callback";
+    let resp = rig
+        .t
+        .http
+        .get(format!("{}/api/oauth2/authorize", rig.t.base))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", info.client_id.as_str()),
+            ("redirect_uri", redirect),
+            ("state", "s"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::FOUND);
+    let location = url::Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .to_string();
+    let token_url = format!("{}/oauth2/token", rig.t.base);
+    let pair: Value = rig
+        .t
+        .http
+        .post(&token_url)
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("client_id", info.client_id.as_str()),
+            ("client_secret", info.client_secret.as_str()),
+            ("redirect_uri", redirect),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refresh = pair["refresh_token"].as_str().unwrap();
+    // rclone holds an expired access token: it refreshes it at Box's token URL (through the
+    // proxy) before its first call.
+    let token = serde_json::json!({
+        "access_token": pair["access_token"],
+        "refresh_token": refresh,
+        "token_type": "bearer",
+        "expiry": "2001-01-01T00:00:00Z",
+    })
+    .to_string();
+    let env = [
+        ("RCLONE_CONFIG_EMU_CLIENT_ID", info.client_id.as_str()),
+        (
+            "RCLONE_CONFIG_EMU_CLIENT_SECRET",
+            info.client_secret.as_str(),
+        ),
+    ];
+    let mkdir = rig
+        .run_with(&["mkdir", "emu:refreshed", "-vv"], &token, &env)
+        .await;
+    let stderr = String::from_utf8_lossy(&mkdir.stderr);
+    assert!(mkdir.status.success(), "{stderr}");
+    assert!(stderr.contains("Saved new token"), "{stderr}");
+    let refreshes = rig
+        .requests()
+        .iter()
+        .filter(|r| {
+            // rclone's Box token URL is https://app.box.com/api/oauth2/token.
+            matches!(
+                r["path"].as_str(),
+                Some("/oauth2/token" | "/api/oauth2/token")
+            ) && r["status"] == 200
+        })
+        .count();
+    assert_eq!(
+        refreshes,
+        2,
+        "the code grant and rclone's refresh: {:?}",
+        rig.requests()
+    );
+    assert_eq!(strict(&rig, &["lsf", "emu:"]).await, "refreshed/\n");
+    // Box refresh tokens are single use: the one rclone spent is dead.
+    let again = rig
+        .t
+        .http
+        .post(&token_url)
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", info.client_id.as_str()),
+            ("client_secret", info.client_secret.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), reqwest::StatusCode::BAD_REQUEST);
 }
