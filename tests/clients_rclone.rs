@@ -121,17 +121,10 @@ impl Rig {
 /// No retries at all: a failed request is an emulator bug, not something to paper over.
 const STRICT: [&str; 4] = ["--retries", "1", "--low-level-retries", "1"];
 
-fn with(strict: &[&str], args: &[&str]) -> Vec<String> {
-    args.iter()
-        .chain(strict.iter())
-        .map(|s| s.to_string())
-        .collect()
-}
-
+/// Runs rclone without retries and fails the test unless it succeeds; returns stdout.
 async fn strict(rig: &Rig, args: &[&str]) -> String {
-    let args = with(&STRICT, args);
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    rig.ok(&refs).await
+    let args: Vec<&str> = args.iter().chain(STRICT.iter()).copied().collect();
+    rig.ok(&args).await
 }
 
 fn sha1_hex(data: &[u8]) -> String {
