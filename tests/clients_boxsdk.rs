@@ -149,6 +149,12 @@ async fn boxsdk_readme_flows_work_against_the_emulator() {
             201,
         ),
         (
+            "commit not ready yet",
+            "POST",
+            &|p: &str| p.starts_with("/api/2.0/files/upload_sessions/") && p.ends_with("/commit"),
+            202,
+        ),
+        (
             "metadata patch",
             "PUT",
             &|p: &str| p.contains("/metadata/global/properties"),

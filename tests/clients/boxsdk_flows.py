@@ -368,12 +368,23 @@ def chunked_upload(ctx):
         eq(hashlib.sha1(ctx.client.file(uploaded.id).content()).hexdigest(),
            hashlib.sha1(f.read()).hexdigest(), "chunked content")
 
-    # A new version of the same file from a stream, through a session on the file.
+    # A new version of the same file from a stream, through a session on the file. Each
+    # commit of the session first answers 202 + Retry-After (the emulator's
+    # commit_retry_polls knob, read when the session is made) more often than the SDK retries
+    # by itself: start() then returns None and resume() commits again, as the SDK's docs say.
     data = open(path, "rb").read()[::-1]
-    session = ctx.client.file(uploaded.id).create_upload_session(file_size=len(data))
-    parts = list(session.get_parts())
-    eq(parts, [], "no parts yet")
-    v2 = session.get_chunked_uploader_for_stream(io.BytesIO(data), len(data)).start()
+    knobs = requests.get(f"{BASE}/_emulator/knobs", timeout=10).json()
+    requests.put(f"{BASE}/_emulator/knobs", timeout=10,
+                 json={**knobs, "commit_retry_polls": API.MAX_RETRY_ATTEMPTS + 1},
+                 ).raise_for_status()
+    try:
+        session = ctx.client.file(uploaded.id).create_upload_session(file_size=len(data))
+    finally:
+        requests.put(f"{BASE}/_emulator/knobs", json=knobs, timeout=10).raise_for_status()
+    eq(list(session.get_parts()), [], "no parts yet")
+    uploader = session.get_chunked_uploader_for_stream(io.BytesIO(data), len(data))
+    eq(uploader.start(), None, "start() after the SDK's retries of a 202 commit")
+    v2 = uploader.resume()
     eq(v2.id, uploaded.id, "new version keeps the id")
     eq(v2.sha1, hashlib.sha1(data).hexdigest(), "new version sha1")
 
