@@ -1,5 +1,7 @@
-//! boxfs: Box.com as a Linux filesystem. The crate holds the command line (`cli`), and the
-//! Box API emulator (`emulator`) that every test and benchmark runs against.
+//! boxfs: Box.com as a Linux filesystem. The crate holds the Rust Box client (`api`), the
+//! command line (`cli`), and the Box API emulator (`emulator`) that every test and
+//! benchmark runs against.
 
+pub mod api;
 pub mod cli;
 pub mod emulator;

@@ -1,0 +1,53 @@
+//! How the client proves who it is. Every kind of credential implements [`Authenticator`]:
+//! the request layer asks it for a token before each request, and asks it to `refresh`
+//! once when Box answers 401 with the token it gave. Each module here owns one kind:
+//! developer tokens (below), OAuth 2.0, JWT, client credentials, and an external command.
+
+use async_trait::async_trait;
+
+use super::error::{BoxError, BoxResult};
+use super::secret::Secret;
+
+#[async_trait]
+pub trait Authenticator: Send + Sync {
+    /// A token that is believed valid now (refreshing first if it is about to expire).
+    async fn access_token(&self) -> BoxResult<Secret>;
+
+    /// Box refused `rejected`: get a new token. Implementations must make many concurrent
+    /// callers cause one refresh, and must not refresh again if someone already replaced
+    /// the rejected token.
+    async fn refresh(&self, rejected: &Secret) -> BoxResult<Secret>;
+
+    /// Ends the session at Box, where the credential supports it.
+    async fn revoke(&self) -> BoxResult<()> {
+        Ok(())
+    }
+}
+
+/// A developer token (or any bare access token): used as it is, never refreshed.
+#[derive(Debug)]
+pub struct DeveloperToken {
+    token: Secret,
+}
+
+impl DeveloperToken {
+    pub fn new(token: impl Into<Secret>) -> DeveloperToken {
+        DeveloperToken {
+            token: token.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Authenticator for DeveloperToken {
+    async fn access_token(&self) -> BoxResult<Secret> {
+        Ok(self.token.clone())
+    }
+
+    async fn refresh(&self, _rejected: &Secret) -> BoxResult<Secret> {
+        Err(BoxError::Auth(
+            "the developer token was refused (they expire after an hour); make a new one or log in"
+                .into(),
+        ))
+    }
+}

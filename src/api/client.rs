@@ -1,0 +1,446 @@
+//! The request layer every API call goes through: one pooled HTTP client, the
+//! authenticator's token on each request (one refresh and one resend after a 401), the
+//! As-User header, retries of 429, 5xx and dropped connections (Retry-After honoured,
+//! else exponential backoff with jitter, bounded in count and total time), Box's error JSON
+//! turned into [`BoxError`], and a debug log line per request with every secret redacted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::Rng;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use url::Url;
+
+use super::auth::Authenticator;
+use super::endpoints::Endpoints;
+use super::error::{ApiErrorInfo, BoxError, BoxResult};
+use super::secret::{redact_url, Secret};
+
+/// How hard the client tries before it gives up on a transient failure.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// No retry starts after this much time since the first attempt.
+    pub max_total: Duration,
+    /// First backoff; doubles each retry, with full jitter.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            max_total: Duration::from_secs(120),
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries at all.
+    pub fn none() -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        }
+    }
+
+    fn backoff(&self, retry: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << retry.min(16))
+            .min(self.max_delay);
+        let jitter = rand::thread_rng().gen_range(0.5..=1.0);
+        exp.mul_f64(jitter)
+    }
+}
+
+/// A request body that can be produced again for a retry.
+#[derive(Clone)]
+pub enum Body {
+    Empty,
+    Json(Value),
+    /// `application/x-www-form-urlencoded` fields.
+    Form(Vec<(String, String)>),
+    Bytes {
+        data: Bytes,
+        content_type: String,
+    },
+    /// Built afresh for every attempt (multipart forms cannot be cloned).
+    Multipart(Arc<dyn Fn() -> reqwest::multipart::Form + Send + Sync>),
+}
+
+/// One API request, described so that it can be sent again.
+#[derive(Clone)]
+pub struct Request {
+    pub method: Method,
+    pub url: Url,
+    pub query: Vec<(String, String)>,
+    pub headers: Vec<(HeaderName, String)>,
+    pub body: Body,
+    /// Send the client's token (false for the OAuth endpoints and pre-signed URLs).
+    pub authenticated: bool,
+}
+
+impl Request {
+    pub fn new(method: Method, url: Url) -> Request {
+        Request {
+            method,
+            url,
+            query: Vec::new(),
+            headers: Vec::new(),
+            body: Body::Empty,
+            authenticated: true,
+        }
+    }
+    pub fn query(mut self, key: &str, value: impl ToString) -> Request {
+        self.query.push((key.to_string(), value.to_string()));
+        self
+    }
+    pub fn query_opt(self, key: &str, value: Option<impl ToString>) -> Request {
+        match value {
+            Some(v) => self.query(key, v),
+            None => self,
+        }
+    }
+    pub fn header(mut self, name: HeaderName, value: impl Into<String>) -> Request {
+        self.headers.push((name, value.into()));
+        self
+    }
+    pub fn json(mut self, value: Value) -> Request {
+        self.body = Body::Json(value);
+        self
+    }
+    pub fn form(mut self, fields: Vec<(String, String)>) -> Request {
+        self.body = Body::Form(fields);
+        self
+    }
+    pub fn body(mut self, body: Body) -> Request {
+        self.body = body;
+        self
+    }
+    pub fn unauthenticated(mut self) -> Request {
+        self.authenticated = false;
+        self
+    }
+    /// The URL with its query, secrets redacted, for logs and errors.
+    fn display_url(&self) -> String {
+        let mut u = self.url.clone();
+        if !self.query.is_empty() {
+            u.query_pairs_mut().extend_pairs(self.query.iter());
+        }
+        redact_url(&u)
+    }
+}
+
+struct Inner {
+    http: reqwest::Client,
+    auth: Arc<dyn Authenticator>,
+    endpoints: Endpoints,
+    retry: RetryPolicy,
+}
+
+/// A Box API client. Cheap to clone; `as_user` gives a client acting as another user.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+    as_user: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("api", &self.inner.endpoints.api.as_str())
+            .field("as_user", &self.as_user)
+            .finish()
+    }
+}
+
+/// The HTTP client boxfs uses everywhere: pooled keep-alive connections, TCP_NODELAY,
+/// no automatic redirects (downloads resolve Box's redirect themselves).
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(20))
+        .user_agent(concat!("boxfs/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+impl Client {
+    pub fn new(auth: Arc<dyn Authenticator>, endpoints: Endpoints) -> Client {
+        Client::with_http(auth, endpoints, http_client(), RetryPolicy::default())
+    }
+
+    pub fn with_http(
+        auth: Arc<dyn Authenticator>,
+        endpoints: Endpoints,
+        http: reqwest::Client,
+        retry: RetryPolicy,
+    ) -> Client {
+        Client {
+            inner: Arc::new(Inner {
+                http,
+                auth,
+                endpoints,
+                retry,
+            }),
+            as_user: None,
+        }
+    }
+
+    /// The same client acting as `user_id` (the As-User header; admins and service
+    /// accounts only). Everything derived from it keeps acting as that user.
+    pub fn as_user(&self, user_id: &str) -> Client {
+        Client {
+            inner: self.inner.clone(),
+            as_user: Some(user_id.to_string()),
+        }
+    }
+
+    pub fn acting_as(&self) -> Option<&str> {
+        self.as_user.as_deref()
+    }
+
+    pub fn endpoints(&self) -> &Endpoints {
+        &self.inner.endpoints
+    }
+
+    pub fn authenticator(&self) -> &Arc<dyn Authenticator> {
+        &self.inner.auth
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// A request to the API host: `api(Method::GET, "/folders/0")`.
+    pub fn api(&self, method: Method, path: &str) -> Request {
+        Request::new(method, self.inner.endpoints.api(path))
+    }
+
+    /// A request to the upload host.
+    pub fn upload(&self, method: Method, path: &str) -> Request {
+        Request::new(method, self.inner.endpoints.upload(path))
+    }
+
+    /// Sends a request and returns the response of any success status (2xx/3xx); errors
+    /// become `BoxError`. Retries and the 401 refresh happen here.
+    pub async fn send(&self, req: Request) -> BoxResult<reqwest::Response> {
+        let started = Instant::now();
+        let policy = &self.inner.retry;
+        let mut attempt = 0u32;
+        let mut refreshed = false;
+        let mut token = if req.authenticated {
+            Some(self.inner.auth.access_token().await?)
+        } else {
+            None
+        };
+        loop {
+            attempt += 1;
+            let sent_at = Instant::now();
+            let result = self.build(&req, token.as_ref()).send().await;
+            let outcome = match result {
+                Ok(resp) => {
+                    let status = resp.status();
+                    let request_id = header_str(resp.headers(), "box-request-id");
+                    log::debug!(
+                        "{} {} -> {} in {} ms{}",
+                        req.method,
+                        req.display_url(),
+                        status.as_u16(),
+                        sent_at.elapsed().as_millis(),
+                        request_id
+                            .map(|r| format!(" (request id {r})"))
+                            .unwrap_or_default()
+                    );
+                    if status.is_success() || status.is_redirection() {
+                        return Ok(resp);
+                    }
+                    if status == StatusCode::UNAUTHORIZED && req.authenticated && !refreshed {
+                        refreshed = true;
+                        let rejected = token.take().unwrap_or_else(|| Secret::new(""));
+                        token = Some(self.inner.auth.refresh(&rejected).await?);
+                        attempt -= 1;
+                        continue;
+                    }
+                    Err(error_from_response(&req, resp).await)
+                }
+                Err(e) => {
+                    log::debug!(
+                        "{} {} -> failed after {} ms: {e}",
+                        req.method,
+                        req.display_url(),
+                        sent_at.elapsed().as_millis()
+                    );
+                    Err(BoxError::Network(format!(
+                        "{} {}: {}",
+                        req.method,
+                        req.display_url(),
+                        without_url(&e)
+                    )))
+                }
+            };
+            let err = match outcome {
+                Ok(r) => return Ok(r),
+                Err(e) => e,
+            };
+            if err.status() == Some(401) {
+                return Err(BoxError::Auth(format!(
+                    "Box refused the credentials even after a refresh: {err}"
+                )));
+            }
+            if !err.is_transient() || attempt >= policy.max_attempts {
+                return Err(err);
+            }
+            let wait = err
+                .api()
+                .and_then(|a| a.retry_after)
+                .map(|d| d.min(policy.max_delay))
+                .unwrap_or_else(|| policy.backoff(attempt - 1));
+            if started.elapsed() + wait > policy.max_total {
+                return Err(err);
+            }
+            log::debug!(
+                "retrying {} {} in {} ms (attempt {attempt}): {err}",
+                req.method,
+                req.display_url(),
+                wait.as_millis()
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn build(&self, req: &Request, token: Option<&Secret>) -> reqwest::RequestBuilder {
+        let mut rb = self.inner.http.request(req.method.clone(), req.url.clone());
+        if !req.query.is_empty() {
+            rb = rb.query(&req.query);
+        }
+        if let Some(t) = token {
+            rb = rb.header(AUTHORIZATION, format!("Bearer {}", t.expose()));
+        }
+        if let (Some(user), true) = (&self.as_user, req.authenticated) {
+            rb = rb.header("As-User", user.as_str());
+        }
+        for (name, value) in &req.headers {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                rb = rb.header(name.clone(), v);
+            }
+        }
+        match &req.body {
+            Body::Empty => rb,
+            Body::Json(v) => rb.json(v),
+            Body::Form(fields) => rb.form(fields),
+            Body::Bytes { data, content_type } => rb
+                .header(reqwest::header::CONTENT_TYPE, content_type.as_str())
+                .body(data.clone()),
+            Body::Multipart(make) => rb.multipart(make()),
+        }
+    }
+
+    /// Sends and decodes a JSON answer.
+    pub async fn json<T: DeserializeOwned>(&self, req: Request) -> BoxResult<T> {
+        let what = format!("{} {}", req.method, req.display_url());
+        let resp = self.send(req).await?;
+        decode(resp, &what).await
+    }
+
+    /// Sends a request whose answer has no body worth reading (204 and the like).
+    pub async fn empty(&self, req: Request) -> BoxResult<()> {
+        let resp = self.send(req).await?;
+        let _ = resp.bytes().await;
+        Ok(())
+    }
+}
+
+pub async fn decode<T: DeserializeOwned>(resp: reqwest::Response, what: &str) -> BoxResult<T> {
+    let bytes = resp.bytes().await.map_err(|e| {
+        BoxError::Network(format!("{what}: reading the answer: {}", without_url(&e)))
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| BoxError::Decode(format!("{what}: {e}")))
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// reqwest's error text includes the URL, which may carry a secret: keep only the cause.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    if let Some(url) = e.url() {
+        msg = msg.replace(url.as_str(), &redact_url(url));
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+/// Turns an error response into `BoxError`, keeping Box's fields.
+async fn error_from_response(req: &Request, resp: reqwest::Response) -> BoxError {
+    let status = resp.status().as_u16();
+    let retry_after = header_str(resp.headers(), RETRY_AFTER.as_str())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let header_request_id = header_str(resp.headers(), "box-request-id").map(str::to_string);
+    let body: Value = resp
+        .bytes()
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or(Value::Null);
+    if let Some(error) = body.get("error").and_then(Value::as_str) {
+        return BoxError::OAuth {
+            status,
+            error: error.to_string(),
+            description: body
+                .get("error_description")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        };
+    }
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    BoxError::Api(Box::new(ApiErrorInfo {
+        status,
+        code: text("code").unwrap_or_else(|| default_code(status).to_string()),
+        message: text("message").unwrap_or_else(|| {
+            StatusCode::from_u16(status)
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        }),
+        request_id: text("request_id").or(header_request_id),
+        context_info: body.get("context_info").filter(|v| !v.is_null()).cloned(),
+        retry_after,
+        method: req.method.to_string(),
+        url: req.display_url(),
+    }))
+}
+
+fn default_code(status: u16) -> &'static str {
+    match status {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        409 => "conflict",
+        412 => "precondition_failed",
+        429 => "rate_limit_exceeded",
+        500 => "internal_server_error",
+        503 => "unavailable",
+        _ => "error",
+    }
+}

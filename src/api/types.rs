@@ -1,0 +1,177 @@
+//! Wire types: what Box sends, as serde structs. Fields Box may leave out (with `fields=`
+//! or in mini representations) are `Option` or defaulted, so a partial answer still
+//! decodes. Ids are strings, as Box sends them.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct UserMini {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub login: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Enterprise {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct User {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub login: String,
+    pub status: Option<String>,
+    pub role: Option<String>,
+    pub space_amount: Option<i64>,
+    pub space_used: Option<i64>,
+    pub max_upload_size: Option<i64>,
+    pub created_at: Option<String>,
+    pub modified_at: Option<String>,
+    pub language: Option<String>,
+    pub timezone: Option<String>,
+    pub is_platform_access_only: Option<bool>,
+    pub external_app_user_id: Option<String>,
+    pub enterprise: Option<Enterprise>,
+}
+
+/// A folder reference inside other objects (`parent`, `path_collection`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct FolderMini {
+    pub id: String,
+    #[serde(default)]
+    pub name: String,
+    pub etag: Option<String>,
+    pub sequence_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PathCollection {
+    #[serde(default)]
+    pub total_count: u64,
+    #[serde(default)]
+    pub entries: Vec<FolderMini>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct FileVersion {
+    pub id: String,
+    pub sha1: Option<String>,
+    pub name: Option<String>,
+    pub size: Option<u64>,
+    pub created_at: Option<String>,
+    pub modified_at: Option<String>,
+    pub modified_by: Option<UserMini>,
+}
+
+/// A file lock. Box answers `expired_at` (requests say `expires_at`); an expired lock
+/// locks nothing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Lock {
+    pub id: Option<String>,
+    pub created_by: Option<UserMini>,
+    pub created_at: Option<String>,
+    pub expired_at: Option<String>,
+    #[serde(default)]
+    pub is_download_prevented: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SharedLinkPermissions {
+    #[serde(default)]
+    pub can_download: bool,
+    #[serde(default)]
+    pub can_preview: bool,
+    #[serde(default)]
+    pub can_edit: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SharedLink {
+    pub url: String,
+    pub download_url: Option<String>,
+    pub vanity_url: Option<String>,
+    pub access: Option<String>,
+    pub effective_access: Option<String>,
+    pub effective_permission: Option<String>,
+    pub unshared_at: Option<String>,
+    #[serde(default)]
+    pub is_password_enabled: bool,
+    pub permissions: Option<SharedLinkPermissions>,
+    #[serde(default)]
+    pub download_count: u64,
+    #[serde(default)]
+    pub preview_count: u64,
+}
+
+/// A file or a folder with whatever fields Box sent: mini, standard or full.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Item {
+    /// `file`, `folder` or `web_link`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub id: String,
+    pub etag: Option<String>,
+    pub sequence_id: Option<String>,
+    #[serde(default)]
+    pub name: String,
+    pub sha1: Option<String>,
+    pub file_version: Option<FileVersion>,
+    pub description: Option<String>,
+    pub size: Option<u64>,
+    pub path_collection: Option<PathCollection>,
+    pub created_at: Option<String>,
+    pub modified_at: Option<String>,
+    pub trashed_at: Option<String>,
+    pub purged_at: Option<String>,
+    pub content_created_at: Option<String>,
+    pub content_modified_at: Option<String>,
+    pub created_by: Option<UserMini>,
+    pub modified_by: Option<UserMini>,
+    pub owned_by: Option<UserMini>,
+    pub shared_link: Option<SharedLink>,
+    pub parent: Option<FolderMini>,
+    pub item_status: Option<String>,
+    pub lock: Option<Lock>,
+    pub tags: Option<Vec<String>>,
+    pub extension: Option<String>,
+    pub version_number: Option<String>,
+    /// `metadata.<scope>.<template>` when asked for with `fields=`.
+    pub metadata: Option<serde_json::Value>,
+    pub item_collection: Option<Items>,
+}
+
+impl Item {
+    pub fn is_folder(&self) -> bool {
+        self.kind == "folder"
+    }
+    pub fn is_file(&self) -> bool {
+        self.kind == "file"
+    }
+}
+
+/// A page of items (folder listings, trash, `item_collection`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Items {
+    pub total_count: Option<u64>,
+    pub limit: Option<u64>,
+    pub offset: Option<u64>,
+    pub next_marker: Option<String>,
+    #[serde(default)]
+    pub entries: Vec<Item>,
+}
+
+/// `{total_count, entries}` answers, as uploads return them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ItemList {
+    #[serde(default)]
+    pub total_count: u64,
+    #[serde(default)]
+    pub entries: Vec<Item>,
+}
