@@ -194,11 +194,27 @@ async fn rename_move_and_their_rules() {
         .await;
     assert_eq!(s, StatusCode::OK, "{r}");
     assert_eq!(r["parent"]["id"], b.as_str());
-    // Box refuses a move combined with another change.
-    let (s, e) = t
+    // A move may rename too (rclone moves directories so) ...
+    let (s, r) = t
         .put_json(
             &format!("/folders/{c}"),
             json!({"parent": {"id": a}, "name": "C3"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(
+        (r["name"].as_str(), r["parent"]["id"].as_str()),
+        (Some("C3"), Some(a.as_str()))
+    );
+    let (s, r) = t
+        .put_json(&format!("/folders/{c}"), json!({"parent": {"id": b}}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    // ... but Box refuses a move combined with any other change.
+    let (s, e) = t
+        .put_json(
+            &format!("/folders/{c}"),
+            json!({"parent": {"id": a}, "description": "moved"}),
         )
         .await;
     assert_eq!(

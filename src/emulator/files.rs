@@ -48,6 +48,10 @@ pub fn routes() -> Router<AppState> {
         .route("/2.0/files/{file_id}/content", get(download))
         .route("/2.0/files/{file_id}/versions", get(list_versions))
         .route(
+            "/2.0/files/{file_id}/versions/current",
+            post(promote_version),
+        )
+        .route(
             "/2.0/files/{file_id}/trash",
             get(get_trashed_file).delete(purge_file),
         )
@@ -212,6 +216,12 @@ async fn update_file(
     let lock = parse_lock(&body, now)?;
     let shared_link = body.get("shared_link");
     let fields = fields(&q);
+    // Not in the OpenAPI request body, but Box honours it: rclone's Box backend sets a
+    // file's modification time (`rclone touch`, SetModTime) with `{"content_modified_at"}`,
+    // and rclone's integration tests against Box check that it sticks.
+    let content_modified_at = opt_str(&body, "content_modified_at")?
+        .map(|s| parse_time(&s, "content_modified_at"))
+        .transpose()?;
 
     let mut store = ctx.shared.store();
     let user = ctx.user;
@@ -240,6 +250,7 @@ async fn update_file(
     let had_lock = item.lock.as_ref().is_some_and(|l| l.is_active(now));
     let description_changed = description.as_ref().is_some_and(|d| *d != item.description);
     let tags_changed = tags.as_ref().is_some_and(|t| *t != item.tags);
+    let mtime_changed = content_modified_at.is_some_and(|t| t != item.content_modified_at);
 
     // Everything is checked; the shared link goes first because it may still refuse.
     if let Some(value) = shared_link {
@@ -273,7 +284,13 @@ async fn update_file(
             changed = true;
         }
     }
-    if (description_changed || tags_changed) && !(renamed || moved) {
+    if let Some(t) = content_modified_at {
+        if mtime_changed {
+            item.content_modified_at = t;
+            changed = true;
+        }
+    }
+    if (description_changed || tags_changed || mtime_changed) && !(renamed || moved) {
         events.push("ITEM_MODIFY");
     }
     match lock {
@@ -672,6 +689,57 @@ async fn list_versions(ctx: Ctx, Path(file_id): Path<String>, q: Query) -> ApiRe
         200,
         json!({"total_count": previous, "entries": entries, "limit": limit, "offset": offset}),
     ))
+}
+
+/// `POST /files/{id}/versions/current` `{"type": "file_version", "id"}`: a copy of an older
+/// version becomes the current one; the history keeps every version (boxsdk's
+/// `File.promote_version`).
+async fn promote_version(
+    ctx: Ctx,
+    Path(file_id): Path<String>,
+    q: Query,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let body = json_body(&body)?;
+    let version_id = match body.get("id") {
+        Some(v) => id_value(v, "id")?,
+        None => return Err(ApiError::invalid_parameter("id", "'id' is required")),
+    };
+    if let Some(t) = opt_str(&body, "type")? {
+        if t != "file_version" {
+            return Err(ApiError::invalid_parameter(
+                "type",
+                "'type' must be 'file_version'",
+            ));
+        }
+    }
+    let fields = fields(&q);
+    let now = Utc::now();
+    let mut store = ctx.shared.store();
+    let id = store.resolve(ctx.user, &file_id, ItemKind::File)?;
+    let item = store.item(id)?;
+    ctx.check_if_match(item.etag)?;
+    check_not_locked(item, ctx.user, now)?;
+    let old = item
+        .versions
+        .iter()
+        .find(|v| v.id.to_string() == version_id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("file version"))?;
+    let promoted = super::store::Version {
+        id: store.alloc_id(),
+        created_at: now,
+        modified_by: ctx.user,
+        ..old
+    };
+    let item = store.item_mut(id)?;
+    item.versions.push(promoted);
+    item.touch(ctx.user, now);
+    let index = item.versions.len() - 1;
+    store.item_event("ITEM_MAKE_CURRENT_VERSION", ctx.user, id, now);
+    let out = filter_fields(version_json(&store, store.item(id)?, index), &fields);
+    ctx.shared.changed(&store);
+    Ok(json_response(201, out))
 }
 
 /// The trash as a folder in a trashed item's `path_collection`.

@@ -226,7 +226,11 @@ async fn items(ctx: Ctx, Path(folder_id): Path<String>, q: Query) -> ApiResult<R
     let fields = Fields::parse(q.get("fields").map(String::as_str));
     let listing = Listing::from_query(&q)?;
     let limit = limit_param(&q)?;
-    let use_marker = q.get("usemarker").is_some_and(|v| v == "true") || q.contains_key("marker");
+    // Box's Python SDK sends `usemarker=True` (a Python bool in the query); Box takes any case.
+    let use_marker = q
+        .get("usemarker")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        || q.contains_key("marker");
     if !use_marker {
         let offset = query_u64(&q, "offset", 0)?;
         return Ok(json_response(
@@ -338,8 +342,10 @@ async fn update(
     };
     ctx.check_if_match(etag)?;
     let new_parent_raw = parent_id(&body)?;
-    if new_parent_raw.is_some() && body.keys().any(|k| k != "parent") {
-        // Box moves a folder in a request of its own.
+    // Box moves a folder in a request of its own, but a new `name` may come along: rclone's
+    // Box backend moves and renames a directory with one `{"name", "parent"}` PUT (its
+    // integration tests run against Box), and so does the Python SDK's `Folder.move(name=)`.
+    if new_parent_raw.is_some() && body.keys().any(|k| k != "parent" && k != "name") {
         return Err(ApiError::forbidden(
             "operation_limit_exceeded",
             "A folder move cannot be combined with other changes in one request; move first, then update",
