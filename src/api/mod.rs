@@ -6,8 +6,10 @@ pub mod auth;
 pub mod client;
 pub mod endpoints;
 pub mod error;
+pub mod events;
 pub mod secret;
 pub mod types;
+pub mod upload;
 pub mod users;
 
 pub use auth::{Authenticator, DeveloperToken};
