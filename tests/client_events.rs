@@ -227,6 +227,21 @@ async fn the_feed_delivers_another_clients_change_promptly() {
         }
     }
     assert_eq!(got, ["live-0", "live-1", "live-2"]);
+
+    // Resumed from where a reader stopped: nothing again, then what is new.
+    let at = replay.position().unwrap();
+    drop(replay);
+    t.mkdir("0", "later").await;
+    let mut resumed = c.event_stream(EventStreamOptions {
+        stream_position: Some(at),
+        ..EventStreamOptions::default()
+    });
+    let e = tokio::time::timeout(Duration::from_secs(5), resumed.next_event())
+        .await
+        .expect("delivered in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(e.item_name(), Some("later"));
 }
 
 #[tokio::test]

@@ -16,7 +16,6 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -291,23 +290,28 @@ impl Client {
     }
 
     /// A long-polling feed of the user's events from `opts.stream_position` (the current
-    /// end of the stream when `None`), each event once. Runs as a tokio task until the
-    /// returned stream is dropped. Trouble is reported as `Err` items while the feed
-    /// reconnects and resumes from its last position; the feed ends only when the
-    /// credentials are refused for good or the options cannot work.
+    /// end of the stream when `None`), each event once. Runs as a task on the current
+    /// tokio runtime (call it inside one) until the returned stream is dropped. Trouble is
+    /// reported as `Err` items while the feed reconnects and resumes from its last
+    /// position; the feed ends only when the credentials are refused for good or the
+    /// options cannot work.
     pub fn event_stream(&self, opts: EventStreamOptions) -> EventStream {
         let (tx, rx) = mpsc::channel(opts.buffer.max(1));
-        let position = Arc::new(Mutex::new(opts.stream_position.clone()));
+        let position = opts.stream_position.clone();
         let feed = Feed {
             client: self.clone(),
             seen: RecentIds::new(opts.dedup_capacity),
             backoff: Backoff::new(opts.min_backoff, opts.max_backoff),
-            position: position.clone(),
             tx,
             opts,
         };
         let task = tokio::spawn(feed.run());
-        EventStream { rx, task, position }
+        EventStream {
+            rx,
+            task,
+            position,
+            peeked: None,
+        }
     }
 }
 
@@ -345,26 +349,44 @@ impl Default for EventStreamOptions {
     }
 }
 
+/// What the feed sends its reader: events and trouble, and where the stream stands
+/// after the events sent before.
+#[derive(Debug)]
+enum Note {
+    Event(BoxResult<Event>),
+    Position(String),
+}
+
 /// The events of a long-polling feed, as a `Stream`. Dropping it stops the feed.
 #[derive(Debug)]
 pub struct EventStream {
-    rx: mpsc::Receiver<BoxResult<Event>>,
+    rx: mpsc::Receiver<Note>,
     task: JoinHandle<()>,
-    position: Arc<Mutex<Option<String>>>,
+    /// After the events taken from this stream so far.
+    position: Option<String>,
+    /// An event read ahead by `position()`.
+    peeked: Option<BoxResult<Event>>,
 }
 
 impl EventStream {
     /// The next event (or reported trouble); `None` once the feed has ended.
     pub async fn next_event(&mut self) -> Option<BoxResult<Event>> {
-        self.rx.recv().await
+        futures_util::StreamExt::next(self).await
     }
 
-    /// The stream position after the events handed over so far (to resume from later).
-    pub fn position(&self) -> Option<String> {
-        self.position
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// Where a feed resumed later (`EventStreamOptions::stream_position`) loses nothing
+    /// that was not taken from this stream yet. Positions come per page of events, so the
+    /// events of a page taken only in part come again then (with their event ids, like
+    /// Box's own repeats). `None` until the feed knows where it starts.
+    pub fn position(&mut self) -> Option<String> {
+        while self.peeked.is_none() {
+            match self.rx.try_recv() {
+                Ok(Note::Position(p)) => self.position = Some(p),
+                Ok(Note::Event(e)) => self.peeked = Some(e),
+                Err(_) => break,
+            }
+        }
+        self.position.clone()
     }
 }
 
@@ -372,7 +394,17 @@ impl futures_util::Stream for EventStream {
     type Item = BoxResult<Event>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        if let Some(e) = self.peeked.take() {
+            return Poll::Ready(Some(e));
+        }
+        loop {
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Note::Position(p))) => self.position = Some(p),
+                Poll::Ready(Some(Note::Event(e))) => return Poll::Ready(Some(e)),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
@@ -391,8 +423,7 @@ struct Feed {
     opts: EventStreamOptions,
     seen: RecentIds,
     backoff: Backoff,
-    position: Arc<Mutex<Option<String>>>,
-    tx: mpsc::Sender<BoxResult<Event>>,
+    tx: mpsc::Sender<Note>,
 }
 
 impl Feed {
@@ -402,15 +433,10 @@ impl Feed {
 
     async fn run_until_closed(&mut self) -> Result<(), Closed> {
         if self.opts.stream_type.is_enterprise() {
-            return self
-                .tx
-                .send(Err(BoxError::Invalid(
-                    "long polling is available for user events only".into(),
-                )))
-                .await
-                .map_err(|_| Closed);
+            let err = BoxError::Invalid("long polling is available for user events only".into());
+            return self.send(Note::Event(Err(err))).await;
         }
-        let mut position = match self.current_position() {
+        let mut position = match self.opts.stream_position.clone() {
             Some(p) => p,
             None => loop {
                 match self
@@ -419,7 +445,7 @@ impl Feed {
                     .await
                 {
                     Ok(p) => {
-                        self.set_position(&p);
+                        self.send(Note::Position(p.clone())).await?;
                         break p;
                     }
                     Err(e) => self.trouble(e).await?,
@@ -493,14 +519,14 @@ impl Feed {
             };
             for event in page.entries {
                 if self.seen.insert(&event.event_id) {
-                    self.tx.send(Ok(event)).await.map_err(|_| Closed)?;
+                    self.send(Note::Event(Ok(event))).await?;
                 }
             }
             let moved =
                 !page.next_stream_position.is_empty() && page.next_stream_position != *position;
             if moved {
                 *position = page.next_stream_position;
-                self.set_position(position);
+                self.send(Note::Position(position.clone())).await?;
             }
             if page.chunk_size == 0 || !moved {
                 return Ok(Ok(()));
@@ -516,7 +542,7 @@ impl Feed {
             BoxError::Auth(_) | BoxError::OAuth { .. } | BoxError::Config(_) | BoxError::Invalid(_)
         );
         log::debug!("event stream: {err}");
-        self.tx.send(Err(err)).await.map_err(|_| Closed)?;
+        self.send(Note::Event(Err(err))).await?;
         if fatal {
             return Err(Closed);
         }
@@ -527,15 +553,8 @@ impl Feed {
         }
     }
 
-    fn current_position(&self) -> Option<String> {
-        self.position
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn set_position(&self, p: &str) {
-        *self.position.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.to_string());
+    async fn send(&self, note: Note) -> Result<(), Closed> {
+        self.tx.send(note).await.map_err(|_| Closed)
     }
 }
 
