@@ -353,7 +353,7 @@ impl Default for EventStreamOptions {
 /// after the events sent before.
 #[derive(Debug)]
 enum Note {
-    Event(BoxResult<Event>),
+    Event(Box<BoxResult<Event>>),
     Position(String),
 }
 
@@ -382,7 +382,7 @@ impl EventStream {
         while self.peeked.is_none() {
             match self.rx.try_recv() {
                 Ok(Note::Position(p)) => self.position = Some(p),
-                Ok(Note::Event(e)) => self.peeked = Some(e),
+                Ok(Note::Event(e)) => self.peeked = Some(*e),
                 Err(_) => break,
             }
         }
@@ -400,7 +400,7 @@ impl futures_util::Stream for EventStream {
         loop {
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(Note::Position(p))) => self.position = Some(p),
-                Poll::Ready(Some(Note::Event(e))) => return Poll::Ready(Some(e)),
+                Poll::Ready(Some(Note::Event(e))) => return Poll::Ready(Some(*e)),
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             }
@@ -434,7 +434,7 @@ impl Feed {
     async fn run_until_closed(&mut self) -> Result<(), Closed> {
         if self.opts.stream_type.is_enterprise() {
             let err = BoxError::Invalid("long polling is available for user events only".into());
-            return self.send(Note::Event(Err(err))).await;
+            return self.send(Note::Event(Box::new(Err(err)))).await;
         }
         let mut position = match self.opts.stream_position.clone() {
             Some(p) => p,
@@ -519,7 +519,7 @@ impl Feed {
             };
             for event in page.entries {
                 if self.seen.insert(&event.event_id) {
-                    self.send(Note::Event(Ok(event))).await?;
+                    self.send(Note::Event(Box::new(Ok(event)))).await?;
                 }
             }
             let moved =
@@ -542,7 +542,7 @@ impl Feed {
             BoxError::Auth(_) | BoxError::OAuth { .. } | BoxError::Config(_) | BoxError::Invalid(_)
         );
         log::debug!("event stream: {err}");
-        self.send(Note::Event(Err(err))).await?;
+        self.send(Note::Event(Box::new(Err(err)))).await?;
         if fatal {
             return Err(Closed);
         }
