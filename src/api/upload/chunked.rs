@@ -257,19 +257,21 @@ impl Client {
     /// Every part Box holds for the session, in offset order (all pages).
     pub async fn list_upload_parts(&self, session: &UploadSession) -> BoxResult<Vec<UploadPart>> {
         const PAGE: u64 = 1000;
+        // Box lists at most 10,000 parts (larger offsets are refused).
+        const MAX_PAGES: usize = 11;
         let url = session.endpoint(self, Endpoint::ListParts)?;
         let mut parts = Vec::new();
-        loop {
+        for _ in 0..MAX_PAGES {
             let req = Request::new(Method::GET, url.clone())
                 .query("offset", parts.len())
                 .query("limit", PAGE);
             let page: UploadParts = self.json(req).await?;
-            let got = page.entries.len();
+            let got = page.entries.len() as u64;
             parts.extend(page.entries);
-            let done = got == 0
-                || page
-                    .total_count
-                    .is_some_and(|total| parts.len() as u64 >= total);
+            let done = match page.total_count {
+                Some(total) => got == 0 || parts.len() as u64 >= total,
+                None => got < PAGE,
+            };
             if done {
                 break;
             }
@@ -403,7 +405,8 @@ pub(crate) async fn upload(
 }
 
 /// Uploads one file through one upload session, in parallel parts; can resume the session
-/// after an interruption (in this process or another one, given the session id).
+/// after an interruption (in this process or another one, given the session id). It never
+/// aborts the session by itself: call [`ChunkedUploader::abort`] to give up.
 ///
 /// ```no_run
 /// # async fn f(client: boxfs::api::Client) -> boxfs::api::BoxResult<()> {

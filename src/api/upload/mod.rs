@@ -105,6 +105,7 @@ pub struct UploadOptions {
     /// Bytes Box has confirmed so far (added to, never reset).
     pub progress: Option<Arc<AtomicU64>>,
     /// Keep a failed upload session for [`Client::resume_upload`] instead of aborting it.
+    /// (An upload whose future is dropped leaves its session in any case; Box expires it.)
     pub resumable: bool,
     pub on_session: Option<SessionHook>,
     /// How many times a commit answered 202 ("parts still processing") is repeated.
