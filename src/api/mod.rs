@@ -6,12 +6,14 @@ pub mod auth;
 pub mod client;
 pub mod endpoints;
 pub mod error;
+pub mod events;
 pub mod files;
 pub mod folders;
 pub mod metadata;
 pub mod search;
 pub mod secret;
 pub mod types;
+pub mod upload;
 pub mod users;
 
 pub use auth::{Authenticator, DeveloperToken};

@@ -48,7 +48,9 @@ impl From<&str> for Secret {
 }
 
 /// Query and form keys whose values are secrets.
-const SECRET_KEYS: [&str; 11] = [
+const SECRET_KEYS: [&str; 12] = [
+    // A realtime long-poll URL's channel lets anyone listen to the account's events.
+    "channel",
     "access_token",
     "refresh_token",
     "token",

@@ -274,13 +274,18 @@ fn patch_known_defects(schemas: &mut Map<String, Value>) {
     }
     // Upload and preflight conflicts carry the conflicting file as ONE object at Box
     // (observed in real responses; rclone's Box backend decodes an object), while the
-    // description says array: accept both.
+    // description says array: accept both. Files and folders share one namespace, so the
+    // item in the way may be a folder.
     if let Some(conflicts) = schemas
         .get_mut("ConflictError")
         .and_then(|s| s.pointer_mut("/allOf/1/properties/context_info/properties/conflicts"))
     {
         let array = conflicts.take();
-        *conflicts = json!({"anyOf": [array, {"$ref": "#/components/schemas/FileConflict"}]});
+        *conflicts = json!({"anyOf": [
+            array,
+            {"$ref": "#/components/schemas/FileConflict"},
+            {"$ref": "#/components/schemas/Folder--Mini"},
+        ]});
     }
     // `tags` carries the request-side `minItems: 1`; an item without tags has `[]`.
     for schema in schemas.values_mut() {
