@@ -7,7 +7,7 @@
 //! Usage: `token_race BASE_URL CLIENT_ID STORE START_UNIX_MS DURATION_MS`, with the client
 //! secret in `BOXFS_CLIENT_SECRET` (kept out of the argument list, which others can read).
 //! STORE is `file:PATH` or `redis://HOST:PORT[?key=KEY]`. Prints
-//! `ok refreshes=N calls=M login=LOGIN` and exits 0, or prints the error and exits 1.
+//! `ok forced=0|1 refreshes=N calls=M login=LOGIN` and exits 0, or prints the error and exits 1.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -51,7 +51,10 @@ async fn run(args: &[String]) -> Result<String, BoxError> {
         .unwrap_or(0);
     tokio::time::sleep(Duration::from_millis(start_ms.saturating_sub(now_ms))).await;
     let started = tokio::time::Instant::now();
+    let before = refreshes.load(Ordering::SeqCst);
     auth.refresh(&held).await?;
+    // 1 if this process refreshed at the start instant, 0 if it used the other's new pair.
+    let forced = refreshes.load(Ordering::SeqCst) - before;
 
     let mut calls = 0u32;
     let mut login = String::new();
@@ -61,7 +64,7 @@ async fn run(args: &[String]) -> Result<String, BoxError> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(format!(
-        "ok refreshes={} calls={calls} login={login}",
+        "ok forced={forced} refreshes={} calls={calls} login={login}",
         refreshes.load(Ordering::SeqCst)
     ))
 }

@@ -163,7 +163,7 @@ async fn two_processes_race(spec: &str) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("requests.jsonl");
     let t = TestEmu::start_with(EmulatorConfig {
-        token_ttl_secs: 2,
+        token_ttl_secs: 3,
         request_log: Some(log.clone()),
         ..EmulatorConfig::default()
     })
@@ -177,13 +177,13 @@ async fn two_processes_race(spec: &str) {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis()
-        + 700;
+        + 1000;
     let info = &t.emulator().info;
     let spawn = || {
         tokio::process::Command::new(binary)
             .args([&t.base, &info.client_id, spec])
             .arg(start_ms.to_string())
-            .arg("2500")
+            .arg("3000")
             .env("BOXFS_CLIENT_SECRET", &info.client_secret)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -198,7 +198,7 @@ async fn two_processes_race(spec: &str) {
     )
     .await
     .expect("both processes finish");
-    let mut refreshes = 0;
+    let (mut refreshes, mut forced) = (0, 0);
     for out in [a.unwrap(), b.unwrap()] {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -207,11 +207,15 @@ async fn two_processes_race(spec: &str) {
             "a process failed: {stdout} {stderr}"
         );
         assert!(stdout.contains("login=admin@example.com"), "{stdout}");
-        refreshes += stdout
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("refreshes="))
-            .and_then(|n| n.parse::<usize>().ok())
-            .expect("refresh count");
+        let count = |name: &str| {
+            stdout
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or_else(|| panic!("no {name} in {stdout}"))
+        };
+        refreshes += count("refreshes=");
+        forced += count("forced=");
     }
     // One login, then only refreshes that worked: nobody refreshed with a spent token.
     let calls = token_calls(&log);
@@ -221,7 +225,9 @@ async fn two_processes_race(spec: &str) {
         1 + refreshes,
         "every refresh was seen by one process"
     );
-    // The race at the start instant made one refresh, not two; expiries made a few more.
+    // At the start instant one process refreshed and the other used its new pair.
+    assert_eq!(forced, 1, "one refresh for the race at the start instant");
+    // Then the short-lived tokens expired under both, and were renewed as they went.
     assert!(refreshes >= 2, "short tokens were refreshed: {refreshes}");
 
     // The store ends with a pair that works, and whose refresh token is alive.
