@@ -11,6 +11,14 @@ pub use jwt::{JwtAuth, JwtConfig};
 
 use async_trait::async_trait;
 
+pub mod command;
+pub mod oauth;
+pub mod store;
+
+pub use command::CommandToken;
+pub use oauth::OAuth2;
+pub use store::{FileTokenStore, MemoryTokenStore, RedisTokenStore, TokenPair, TokenStore};
+
 use super::error::{BoxError, BoxResult};
 use super::secret::Secret;
 
