@@ -4,20 +4,18 @@
 //! developer tokens (below), OAuth 2.0, JWT, client credentials, and an external command.
 
 pub mod ccg;
-pub mod jwt;
-
-pub use ccg::{CcgAuth, Subject};
-pub use jwt::{JwtAuth, JwtConfig};
-
-use async_trait::async_trait;
-
 pub mod command;
+pub mod jwt;
 pub mod oauth;
 pub mod store;
 
+pub use ccg::{CcgAuth, Subject};
 pub use command::CommandToken;
+pub use jwt::{JwtAuth, JwtConfig};
 pub use oauth::OAuth2;
 pub use store::{FileTokenStore, MemoryTokenStore, RedisTokenStore, TokenPair, TokenStore};
+
+use async_trait::async_trait;
 
 use super::error::{BoxError, BoxResult};
 use super::secret::Secret;
