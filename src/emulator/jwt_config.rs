@@ -23,7 +23,7 @@ use std::io::Write;
 use std::path::Path;
 
 use rand::Rng;
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::RsaPrivateKey;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -46,7 +46,7 @@ pub struct JwtConfig {
     pub enterprise_id: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
 pub struct BoxAppSettings {
     #[serde(rename = "clientID")]
     pub client_id: String,
@@ -63,6 +63,16 @@ pub struct AppAuth {
     #[serde(rename = "privateKey")]
     pub private_key: String,
     pub passphrase: String,
+}
+
+impl std::fmt::Debug for BoxAppSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoxAppSettings")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"<redacted>")
+            .field("app_auth", &self.app_auth)
+            .finish()
+    }
 }
 
 impl std::fmt::Debug for AppAuth {
@@ -101,25 +111,11 @@ impl JwtConfig {
     }
 
     /// The app's RSA private key, decrypted with the passphrase (an unencrypted PKCS#8 or
-    /// PKCS#1 PEM is accepted too).
+    /// PKCS#1 PEM is accepted too), read as the client reads it.
     pub fn private_key(&self) -> Result<RsaPrivateKey> {
         let auth = &self.box_app_settings.app_auth;
-        let pem = auth.private_key.trim();
-        let key = if pem.contains("BEGIN ENCRYPTED PRIVATE KEY") {
-            RsaPrivateKey::from_pkcs8_encrypted_pem(pem, auth.passphrase.as_bytes()).map_err(|e| {
-                StartError(format!(
-                    "cannot decrypt the private key with the passphrase: {e}"
-                ))
-            })
-        } else if pem.contains("BEGIN RSA PRIVATE KEY") {
-            use rsa::pkcs1::DecodeRsaPrivateKey;
-            RsaPrivateKey::from_pkcs1_pem(pem)
-                .map_err(|e| StartError(format!("cannot read the private key: {e}")))
-        } else {
-            RsaPrivateKey::from_pkcs8_pem(pem)
-                .map_err(|e| StartError(format!("cannot read the private key: {e}")))
-        }?;
-        Ok(key)
+        crate::api::auth::jwt::decrypt_private_key(&auth.private_key, &auth.passphrase)
+            .map_err(|e| StartError(e.to_string()))
     }
 
     /// The public key (SPKI PEM) that verifies this app's assertions.

@@ -140,27 +140,31 @@ impl JwtConfig {
     /// The app's RSA private key, decrypted with the passphrase.
     pub fn private_key(&self) -> BoxResult<RsaPrivateKey> {
         let auth = &self.box_app_settings.app_auth;
-        let pem = auth.private_key.expose().trim();
-        if pem.contains("BEGIN ENCRYPTED PRIVATE KEY") {
-            RsaPrivateKey::from_pkcs8_encrypted_pem(pem, auth.passphrase.expose().as_bytes())
-                .map_err(|_| {
-                    BoxError::Config(
-                        "cannot decrypt the app's private key: wrong passphrase or damaged key"
-                            .into(),
-                    )
-                })
-        } else if pem.contains("BEGIN RSA PRIVATE KEY") {
-            use rsa::pkcs1::DecodeRsaPrivateKey;
-            RsaPrivateKey::from_pkcs1_pem(pem)
-                .map_err(|_| BoxError::Config("cannot read the app's private key".into()))
-        } else if pem.contains("BEGIN PRIVATE KEY") {
-            RsaPrivateKey::from_pkcs8_pem(pem)
-                .map_err(|_| BoxError::Config("cannot read the app's private key".into()))
-        } else {
-            Err(BoxError::Config(
-                "the app's privateKey is not a PEM private key".into(),
-            ))
-        }
+        decrypt_private_key(auth.private_key.expose(), auth.passphrase.expose())
+    }
+}
+
+/// Reads an app's private key PEM: encrypted PKCS#8 (what the developer console gives, with
+/// its passphrase), or plain PKCS#8 / PKCS#1. Errors never quote the key.
+pub fn decrypt_private_key(pem: &str, passphrase: &str) -> BoxResult<RsaPrivateKey> {
+    let pem = pem.trim();
+    if pem.contains("BEGIN ENCRYPTED PRIVATE KEY") {
+        RsaPrivateKey::from_pkcs8_encrypted_pem(pem, passphrase.as_bytes()).map_err(|_| {
+            BoxError::Config(
+                "cannot decrypt the app's private key: wrong passphrase or damaged key".into(),
+            )
+        })
+    } else if pem.contains("BEGIN RSA PRIVATE KEY") {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        RsaPrivateKey::from_pkcs1_pem(pem)
+            .map_err(|_| BoxError::Config("cannot read the app's private key".into()))
+    } else if pem.contains("BEGIN PRIVATE KEY") {
+        RsaPrivateKey::from_pkcs8_pem(pem)
+            .map_err(|_| BoxError::Config("cannot read the app's private key".into()))
+    } else {
+        Err(BoxError::Config(
+            "the app's privateKey is not a PEM private key".into(),
+        ))
     }
 }
 
