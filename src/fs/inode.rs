@@ -33,10 +33,13 @@
 //! unlink the inode from the old parent's index and link it under the new key. If another
 //! inode already holds the target name, that inode is detached: it was replaced, as
 //! `rename(2)` over an existing file replaces it. Moving a directory under itself is refused.
+//! Inside one [`InodeTable::replace_listing`] drops are deferred to the end, so names swapped
+//! between two items (a displaced early, back under the other name later) keep their inodes.
 //!
 //! **Out-of-order updates.** Box events and listings can arrive late. Each item carries a
 //! `sequence_id` that grows with every change; an update whose `sequence_id` is *lower* than
-//! the one held is stale and ignored entirely (no attribute, name or parent change).
+//! the one held is stale and ignored entirely (no attribute, name or parent change). An
+//! update without a `sequence_id` (Box leaves it out for some mini items) is applied.
 //!
 //! **TTLs.** The table records *when* attributes and listings were fetched; callers decide
 //! freshness with [`InodeTable::attrs_fresh`] / [`InodeTable::listing_fresh`] and their own
