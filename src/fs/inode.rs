@@ -1,0 +1,1247 @@
+//! The inode table: Box item ids <-> inode numbers, the tree of names, cached attributes
+//! and the kernel's lookup counts. A pure data structure: no I/O, no fuser types, no lock
+//! of its own (callers wrap it in a `Mutex` and hold it only for table operations).
+//!
+//! # Design note
+//!
+//! **What an inode is.** One inode per Box item id (file or folder), allocated the first
+//! time the id is seen and kept while it is in the tree or the kernel still references it.
+//! Box ids are stable, so a rename or a move is a parent/name change of the *same* inode:
+//! open files, cwds and the kernel's dentries stay valid. The mount root is [`ROOT_INO`]
+//! and maps to a configurable Box folder id (`"0"`, "All Files", by default); it has no
+//! parent and is never dropped. Box web links map to regular files when inserted directly;
+//! [`InodeTable::replace_listing`] skips them.
+//!
+//! **Names.** Box compares names case-insensitively (`Report.txt` and `report.TXT` cannot
+//! share a folder), so a directory's children index is keyed by the lower-cased name while
+//! each inode keeps its display name. Lookups therefore ignore case.
+//!
+//! **Lookup counts, the kernel's way.** Every reply that hands the kernel an entry (lookup,
+//! create, mkdir, and each readdirplus entry) is paired with one [`InodeTable::add_lookup`];
+//! `forget(ino, n)` subtracts `n`. A count mismatch never panics: `forget` saturates at zero
+//! and logs at debug. An inode is dropped when its count is zero *and* it is detached (no
+//! longer in the tree); an attached inode with count zero stays as cached metadata. When a
+//! directory is dropped, its children are detached and dropped in turn if unreferenced.
+//!
+//! **Detaching.** An item trashed or deleted elsewhere ([`InodeTable::remove`]), missing from
+//! a fresh listing, or replaced by a rename loses its parent link and its children-index
+//! entry. If the kernel still references it, it lives on (detached, still findable by Box
+//! id so a restore from the trash gets the same inode back) until the last `forget`.
+//!
+//! **Renames and replacements.** [`InodeTable::rename`] (our own change) and an update from
+//! Box that carries a new parent or name ([`InodeTable::insert_or_update_from_item`]) both
+//! unlink the inode from the old parent's index and link it under the new key. If another
+//! inode already holds the target name, that inode is detached: it was replaced, as
+//! `rename(2)` over an existing file replaces it. Moving a directory under itself is refused.
+//! Inside one [`InodeTable::replace_listing`] drops are deferred to the end, so names swapped
+//! between two items (a displaced early, back under the other name later) keep their inodes.
+//!
+//! **Out-of-order updates.** Box events and listings can arrive late. Each item carries a
+//! `sequence_id` that grows with every change; an update whose `sequence_id` is *lower* than
+//! the one held is stale and ignored entirely (no attribute, name or parent change). An
+//! update without a `sequence_id` (Box leaves it out for some mini items) is applied.
+//!
+//! **TTLs.** The table records *when* attributes and listings were fetched; callers decide
+//! freshness with [`InodeTable::attrs_fresh`] / [`InodeTable::listing_fresh`] and their own
+//! TTLs (long while the event stream runs, short while it is down).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::api::types::Item;
+
+/// An inode number as the kernel sees it.
+pub type Ino = u64;
+
+/// The mount root's inode number (FUSE's `FUSE_ROOT_ID`).
+pub const ROOT_INO: Ino = 1;
+
+/// Box's id of the "All Files" folder, the default mount root.
+pub const DEFAULT_ROOT_FOLDER_ID: &str = "0";
+
+/// What a Box item is, as far as the filesystem cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Dir,
+}
+
+impl Kind {
+    /// Folders are directories; files (and web links) are regular files.
+    pub fn of(item: &Item) -> Kind {
+        if item.is_folder() {
+            Kind::Dir
+        } else {
+            Kind::File
+        }
+    }
+}
+
+/// Attributes cached from Box, what `stat` and cache validation need.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Attrs {
+    /// Bytes (for folders Box reports the size of the whole subtree).
+    pub size: u64,
+    /// From `content_modified_at` (falls back to `modified_at`).
+    pub mtime: Option<SystemTime>,
+    /// From `modified_at` (any change, metadata included).
+    pub ctime: Option<SystemTime>,
+    /// Box keeps no access time; starts as `mtime`, callers may move it.
+    pub atime: Option<SystemTime>,
+    pub etag: Option<Box<str>>,
+    /// Box's `sequence_id`; grows with every change to the item.
+    pub sequence_id: Option<u64>,
+    /// `file_version.id` for files.
+    pub version: Option<Box<str>>,
+    pub sha1: Option<Box<str>>,
+}
+
+/// Per-directory state, boxed so that file inodes pay one pointer for it.
+#[derive(Debug, Default)]
+struct DirState {
+    /// Lower-cased name -> child inode.
+    /// INVARIANT: `children[k] == c` iff `inodes[c].parent == Some(this dir)` and
+    /// `fold(&inodes[c].name) == k`.
+    children: HashMap<Box<str>, Ino>,
+    /// True once a full listing was stored by `replace_listing`; later single inserts and
+    /// removals keep it complete.
+    listing_complete: bool,
+    /// When the last full listing was stored.
+    listing_fetched: Option<Instant>,
+}
+
+/// One inode.
+#[derive(Debug)]
+pub struct Inode {
+    /// INVARIANT: `by_id[box_id] == this inode's number` while the inode exists.
+    box_id: Box<str>,
+    /// INVARIANT: `dir.is_some()` iff `kind == Kind::Dir`.
+    kind: Kind,
+    /// Display name as Box spells it (the root's is empty).
+    name: Box<str>,
+    /// INVARIANT: `None` only for the root and for detached inodes; `Some(p)` means `p`
+    /// exists, is a directory, and indexes this inode under `fold(name)`.
+    parent: Option<Ino>,
+    /// The kernel's references. INVARIANT: a non-root inode with `lookups == 0` and
+    /// `parent == None` does not exist (it is dropped at once).
+    lookups: u64,
+    attrs: Attrs,
+    /// When `attrs` were last set from Box (or invalidated: `None`).
+    attrs_fetched: Option<Instant>,
+    dir: Option<Box<DirState>>,
+}
+
+impl Inode {
+    pub fn box_id(&self) -> &str {
+        &self.box_id
+    }
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn parent(&self) -> Option<Ino> {
+        self.parent
+    }
+    pub fn lookups(&self) -> u64 {
+        self.lookups
+    }
+    pub fn attrs(&self) -> &Attrs {
+        &self.attrs
+    }
+    pub fn attrs_fetched(&self) -> Option<Instant> {
+        self.attrs_fetched
+    }
+    pub fn is_dir(&self) -> bool {
+        self.kind == Kind::Dir
+    }
+    /// True if a full listing was stored (for directories).
+    pub fn listing_complete(&self) -> bool {
+        self.dir.as_ref().is_some_and(|d| d.listing_complete)
+    }
+    pub fn listing_fetched(&self) -> Option<Instant> {
+        self.dir.as_ref().and_then(|d| d.listing_fetched)
+    }
+}
+
+/// Why a table operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InodeError {
+    #[error("no inode {0}")]
+    NoSuchInode(Ino),
+    #[error("inode {0} is not a directory")]
+    NotADirectory(Ino),
+    #[error("the root cannot be moved, renamed or removed")]
+    Root,
+    #[error("a directory cannot move under itself")]
+    MoveUnderItself,
+    #[error("empty name")]
+    EmptyName,
+}
+
+/// An entry that lost its place in the tree: tell the kernel `inval_entry(parent, name)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detached {
+    pub ino: Ino,
+    pub parent: Ino,
+    pub name: Box<str>,
+}
+
+/// An inode whose parent or name changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    pub ino: Ino,
+    /// `None` if it was detached before (e.g. restored from the trash).
+    pub old_parent: Option<Ino>,
+    pub old_name: Box<str>,
+    pub new_name: Box<str>,
+}
+
+/// What [`InodeTable::replace_listing`] changed, so the caller can invalidate the kernel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListingDiff {
+    /// New inodes.
+    pub added: Vec<Ino>,
+    /// Children that are gone (absent from the listing, or displaced by another item's name).
+    pub removed: Vec<Detached>,
+    /// Renamed in place, or moved in from another directory.
+    pub moved: Vec<Moved>,
+    /// Same place, but the content or metadata changed (etag, sequence_id, size, times).
+    pub changed: Vec<Ino>,
+}
+
+impl ListingDiff {
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty()
+            && self.removed.is_empty()
+            && self.moved.is_empty()
+            && self.changed.is_empty()
+    }
+}
+
+/// What one upsert did.
+enum Outcome {
+    Added,
+    Moved(Moved),
+    Updated { changed: bool },
+    Stale,
+}
+
+/// The inode table. See the module note for the invariants.
+#[derive(Debug)]
+pub struct InodeTable {
+    /// INVARIANT: always contains `ROOT_INO`, a directory.
+    inodes: HashMap<Ino, Inode>,
+    /// INVARIANT: the inverse of `inodes[..].box_id` (a bijection).
+    by_id: HashMap<Box<str>, Ino>,
+    /// Next number to hand out; numbers are never reused within a mount.
+    next_ino: Ino,
+    /// While `Some` (inside `replace_listing`), drop candidates are collected here instead
+    /// of dropped, so an item displaced early in a listing (two names swapped) keeps its
+    /// inode when it shows up again later in the same listing.
+    deferred_drops: Option<Vec<Ino>>,
+}
+
+/// The children-index key of a name: Box compares names case-insensitively.
+fn fold(name: &str) -> Box<str> {
+    if name.chars().any(char::is_uppercase) {
+        name.to_lowercase().into_boxed_str()
+    } else {
+        name.into()
+    }
+}
+
+fn parse_time(s: Option<&String>) -> Option<SystemTime> {
+    s.and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+        .map(SystemTime::from)
+}
+
+fn parse_seq(item: &Item) -> Option<u64> {
+    item.sequence_id.as_deref().and_then(|s| s.parse().ok())
+}
+
+impl Default for InodeTable {
+    fn default() -> Self {
+        Self::new(DEFAULT_ROOT_FOLDER_ID)
+    }
+}
+
+impl InodeTable {
+    /// A table whose root ([`ROOT_INO`]) is the Box folder `root_folder_id`.
+    pub fn new(root_folder_id: &str) -> Self {
+        let root = Inode {
+            box_id: root_folder_id.into(),
+            kind: Kind::Dir,
+            name: "".into(),
+            parent: None,
+            lookups: 0,
+            attrs: Attrs::default(),
+            attrs_fetched: None,
+            dir: Some(Box::default()),
+        };
+        let mut table = InodeTable {
+            inodes: HashMap::new(),
+            by_id: HashMap::new(),
+            next_ino: ROOT_INO + 1,
+            deferred_drops: None,
+        };
+        table.by_id.insert(root_folder_id.into(), ROOT_INO);
+        table.inodes.insert(ROOT_INO, root);
+        table
+    }
+
+    pub fn get(&self, ino: Ino) -> Option<&Inode> {
+        self.inodes.get(&ino)
+    }
+
+    /// Number of live inodes, the root included.
+    pub fn len(&self) -> usize {
+        self.inodes.len()
+    }
+
+    /// Always false: the root is always there.
+    pub fn is_empty(&self) -> bool {
+        self.inodes.is_empty()
+    }
+
+    pub fn root_box_id(&self) -> &str {
+        &self.inodes[&ROOT_INO].box_id
+    }
+
+    pub fn by_box_id(&self, box_id: &str) -> Option<Ino> {
+        self.by_id.get(box_id).copied()
+    }
+
+    /// The child of `parent` called `name`, ignoring case.
+    pub fn lookup_child(&self, parent: Ino, name: &str) -> Option<Ino> {
+        let dir = self.inodes.get(&parent)?.dir.as_ref()?;
+        dir.children.get(&*fold(name)).copied()
+    }
+
+    /// The children of a directory, in no particular order (empty for files and unknowns).
+    pub fn children(&self, parent: Ino) -> Vec<Ino> {
+        self.inodes
+            .get(&parent)
+            .and_then(|i| i.dir.as_ref())
+            .map(|d| d.children.values().copied().collect())
+            .unwrap_or_default()
+    }
+
+    // ---- lookup counts -------------------------------------------------------------
+
+    /// One more kernel reference (a lookup, create, mkdir or readdirplus entry reply).
+    /// Returns false if the inode does not exist.
+    pub fn add_lookup(&mut self, ino: Ino) -> bool {
+        match self.inodes.get_mut(&ino) {
+            Some(inode) => {
+                inode.lookups = inode.lookups.saturating_add(1);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The kernel dropped `n` references. Saturates at zero (logged at debug); drops the
+    /// inode if it reaches zero while detached. Returns true if the inode was dropped.
+    pub fn forget(&mut self, ino: Ino, n: u64) -> bool {
+        let Some(inode) = self.inodes.get_mut(&ino) else {
+            log::debug!("forget({ino}, {n}) of an unknown inode");
+            return false;
+        };
+        if n > inode.lookups {
+            log::debug!(
+                "forget({ino}, {n}) exceeds the lookup count {}, saturating",
+                inode.lookups
+            );
+        }
+        inode.lookups = inode.lookups.saturating_sub(n);
+        self.maybe_drop(ino)
+    }
+
+    // ---- TTLs -----------------------------------------------------------------------
+
+    /// True if the attributes were fetched less than `ttl` before `now`.
+    pub fn attrs_fresh(&self, ino: Ino, ttl: Duration, now: Instant) -> bool {
+        self.inodes
+            .get(&ino)
+            .and_then(|i| i.attrs_fetched)
+            .is_some_and(|t| now.saturating_duration_since(t) < ttl)
+    }
+
+    /// True if a complete listing was fetched less than `ttl` before `now`.
+    pub fn listing_fresh(&self, ino: Ino, ttl: Duration, now: Instant) -> bool {
+        self.inodes
+            .get(&ino)
+            .and_then(|i| i.dir.as_ref())
+            .filter(|d| d.listing_complete)
+            .and_then(|d| d.listing_fetched)
+            .is_some_and(|t| now.saturating_duration_since(t) < ttl)
+    }
+
+    pub fn invalidate_attrs(&mut self, ino: Ino) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.attrs_fetched = None;
+        }
+    }
+
+    /// Forget that the listing is complete; the children stay as cached entries.
+    pub fn invalidate_listing(&mut self, ino: Ino) {
+        if let Some(dir) = self.inodes.get_mut(&ino).and_then(|i| i.dir.as_mut()) {
+            dir.listing_complete = false;
+            dir.listing_fetched = None;
+        }
+    }
+
+    /// Box keeps no access time; the filesystem may track one in memory.
+    pub fn set_atime(&mut self, ino: Ino, atime: SystemTime) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.attrs.atime = Some(atime);
+        }
+    }
+
+    // ---- updates from Box -------------------------------------------------------------
+
+    /// Record `item` as a child of `parent`: a new inode on first sight of its id, else an
+    /// update of the existing one (moving or renaming it if Box says so; the old parent's
+    /// index is fixed). An item with a lower `sequence_id` than the one held is ignored.
+    /// Another inode holding the same name in `parent` is detached. If `item` is the root
+    /// folder, only its attributes are updated.
+    pub fn insert_or_update_from_item(
+        &mut self,
+        parent: Ino,
+        item: &Item,
+    ) -> Result<Ino, InodeError> {
+        let mut displaced = Vec::new();
+        let (ino, _) = self.upsert(parent, item, Instant::now(), &mut displaced)?;
+        Ok(ino)
+    }
+
+    fn upsert(
+        &mut self,
+        parent: Ino,
+        item: &Item,
+        now: Instant,
+        displaced: &mut Vec<Detached>,
+    ) -> Result<(Ino, Outcome), InodeError> {
+        self.check_dir(parent)?;
+        let seq = parse_seq(item);
+        if let Some(&ino) = self.by_id.get(item.id.as_str()) {
+            let inode = self
+                .inodes
+                .get_mut(&ino)
+                .expect("by_id points at a live inode");
+            if let (Some(held), Some(new)) = (inode.attrs.sequence_id, seq) {
+                if new < held {
+                    log::debug!(
+                        "ignoring stale update of Box item {} (sequence_id {new} < {held})",
+                        item.id
+                    );
+                    return Ok((ino, Outcome::Stale));
+                }
+            }
+            let changed = apply_attrs(&mut inode.attrs, item);
+            inode.attrs_fetched = Some(now);
+            if ino == ROOT_INO {
+                return Ok((ino, Outcome::Updated { changed }));
+            }
+            let new_name = if item.name.is_empty() {
+                inode.name.clone()
+            } else {
+                item.name.as_str().into()
+            };
+            if inode.parent == Some(parent) && inode.name == new_name {
+                return Ok((ino, Outcome::Updated { changed }));
+            }
+            if inode.kind == Kind::Dir && self.is_ancestor_or_self(ino, parent) {
+                return Err(InodeError::MoveUnderItself);
+            }
+            let moved = self.relink(ino, parent, new_name, displaced);
+            return Ok((ino, Outcome::Moved(moved)));
+        }
+        if item.name.is_empty() {
+            return Err(InodeError::EmptyName);
+        }
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        let kind = Kind::of(item);
+        let mut attrs = Attrs::default();
+        apply_attrs(&mut attrs, item);
+        let inode = Inode {
+            box_id: item.id.as_str().into(),
+            kind,
+            name: item.name.as_str().into(),
+            parent: None,
+            lookups: 0,
+            attrs,
+            attrs_fetched: Some(now),
+            dir: (kind == Kind::Dir).then(Box::default),
+        };
+        self.by_id.insert(item.id.as_str().into(), ino);
+        self.inodes.insert(ino, inode);
+        self.attach(parent, ino, displaced);
+        Ok((ino, Outcome::Added))
+    }
+
+    /// Detach `ino` (trashed or deleted elsewhere). It stays alive while the kernel
+    /// references it. Returns where it was, if it was attached.
+    pub fn remove(&mut self, ino: Ino) -> Result<Option<Detached>, InodeError> {
+        if ino == ROOT_INO {
+            return Err(InodeError::Root);
+        }
+        if !self.inodes.contains_key(&ino) {
+            return Err(InodeError::NoSuchInode(ino));
+        }
+        let was = self.detach(ino);
+        self.invalidate_listing(ino);
+        self.maybe_drop(ino);
+        Ok(was)
+    }
+
+    /// Our own rename/move: `ino` becomes `new_parent/new_name`. An inode already holding
+    /// that name (ignoring case) is detached and returned: it was replaced.
+    pub fn rename(
+        &mut self,
+        ino: Ino,
+        new_parent: Ino,
+        new_name: &str,
+    ) -> Result<Option<Detached>, InodeError> {
+        if ino == ROOT_INO {
+            return Err(InodeError::Root);
+        }
+        if new_name.is_empty() {
+            return Err(InodeError::EmptyName);
+        }
+        self.check_dir(new_parent)?;
+        let inode = self.inodes.get(&ino).ok_or(InodeError::NoSuchInode(ino))?;
+        if inode.kind == Kind::Dir && self.is_ancestor_or_self(ino, new_parent) {
+            return Err(InodeError::MoveUnderItself);
+        }
+        let mut displaced = Vec::new();
+        self.relink(ino, new_parent, new_name.into(), &mut displaced);
+        Ok(displaced.pop())
+    }
+
+    /// Store a full listing of `parent`: new items are added, children missing from
+    /// `items` are detached, renamed or moved-in ones are updated, stale ones ignored.
+    /// Web links are skipped. Marks the listing complete as of now.
+    pub fn replace_listing(
+        &mut self,
+        parent: Ino,
+        items: &[Item],
+    ) -> Result<ListingDiff, InodeError> {
+        self.check_dir(parent)?;
+        let now = Instant::now();
+        let mut diff = ListingDiff::default();
+        let mut seen = std::collections::HashSet::with_capacity(items.len());
+        self.deferred_drops = Some(Vec::new());
+        for item in items {
+            if !(item.is_file() || item.is_folder()) {
+                continue;
+            }
+            let (ino, outcome) = match self.upsert(parent, item, now, &mut diff.removed) {
+                Ok(r) => r,
+                Err(e) => {
+                    log::debug!("listing of inode {parent}: skipping {}: {e}", item.id);
+                    continue;
+                }
+            };
+            seen.insert(ino);
+            match outcome {
+                Outcome::Added => diff.added.push(ino),
+                Outcome::Moved(m) => diff.moved.push(m),
+                Outcome::Updated { changed: true } => diff.changed.push(ino),
+                Outcome::Updated { changed: false } | Outcome::Stale => {}
+            }
+        }
+        let gone: Vec<Ino> = self
+            .children(parent)
+            .into_iter()
+            .filter(|c| !seen.contains(c))
+            .collect();
+        for ino in gone {
+            if let Some(d) = self.detach(ino) {
+                diff.removed.push(d);
+            }
+            self.maybe_drop(ino);
+        }
+        for ino in self.deferred_drops.take().unwrap_or_default() {
+            self.maybe_drop(ino);
+        }
+        let dir = self.inodes.get_mut(&parent).and_then(|i| i.dir.as_mut());
+        let dir = dir.expect("checked to be a directory");
+        dir.listing_complete = true;
+        dir.listing_fetched = Some(now);
+        Ok(diff)
+    }
+
+    // ---- internals -------------------------------------------------------------------
+
+    fn check_dir(&self, ino: Ino) -> Result<(), InodeError> {
+        match self.inodes.get(&ino) {
+            None => Err(InodeError::NoSuchInode(ino)),
+            Some(i) if i.kind != Kind::Dir => Err(InodeError::NotADirectory(ino)),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// True if `a` is `b` or one of `b`'s ancestors.
+    fn is_ancestor_or_self(&self, a: Ino, b: Ino) -> bool {
+        let mut cur = Some(b);
+        while let Some(c) = cur {
+            if c == a {
+                return true;
+            }
+            cur = self.inodes.get(&c).and_then(|i| i.parent);
+        }
+        false
+    }
+
+    /// Move `ino` to `parent/name`, detaching whoever held that name there.
+    fn relink(
+        &mut self,
+        ino: Ino,
+        parent: Ino,
+        name: Box<str>,
+        displaced: &mut Vec<Detached>,
+    ) -> Moved {
+        let old_parent = self.detach(ino).map(|d| d.parent);
+        let inode = self.inodes.get_mut(&ino).expect("live inode");
+        let old_name = std::mem::replace(&mut inode.name, name.clone());
+        self.attach(parent, ino, displaced);
+        Moved {
+            ino,
+            old_parent,
+            old_name,
+            new_name: name,
+        }
+    }
+
+    /// Link a detached `ino` under `parent` by its current name. A different inode holding
+    /// the key is detached (and dropped if unreferenced) and reported in `displaced`.
+    fn attach(&mut self, parent: Ino, ino: Ino, displaced: &mut Vec<Detached>) {
+        let key = fold(&self.inodes[&ino].name);
+        let dir = self.inodes.get_mut(&parent).and_then(|i| i.dir.as_mut());
+        let dir = dir.expect("parent is a directory");
+        let previous = dir.children.insert(key, ino);
+        if let Some(other) = previous.filter(|&o| o != ino) {
+            let other_inode = self.inodes.get_mut(&other).expect("indexed child is live");
+            other_inode.parent = None;
+            displaced.push(Detached {
+                ino: other,
+                parent,
+                name: other_inode.name.clone(),
+            });
+            self.maybe_drop(other);
+        }
+        self.inodes.get_mut(&ino).expect("live inode").parent = Some(parent);
+    }
+
+    /// Unlink `ino` from its parent's index; returns where it was.
+    fn detach(&mut self, ino: Ino) -> Option<Detached> {
+        let inode = self.inodes.get_mut(&ino)?;
+        let parent = inode.parent.take()?;
+        let name = inode.name.clone();
+        let key = fold(&name);
+        if let Some(dir) = self.inodes.get_mut(&parent).and_then(|i| i.dir.as_mut()) {
+            if dir.children.get(&key) == Some(&ino) {
+                dir.children.remove(&key);
+            }
+        }
+        Some(Detached { ino, parent, name })
+    }
+
+    /// Drop `ino` if it is unreferenced and detached; a dropped directory's children are
+    /// detached and dropped in turn if unreferenced. Returns true if `ino` was dropped.
+    fn maybe_drop(&mut self, ino: Ino) -> bool {
+        let droppable = |t: &Self, i: Ino| {
+            i != ROOT_INO
+                && t.inodes
+                    .get(&i)
+                    .is_some_and(|n| n.lookups == 0 && n.parent.is_none())
+        };
+        if !droppable(self, ino) {
+            return false;
+        }
+        if let Some(deferred) = &mut self.deferred_drops {
+            deferred.push(ino);
+            return false;
+        }
+        let mut work = vec![ino];
+        while let Some(i) = work.pop() {
+            if !droppable(self, i) {
+                continue;
+            }
+            let inode = self.inodes.remove(&i).expect("checked");
+            self.by_id.remove(&inode.box_id);
+            if let Some(dir) = inode.dir {
+                for (_, child) in dir.children {
+                    if let Some(c) = self.inodes.get_mut(&child) {
+                        c.parent = None;
+                        work.push(child);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// An estimate of the heap the table uses: hash-table slots plus strings and
+    /// directory states. For tests and diagnostics, not exact.
+    pub fn approx_heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let slot = |k: usize, v: usize| k + v + 1;
+        let str_opt = |s: &Option<Box<str>>| s.as_ref().map_or(0, |s| s.len());
+        let mut total = self.inodes.capacity() * slot(size_of::<Ino>(), size_of::<Inode>())
+            + self.by_id.capacity() * slot(size_of::<Box<str>>(), size_of::<Ino>());
+        for inode in self.inodes.values() {
+            total += 2 * inode.box_id.len() + inode.name.len();
+            total += str_opt(&inode.attrs.etag)
+                + str_opt(&inode.attrs.version)
+                + str_opt(&inode.attrs.sha1);
+            if let Some(dir) = &inode.dir {
+                total += size_of::<DirState>()
+                    + dir.children.capacity() * slot(size_of::<Box<str>>(), size_of::<Ino>());
+                total += dir.children.keys().map(|k| k.len()).sum::<usize>();
+            }
+        }
+        total
+    }
+}
+
+/// Copy what `item` says into `attrs`, keeping fields it leaves out (mini representations).
+/// Returns true if anything `stat` or cache validation looks at changed.
+fn apply_attrs(attrs: &mut Attrs, item: &Item) -> bool {
+    let before = attrs.clone();
+    if let Some(size) = item.size {
+        attrs.size = size;
+    }
+    let modified = parse_time(item.modified_at.as_ref());
+    let content_modified = parse_time(item.content_modified_at.as_ref()).or(modified);
+    if let Some(t) = content_modified {
+        attrs.mtime = Some(t);
+        if attrs.atime.is_none_or(|a| a < t) {
+            attrs.atime = Some(t);
+        }
+    }
+    if modified.is_some() {
+        attrs.ctime = modified;
+    }
+    if let Some(etag) = &item.etag {
+        attrs.etag = Some(etag.as_str().into());
+    }
+    if let Some(seq) = parse_seq(item) {
+        attrs.sequence_id = Some(seq);
+    }
+    if let Some(v) = &item.file_version {
+        attrs.version = Some(v.id.as_str().into());
+    }
+    let sha1 = item
+        .sha1
+        .as_ref()
+        .or_else(|| item.file_version.as_ref().and_then(|v| v.sha1.as_ref()));
+    if let Some(sha1) = sha1 {
+        attrs.sha1 = Some(sha1.as_str().into());
+    }
+    let atime_only = |a: &Attrs| Attrs {
+        atime: None,
+        ..a.clone()
+    };
+    atime_only(attrs) != atime_only(&before)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(kind: &str, id: &str, name: &str, seq: u64) -> Item {
+        Item {
+            kind: kind.into(),
+            id: id.into(),
+            name: name.into(),
+            etag: Some(seq.to_string()),
+            sequence_id: Some(seq.to_string()),
+            size: Some(10),
+            modified_at: Some("2024-05-01T10:00:00-07:00".into()),
+            content_modified_at: Some("2024-04-01T10:00:00-07:00".into()),
+            ..Default::default()
+        }
+    }
+    fn file(id: &str, name: &str, seq: u64) -> Item {
+        item("file", id, name, seq)
+    }
+    fn folder(id: &str, name: &str, seq: u64) -> Item {
+        item("folder", id, name, seq)
+    }
+
+    /// Checks every INVARIANT of the module against the table's current state.
+    fn check_invariants(t: &InodeTable) {
+        assert!(t
+            .get(ROOT_INO)
+            .is_some_and(|r| r.is_dir() && r.parent.is_none()));
+        assert_eq!(t.inodes.len(), t.by_id.len());
+        for (&ino, inode) in &t.inodes {
+            assert_eq!(t.by_id[&inode.box_id], ino);
+            assert_eq!(inode.dir.is_some(), inode.kind == Kind::Dir);
+            match inode.parent {
+                Some(p) => {
+                    let dir = t.inodes[&p].dir.as_ref().expect("parent is a dir");
+                    assert_eq!(dir.children.get(&fold(&inode.name)), Some(&ino));
+                }
+                None => assert!(ino == ROOT_INO || inode.lookups > 0, "orphan {ino} kept"),
+            }
+            if let Some(dir) = &inode.dir {
+                for (k, c) in &dir.children {
+                    let child = &t.inodes[c];
+                    assert_eq!(child.parent, Some(ino));
+                    assert_eq!(&fold(&child.name), k);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn new_table_has_root_with_configured_id() {
+        let t = InodeTable::default();
+        assert_eq!(t.by_box_id("0"), Some(ROOT_INO));
+        let t = InodeTable::new("12345");
+        assert_eq!(t.root_box_id(), "12345");
+        assert_eq!(t.by_box_id("12345"), Some(ROOT_INO));
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn attributes_come_from_the_item() {
+        let mut t = InodeTable::default();
+        let mut it = file("f1", "a.txt", 3);
+        it.sha1 = Some("abc".into());
+        it.file_version = Some(crate::api::types::FileVersion {
+            id: "v9".into(),
+            ..Default::default()
+        });
+        let ino = t.insert_or_update_from_item(ROOT_INO, &it).unwrap();
+        let a = t.get(ino).unwrap().attrs();
+        assert_eq!(a.size, 10);
+        assert_eq!(a.sequence_id, Some(3));
+        assert_eq!(a.etag.as_deref(), Some("3"));
+        assert_eq!(a.version.as_deref(), Some("v9"));
+        assert_eq!(a.sha1.as_deref(), Some("abc"));
+        let mtime =
+            SystemTime::from(chrono::DateTime::parse_from_rfc3339("2024-04-01T17:00:00Z").unwrap());
+        assert_eq!(a.mtime, Some(mtime));
+        assert_eq!(a.atime, Some(mtime));
+        assert!(a.ctime > a.mtime);
+        assert!(t.attrs_fresh(ino, Duration::from_secs(60), Instant::now()));
+        t.invalidate_attrs(ino);
+        assert!(!t.attrs_fresh(ino, Duration::from_secs(60), Instant::now()));
+    }
+
+    #[test]
+    fn inode_is_stable_across_rename_and_move() {
+        let mut t = InodeTable::default();
+        let d1 = t
+            .insert_or_update_from_item(ROOT_INO, &folder("d1", "A", 1))
+            .unwrap();
+        let d2 = t
+            .insert_or_update_from_item(ROOT_INO, &folder("d2", "B", 1))
+            .unwrap();
+        let f = t
+            .insert_or_update_from_item(d1, &file("f", "x.txt", 1))
+            .unwrap();
+
+        // Box says: renamed.
+        let same = t
+            .insert_or_update_from_item(d1, &file("f", "y.txt", 2))
+            .unwrap();
+        assert_eq!(same, f);
+        assert_eq!(t.lookup_child(d1, "x.txt"), None);
+        assert_eq!(t.lookup_child(d1, "y.txt"), Some(f));
+
+        // Box says: moved to d2 (the old parent's index is fixed).
+        let same = t
+            .insert_or_update_from_item(d2, &file("f", "y.txt", 3))
+            .unwrap();
+        assert_eq!(same, f);
+        assert_eq!(t.lookup_child(d1, "y.txt"), None);
+        assert_eq!(t.lookup_child(d2, "y.txt"), Some(f));
+        assert_eq!(t.get(f).unwrap().parent(), Some(d2));
+
+        // Our own rename and move.
+        assert_eq!(t.rename(f, d1, "z.txt").unwrap(), None);
+        assert_eq!(t.lookup_child(d1, "z.txt"), Some(f));
+        assert_eq!(t.by_box_id("f"), Some(f));
+        assert!(t.children(d2).is_empty());
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn directory_cannot_move_under_itself() {
+        let mut t = InodeTable::default();
+        let a = t
+            .insert_or_update_from_item(ROOT_INO, &folder("a", "a", 1))
+            .unwrap();
+        let b = t
+            .insert_or_update_from_item(a, &folder("b", "b", 1))
+            .unwrap();
+        assert_eq!(t.rename(a, b, "a"), Err(InodeError::MoveUnderItself));
+        assert_eq!(t.rename(a, a, "a"), Err(InodeError::MoveUnderItself));
+        assert_eq!(
+            t.insert_or_update_from_item(b, &folder("a", "a", 2)),
+            Err(InodeError::MoveUnderItself)
+        );
+        assert_eq!(t.rename(ROOT_INO, a, "r"), Err(InodeError::Root));
+        let f = t.insert_or_update_from_item(a, &file("f", "f", 1)).unwrap();
+        assert_eq!(t.rename(a, f, "x"), Err(InodeError::NotADirectory(f)));
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn lookup_ignores_case_but_keeps_display_name() {
+        let mut t = InodeTable::default();
+        let f = t
+            .insert_or_update_from_item(ROOT_INO, &file("f", "ReadMe.TXT", 1))
+            .unwrap();
+        assert_eq!(t.lookup_child(ROOT_INO, "readme.txt"), Some(f));
+        assert_eq!(t.lookup_child(ROOT_INO, "README.txt"), Some(f));
+        assert_eq!(t.lookup_child(ROOT_INO, "ReadMe.TXT"), Some(f));
+        assert_eq!(t.get(f).unwrap().name(), "ReadMe.TXT");
+        // A case-only rename is a rename of the same inode.
+        assert_eq!(t.rename(f, ROOT_INO, "README.txt").unwrap(), None);
+        assert_eq!(t.get(f).unwrap().name(), "README.txt");
+        assert_eq!(t.lookup_child(ROOT_INO, "readme.TXT"), Some(f));
+        assert_eq!(t.len(), 2);
+        // Non-ASCII case folding.
+        let g = t
+            .insert_or_update_from_item(ROOT_INO, &file("g", "ÄRGER", 1))
+            .unwrap();
+        assert_eq!(t.lookup_child(ROOT_INO, "ärger"), Some(g));
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn replace_listing_reports_the_diff() {
+        let mut t = InodeTable::default();
+        let d = t
+            .insert_or_update_from_item(ROOT_INO, &folder("d", "d", 1))
+            .unwrap();
+        let other = t
+            .insert_or_update_from_item(ROOT_INO, &folder("o", "o", 1))
+            .unwrap();
+        let first = vec![
+            file("1", "keep", 1),
+            file("2", "rename-me", 1),
+            file("3", "delete-me", 1),
+            file("4", "change-me", 1),
+        ];
+        let diff = t.replace_listing(d, &first).unwrap();
+        assert_eq!(diff.added.len(), 4);
+        assert!(diff.removed.is_empty() && diff.moved.is_empty() && diff.changed.is_empty());
+        assert!(t.get(d).unwrap().listing_complete());
+        assert!(t.listing_fresh(d, Duration::from_secs(60), Instant::now()));
+        let [i1, i2, i3, i4] = ["1", "2", "3", "4"].map(|id| t.by_box_id(id).unwrap());
+        let m = t
+            .insert_or_update_from_item(other, &file("5", "moved-in", 1))
+            .unwrap();
+
+        // The same listing again: nothing changed.
+        assert!(t.replace_listing(d, &first).unwrap().is_empty());
+
+        let second = vec![
+            file("1", "keep", 1),
+            file("2", "renamed", 2),
+            file("4", "change-me", 2),
+            file("5", "moved-in", 2),
+            file("6", "new", 1),
+            Item {
+                kind: "web_link".into(),
+                id: "7".into(),
+                name: "link".into(),
+                ..Default::default()
+            },
+        ];
+        let diff = t.replace_listing(d, &second).unwrap();
+        assert_eq!(diff.added, vec![t.by_box_id("6").unwrap()]);
+        assert_eq!(
+            diff.removed,
+            vec![Detached {
+                ino: i3,
+                parent: d,
+                name: "delete-me".into()
+            }]
+        );
+        assert_eq!(diff.changed, vec![i4]);
+        assert_eq!(
+            diff.moved,
+            vec![
+                Moved {
+                    ino: i2,
+                    old_parent: Some(d),
+                    old_name: "rename-me".into(),
+                    new_name: "renamed".into()
+                },
+                Moved {
+                    ino: m,
+                    old_parent: Some(other),
+                    old_name: "moved-in".into(),
+                    new_name: "moved-in".into()
+                },
+            ]
+        );
+        assert_eq!(t.get(i1).unwrap().parent(), Some(d));
+        assert!(t.get(i3).is_none(), "unreferenced and detached: dropped");
+        assert_eq!(t.by_box_id("7"), None, "web links are skipped");
+        assert!(t.children(other).is_empty());
+        assert_eq!(t.children(d).len(), 5);
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn replace_listing_with_swapped_names_keeps_both_inodes() {
+        let mut t = InodeTable::default();
+        t.replace_listing(ROOT_INO, &[file("1", "a", 1), file("2", "b", 1)])
+            .unwrap();
+        let [i1, i2] = ["1", "2"].map(|id| t.by_box_id(id).unwrap());
+        let diff = t
+            .replace_listing(ROOT_INO, &[file("1", "b", 2), file("2", "a", 2)])
+            .unwrap();
+        assert!(diff.added.is_empty());
+        assert_eq!(diff.moved.len(), 2);
+        assert_eq!(t.lookup_child(ROOT_INO, "b"), Some(i1));
+        assert_eq!(t.lookup_child(ROOT_INO, "a"), Some(i2));
+        assert_eq!(t.len(), 3);
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn replace_listing_keeps_referenced_removed_children_alive() {
+        let mut t = InodeTable::default();
+        t.replace_listing(ROOT_INO, &[file("1", "a", 1)]).unwrap();
+        let a = t.by_box_id("1").unwrap();
+        t.add_lookup(a);
+        let diff = t.replace_listing(ROOT_INO, &[]).unwrap();
+        assert_eq!(diff.removed.len(), 1);
+        assert_eq!(t.get(a).unwrap().parent(), None);
+        assert_eq!(t.lookup_child(ROOT_INO, "a"), None);
+        // Restored from the trash: the same inode comes back.
+        let diff = t.replace_listing(ROOT_INO, &[file("1", "a", 2)]).unwrap();
+        assert_eq!(diff.moved.len(), 1);
+        assert_eq!(diff.moved[0].old_parent, None);
+        assert_eq!(t.lookup_child(ROOT_INO, "a"), Some(a));
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn lookup_counts_and_forget() {
+        let mut t = InodeTable::default();
+        let f = t
+            .insert_or_update_from_item(ROOT_INO, &file("f", "f", 1))
+            .unwrap();
+        assert!(t.add_lookup(f));
+        assert!(t.add_lookup(f));
+        assert!(t.add_lookup(f));
+        // In the tree: not dropped even at zero.
+        assert!(!t.forget(f, 3));
+        assert_eq!(t.get(f).unwrap().lookups(), 0);
+        // Over-forgetting saturates instead of panicking.
+        assert!(!t.forget(f, 10));
+        assert_eq!(t.get(f).unwrap().lookups(), 0);
+
+        // Detached but referenced: alive until the last forget.
+        t.add_lookup(f);
+        t.add_lookup(f);
+        t.remove(f).unwrap();
+        assert!(t.get(f).is_some());
+        assert_eq!(t.by_box_id("f"), Some(f));
+        assert!(!t.forget(f, 1));
+        assert!(t.get(f).is_some());
+        assert!(t.forget(f, 1));
+        assert!(t.get(f).is_none());
+        assert_eq!(t.by_box_id("f"), None);
+        // Forgetting an unknown inode is harmless.
+        assert!(!t.forget(f, 1));
+        assert!(!t.add_lookup(f));
+
+        // Detached and unreferenced: dropped at once.
+        let g = t
+            .insert_or_update_from_item(ROOT_INO, &file("g", "g", 1))
+            .unwrap();
+        t.remove(g).unwrap();
+        assert!(t.get(g).is_none());
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn dropping_a_directory_drops_its_unreferenced_children() {
+        let mut t = InodeTable::default();
+        let d = t
+            .insert_or_update_from_item(ROOT_INO, &folder("d", "d", 1))
+            .unwrap();
+        let e = t
+            .insert_or_update_from_item(d, &folder("e", "e", 1))
+            .unwrap();
+        let f = t.insert_or_update_from_item(e, &file("f", "f", 1)).unwrap();
+        let g = t.insert_or_update_from_item(d, &file("g", "g", 1)).unwrap();
+        t.add_lookup(d);
+        t.add_lookup(g);
+        t.remove(d).unwrap();
+        // d is referenced: it and its subtree stay.
+        assert!(t.get(e).is_some() && t.get(f).is_some());
+        check_invariants(&t);
+        t.forget(d, 1);
+        assert!(t.get(d).is_none() && t.get(e).is_none() && t.get(f).is_none());
+        // g is still referenced by the kernel: detached but alive.
+        assert_eq!(t.get(g).unwrap().parent(), None);
+        check_invariants(&t);
+        t.forget(g, 1);
+        assert_eq!(t.len(), 1);
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn out_of_order_sequence_id_is_ignored() {
+        let mut t = InodeTable::default();
+        let d = t
+            .insert_or_update_from_item(ROOT_INO, &folder("d", "d", 1))
+            .unwrap();
+        let f = t
+            .insert_or_update_from_item(ROOT_INO, &file("f", "new-name", 5))
+            .unwrap();
+        let mut old = file("f", "old-name", 4);
+        old.size = Some(999);
+        assert_eq!(t.insert_or_update_from_item(d, &old).unwrap(), f);
+        let inode = t.get(f).unwrap();
+        assert_eq!(inode.name(), "new-name");
+        assert_eq!(inode.parent(), Some(ROOT_INO));
+        assert_eq!(inode.attrs().size, 10);
+        assert_eq!(inode.attrs().sequence_id, Some(5));
+        // A stale listing neither moves it in nor adds it.
+        let diff = t.replace_listing(d, &[old.clone()]).unwrap();
+        assert!(diff.is_empty());
+        assert!(t.children(d).is_empty());
+        // Equal or higher sequence ids apply.
+        let mut newer = file("f", "newest", 6);
+        newer.size = Some(20);
+        t.insert_or_update_from_item(ROOT_INO, &newer).unwrap();
+        assert_eq!(t.get(f).unwrap().name(), "newest");
+        assert_eq!(t.get(f).unwrap().attrs().size, 20);
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn rename_over_an_existing_target_detaches_it() {
+        let mut t = InodeTable::default();
+        let a = t
+            .insert_or_update_from_item(ROOT_INO, &file("a", "a.txt", 1))
+            .unwrap();
+        let b = t
+            .insert_or_update_from_item(ROOT_INO, &file("b", "b.txt", 1))
+            .unwrap();
+        t.add_lookup(b);
+        let replaced = t.rename(a, ROOT_INO, "B.TXT").unwrap();
+        assert_eq!(
+            replaced,
+            Some(Detached {
+                ino: b,
+                parent: ROOT_INO,
+                name: "b.txt".into()
+            })
+        );
+        assert_eq!(t.lookup_child(ROOT_INO, "b.txt"), Some(a));
+        assert_eq!(t.lookup_child(ROOT_INO, "a.txt"), None);
+        assert_eq!(t.get(b).unwrap().parent(), None, "kept while referenced");
+        t.forget(b, 1);
+        assert!(t.get(b).is_none());
+
+        // Box reporting a new item under a name we hold replaces the old inode too.
+        let c = t
+            .insert_or_update_from_item(ROOT_INO, &file("c", "b.txt", 1))
+            .unwrap();
+        assert!(t.get(a).is_none(), "unreferenced, replaced: dropped");
+        assert_eq!(t.lookup_child(ROOT_INO, "B.txt"), Some(c));
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn root_is_never_dropped() {
+        let mut t = InodeTable::new("42");
+        t.add_lookup(ROOT_INO);
+        assert!(!t.forget(ROOT_INO, 5));
+        assert!(!t.forget(ROOT_INO, u64::MAX));
+        assert_eq!(t.remove(ROOT_INO), Err(InodeError::Root));
+        assert!(t.get(ROOT_INO).is_some());
+        // The root's own item updates attributes only.
+        let mut root = folder("42", "Some Name", 3);
+        root.size = Some(1234);
+        assert_eq!(
+            t.insert_or_update_from_item(ROOT_INO, &root).unwrap(),
+            ROOT_INO
+        );
+        let r = t.get(ROOT_INO).unwrap();
+        assert_eq!(r.parent(), None);
+        assert_eq!(r.name(), "");
+        assert_eq!(r.attrs().size, 1234);
+        // Nor does a listing that mentions the root.
+        t.replace_listing(ROOT_INO, &[]).unwrap();
+        assert!(t.get(ROOT_INO).is_some());
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn errors_for_unknown_or_non_directory_parents() {
+        let mut t = InodeTable::default();
+        let f = t
+            .insert_or_update_from_item(ROOT_INO, &file("f", "f", 1))
+            .unwrap();
+        assert_eq!(
+            t.insert_or_update_from_item(f, &file("g", "g", 1)),
+            Err(InodeError::NotADirectory(f))
+        );
+        assert_eq!(
+            t.insert_or_update_from_item(99, &file("g", "g", 1)),
+            Err(InodeError::NoSuchInode(99))
+        );
+        assert_eq!(t.replace_listing(f, &[]), Err(InodeError::NotADirectory(f)));
+        assert_eq!(t.remove(99), Err(InodeError::NoSuchInode(99)));
+        assert_eq!(
+            t.insert_or_update_from_item(ROOT_INO, &file("g", "", 1)),
+            Err(InodeError::EmptyName)
+        );
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn hundred_thousand_inodes_fit_in_memory() {
+        let mut t = InodeTable::default();
+        let mut dirs = Vec::new();
+        for d in 0..100 {
+            let it = folder(&format!("9{d:010}"), &format!("Folder {d}"), 1);
+            dirs.push(t.insert_or_update_from_item(ROOT_INO, &it).unwrap());
+        }
+        let mut n = 0;
+        for (d, &dir) in dirs.iter().enumerate() {
+            let items: Vec<Item> = (0..1000)
+                .map(|i| {
+                    n += 1;
+                    let mut it = file(&format!("1{n:011}"), &format!("Document {d}-{i}.pdf"), 3);
+                    it.sha1 = Some("da39a3ee5e6b4b0d3255bfef95601890afd80709".into());
+                    it.file_version = Some(crate::api::types::FileVersion {
+                        id: format!("2{n:011}"),
+                        ..Default::default()
+                    });
+                    it
+                })
+                .collect();
+            t.replace_listing(dir, &items).unwrap();
+        }
+        assert_eq!(t.len(), 100_101);
+        let bytes = t.approx_heap_bytes();
+        println!(
+            "100,101 inodes: ~{:.1} MiB heap (~{} bytes/inode; size_of::<Inode>() = {})",
+            bytes as f64 / (1024.0 * 1024.0),
+            bytes / t.len(),
+            std::mem::size_of::<Inode>()
+        );
+        assert!(bytes < 150 * 1024 * 1024, "{bytes} bytes");
+        assert!(t.lookup_child(dirs[7], "document 7-123.PDF").is_some());
+    }
+}
