@@ -1,7 +1,8 @@
 //! boxfs: Box.com as a Linux filesystem. The crate holds the Rust Box client (`api`), the
-//! command line (`cli`), and the Box API emulator (`emulator`) that every test and
+//! command line (`cli`), the filesystem layer (`fs`), and the Box API emulator (`emulator`) that every test and
 //! benchmark runs against.
 
 pub mod api;
 pub mod cli;
 pub mod emulator;
+pub mod fs;

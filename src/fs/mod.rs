@@ -1,0 +1,3 @@
+//! The filesystem layer: Box content and errors as the kernel sees them.
+pub mod content_cache;
+pub mod errno;
