@@ -1,6 +1,6 @@
 //! boxfs: Box.com as a Linux filesystem. The crate holds the Rust Box client (`api`), the
-//! command line (`cli`), and the Box API emulator (`emulator`) that every test and
-//! benchmark runs against.
+//! command line (`cli`), the filesystem layer (`fs`), and the Box API emulator (`emulator`)
+//! that every test and benchmark runs against.
 
 pub mod api;
 pub mod cli;

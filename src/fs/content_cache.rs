@@ -1,0 +1,780 @@
+//! The bounded on-disk content cache: file content from Box, kept in fixed-size chunks under
+//! one directory and evicted in least-recently-used order once the total passes a bound.
+//!
+//! Layout: `<dir>/<file id>/<version>/<chunk index>`, plus `<dir>/<file id>/<version>/meta`
+//! holding the file size and the chunk size the chunks were cut with. The version is Box's
+//! sha1 of the content or a file_version id, so a changed file lands in another directory and
+//! is never served stale. Chunks are written to a `.tmp-*` file and renamed into place, and
+//! every read checks the chunk's length against the size in the key, so a crash can leave
+//! nothing that passes for a valid chunk: filesystems do not persist a size beyond the data
+//! that reached disk, so a torn write reads back short (or empty) and is rejected.
+//!
+//! The in-memory index (LRU order, byte counts, chunks being written) lives under one
+//! `std::sync::Mutex` that is never held across file I/O. The methods are synchronous and use
+//! plain `std::fs`; async code calls them through `tokio::task::spawn_blocking` (or
+//! `block_in_place`) on an `Arc<ContentCache>`. The index is a hint: disk is checked on every
+//! read, and a chunk that vanished or has the wrong length is dropped from the index.
+//!
+//! Accounting counts chunk bytes only (not `meta` files or directories). `used_bytes()` includes
+//! chunks being written, and a `put` reserves its bytes (evicting first) before writing, so the
+//! total never exceeds the bound.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use lru::LruCache;
+
+/// Default chunk size: 1 MiB.
+pub const DEFAULT_CHUNK_SIZE: u64 = 1 << 20;
+
+const META: &str = "meta";
+const TMP_PREFIX: &str = ".tmp-";
+
+/// Which content a chunk belongs to: a Box file at one version, and that version's size.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ContentKey {
+    pub file_id: String,
+    /// Box's sha1 of the content, or the file_version id.
+    pub version: String,
+    /// The size of this version in bytes; it decides how long each chunk must be.
+    pub size: u64,
+}
+
+impl ContentKey {
+    pub fn new(file_id: impl Into<String>, version: impl Into<String>, size: u64) -> ContentKey {
+        ContentKey {
+            file_id: file_id.into(),
+            version: version.into(),
+            size,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ChunkId {
+    file_id: String,
+    version: String,
+    index: u64,
+}
+
+struct Index {
+    /// Chunks on disk, least recently used first; the value is the chunk's length.
+    lru: LruCache<ChunkId, u64>,
+    /// Bytes of the chunks in `lru`.
+    used: u64,
+    /// Bytes reserved by `put`s still writing.
+    reserved: u64,
+    /// Chunks being written; `true` once `invalidate_file` cancelled them.
+    writing: HashMap<ChunkId, bool>,
+    /// Versions whose `meta` file is on disk, with the size recorded there. An entry outlives
+    /// the eviction of its version's last chunk (as does the `meta` file, a few bytes): removing
+    /// the directory then would race with a `put` of the same version. `open` clears both.
+    versions: HashMap<(String, String), u64>,
+}
+
+/// A bounded on-disk cache of file content in chunks. See the module documentation.
+pub struct ContentCache {
+    dir: PathBuf,
+    max_bytes: u64,
+    chunk_size: u64,
+    index: Mutex<Index>,
+}
+
+impl ContentCache {
+    /// Opens (creating if needed) a cache in `dir` holding at most `max_bytes` of chunks of
+    /// [`DEFAULT_CHUNK_SIZE`].
+    pub fn open(dir: impl Into<PathBuf>, max_bytes: u64) -> io::Result<ContentCache> {
+        ContentCache::open_with_chunk_size(dir, max_bytes, DEFAULT_CHUNK_SIZE)
+    }
+
+    /// Opens a cache with a chosen chunk size. Rebuilds the index from disk: temporary files,
+    /// chunks of the wrong length, versions cut with another chunk size and anything not
+    /// matching the layout are deleted; the rest is ordered by modification time (the best
+    /// approximation of recency a restart has) and evicted down to `max_bytes`.
+    pub fn open_with_chunk_size(
+        dir: impl Into<PathBuf>,
+        max_bytes: u64,
+        chunk_size: u64,
+    ) -> io::Result<ContentCache> {
+        if max_bytes == 0 {
+            return Err(invalid("content cache size must be greater than zero"));
+        }
+        if chunk_size == 0 {
+            return Err(invalid(
+                "content cache chunk size must be greater than zero",
+            ));
+        }
+        let dir = dir.into();
+        fs::create_dir_all(&dir)?;
+        let cache = ContentCache {
+            dir,
+            max_bytes,
+            chunk_size,
+            index: Mutex::new(Index {
+                lru: LruCache::unbounded(),
+                used: 0,
+                reserved: 0,
+                writing: HashMap::new(),
+                versions: HashMap::new(),
+            }),
+        };
+        cache.rebuild()?;
+        Ok(cache)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    pub fn chunk_size(&self) -> u64 {
+        self.chunk_size
+    }
+
+    /// Number of chunks a file of `size` bytes has.
+    pub fn chunk_count(&self, size: u64) -> u64 {
+        size.div_ceil(self.chunk_size)
+    }
+
+    /// Bytes of cached chunks, including chunks being written.
+    pub fn used_bytes(&self) -> u64 {
+        let index = self.lock();
+        index.used + index.reserved
+    }
+
+    /// Whether chunk `chunk` of `key` is in the index. Does not touch the LRU order.
+    pub fn contains(&self, key: &ContentKey, chunk: u64) -> bool {
+        let Some(id) = self.chunk_id(key, chunk) else {
+            return false;
+        };
+        let index = self.lock();
+        index.lru.peek(&id).is_some() && index.versions.get(&version_of(&id)) == Some(&key.size)
+    }
+
+    /// Chunk `chunk` of `key`, if cached and intact. A hit becomes the most recently used.
+    pub fn get(&self, key: &ContentKey, chunk: u64) -> Option<Bytes> {
+        let id = self.chunk_id(key, chunk)?;
+        let expected = self.expected_len(key.size, chunk)?;
+        {
+            let mut index = self.lock();
+            // A key whose size disagrees with the stored version is a different content.
+            if index.versions.get(&version_of(&id)) != Some(&key.size) {
+                return None;
+            }
+            index.lru.get(&id)?;
+        }
+        let path = self.chunk_path(&id);
+        match fs::read(&path) {
+            Ok(data) if data.len() as u64 == expected => Some(Bytes::from(data)),
+            Ok(data) => {
+                log::warn!(
+                    "content cache: {} has {} bytes, expected {expected}; dropping it",
+                    path.display(),
+                    data.len()
+                );
+                self.forget(&id);
+                remove_file_quietly(&path);
+                None
+            }
+            Err(e) => {
+                if e.kind() != io::ErrorKind::NotFound {
+                    log::warn!("content cache: reading {}: {e}", path.display());
+                }
+                // Evicted or invalidated between the index lookup and the read, or lost.
+                self.forget(&id);
+                None
+            }
+        }
+    }
+
+    /// Stores chunk `chunk` of `key`, evicting least recently used chunks to make room.
+    /// Returns whether the chunk is now cached: `false` if it is larger than the whole cache,
+    /// already cached or being written by someone else, or cancelled by `invalidate_file`
+    /// while it was written. A wrong length or an index past the end is an error.
+    pub fn put(&self, key: &ContentKey, chunk: u64, data: &[u8]) -> io::Result<bool> {
+        let id = self
+            .chunk_id(key, chunk)
+            .ok_or_else(|| invalid("file id or version is not a valid cache name"))?;
+        let expected = self.expected_len(key.size, chunk).ok_or_else(|| {
+            invalid(format!(
+                "chunk {chunk} is past the end of a {}-byte file",
+                key.size
+            ))
+        })?;
+        if data.len() as u64 != expected {
+            return Err(invalid(format!(
+                "chunk {chunk} of a {}-byte file must have {expected} bytes, not {}",
+                key.size,
+                data.len()
+            )));
+        }
+        if expected > self.max_bytes {
+            return Ok(false);
+        }
+        let vkey = version_of(&id);
+
+        // Reserve the bytes, choosing victims, under the lock; delete them after.
+        let (victims, write_meta) = {
+            let mut index = self.lock();
+            if let Some(&size) = index.versions.get(&vkey) {
+                if size != key.size {
+                    return Err(invalid(format!(
+                        "version {} of file {} is cached with size {size}, not {}",
+                        key.version, key.file_id, key.size
+                    )));
+                }
+            }
+            if index.lru.contains(&id) || index.writing.contains_key(&id) {
+                return Ok(false);
+            }
+            let mut victims = Vec::new();
+            while index.used + index.reserved + expected > self.max_bytes {
+                // Chunks being written are not in `lru`, so they are never victims.
+                let Some((victim, len)) = index.lru.pop_lru() else {
+                    // Everything left is being written: no room now.
+                    return Ok(false);
+                };
+                index.used -= len;
+                victims.push(victim);
+            }
+            index.reserved += expected;
+            index.writing.insert(id.clone(), false);
+            (victims, !index.versions.contains_key(&vkey))
+        };
+        for victim in &victims {
+            remove_file_quietly(&self.chunk_path(victim));
+        }
+
+        let written = self.write_chunk(&id, key.size, write_meta, data);
+
+        let mut index = self.lock();
+        index.reserved -= expected;
+        let cancelled = index.writing.remove(&id).unwrap_or(true);
+        match written {
+            Ok(()) if !cancelled => {
+                index.versions.insert(vkey, key.size);
+                index.lru.put(id, expected);
+                index.used += expected;
+                Ok(true)
+            }
+            Ok(()) => {
+                drop(index);
+                remove_file_quietly(&self.chunk_path(&id));
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Forgets and deletes every cached version of `file_id`. Chunks being written for it are
+    /// cancelled: their `put` deletes them when it finishes.
+    pub fn invalidate_file(&self, file_id: &str) {
+        if !valid_name(file_id) {
+            return;
+        }
+        {
+            let mut index = self.lock();
+            let doomed: Vec<ChunkId> = index
+                .lru
+                .iter()
+                .filter(|(id, _)| id.file_id == file_id)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in doomed {
+                if let Some(len) = index.lru.pop(&id) {
+                    index.used -= len;
+                }
+            }
+            for (id, cancelled) in index.writing.iter_mut() {
+                if id.file_id == file_id {
+                    *cancelled = true;
+                }
+            }
+            index.versions.retain(|(f, _), _| f != file_id);
+        }
+        let path = self.dir.join(file_id);
+        if let Err(e) = fs::remove_dir_all(&path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                log::warn!("content cache: removing {}: {e}", path.display());
+            }
+        }
+    }
+
+    fn write_chunk(
+        &self,
+        id: &ChunkId,
+        size: u64,
+        write_meta: bool,
+        data: &[u8],
+    ) -> io::Result<()> {
+        let vdir = self.dir.join(&id.file_id).join(&id.version);
+        fs::create_dir_all(&vdir)?;
+        if write_meta {
+            let meta = format!("{size} {}\n", self.chunk_size);
+            write_atomically(&vdir, META, meta.as_bytes())?;
+        }
+        write_atomically(&vdir, &id.index.to_string(), data)
+    }
+
+    /// Drops `id` from the index (if there) after its file turned out missing or damaged.
+    fn forget(&self, id: &ChunkId) {
+        let mut index = self.lock();
+        if let Some(len) = index.lru.pop(id) {
+            index.used -= len;
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Index> {
+        // The index stays consistent across a panic in another thread (every update is a few
+        // plain assignments), so a poisoned lock is still usable.
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn chunk_id(&self, key: &ContentKey, chunk: u64) -> Option<ChunkId> {
+        if !valid_name(&key.file_id) || !valid_name(&key.version) {
+            return None;
+        }
+        Some(ChunkId {
+            file_id: key.file_id.clone(),
+            version: key.version.clone(),
+            index: chunk,
+        })
+    }
+
+    fn chunk_path(&self, id: &ChunkId) -> PathBuf {
+        self.dir
+            .join(&id.file_id)
+            .join(&id.version)
+            .join(id.index.to_string())
+    }
+
+    /// The length chunk `chunk` of a `size`-byte file must have; `None` past the end. Every
+    /// chunk is `chunk_size` long except the last, which may be shorter.
+    fn expected_len(&self, size: u64, chunk: u64) -> Option<u64> {
+        let start = chunk.checked_mul(self.chunk_size)?;
+        if start >= size {
+            return None;
+        }
+        Some((size - start).min(self.chunk_size))
+    }
+
+    fn rebuild(&self) -> io::Result<()> {
+        let mut found: Vec<(SystemTime, ChunkId, u64)> = Vec::new();
+        let mut versions = HashMap::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if !valid_name(&name) || !entry.file_type()?.is_dir() {
+                remove_anything(&path);
+                continue;
+            }
+            for ventry in fs::read_dir(&path)? {
+                let ventry = ventry?;
+                let version = ventry.file_name().to_string_lossy().into_owned();
+                let vpath = ventry.path();
+                if !valid_name(&version) || !ventry.file_type()?.is_dir() {
+                    remove_anything(&vpath);
+                    continue;
+                }
+                let Some(size) = self.read_meta(&vpath) else {
+                    remove_anything(&vpath);
+                    continue;
+                };
+                let before = found.len();
+                self.scan_version(&name, &version, size, &vpath, &mut found)?;
+                if found.len() == before {
+                    // Nothing usable left: drop the directory and its meta.
+                    remove_anything(&vpath);
+                } else {
+                    versions.insert((name.clone(), version), size);
+                }
+            }
+            // Removes the file's directory only if no version is left in it.
+            let _ = fs::remove_dir(&path);
+        }
+
+        found.sort_by_key(|(mtime, _, _)| *mtime);
+        let mut victims = Vec::new();
+        {
+            let mut index = self.lock();
+            index.versions = versions;
+            for (_, id, len) in found {
+                index.lru.put(id, len);
+                index.used += len;
+            }
+            while index.used > self.max_bytes {
+                let Some((victim, len)) = index.lru.pop_lru() else {
+                    break;
+                };
+                index.used -= len;
+                victims.push(victim);
+            }
+        }
+        for victim in &victims {
+            remove_file_quietly(&self.chunk_path(victim));
+        }
+        Ok(())
+    }
+
+    /// Collects the valid chunks of one version directory, deleting everything else in it.
+    fn scan_version(
+        &self,
+        file_id: &str,
+        version: &str,
+        size: u64,
+        vpath: &Path,
+        found: &mut Vec<(SystemTime, ChunkId, u64)>,
+    ) -> io::Result<()> {
+        for centry in fs::read_dir(vpath)? {
+            let centry = centry?;
+            let cname = centry.file_name().to_string_lossy().into_owned();
+            if cname == META {
+                continue;
+            }
+            let cpath = centry.path();
+            let meta = centry.metadata()?;
+            // Chunk names are canonical decimal numbers ("007" would alias "7").
+            let index = cname.parse::<u64>().ok().filter(|i| i.to_string() == cname);
+            let expected = index.and_then(|i| self.expected_len(size, i));
+            match (index, expected) {
+                (Some(index), Some(expected)) if meta.is_file() && meta.len() == expected => {
+                    let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                    let id = ChunkId {
+                        file_id: file_id.to_string(),
+                        version: version.to_string(),
+                        index,
+                    };
+                    found.push((mtime, id, expected));
+                }
+                // Temp files of interrupted writes, truncated chunks, strangers.
+                _ => remove_anything(&cpath),
+            }
+        }
+        Ok(())
+    }
+
+    /// The file size from a version's `meta`, if it is readable and was cut with our chunk
+    /// size (a cache reopened with another chunk size cannot use the old chunks).
+    fn read_meta(&self, vpath: &Path) -> Option<u64> {
+        let text = fs::read_to_string(vpath.join(META)).ok()?;
+        let mut parts = text.split_whitespace();
+        let size = parts.next()?.parse::<u64>().ok()?;
+        let chunk_size = parts.next()?.parse::<u64>().ok()?;
+        (chunk_size == self.chunk_size && parts.next().is_none()).then_some(size)
+    }
+}
+
+fn version_of(id: &ChunkId) -> (String, String) {
+    (id.file_id.clone(), id.version.clone())
+}
+
+/// File ids and versions become directory names, so only plain names are accepted: Box ids
+/// are digits, sha1s hex, version ids digits. No dots, so nothing can be `.`, `..` or `.tmp-*`.
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        && name != META
+}
+
+/// Writes `data` to `dir/name` through a temporary file and a rename, so `dir/name` is either
+/// absent, the old content or the whole new content. No fsync: this is a cache, and a torn
+/// write after a crash is caught by the length check when the index is rebuilt.
+fn write_atomically(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
+    let tmp = dir.join(format!(
+        "{TMP_PREFIX}{name}-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let result = (|| {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(data)?;
+        drop(file);
+        fs::rename(&tmp, dir.join(name))
+    })();
+    if result.is_err() {
+        remove_file_quietly(&tmp);
+    }
+    result
+}
+
+fn remove_file_quietly(path: &Path) {
+    if let Err(e) = fs::remove_file(path) {
+        if e.kind() != io::ErrorKind::NotFound {
+            log::warn!("content cache: removing {}: {e}", path.display());
+        }
+    }
+}
+
+fn remove_anything(path: &Path) {
+    let result = match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        if e.kind() != io::ErrorKind::NotFound {
+            log::warn!("content cache: removing {}: {e}", path.display());
+        }
+    }
+}
+
+fn invalid(message: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHUNK: u64 = 16;
+
+    fn key(file: &str, version: &str, size: u64) -> ContentKey {
+        ContentKey::new(file, version, size)
+    }
+
+    fn content(len: u64, seed: u8) -> Vec<u8> {
+        (0..len).map(|i| (i as u8).wrapping_add(seed)).collect()
+    }
+
+    fn open(dir: &Path, max: u64) -> ContentCache {
+        ContentCache::open_with_chunk_size(dir, max, CHUNK).unwrap()
+    }
+
+    #[test]
+    fn round_trip_including_a_short_last_chunk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = open(tmp.path(), 1024);
+        let k = key("123", "abc", 40);
+        let data = content(40, 1);
+        assert_eq!(cache.chunk_count(40), 3);
+        for i in 0..3 {
+            let start = (i * CHUNK) as usize;
+            let end = (start + CHUNK as usize).min(40);
+            assert!(cache.put(&k, i, &data[start..end]).unwrap());
+        }
+        assert_eq!(cache.used_bytes(), 40);
+        let mut back = Vec::new();
+        for i in 0..3 {
+            assert!(cache.contains(&k, i));
+            back.extend_from_slice(&cache.get(&k, i).unwrap());
+        }
+        assert_eq!(back, data);
+        assert!(tmp.path().join("123/abc/2").is_file());
+        // Putting an already cached chunk is a no-op.
+        assert!(!cache.put(&k, 0, &data[..16]).unwrap());
+        assert_eq!(cache.used_bytes(), 40);
+    }
+
+    #[test]
+    fn a_new_version_misses() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = open(tmp.path(), 1024);
+        let old = key("123", "v1", 10);
+        cache.put(&old, 0, &content(10, 0)).unwrap();
+        let new = key("123", "v2", 10);
+        assert!(cache.get(&new, 0).is_none());
+        assert!(!cache.contains(&new, 0));
+        // Same version id with another size is not the same content either.
+        assert!(cache.get(&key("123", "v1", 12), 0).is_none());
+        assert!(cache.put(&new, 0, &content(10, 9)).unwrap());
+        assert_eq!(&cache.get(&new, 0).unwrap()[..], &content(10, 9)[..]);
+        assert_eq!(&cache.get(&old, 0).unwrap()[..], &content(10, 0)[..]);
+    }
+
+    #[test]
+    fn the_total_never_exceeds_the_bound() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = open(tmp.path(), 50);
+        let k = key("7", "s", 16 * 20);
+        for i in 0..20 {
+            assert!(cache.put(&k, i, &content(16, i as u8)).unwrap());
+            assert!(cache.used_bytes() <= 50, "after chunk {i}");
+        }
+        assert_eq!(cache.used_bytes(), 48);
+        // The three most recent survive, the rest were deleted from disk.
+        for i in 0..17 {
+            assert!(cache.get(&k, i).is_none(), "chunk {i}");
+            assert!(!tmp.path().join(format!("7/s/{i}")).exists());
+        }
+        for i in 17..20 {
+            assert!(cache.get(&k, i).is_some(), "chunk {i}");
+        }
+        // A chunk larger than the whole cache is not cached.
+        let small = open(&tmp.path().join("small"), 10);
+        assert!(!small.put(&key("8", "s", 16), 0, &content(16, 0)).unwrap());
+        assert_eq!(small.used_bytes(), 0);
+    }
+
+    #[test]
+    fn a_recently_read_chunk_survives_eviction() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = open(tmp.path(), 48);
+        let k = key("9", "s", 16 * 4);
+        for i in 0..3 {
+            cache.put(&k, i, &content(16, 0)).unwrap();
+        }
+        // Chunk 0 is the oldest write, but reading it makes chunk 1 the least recent.
+        assert!(cache.get(&k, 0).is_some());
+        cache.put(&k, 3, &content(16, 0)).unwrap();
+        assert!(cache.contains(&k, 0));
+        assert!(!cache.contains(&k, 1));
+        assert!(cache.contains(&k, 2));
+        assert!(cache.contains(&k, 3));
+        // Order is now 2, 0, 3 (`contains` does not refresh), so the next victim is chunk 2.
+        cache.put(&key("10", "s", 16), 0, &content(16, 0)).unwrap();
+        assert!(!cache.contains(&k, 2));
+        assert!(cache.contains(&k, 0));
+    }
+
+    #[test]
+    fn restart_rebuilds_the_index_and_cleans_debris() {
+        let tmp = tempfile::tempdir().unwrap();
+        let k = key("55", "sha", 40);
+        {
+            let cache = open(tmp.path(), 1024);
+            cache.put(&k, 0, &content(16, 3)).unwrap();
+            cache.put(&k, 2, &content(8, 4)).unwrap();
+        }
+        let vdir = tmp.path().join("55/sha");
+        // A crash mid-write leaves a temp file; a torn chunk is short; strangers appear.
+        fs::write(vdir.join(".tmp-1-deadbeef"), content(16, 0)).unwrap();
+        fs::write(vdir.join("1"), content(5, 0)).unwrap();
+        fs::write(vdir.join("99"), content(16, 0)).unwrap();
+        fs::write(tmp.path().join(".tmp-stray"), b"x").unwrap();
+        fs::create_dir_all(tmp.path().join("66/nometa")).unwrap();
+        fs::write(tmp.path().join("66/nometa/0"), content(16, 0)).unwrap();
+
+        let cache = open(tmp.path(), 1024);
+        assert_eq!(cache.used_bytes(), 24);
+        assert_eq!(&cache.get(&k, 0).unwrap()[..], &content(16, 3)[..]);
+        assert_eq!(&cache.get(&k, 2).unwrap()[..], &content(8, 4)[..]);
+        assert!(cache.get(&k, 1).is_none());
+        assert!(!vdir.join(".tmp-1-deadbeef").exists());
+        assert!(!vdir.join("1").exists());
+        assert!(!vdir.join("99").exists());
+        assert!(!tmp.path().join(".tmp-stray").exists());
+        assert!(!tmp.path().join("66").exists());
+        // The torn chunk can be cached again.
+        assert!(cache.put(&k, 1, &content(16, 5)).unwrap());
+    }
+
+    #[test]
+    fn restart_with_a_smaller_bound_or_another_chunk_size() {
+        let tmp = tempfile::tempdir().unwrap();
+        let k = key("1", "v", 64);
+        {
+            let cache = open(tmp.path(), 1024);
+            for i in 0..4 {
+                cache.put(&k, i, &content(16, 0)).unwrap();
+            }
+        }
+        let cache = open(tmp.path(), 32);
+        assert_eq!(cache.used_bytes(), 32);
+        drop(cache);
+        let cache = ContentCache::open_with_chunk_size(tmp.path(), 1024, 32).unwrap();
+        assert_eq!(cache.used_bytes(), 0);
+        assert!(!tmp.path().join("1").exists());
+    }
+
+    #[test]
+    fn a_damaged_chunk_is_a_miss_not_bad_data() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = open(tmp.path(), 1024);
+        let k = key("3", "v", 16);
+        cache.put(&k, 0, &content(16, 0)).unwrap();
+        fs::write(tmp.path().join("3/v/0"), b"short").unwrap();
+        assert!(cache.get(&k, 0).is_none());
+        assert_eq!(cache.used_bytes(), 0);
+        cache.put(&k, 0, &content(16, 0)).unwrap();
+        fs::remove_file(tmp.path().join("3/v/0")).unwrap();
+        assert!(cache.get(&k, 0).is_none());
+        assert!(!cache.contains(&k, 0));
+        assert_eq!(cache.used_bytes(), 0);
+    }
+
+    #[test]
+    fn invalidate_file_drops_every_version() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = open(tmp.path(), 1024);
+        let a1 = key("100", "v1", 16);
+        let a2 = key("100", "v2", 16);
+        let b = key("200", "v1", 16);
+        for k in [&a1, &a2, &b] {
+            cache.put(k, 0, &content(16, 0)).unwrap();
+        }
+        cache.invalidate_file("100");
+        assert!(cache.get(&a1, 0).is_none());
+        assert!(cache.get(&a2, 0).is_none());
+        assert!(cache.get(&b, 0).is_some());
+        assert_eq!(cache.used_bytes(), 16);
+        assert!(!tmp.path().join("100").exists());
+        cache.invalidate_file("never-cached");
+        cache.invalidate_file("../escape");
+        assert!(cache.put(&a2, 0, &content(16, 0)).unwrap());
+    }
+
+    #[test]
+    fn bad_inputs_are_errors_not_panics() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(ContentCache::open(tmp.path(), 0).is_err());
+        assert!(ContentCache::open_with_chunk_size(tmp.path(), 100, 0).is_err());
+        let cache = open(tmp.path(), 100);
+        let k = key("1", "v", 20);
+        // Wrong length, past the end, empty file, unsafe names.
+        assert!(cache.put(&k, 0, &content(15, 0)).is_err());
+        assert!(cache.put(&k, 1, &content(16, 0)).is_err());
+        assert!(cache.put(&k, 2, &content(4, 0)).is_err());
+        assert!(cache.put(&k, u64::MAX, &content(4, 0)).is_err());
+        assert!(cache.put(&key("1", "v0", 0), 0, &[]).is_err());
+        assert!(cache.put(&key("..", "v", 16), 0, &content(16, 0)).is_err());
+        assert!(cache.put(&key("1", "a/b", 16), 0, &content(16, 0)).is_err());
+        assert!(cache.put(&key("", "v", 16), 0, &content(16, 0)).is_err());
+        assert!(cache.get(&key("..", "v", 16), 0).is_none());
+        assert!(cache.get(&k, u64::MAX).is_none());
+        assert!(!cache.contains(&key("1", "", 16), 0));
+        // The same version with two sizes is refused once one is cached.
+        cache.put(&k, 1, &content(4, 0)).unwrap();
+        assert!(cache.put(&key("1", "v", 32), 0, &content(16, 0)).is_err());
+        assert_eq!(cache.used_bytes(), 4);
+    }
+
+    #[test]
+    fn concurrent_puts_and_gets_respect_the_bound() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = std::sync::Arc::new(open(tmp.path(), 16 * 10));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let cache = cache.clone();
+                std::thread::spawn(move || {
+                    let k = key(&format!("f{t}"), "v", 16 * 50);
+                    for i in 0..50 {
+                        let data = content(16, (t * 50 + i) as u8);
+                        cache.put(&k, i, &data).unwrap();
+                        assert!(cache.used_bytes() <= 160);
+                        if let Some(got) = cache.get(&k, i) {
+                            assert_eq!(&got[..], &data[..]);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(cache.used_bytes() <= 160);
+        drop(cache);
+        let reopened = open(tmp.path(), 16 * 10);
+        assert!(reopened.used_bytes() <= 160);
+    }
+}
