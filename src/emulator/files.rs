@@ -27,7 +27,7 @@ use serde_json::{json, Map, Value};
 use super::error::{ApiError, ApiResult};
 use super::http::{
     id_value, json_body, json_response, no_content, not_modified, opt_bool, opt_str, parent_id,
-    query_u64, AppState, Ctx, Query,
+    query_u64, required_parent_id, AppState, Ctx, Query,
 };
 use super::repr::{self, item_json, Fields};
 use super::store::{check_name, parse_id, DownloadToken, Id, Item, ItemKind, Lock, Store};
@@ -363,8 +363,7 @@ async fn copy_file(
     body: Bytes,
 ) -> ApiResult<Response> {
     let body = json_body(&body)?;
-    let parent_raw = parent_id(&body)?
-        .ok_or_else(|| ApiError::invalid_parameter("parent", "'parent' is required"))?;
+    let parent_raw = required_parent_id(&body)?;
     let name = opt_str(&body, "name")?
         .map(|n| sanitize_copy_name(&n))
         .transpose()?;

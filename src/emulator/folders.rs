@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
 use super::http::{
-    json_body, json_response, no_content, not_modified, opt_str, parent_id, query_u64, AppState,
-    Ctx, Query,
+    json_body, json_response, no_content, not_modified, opt_str, parent_id, query_u64,
+    required_parent_id, AppState, Ctx, Query,
 };
 use super::repr::{item_json, mini, Fields};
 use super::store::{check_name, Id, Item, ItemKind, Store};
@@ -282,8 +282,7 @@ async fn create(ctx: Ctx, q: Query, body: Bytes) -> ApiResult<Response> {
     let body = json_body(&body)?;
     let name = opt_str(&body, "name")?
         .ok_or_else(|| ApiError::invalid_parameter("name", "'name' is required"))?;
-    let parent_raw = parent_id(&body)?
-        .ok_or_else(|| ApiError::invalid_parameter("parent", "'parent' is required"))?;
+    let parent_raw = required_parent_id(&body)?;
     check_name(&name)?;
     let shared = ctx.shared.clone();
     let mut store = shared.store();
@@ -515,8 +514,7 @@ async fn copy(
     body: Bytes,
 ) -> ApiResult<Response> {
     let body = json_body(&body)?;
-    let parent_raw = parent_id(&body)?
-        .ok_or_else(|| ApiError::invalid_parameter("parent", "'parent' is required"))?;
+    let parent_raw = required_parent_id(&body)?;
     let name = opt_str(&body, "name")?;
     let shared = ctx.shared.clone();
     let mut store = shared.store();

@@ -437,6 +437,11 @@ pub fn parent_id(body: &serde_json::Map<String, Value>) -> ApiResult<Option<Stri
     }
 }
 
+/// `{"parent": {"id": "..."}}` where a parent is required (create, copy).
+pub fn required_parent_id(body: &serde_json::Map<String, Value>) -> ApiResult<String> {
+    parent_id(body)?.ok_or_else(|| ApiError::invalid_parameter("parent", "'parent' is required"))
+}
+
 /// A JSON response with a status.
 pub fn json_response(status: u16, value: Value) -> Response {
     (
