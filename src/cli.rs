@@ -6,6 +6,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::emulator::{Emulator, EmulatorConfig, Knobs};
+use crate::fs::FsOptions;
+use crate::mount::{
+    default_cache_dir, identity, report_ready, unmount_path, Backend, MountRequest,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -22,6 +26,163 @@ pub struct Cli {
 pub enum Command {
     /// Run a Box API server of our own (for trying boxfs without an account, and for tests).
     Emulator(EmulatorArgs),
+    /// Mount a Box account (or a folder of it) as a filesystem.
+    Mount(MountArgs),
+    /// Unmount a boxfs mount.
+    Unmount(UnmountArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// An empty directory to mount on.
+    pub mountpoint: PathBuf,
+    /// Stay attached to the terminal (otherwise the command returns once the mount is ready
+    /// and a daemon keeps serving it).
+    #[arg(long)]
+    pub foreground: bool,
+    /// Serve a demo account from an emulator inside this process (no Box account needed).
+    #[arg(long, conflicts_with_all = ["api_url", "token"])]
+    pub emulator: bool,
+    /// The base URL of the API, upload and OAuth hosts (as `boxfs emulator` serves them);
+    /// Box itself when not given.
+    #[arg(long, value_name = "URL", env = "BOXFS_API_URL")]
+    pub api_url: Option<String>,
+    /// An access token (a developer token, for instance).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "BOXFS_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Mount read-only.
+    #[arg(long)]
+    pub read_only: bool,
+    /// Mount this Box folder instead of All Files ("0").
+    #[arg(long, value_name = "ID", default_value = "0")]
+    pub root_folder_id: String,
+    /// Act as this user (admins and service accounts: Box's As-User header).
+    #[arg(long, value_name = "USER_ID")]
+    pub as_user: Option<String>,
+    /// Where file content is cached (default: one directory per mount point under the XDG
+    /// cache directory).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Bound of the content cache, in bytes (suffixes K, M, G, T).
+    #[arg(long, value_name = "BYTES", default_value = "8G", value_parser = parse_size)]
+    pub cache_size: u64,
+    /// Owner shown for every file (default: the mounting user).
+    #[arg(long)]
+    pub uid: Option<u32>,
+    /// Group shown for every file (default: the mounting user's group).
+    #[arg(long)]
+    pub gid: Option<u32>,
+    /// Permission bits removed from 0777 (directories) and 0666 (files), in octal.
+    #[arg(long, value_parser = parse_octal, default_value = "022")]
+    pub umask: u32,
+    /// Let other users reach the mount (needs user_allow_other in /etc/fuse.conf unless root).
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Where the daemon logs once detached (default: boxfs.log in the cache directory).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnmountArgs {
+    pub mountpoint: PathBuf,
+    /// Detach now even if files are open; the mount goes away when they are closed.
+    #[arg(long)]
+    pub lazy: bool,
+}
+
+/// `512M`, `8G`, `1048576`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, ""),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (like 512M or 8G)"))?;
+    let shift = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use K, M, G or T)")),
+    };
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+fn parse_octal(s: &str) -> Result<u32, String> {
+    let v = u32::from_str_radix(s.trim_start_matches("0o"), 8)
+        .map_err(|_| format!("'{s}' is not an octal mask like 022"))?;
+    if v > 0o777 {
+        return Err(format!("'{s}' is more than 0777"));
+    }
+    Ok(v)
+}
+
+impl MountArgs {
+    /// The mount as the library takes it.
+    pub fn request(&self) -> Result<MountRequest, String> {
+        let backend = if self.emulator {
+            Backend::Emulator
+        } else {
+            let token = self.token.clone().ok_or(
+                "no credentials: pass --token TOKEN (or set BOXFS_TOKEN), or try --emulator",
+            )?;
+            Backend::Api {
+                api_url: self.api_url.clone(),
+                token,
+            }
+        };
+        let cache_dir = self
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| default_cache_dir(&self.mountpoint));
+        Ok(MountRequest {
+            mountpoint: self.mountpoint.clone(),
+            backend,
+            as_user: self.as_user.clone(),
+            fs: FsOptions {
+                root_folder_id: self.root_folder_id.clone(),
+                identity: identity(self.uid, self.gid, Some(self.umask), self.read_only),
+                ..FsOptions::default()
+            },
+            log_file: Some(
+                self.log_file
+                    .clone()
+                    .unwrap_or_else(|| cache_dir.join("boxfs.log")),
+            ),
+            cache_dir: cache_dir.join("content"),
+            cache_size: self.cache_size,
+            allow_other: self.allow_other,
+        })
+    }
+}
+
+/// Runs `boxfs mount --foreground` (also the daemon half of a background mount).
+pub async fn run_mount(args: MountArgs) -> Result<(), String> {
+    let request = args.request()?;
+    let log_file = request.log_file.clone();
+    let mounted = request.mount().await?;
+    report_ready(log_file.as_deref());
+    mounted.serve_until_unmounted().await
+}
+
+/// Runs `boxfs unmount`.
+pub fn run_unmount(args: UnmountArgs) -> Result<(), String> {
+    unmount_path(&args.mountpoint, args.lazy)
 }
 
 #[derive(Debug, Args)]

@@ -6,3 +6,5 @@ pub mod api;
 pub mod cli;
 pub mod emulator;
 pub mod fs;
+pub mod fuse;
+pub mod mount;

@@ -7,6 +7,17 @@ use boxfs::cli::{Cli, Command};
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
+    // A background mount starts its daemon before any runtime exists, then waits for it.
+    if let Command::Mount(args) = &cli.command {
+        if !args.foreground {
+            let argv: Vec<_> = std::env::args_os().skip(1).collect();
+            if let Err(message) = boxfs::mount::spawn_daemon(argv) {
+                eprintln!("boxfs: {message}");
+                std::process::exit(1);
+            }
+            return;
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -20,6 +31,8 @@ fn main() {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Emulator(args) => boxfs::cli::run_emulator(args).await,
+            Command::Mount(args) => boxfs::cli::run_mount(args).await,
+            Command::Unmount(args) => boxfs::cli::run_unmount(args),
         }
     });
     if let Err(message) = result {

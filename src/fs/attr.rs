@@ -1,0 +1,95 @@
+//! The attributes `stat` shows, computed from what the inode table caches about a Box item
+//! and the mount's identity options (owner, group, umask, read-only). Plain data, no fuser
+//! types: `fuse.rs` converts.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::inode::{Ino, Inode, Kind};
+
+/// The block size `stat` reports for files. `cp`, `cat` and friends size their buffers from
+/// it, so a large one means fewer, larger reads through FUSE.
+pub const FILE_BLKSIZE: u32 = 1 << 20;
+
+/// Who owns everything in the mount and which permission bits it shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub uid: u32,
+    pub gid: u32,
+    /// Bits removed from 0o777 (directories) and 0o666 (files).
+    pub umask: u32,
+    pub read_only: bool,
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        // SAFETY: getuid/getgid cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        Identity {
+            uid,
+            gid,
+            umask: 0o022,
+            read_only: false,
+        }
+    }
+}
+
+/// What `stat` says about one inode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsAttr {
+    pub ino: Ino,
+    pub kind: Kind,
+    pub size: u64,
+    pub blocks: u64,
+    pub atime: SystemTime,
+    pub mtime: SystemTime,
+    pub ctime: SystemTime,
+    pub perm: u16,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub blksize: u32,
+}
+
+impl FsAttr {
+    /// The attributes of `inode` (number `ino`); `subdirs` is the number of folders known to
+    /// be inside it (for a directory's link count).
+    pub fn of(ino: Ino, inode: &Inode, subdirs: usize, id: &Identity) -> FsAttr {
+        let a = inode.attrs();
+        let mtime = a.mtime.unwrap_or(UNIX_EPOCH);
+        let ctime = a.ctime.unwrap_or(mtime);
+        let atime = a.atime.unwrap_or(mtime);
+        let write_bits = if id.read_only { 0o555 } else { 0o777 };
+        match inode.kind() {
+            Kind::Dir => FsAttr {
+                ino,
+                kind: Kind::Dir,
+                // Box reports a folder's size as the total of its subtree; `du` would count it
+                // twice, so directories show the conventional 4 KiB.
+                size: 4096,
+                blocks: 8,
+                atime,
+                mtime,
+                ctime,
+                perm: (0o777 & write_bits & !id.umask) as u16,
+                nlink: 2 + subdirs.min(u32::MAX as usize - 2) as u32,
+                uid: id.uid,
+                gid: id.gid,
+                blksize: 4096,
+            },
+            Kind::File => FsAttr {
+                ino,
+                kind: Kind::File,
+                size: a.size,
+                blocks: a.size.div_ceil(512),
+                atime,
+                mtime,
+                ctime,
+                perm: (0o666 & write_bits & !id.umask) as u16,
+                nlink: 1,
+                uid: id.uid,
+                gid: id.gid,
+                blksize: FILE_BLKSIZE,
+            },
+        }
+    }
+}

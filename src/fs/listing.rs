@@ -1,0 +1,161 @@
+//! Folder listings: fetching a folder's complete listing (pages of 1,000 with markers and the
+//! fields `stat` needs), storing it in the inode table, telling the kernel what changed, and
+//! listing subfolders ahead of a directory walk so that `find` does not pay one round trip
+//! per folder in sequence.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::errno::FsError;
+use super::inode::{Ino, ListingDiff};
+use super::kernel::Invalidation;
+use super::{lock, BoxFs, STAT_FIELDS};
+use crate::api::folders::ListOptions;
+
+/// Entries per listing page: Box's maximum.
+const PAGE_LIMIT: u32 = 1000;
+
+impl BoxFs {
+    /// Makes sure `dir`'s cached listing is complete and fresh, fetching it if not. Concurrent
+    /// callers for one folder share one fetch. With `prefetch`, subfolders not listed yet are
+    /// then listed in the background (a directory walk is likely to visit them next).
+    pub(super) async fn ensure_listing(
+        self: &Arc<Self>,
+        dir: Ino,
+        prefetch: bool,
+    ) -> Result<(), FsError> {
+        if !self.listing_is_fresh(dir)? {
+            let guard = self.listing_lock(dir);
+            let _held = guard.lock().await;
+            // Another caller may have listed it while we waited.
+            if !self.listing_is_fresh(dir)? {
+                self.fetch_listing(dir).await?;
+            }
+        }
+        if prefetch {
+            self.prefetch_subfolders(dir);
+        }
+        Ok(())
+    }
+
+    fn listing_is_fresh(&self, dir: Ino) -> Result<bool, FsError> {
+        let table = lock(&self.table);
+        let inode = table
+            .get(dir)
+            .ok_or_else(|| FsError::not_found(format!("no inode {dir}")))?;
+        if !inode.is_dir() {
+            return Err(FsError::new(libc::ENOTDIR, "not a directory"));
+        }
+        Ok(table.listing_fresh(dir, self.ttl(), Instant::now()))
+    }
+
+    fn listing_lock(&self, dir: Ino) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = lock(&self.listing_locks);
+        // Drop locks nobody holds any more, so the map does not grow with every folder seen.
+        if locks.len() > 4096 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(dir).or_default().clone()
+    }
+
+    /// Lists `dir` completely and stores the listing.
+    async fn fetch_listing(&self, dir: Ino) -> Result<(), FsError> {
+        let (box_id, had_listing) = {
+            let table = lock(&self.table);
+            let inode = table
+                .get(dir)
+                .ok_or_else(|| FsError::not_found(format!("no inode {dir}")))?;
+            (
+                inode.box_id().to_string(),
+                inode.listing_fetched().is_some(),
+            )
+        };
+        self.counters.listings.fetch_add(1, Ordering::Relaxed);
+        let mut opts = ListOptions::marker().limit(PAGE_LIMIT).fields(STAT_FIELDS);
+        let mut items = Vec::new();
+        loop {
+            self.counters.listing_pages.fetch_add(1, Ordering::Relaxed);
+            let page = match self.client.folder_items_page(&box_id, &opts).await {
+                Ok(page) => page,
+                Err(e) if e.is_not_found() => {
+                    self.forget_removed(dir);
+                    return Err(FsError::from(e));
+                }
+                Err(e) => return Err(FsError::from(e)),
+            };
+            let next = opts.next_page(&page);
+            items.extend(page.entries);
+            match next {
+                Some(n) => opts = n,
+                None => break,
+            }
+        }
+        let diff = lock(&self.table).replace_listing(dir, &items)?;
+        if !diff.is_empty() && had_listing {
+            lock(&self.dirs_changed).insert(dir);
+            self.kernel.send_all(invalidations_of(dir, &diff));
+        }
+        Ok(())
+    }
+
+    /// Lists the subfolders of `dir` that are not listed yet, in the background, a bounded
+    /// number at a time across the whole mount.
+    fn prefetch_subfolders(self: &Arc<Self>, dir: Ino) {
+        if self.opts.prefetch_per_folder == 0 {
+            return;
+        }
+        let ttl = self.ttl();
+        let now = Instant::now();
+        let todo: Vec<Ino> = {
+            let table = lock(&self.table);
+            table
+                .children(dir)
+                .into_iter()
+                .filter(|&c| {
+                    table.get(c).is_some_and(|i| i.is_dir()) && !table.listing_fresh(c, ttl, now)
+                })
+                .take(self.opts.prefetch_per_folder)
+                .collect()
+        };
+        for child in todo {
+            let fs = Arc::clone(self);
+            tokio::spawn(async move {
+                let Ok(_slot) = fs.prefetch_slots.clone().acquire_owned().await else {
+                    return;
+                };
+                fs.counters.prefetches.fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = fs.ensure_listing(child, false).await {
+                    log::debug!("listing inode {child} ahead failed: {e}");
+                }
+            });
+        }
+    }
+}
+
+/// What the kernel must forget after a folder's listing came back different.
+fn invalidations_of(dir: Ino, diff: &ListingDiff) -> Vec<Invalidation> {
+    let mut out = vec![Invalidation::Inode(dir)];
+    for d in &diff.removed {
+        out.push(Invalidation::Delete {
+            parent: d.parent,
+            child: d.ino,
+            name: d.name.clone(),
+        });
+    }
+    for m in &diff.moved {
+        if let Some(old_parent) = m.old_parent {
+            out.push(Invalidation::Entry {
+                parent: old_parent,
+                name: m.old_name.clone(),
+            });
+            if old_parent != dir {
+                out.push(Invalidation::Inode(old_parent));
+            }
+        }
+    }
+    for &ino in &diff.changed {
+        out.push(Invalidation::Inode(ino));
+    }
+    out
+}

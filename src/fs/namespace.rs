@@ -1,0 +1,232 @@
+//! Changes to the tree: mkdir, rmdir, unlink and rename, each translated into Box calls and
+//! applied to the inode table from Box's answer (so the event Box sends about our own change
+//! later finds nothing to do).
+//!
+//! Box has no atomic "rename over": a rename onto an existing name moves the old item to the
+//! trash first, then renames; if the rename fails, the old item is restored from the trash,
+//! so nothing is lost whichever step fails.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+
+use super::attr::FsAttr;
+use super::errno::FsError;
+use super::inode::{Ino, Kind, ROOT_INO};
+use super::{box_name, lock, BoxFs};
+use crate::api::types::Item;
+
+/// `renameat2` flags (the kernel passes them through FUSE unchanged).
+pub const RENAME_NOREPLACE: u32 = libc::RENAME_NOREPLACE;
+
+/// What a name refers to, for the checks before a change.
+#[derive(Debug, Clone)]
+struct Target {
+    ino: Ino,
+    box_id: String,
+    kind: Kind,
+    name: String,
+}
+
+impl BoxFs {
+    fn target(&self, ino: Ino) -> Result<Target, FsError> {
+        let table = lock(&self.table);
+        let inode = table
+            .get(ino)
+            .ok_or_else(|| FsError::not_found(format!("no inode {ino}")))?;
+        Ok(Target {
+            ino,
+            box_id: inode.box_id().to_string(),
+            kind: inode.kind(),
+            name: inode.name().to_string(),
+        })
+    }
+
+    fn box_id_of_dir(&self, ino: Ino) -> Result<String, FsError> {
+        let t = self.target(ino)?;
+        if t.kind != Kind::Dir {
+            return Err(FsError::new(libc::ENOTDIR, "not a directory"));
+        }
+        Ok(t.box_id)
+    }
+
+    /// The child `name` of `parent`, if there is one.
+    async fn existing(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<Option<Ino>, FsError> {
+        match self.resolve(parent, name).await {
+            Ok(ino) => Ok(Some(ino)),
+            Err(e) if e.errno() == libc::ENOENT => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `mkdir`: a new folder, with one kernel reference.
+    pub async fn mkdir(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<FsAttr, FsError> {
+        self.check_writable()?;
+        let name = box_name(name)?;
+        let parent_id = self.box_id_of_dir(parent)?;
+        let item = self.client.create_folder(&parent_id, name).await?;
+        let (ino, attr) = self.store_item(parent, &item)?;
+        lock(&self.table).add_lookup(ino);
+        Ok(attr)
+    }
+
+    /// `unlink`: the file goes to Box's trash.
+    pub async fn unlink(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<(), FsError> {
+        self.check_writable()?;
+        let ino = self.resolve(parent, name).await?;
+        let t = self.target(ino)?;
+        if t.kind == Kind::Dir {
+            return Err(FsError::new(libc::EISDIR, "is a directory"));
+        }
+        self.client.delete_file(&t.box_id, None).await?;
+        lock(&self.table).remove(ino)?;
+        Ok(())
+    }
+
+    /// `rmdir`: only an empty folder, which goes to Box's trash.
+    pub async fn rmdir(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<(), FsError> {
+        self.check_writable()?;
+        let ino = self.resolve(parent, name).await?;
+        let t = self.target(ino)?;
+        if t.kind != Kind::Dir {
+            return Err(FsError::new(libc::ENOTDIR, "not a directory"));
+        }
+        if ino == ROOT_INO {
+            return Err(FsError::new(libc::EBUSY, "the mount's root"));
+        }
+        // Box refuses a non-empty folder without `recursive` (folder_not_empty → ENOTEMPTY),
+        // which also covers children we have not listed.
+        self.client.delete_folder(&t.box_id, false, None).await?;
+        lock(&self.table).remove(ino)?;
+        Ok(())
+    }
+
+    /// `rename`, with `renameat2`'s NOREPLACE; EXCHANGE cannot be done on Box (EINVAL).
+    pub async fn rename(
+        self: &Arc<Self>,
+        parent: Ino,
+        name: &OsStr,
+        new_parent: Ino,
+        new_name: &OsStr,
+        flags: u32,
+    ) -> Result<(), FsError> {
+        self.check_writable()?;
+        if flags & !RENAME_NOREPLACE != 0 {
+            return Err(FsError::new(
+                libc::EINVAL,
+                "Box cannot exchange two items atomically",
+            ));
+        }
+        let new_name_str = box_name(new_name)?;
+        let src = self.target(self.resolve(parent, name).await?)?;
+        let new_parent_id = self.box_id_of_dir(new_parent)?;
+        let dst = self.existing(new_parent, new_name).await?;
+        let replaced = match dst {
+            // The same item under another spelling ("a" -> "A") or itself: just rename.
+            Some(d) if d == src.ino => None,
+            Some(_) if flags & RENAME_NOREPLACE != 0 => {
+                return Err(FsError::new(libc::EEXIST, "the target name exists"));
+            }
+            Some(d) => Some(self.check_replaceable(&src, self.target(d)?).await?),
+            None => None,
+        };
+        if src.name == new_name_str && parent == new_parent {
+            return Ok(());
+        }
+        if let Some(old) = &replaced {
+            self.trash(old).await?;
+        }
+        match self
+            .move_item(&src, parent == new_parent, &new_parent_id, new_name_str)
+            .await
+        {
+            Ok(item) => {
+                let mut table = lock(&self.table);
+                if let Some(old) = &replaced {
+                    table.remove(old.ino)?;
+                }
+                table.insert_or_update_from_item(new_parent, &item)?;
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(old) = &replaced {
+                    self.untrash(old).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// POSIX's rules for replacing `dst` by `src`: a directory only by a directory and only if
+    /// empty, a file only by a file.
+    async fn check_replaceable(
+        self: &Arc<Self>,
+        src: &Target,
+        dst: Target,
+    ) -> Result<Target, FsError> {
+        match (src.kind, dst.kind) {
+            (Kind::Dir, Kind::File) => {
+                Err(FsError::new(libc::ENOTDIR, "target is not a directory"))
+            }
+            (Kind::File, Kind::Dir) => Err(FsError::new(libc::EISDIR, "target is a directory")),
+            (Kind::Dir, Kind::Dir) => {
+                self.ensure_listing(dst.ino, false).await?;
+                if !lock(&self.table).children(dst.ino).is_empty() {
+                    return Err(FsError::new(libc::ENOTEMPTY, "target directory not empty"));
+                }
+                Ok(dst)
+            }
+            (Kind::File, Kind::File) => Ok(dst),
+        }
+    }
+
+    async fn trash(&self, t: &Target) -> Result<(), FsError> {
+        match t.kind {
+            Kind::File => self.client.delete_file(&t.box_id, None).await?,
+            Kind::Dir => self.client.delete_folder(&t.box_id, false, None).await?,
+        }
+        Ok(())
+    }
+
+    /// Brings back an item [`BoxFs::trash`] removed, after the rename that was to replace it
+    /// failed.
+    async fn untrash(&self, t: &Target) {
+        let restored = match t.kind {
+            Kind::File => self.client.restore_file(&t.box_id, None, None).await,
+            Kind::Dir => self.client.restore_folder(&t.box_id, None, None).await,
+        };
+        if let Err(e) = restored {
+            log::error!(
+                "'{}' (Box id {}) was moved to the trash to be replaced, the replacement failed, \
+                 and restoring it failed too: {e}. It is in Box's trash.",
+                t.name,
+                t.box_id
+            );
+        }
+    }
+
+    /// Box's rename (same folder) or move (another folder, with the new name at once).
+    async fn move_item(
+        &self,
+        src: &Target,
+        same_parent: bool,
+        new_parent_id: &str,
+        new_name: &str,
+    ) -> Result<Item, FsError> {
+        let item = match (src.kind, same_parent) {
+            (Kind::File, true) => self.client.rename_file(&src.box_id, new_name).await?,
+            (Kind::File, false) => {
+                self.client
+                    .move_file(&src.box_id, new_parent_id, Some(new_name))
+                    .await?
+            }
+            (Kind::Dir, true) => self.client.rename_folder(&src.box_id, new_name).await?,
+            (Kind::Dir, false) => {
+                let name = (new_name != src.name).then_some(new_name);
+                self.client
+                    .move_folder(&src.box_id, new_parent_id, name)
+                    .await?
+            }
+        };
+        Ok(item)
+    }
+}

@@ -1,0 +1,404 @@
+//! The FUSE adapter: the only module that sees fuser's types. It exists so that everything
+//! else can be async and tested without a kernel. Each request is turned into a call on
+//! [`BoxFs`] that runs as a task on the tokio runtime and answers the kernel when it is done,
+//! so the FUSE dispatch thread never waits for the network and many processes can list and
+//! read at once. Kernel invalidations go out through [`FuseNotifier`], from the queue's own
+//! task, never from inside a handler.
+
+use std::ffi::OsStr;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyData,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+};
+
+use crate::fs::attr::FsAttr;
+use crate::fs::errno::FsError;
+use crate::fs::inode::Kind;
+use crate::fs::kernel::{Invalidation, KernelNotify};
+use crate::fs::BoxFs;
+
+/// Largest read-ahead we ask the kernel for (it caps it at its own maximum).
+const MAX_READAHEAD: u32 = 16 << 20;
+/// Requests the kernel may have outstanding in the background (read-ahead, async reads).
+const MAX_BACKGROUND: u16 = 64;
+
+/// The filesystem as fuser sees it.
+pub struct FuseAdapter {
+    fs: Arc<BoxFs>,
+    rt: tokio::runtime::Handle,
+}
+
+impl FuseAdapter {
+    pub fn new(fs: Arc<BoxFs>, rt: tokio::runtime::Handle) -> FuseAdapter {
+        FuseAdapter { fs, rt }
+    }
+
+    fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
+        self.rt.spawn(fut);
+    }
+}
+
+fn file_type(kind: Kind) -> FileType {
+    match kind {
+        Kind::Dir => FileType::Directory,
+        Kind::File => FileType::RegularFile,
+    }
+}
+
+fn to_file_attr(a: &FsAttr) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.blocks,
+        atime: a.atime,
+        mtime: a.mtime,
+        ctime: a.ctime,
+        crtime: a.ctime,
+        kind: file_type(a.kind),
+        perm: a.perm,
+        nlink: a.nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: 0,
+        blksize: a.blksize,
+        flags: 0,
+    }
+}
+
+/// The errno for the kernel, with a log line when the failure is worth one.
+fn errno(op: &str, e: &FsError) -> Errno {
+    if e.should_warn() {
+        log::warn!("{op}: {e}");
+    } else {
+        log::debug!("{op}: {e}");
+    }
+    Errno::from_i32(e.errno())
+}
+
+fn open_flags(keep_cache: bool, dir: bool) -> FopenFlags {
+    let mut flags = FopenFlags::empty();
+    if keep_cache {
+        flags |= FopenFlags::FOPEN_KEEP_CACHE;
+    }
+    if dir {
+        flags |= FopenFlags::FOPEN_CACHE_DIR;
+    }
+    flags
+}
+
+impl Filesystem for FuseAdapter {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        for cap in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_ASYNC_READ,
+        ] {
+            if let Err(missing) = config.add_capabilities(cap) {
+                log::debug!("the kernel lacks {missing:?}");
+            }
+        }
+        let _ = config.set_max_readahead(MAX_READAHEAD);
+        let _ = config.set_max_background(MAX_BACKGROUND);
+        let _ = config.set_congestion_threshold(MAX_BACKGROUND * 3 / 4);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let fs = self.fs.clone();
+        let name = name.to_owned();
+        self.spawn(async move {
+            match fs.lookup(parent.0, &name).await {
+                Ok(a) => reply.entry(&fs.kernel_ttl(), &to_file_attr(&a), Generation(0)),
+                Err(e) => reply.error(errno("lookup", &e)),
+            }
+        });
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.getattr(ino.0).await {
+                Ok(a) => reply.attr(&fs.kernel_ttl(), &to_file_attr(&a)),
+                Err(e) => reply.error(errno("getattr", &e)),
+            }
+        });
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let fs = self.fs.clone();
+        let name = name.to_owned();
+        self.spawn(async move {
+            match fs.mkdir(parent.0, &name).await {
+                Ok(a) => reply.entry(&fs.kernel_ttl(), &to_file_attr(&a), Generation(0)),
+                Err(e) => reply.error(errno("mkdir", &e)),
+            }
+        });
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        let name = name.to_owned();
+        self.spawn(async move {
+            match fs.unlink(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("unlink", &e)),
+            }
+        });
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        let name = name.to_owned();
+        self.spawn(async move {
+            match fs.rmdir(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("rmdir", &e)),
+            }
+        });
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let fs = self.fs.clone();
+        let (name, newname) = (name.to_owned(), newname.to_owned());
+        self.spawn(async move {
+            match fs
+                .rename(parent.0, &name, newparent.0, &newname, flags.bits())
+                .await
+            {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("rename", &e)),
+            }
+        });
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let fs = self.fs.clone();
+        let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        self.spawn(async move {
+            match fs.open(ino.0, write).await {
+                Ok(o) => reply.opened(FileHandle(o.fh), open_flags(o.keep_cache, false)),
+                Err(e) => reply.error(errno("open", &e)),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.read(fh.0, offset, size).await {
+                Ok(data) => reply.data(&data),
+                Err(e) => reply.error(errno("read", &e)),
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.release(fh.0);
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.opendir(ino.0).await {
+                Ok(o) => reply.opened(FileHandle(o.fh), open_flags(o.keep_cache, true)),
+                Err(e) => reply.error(errno("opendir", &e)),
+            }
+        });
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let snap = match self.fs.dir_snapshot(fh.0) {
+            Ok(s) => s,
+            Err(e) => return reply.error(errno("readdir", &e)),
+        };
+        // Offsets: 1 is after ".", 2 after "..", n + 3 after entry n.
+        let dots = [
+            (snap.ino, FileType::Directory, "."),
+            (snap.parent, FileType::Directory, ".."),
+        ];
+        let mut next = offset;
+        while let Some((ino, kind, name)) = match next {
+            0 | 1 => dots
+                .get(next as usize)
+                .map(|&(i, k, n)| (i, k, n.to_string())),
+            n => snap
+                .entries
+                .get((n - 2) as usize)
+                .map(|e| (e.attr.ino, file_type(e.attr.kind), e.name.to_string())),
+        } {
+            if reply.add(INodeNo(ino), next + 1, kind, &name) {
+                break;
+            }
+            next += 1;
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let snap = match self.fs.dir_snapshot(fh.0) {
+            Ok(s) => s,
+            Err(e) => return reply.error(errno("readdirplus", &e)),
+        };
+        let ttl = self.fs.kernel_ttl();
+        let mut next = offset;
+        loop {
+            let full = match next {
+                0 => reply.add(
+                    INodeNo(snap.ino),
+                    1,
+                    ".",
+                    &ttl,
+                    &to_file_attr(&snap.attr),
+                    Generation(0),
+                ),
+                1 => {
+                    let mut parent = to_file_attr(&snap.attr);
+                    parent.ino = INodeNo(snap.parent);
+                    reply.add(INodeNo(snap.parent), 2, "..", &ttl, &parent, Generation(0))
+                }
+                n => match snap.entries.get((n - 2) as usize) {
+                    None => break,
+                    Some(e) => {
+                        let full = reply.add(
+                            INodeNo(e.attr.ino),
+                            n + 1,
+                            &*e.name,
+                            &ttl,
+                            &to_file_attr(&e.attr),
+                            Generation(0),
+                        );
+                        // The kernel takes a reference to each entry it was handed (but not
+                        // to "." and "..").
+                        if !full {
+                            self.fs.add_lookup(e.attr.ino);
+                        }
+                        full
+                    }
+                },
+            };
+            if full {
+                break;
+            }
+            next += 1;
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.releasedir(fh.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.statfs().await {
+                Ok(s) => reply.statfs(
+                    s.blocks,
+                    s.blocks_free,
+                    s.blocks_free,
+                    s.files,
+                    u64::MAX / 2,
+                    s.block_size,
+                    s.name_max,
+                    s.block_size,
+                ),
+                Err(e) => reply.error(errno("statfs", &e)),
+            }
+        });
+    }
+}
+
+/// Kernel invalidations through fuser's `Notifier`.
+pub struct FuseNotifier(pub fuser::Notifier);
+
+impl KernelNotify for FuseNotifier {
+    fn notify(&self, inv: &Invalidation) {
+        let result = match inv {
+            Invalidation::Entry { parent, name } => {
+                self.0.inval_entry(INodeNo(*parent), OsStr::new(&**name))
+            }
+            Invalidation::Inode(ino) => self.0.inval_inode(INodeNo(*ino), 0, 0),
+            Invalidation::Delete {
+                parent,
+                child,
+                name,
+            } => self
+                .0
+                .delete(INodeNo(*parent), INodeNo(*child), OsStr::new(&**name)),
+        };
+        // ENOENT: the kernel holds nothing for it, which is what we wanted.
+        if let Err(e) = result {
+            if e.raw_os_error() != Some(libc::ENOENT) {
+                log::debug!("kernel invalidation {inv:?} failed: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! Mounting and unmounting: everything between "the user typed `boxfs mount`" and "the
+//! kernel sends requests to [`crate::fuse::FuseAdapter`]". It checks the credentials and the
+//! mount point before anything is mounted (so mistakes are reported, not mounted), clears a
+//! stale mount left by a killed daemon, starts the fuser session, the kernel-invalidation
+//! queue and the events task, and on SIGTERM/SIGINT or an external `fusermount3 -u` ends them
+//! in order.
+//!
+//! Background mode: `boxfs mount` without `--foreground` starts itself again as a detached
+//! child (`--foreground` plus [`READY_ENV`]), relays the child's messages until the child says
+//! the mount is ready, and exits 0 then (or with the child's error). The child then sends its
+//! log to a file instead of the terminal that is about to go away.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use fuser::{BackgroundSession, Config, MountOption, SessionACL};
+
+use crate::api::auth::DeveloperToken;
+use crate::api::endpoints::Endpoints;
+use crate::api::Client;
+use crate::emulator::{Emulator, EmulatorConfig};
+use crate::fs::attr::Identity;
+use crate::fs::content_cache::ContentCache;
+use crate::fs::kernel::{self, KernelQueue};
+use crate::fs::{BoxFs, FsOptions};
+use crate::fuse::{FuseAdapter, FuseNotifier};
+
+/// Set in the environment of the detached child of a background mount: it prints
+/// [`READY_LINE`] on stdout once the mount serves, then moves its output to the log file.
+pub const READY_ENV: &str = "BOXFS_MOUNT_READY_PIPE";
+const READY_LINE: &str = "boxfs-mount-ready";
+
+/// Where to find Box and how to authenticate.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// Box (or any server) at `api_url` (`None`: Box itself) with an access token.
+    Api {
+        api_url: Option<String>,
+        token: String,
+    },
+    /// An emulator in this process, with the demo tree.
+    Emulator,
+}
+
+/// Everything `boxfs mount` was told.
+#[derive(Debug, Clone)]
+pub struct MountRequest {
+    pub mountpoint: PathBuf,
+    pub backend: Backend,
+    pub as_user: Option<String>,
+    pub fs: FsOptions,
+    pub cache_dir: PathBuf,
+    pub cache_size: u64,
+    pub allow_other: bool,
+    pub log_file: Option<PathBuf>,
+}
+
+/// A mounted filesystem and what serves it.
+pub struct Mounted {
+    pub fs: Arc<BoxFs>,
+    pub mountpoint: PathBuf,
+    session: Option<BackgroundSession>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    emulator: Option<Emulator>,
+}
+
+/// The default content-cache directory of a mount point: one per mount point under the XDG
+/// cache directory, so two mounts never evict each other's chunks.
+pub fn default_cache_dir(mountpoint: &Path) -> PathBuf {
+    let base = directories::ProjectDirs::from("", "", "boxfs")
+        .map(|d| d.cache_dir().to_path_buf())
+        .unwrap_or_else(std::env::temp_dir);
+    let name: String = mountpoint
+        .to_string_lossy()
+        .trim_matches('/')
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    base.join("mounts")
+        .join(if name.is_empty() { "root".into() } else { name })
+}
+
+/// Checks the mount point: it must exist, be a directory and be empty. A stale FUSE mount
+/// (its daemon was killed: "Transport endpoint is not connected") is cleared first.
+fn check_mountpoint(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            log::warn!(
+                "{}: clearing a mount left behind by a daemon that died",
+                path.display()
+            );
+            unmount_path(path, true)?;
+        }
+        _ => {}
+    }
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("mount point {}: {e}", path.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("mount point {} is not a directory", path.display()));
+    }
+    let mut entries =
+        std::fs::read_dir(path).map_err(|e| format!("mount point {}: {e}", path.display()))?;
+    if entries.next().is_some() {
+        return Err(format!(
+            "mount point {} is not empty (is something mounted there already?)",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Unmounts `path`: `fusermount3 -u` (what an unprivileged owner uses), else umount(2) when
+/// we are root. `lazy` detaches even while files are open.
+pub fn unmount_path(path: &Path, lazy: bool) -> Result<(), String> {
+    let mut cmd = Command::new("fusermount3");
+    cmd.arg(if lazy { "-uz" } else { "-u" }).arg(path);
+    let fusermount = cmd.stderr(Stdio::piped()).output();
+    match &fusermount {
+        Ok(out) if out.status.success() => return Ok(()),
+        _ => {}
+    }
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| format!("{}: not a valid path", path.display()))?;
+    let flags = if lazy { libc::MNT_DETACH } else { 0 };
+    // SAFETY: a valid NUL-terminated path.
+    if unsafe { libc::umount2(c_path.as_ptr(), flags) } == 0 {
+        return Ok(());
+    }
+    let errno = std::io::Error::last_os_error();
+    let detail = match fusermount {
+        Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        Err(e) => format!("fusermount3: {e} (install the fuse3 package)"),
+    };
+    if errno.raw_os_error() == Some(libc::EBUSY) {
+        return Err(format!(
+            "{} is busy: a program has a file or its working directory in it \
+             (close it, or use `boxfs unmount --lazy`)",
+            path.display()
+        ));
+    }
+    Err(format!(
+        "cannot unmount {}: {detail} / {errno}",
+        path.display()
+    ))
+}
+
+/// Raises the kernel's read-ahead for the new mount (its backing device starts at 128 KiB),
+/// so sequential readers are asked for in large requests. Best effort: needs root.
+fn raise_readahead(mountpoint: &Path) {
+    let Ok(meta) = std::fs::metadata(mountpoint) else {
+        return;
+    };
+    let dev = meta.dev();
+    let path = format!(
+        "/sys/class/bdi/{}:{}/read_ahead_kb",
+        libc::major(dev),
+        libc::minor(dev)
+    );
+    if let Err(e) = std::fs::write(&path, "16384") {
+        log::debug!("cannot raise read-ahead ({path}): {e}");
+    }
+}
+
+impl MountRequest {
+    /// Mounts and returns once the kernel can send requests.
+    pub async fn mount(self) -> Result<Mounted, String> {
+        let mountpoint = std::path::absolute(&self.mountpoint)
+            .map_err(|e| format!("mount point {}: {e}", self.mountpoint.display()))?;
+        check_mountpoint(&mountpoint)?;
+        let (client, emulator) = self.client().await?;
+        let client = match &self.as_user {
+            Some(id) => client.as_user(id),
+            None => client,
+        };
+        let cache = ContentCache::open(&self.cache_dir, self.cache_size)
+            .map_err(|e| format!("content cache {}: {e}", self.cache_dir.display()))?;
+        let (queue, invalidations) = KernelQueue::new();
+        let fs = Arc::new(BoxFs::new(
+            client,
+            self.fs.clone(),
+            Some(Arc::new(cache)),
+            queue,
+        ));
+        fs.init().await.map_err(|e| {
+            format!(
+                "cannot reach the Box folder {}: {}",
+                self.fs.root_folder_id,
+                e.message()
+            )
+        })?;
+
+        let mut options = vec![
+            MountOption::FSName("boxfs".into()),
+            MountOption::Subtype("boxfs".into()),
+            MountOption::DefaultPermissions,
+            MountOption::NoAtime,
+            MountOption::NoDev,
+            MountOption::NoSuid,
+        ];
+        if self.fs.identity.read_only {
+            options.push(MountOption::RO);
+        }
+        let mut config = Config::default();
+        config.mount_options = options;
+        config.acl = if self.allow_other {
+            SessionACL::All
+        } else {
+            SessionACL::Owner
+        };
+        let adapter = FuseAdapter::new(fs.clone(), tokio::runtime::Handle::current());
+        let mp = mountpoint.clone();
+        let session =
+            tokio::task::spawn_blocking(move || fuser::Session::new(adapter, &mp, &config))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("cannot mount on {}: {e}", mountpoint.display()))?;
+        let notifier = session.notifier();
+        let session = session
+            .spawn()
+            .map_err(|e| format!("cannot start serving {}: {e}", mountpoint.display()))?;
+        let tasks = vec![tokio::spawn(kernel::drain(
+            invalidations,
+            FuseNotifier(notifier),
+        ))];
+        let mp = mountpoint.clone();
+        let _ = tokio::task::spawn_blocking(move || raise_readahead(&mp)).await;
+        log::info!("mounted Box on {}", mountpoint.display());
+        Ok(Mounted {
+            fs,
+            mountpoint,
+            session: Some(session),
+            tasks,
+            emulator,
+        })
+    }
+
+    /// The API client, and the in-process emulator when one was asked for. Checks the
+    /// credentials with `GET /users/me` so that a bad token fails the mount command.
+    async fn client(&self) -> Result<(Client, Option<Emulator>), String> {
+        let (endpoints, token, emulator) = match &self.backend {
+            Backend::Emulator => {
+                let emulator = Emulator::start(EmulatorConfig {
+                    demo: true,
+                    ..EmulatorConfig::default()
+                })
+                .await
+                .map_err(|e| format!("cannot start the emulator: {e}"))?;
+                let endpoints =
+                    Endpoints::from_base(emulator.base_url()).map_err(|e| e.to_string())?;
+                let token = emulator.info.developer_token.clone();
+                eprintln!(
+                    "boxfs: serving the demo account from an emulator at {} (developer token {})",
+                    emulator.base_url(),
+                    token
+                );
+                (endpoints, token, Some(emulator))
+            }
+            Backend::Api { api_url, token } => {
+                let endpoints = match api_url {
+                    Some(url) => {
+                        Endpoints::from_base(url).map_err(|e| format!("--api-url: {e}"))?
+                    }
+                    None => Endpoints::box_com(),
+                };
+                (endpoints, token.clone(), None)
+            }
+        };
+        let client = Client::new(Arc::new(DeveloperToken::new(token)), endpoints);
+        match client.me().await {
+            Ok(me) => log::info!("signed in to Box as {}", me.login),
+            Err(e) => return Err(format!("cannot sign in to Box: {e}")),
+        }
+        Ok((client, emulator))
+    }
+}
+
+impl Mounted {
+    /// Serves until the mount is unmounted from outside (`boxfs unmount`, `fusermount3 -u`)
+    /// or SIGTERM/SIGINT arrives, which unmount it here.
+    pub async fn serve_until_unmounted(mut self) -> Result<(), String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let session = self.session.take().expect("mounted");
+        let mut join = tokio::task::spawn_blocking(move || session.join());
+        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+        let ended = tokio::select! {
+            r = &mut join => Some(r),
+            _ = term.recv() => None,
+            _ = int.recv() => None,
+        };
+        let result = match ended {
+            Some(r) => r,
+            None => {
+                log::info!("signal received: unmounting {}", self.mountpoint.display());
+                let mp = self.mountpoint.clone();
+                let lazy_needed = tokio::task::spawn_blocking(move || unmount_path(&mp, false))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if let Err(e) = lazy_needed {
+                    log::warn!("{e}; detaching it instead");
+                    let mp = self.mountpoint.clone();
+                    let _ = tokio::task::spawn_blocking(move || unmount_path(&mp, true)).await;
+                }
+                join.await
+            }
+        };
+        self.finish().await;
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("the FUSE session ended with an error: {e}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Unmounts (tests and embedders).
+    pub async fn unmount(mut self) -> Result<(), String> {
+        if let Some(session) = self.session.take() {
+            tokio::task::spawn_blocking(move || session.umount_and_join())
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        }
+        self.finish().await;
+        Ok(())
+    }
+
+    async fn finish(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+        if let Some(emulator) = self.emulator.take() {
+            emulator.stop().await;
+        }
+    }
+}
+
+/// `boxfs mount` without `--foreground`: starts the daemon as a detached child and returns
+/// when it is ready (exit 0) or has failed (its message, exit 1).
+pub fn spawn_daemon(args: Vec<OsString>) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the boxfs binary: {e}"))?;
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .arg("--foreground")
+        .env(READY_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    // SAFETY: setsid is async-signal-safe; the child leaves our session and terminal so it
+    // survives the shell that started it.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start the mount daemon: {e}"))?;
+    let stdout = child.stdout.take().expect("piped");
+    for line in BufReader::new(stdout).lines() {
+        match line {
+            Ok(l) if l.trim() == READY_LINE => return Ok(()),
+            Ok(l) => println!("{l}"),
+            Err(_) => break,
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    Err(format!(
+        "the mount daemon exited ({status}) before the mount was ready"
+    ))
+}
+
+/// In the daemon child: tell the waiting parent the mount is ready, then send our output to
+/// the log file (or nowhere), since the parent's terminal is going away.
+pub fn report_ready(log_file: Option<&Path>) {
+    if std::env::var_os(READY_ENV).is_none() {
+        return;
+    }
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{READY_LINE}");
+    let _ = out.flush();
+    let target = log_file
+        .and_then(|p| {
+            if let Some(dir) = p.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+        })
+        .or_else(|| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .ok()
+        });
+    if let Some(f) = target {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto the standard descriptors; `f` stays open until after the calls.
+        unsafe {
+            libc::dup2(f.as_raw_fd(), 1);
+            libc::dup2(f.as_raw_fd(), 2);
+        }
+    }
+}
+
+/// For the CLI: the identity options with defaults from the calling user.
+pub fn identity(
+    uid: Option<u32>,
+    gid: Option<u32>,
+    umask: Option<u32>,
+    read_only: bool,
+) -> Identity {
+    let d = Identity::default();
+    Identity {
+        uid: uid.unwrap_or(d.uid),
+        gid: gid.unwrap_or(d.gid),
+        umask: umask.unwrap_or(d.umask),
+        read_only,
+    }
+}
