@@ -60,7 +60,7 @@ pub const STAT_FIELDS: &[&str] = &[
     "sha1",
 ];
 
-/// Longest name Linux programs expect a filesystem to take (Box allows 255 characters).
+/// Longest name Box takes, in characters.
 const NAME_MAX: usize = 255;
 
 /// How the filesystem behaves; `FsOptions::default()` is what `boxfs mount` uses.
@@ -192,14 +192,16 @@ impl From<InodeError> for FsError {
 /// A name from the kernel as Box would spell it. Box names are UTF-8, so a name that is not
 /// cannot exist there (ENOENT when looked up, EINVAL when created).
 fn box_name(name: &OsStr) -> Result<&str, FsError> {
-    if name.len() > NAME_MAX {
+    let name = std::str::from_utf8(name.as_bytes())
+        .map_err(|_| FsError::new(libc::EINVAL, format!("{name:?} is not valid UTF-8")))?;
+    // Box counts characters, not bytes: 255 characters are fine however many bytes they take.
+    if name.chars().count() > NAME_MAX {
         return Err(FsError::new(
             libc::ENAMETOOLONG,
-            "name longer than 255 bytes",
+            "Box allows names of at most 255 characters",
         ));
     }
-    std::str::from_utf8(name.as_bytes())
-        .map_err(|_| FsError::new(libc::EINVAL, format!("{name:?} is not valid UTF-8")))
+    Ok(name)
 }
 
 impl BoxFs {
@@ -396,8 +398,13 @@ impl BoxFs {
         })?;
         self.ensure_listing(parent, false).await?;
         let table = lock(&self.table);
+        // Box compares names case-insensitively, Linux programs case-sensitively: a lookup
+        // matches the exact spelling only. Otherwise the kernel would take `mv a A` for a
+        // rename of a file onto itself and do nothing, and `ls` would show a name other than
+        // the one `stat` succeeded on. Creating `a` beside `A` still fails (EEXIST from Box).
         table
             .lookup_child(parent, name)
+            .filter(|&ino| table.get(ino).is_some_and(|i| i.name() == name))
             .ok_or_else(|| FsError::not_found(format!("no '{name}' in inode {parent}")))
     }
 

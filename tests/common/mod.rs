@@ -136,3 +136,4 @@ impl Drop for TestEmu {
         );
     }
 }
+pub mod mount;

@@ -1,0 +1,184 @@
+//! Real FUSE mounts for integration tests: runs the `boxfs` binary (`mount --foreground`)
+//! against a test emulator on a fresh temporary mount point, waits until the kernel serves
+//! it, and unmounts it when dropped. Needs /dev/fuse and root (or fusermount3).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::TestEmu;
+
+pub struct TestMount {
+    pub root: PathBuf,
+    pub cache_dir: PathBuf,
+    pub log_file: PathBuf,
+    child: Option<Child>,
+    _dirs: tempfile::TempDir,
+}
+
+impl TestMount {
+    /// Mounts the emulator's admin account with `extra` flags added.
+    pub fn start(emu: &TestEmu, extra: &[&str]) -> TestMount {
+        Self::start_with_base(&emu.base, &emu.token, extra)
+    }
+
+    pub fn start_with_base(base: &str, token: &str, extra: &[&str]) -> TestMount {
+        let dirs = tempfile::tempdir().expect("tempdir");
+        let root = dirs.path().join("mnt");
+        let cache_dir = dirs.path().join("cache");
+        let log_file = dirs.path().join("boxfs.log");
+        std::fs::create_dir(&root).expect("mount point");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_boxfs"))
+            .arg("mount")
+            .arg(&root)
+            .args(["--foreground", "--api-url", base, "--token", token])
+            .arg("--cache-dir")
+            .arg(&cache_dir)
+            .arg("--log-file")
+            .arg(&log_file)
+            .args(extra)
+            .env(boxfs::mount::READY_ENV, "1")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or("warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("boxfs runs");
+        let stdout = child.stdout.take().expect("stdout");
+        let ready = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .any(|l| l.contains("boxfs-mount-ready"));
+        assert!(
+            ready,
+            "boxfs mount did not become ready: {:?}",
+            child.wait()
+        );
+        TestMount {
+            root,
+            cache_dir,
+            log_file,
+            child: Some(child),
+            _dirs: dirs,
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
+    /// Unmounts through the CLI and waits for the daemon to exit; returns its exit status.
+    pub fn unmount(&mut self) -> std::process::ExitStatus {
+        let out = Command::new(env!("CARGO_BIN_EXE_boxfs"))
+            .arg("unmount")
+            .arg(&self.root)
+            .output()
+            .expect("boxfs unmount runs");
+        assert!(
+            out.status.success(),
+            "boxfs unmount: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.wait_exit(Duration::from_secs(20))
+    }
+
+    /// Waits for the daemon to exit (kills it after `limit`).
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("daemon running");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                panic!(
+                    "the mount daemon did not exit within {limit:?}; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the daemon with SIGKILL (the mount is left stale).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends a signal to the daemon.
+    pub fn signal(&self, sig: i32) {
+        if let Some(child) = &self.child {
+            // SAFETY: plain kill(2) of our own child.
+            unsafe { libc::kill(child.id() as i32, sig) };
+        }
+    }
+}
+
+/// Polls `check` until it returns true or `limit` passes; returns how long it took.
+pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if check() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+pub fn is_mounted(path: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let p = path.to_string_lossy().to_string();
+    mounts
+        .lines()
+        .any(|l| l.split(' ').nth(1) == Some(p.as_str()))
+}
+
+impl Drop for TestMount {
+    fn drop(&mut self) {
+        if self.child.is_some() || is_mounted(&self.root) {
+            let _ = Command::new("fusermount3")
+                .arg("-uz")
+                .arg(&self.root)
+                .output();
+            if is_mounted(&self.root) {
+                let _ = Command::new("umount").arg("-l").arg(&self.root).output();
+            }
+        }
+        if let Some(mut child) = self.child.take() {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(5) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Counts request-log lines matching `method` and a path predicate.
+pub fn count_requests(log: &Path, method: &str, path_matches: impl Fn(&str) -> bool) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["method"] == method && v["path"].as_str().is_some_and(&path_matches))
+        .count()
+}
