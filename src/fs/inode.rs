@@ -44,8 +44,33 @@
 //! **TTLs.** The table records *when* attributes and listings were fetched; callers decide
 //! freshness with [`InodeTable::attrs_fresh`] / [`InodeTable::listing_fresh`] and their own
 //! TTLs (long while the event stream runs, short while it is down).
+//!
+//! **A bounded cache.** Attached inodes the kernel does not reference (`lookups == 0`) are
+//! cached metadata, and the table keeps at most [`InodeTable::limit`] inodes
+//! ([`DEFAULT_MAX_INODES`] unless set) by evicting them in least-recently-used order. An
+//! inode is *touched* when Box tells us about it (insert, update, each entry of a listing in
+//! listing order, the listed directory last), when the caller reports a lookup or getattr
+//! hit ([`InodeTable::touch`]), and when the kernel forgets it down to zero. Referenced
+//! inodes and the root are never evicted, so the table exceeds the limit while the kernel
+//! holds more than that (their ancestors stay too). Evicting detaches and drops the inode
+//! and marks its parent's listing incomplete, so the next lookup or readdir there asks Box
+//! instead of answering `ENOENT` from a partial index; such parents are collected for
+//! [`InodeTable::take_evicted_parents`]. The kernel needs no word about the evicted inode
+//! itself: it holds no reference to it. The inode a call inserts, renames or lists is kept
+//! even over the limit, but only until the next call that evicts: take the kernel's
+//! reference ([`InodeTable::add_lookup`]) under the same lock as the insert.
+//!
+//! Eviction goes leaves first: a directory that reaches the old end of the LRU while it
+//! still holds cached children waits ("overdue") while its children leave in their own LRU
+//! order, and follows right after the last one. So a directory's cached subtree goes with
+//! it, nothing touched more recently than the directory is dropped on its account, and a
+//! referenced inode never loses its ancestors. A full listing larger than the limit is still
+//! stored; its first entries are then evicted (after everything older), the directory
+//! itself stays, and its listing is marked incomplete: names no longer cached are not found
+//! by [`InodeTable::lookup_child`], and with the listing incomplete the caller must ask Box
+//! for them, so such a directory is listed from Box every time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::api::types::Item;
@@ -58,6 +83,10 @@ pub const ROOT_INO: Ino = 1;
 
 /// Box's id of the "All Files" folder, the default mount root.
 pub const DEFAULT_ROOT_FOLDER_ID: &str = "0";
+
+/// How many inodes [`InodeTable::new`] keeps cached: about 0.25 GB of metadata at most
+/// (~490 bytes an inode, see `approx_heap_bytes`).
+pub const DEFAULT_MAX_INODES: usize = 500_000;
 
 /// What a Box item is, as far as the filesystem cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,7 +133,7 @@ struct DirState {
     /// `fold(&inodes[c].name) == k`.
     children: HashMap<Box<str>, Ino>,
     /// True once a full listing was stored by `replace_listing`; later single inserts and
-    /// removals keep it complete.
+    /// removals keep it complete, evicting a child makes it incomplete.
     listing_complete: bool,
     /// When the last full listing was stored.
     listing_fetched: Option<Instant>,
@@ -123,7 +152,8 @@ pub struct Inode {
     /// exists, is a directory, and indexes this inode under `fold(name)`.
     parent: Option<Ino>,
     /// The kernel's references. INVARIANT: a non-root inode with `lookups == 0` and
-    /// `parent == None` does not exist (it is dropped at once).
+    /// `parent == None` does not exist (it is dropped at once). A non-root inode with
+    /// `lookups == 0` and a parent is an eviction candidate (see `InodeTable::lru`).
     lookups: u64,
     attrs: Attrs,
     /// When `attrs` were last set from Box (or invalidated: `None`).
@@ -241,6 +271,21 @@ pub struct InodeTable {
     /// of dropped, so an item displaced early in a listing (two names swapped) keeps its
     /// inode when it shows up again later in the same listing.
     deferred_drops: Option<Vec<Ino>>,
+    /// Eviction candidates, least recently used first.
+    /// INVARIANT: holds only candidates (non-root, attached, `lookups == 0`); a candidate
+    /// missing from it is an overdue directory that still has children.
+    lru: lru::LruCache<Ino, ()>,
+    /// The most entries `lru` ever held: its index never shrinks (for `approx_heap_bytes`).
+    lru_peak: usize,
+    /// How many inodes to keep; exceeded only while nothing more can be evicted.
+    /// INVARIANT (between public calls): `inodes.len() <= limit`, or at most one inode in
+    /// `lru` is evictable (not a directory with children): the one the last call kept.
+    limit: usize,
+    /// Directories that lost a cached child to eviction since the caller last asked.
+    /// INVARIANT: only live inodes.
+    evicted_parents: HashSet<Ino>,
+    /// Inodes evicted since the table was made.
+    evictions: u64,
 }
 
 /// The children-index key of a name: Box compares names case-insensitively.
@@ -268,8 +313,15 @@ impl Default for InodeTable {
 }
 
 impl InodeTable {
-    /// A table whose root ([`ROOT_INO`]) is the Box folder `root_folder_id`.
+    /// A table whose root ([`ROOT_INO`]) is the Box folder `root_folder_id`, keeping up to
+    /// [`DEFAULT_MAX_INODES`] inodes.
     pub fn new(root_folder_id: &str) -> Self {
+        Self::with_limit(root_folder_id, DEFAULT_MAX_INODES)
+    }
+
+    /// A table keeping up to `max_inodes` inodes, the root included, while the kernel does
+    /// not reference more than that.
+    pub fn with_limit(root_folder_id: &str, max_inodes: usize) -> Self {
         let root = Inode {
             box_id: root_folder_id.into(),
             kind: Kind::Dir,
@@ -285,6 +337,11 @@ impl InodeTable {
             by_id: HashMap::new(),
             next_ino: ROOT_INO + 1,
             deferred_drops: None,
+            lru: lru::LruCache::unbounded(),
+            lru_peak: 0,
+            limit: max_inodes,
+            evicted_parents: HashSet::new(),
+            evictions: 0,
         };
         table.by_id.insert(root_folder_id.into(), ROOT_INO);
         table.inodes.insert(ROOT_INO, root);
@@ -328,6 +385,40 @@ impl InodeTable {
             .unwrap_or_default()
     }
 
+    // ---- the bound -------------------------------------------------------------------
+
+    /// How many inodes the table keeps while the kernel references fewer.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Change the bound; evicts at once if the table holds more.
+    pub fn set_limit(&mut self, max_inodes: usize) {
+        self.limit = max_inodes;
+        self.evict_excess(None);
+    }
+
+    /// `ino` was just used (a lookup or getattr answered from the table): it moves to the
+    /// recent end of the eviction order. Harmless for referenced or unknown inodes; never
+    /// evicts.
+    pub fn touch(&mut self, ino: Ino) {
+        if self.is_candidate(ino) {
+            self.enqueue(ino);
+        }
+    }
+
+    /// The directories that lost cached children to eviction since the last call (each
+    /// once, in no particular order). Their listings are now incomplete; a caller that let
+    /// the kernel cache a listing may want to invalidate it.
+    pub fn take_evicted_parents(&mut self) -> Vec<Ino> {
+        self.evicted_parents.drain().collect()
+    }
+
+    /// How many inodes were evicted since the table was made.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
     // ---- lookup counts -------------------------------------------------------------
 
     /// One more kernel reference (a lookup, create, mkdir or readdirplus entry reply).
@@ -335,6 +426,9 @@ impl InodeTable {
     pub fn add_lookup(&mut self, ino: Ino) -> bool {
         match self.inodes.get_mut(&ino) {
             Some(inode) => {
+                if inode.lookups == 0 {
+                    self.lru.pop(&ino);
+                }
                 inode.lookups = inode.lookups.saturating_add(1);
                 true
             }
@@ -343,7 +437,9 @@ impl InodeTable {
     }
 
     /// The kernel dropped `n` references. Saturates at zero (logged at debug); drops the
-    /// inode if it reaches zero while detached. Returns true if the inode was dropped.
+    /// inode if it reaches zero while detached. An attached inode reaching zero becomes
+    /// the most recent eviction candidate, and is evicted at once if the table is over its
+    /// limit. Returns true if the inode is gone.
     pub fn forget(&mut self, ino: Ino, n: u64) -> bool {
         let Some(inode) = self.inodes.get_mut(&ino) else {
             log::debug!("forget({ino}, {n}) of an unknown inode");
@@ -355,8 +451,14 @@ impl InodeTable {
                 inode.lookups
             );
         }
+        let was_referenced = inode.lookups > 0;
         inode.lookups = inode.lookups.saturating_sub(n);
-        self.maybe_drop(ino)
+        if was_referenced {
+            self.touch(ino);
+        }
+        self.maybe_drop(ino);
+        self.evict_excess(None);
+        !self.inodes.contains_key(&ino)
     }
 
     // ---- TTLs -----------------------------------------------------------------------
@@ -406,7 +508,8 @@ impl InodeTable {
     /// update of the existing one (moving or renaming it if Box says so; the old parent's
     /// index is fixed). An item with a lower `sequence_id` than the one held is ignored.
     /// Another inode holding the same name in `parent` is detached. If `item` is the root
-    /// folder, only its attributes are updated.
+    /// folder, only its attributes are updated. The inode is touched; if the table is over
+    /// its limit, others are evicted (never the one returned).
     pub fn insert_or_update_from_item(
         &mut self,
         parent: Ino,
@@ -414,6 +517,7 @@ impl InodeTable {
     ) -> Result<Ino, InodeError> {
         let mut displaced = Vec::new();
         let (ino, _) = self.upsert(parent, item, Instant::now(), &mut displaced)?;
+        self.evict_excess(Some(ino));
         Ok(ino)
     }
 
@@ -437,6 +541,7 @@ impl InodeTable {
                         "ignoring stale update of Box item {} (sequence_id {new} < {held})",
                         item.id
                     );
+                    self.touch(ino);
                     return Ok((ino, Outcome::Stale));
                 }
             }
@@ -451,6 +556,7 @@ impl InodeTable {
                 item.name.as_str().into()
             };
             if inode.parent == Some(parent) && inode.name == new_name {
+                self.touch(ino);
                 return Ok((ino, Outcome::Updated { changed }));
             }
             if inode.kind == Kind::Dir && self.is_ancestor_or_self(ino, parent) {
@@ -495,6 +601,7 @@ impl InodeTable {
         let was = self.detach(ino);
         self.invalidate_listing(ino);
         self.maybe_drop(ino);
+        self.evict_excess(None);
         Ok(was)
     }
 
@@ -519,12 +626,20 @@ impl InodeTable {
         }
         let mut displaced = Vec::new();
         self.relink(ino, new_parent, new_name.into(), &mut displaced);
+        self.evict_excess(Some(ino));
         Ok(displaced.pop())
     }
 
     /// Store a full listing of `parent`: new items are added, children missing from
     /// `items` are detached, renamed or moved-in ones are updated, stale ones ignored.
     /// Web links are skipped. Marks the listing complete as of now.
+    ///
+    /// The entries are touched in listing order, then `parent`. Evictions wait for the end,
+    /// so the table briefly holds the whole listing; then the least recent inodes go,
+    /// never `parent`. If that takes some of `parent`'s own children (a listing larger than
+    /// the limit), its listing is left incomplete and `added` and `changed` name only the
+    /// inodes still present (`moved` and `removed` stay whole: the kernel may hold the old
+    /// names).
     pub fn replace_listing(
         &mut self,
         parent: Ino,
@@ -572,6 +687,13 @@ impl InodeTable {
         let dir = dir.expect("checked to be a directory");
         dir.listing_complete = true;
         dir.listing_fetched = Some(now);
+        self.touch(parent);
+        let evictions_before = self.evictions;
+        self.evict_excess(Some(parent));
+        if self.evictions != evictions_before {
+            diff.added.retain(|i| self.inodes.contains_key(i));
+            diff.changed.retain(|i| self.inodes.contains_key(i));
+        }
         Ok(diff)
     }
 
@@ -627,6 +749,7 @@ impl InodeTable {
         if let Some(other) = previous.filter(|&o| o != ino) {
             let other_inode = self.inodes.get_mut(&other).expect("indexed child is live");
             other_inode.parent = None;
+            self.lru.pop(&other);
             displaced.push(Detached {
                 ino: other,
                 parent,
@@ -635,20 +758,83 @@ impl InodeTable {
             self.maybe_drop(other);
         }
         self.inodes.get_mut(&ino).expect("live inode").parent = Some(parent);
+        self.touch(ino);
     }
 
-    /// Unlink `ino` from its parent's index; returns where it was.
+    /// Unlink `ino` from its parent's index; returns where it was. It stops being an
+    /// eviction candidate; a parent left childless while overdue is next in line.
     fn detach(&mut self, ino: Ino) -> Option<Detached> {
         let inode = self.inodes.get_mut(&ino)?;
         let parent = inode.parent.take()?;
+        self.lru.pop(&ino);
         let name = inode.name.clone();
         let key = fold(&name);
+        let mut parent_emptied = false;
         if let Some(dir) = self.inodes.get_mut(&parent).and_then(|i| i.dir.as_mut()) {
             if dir.children.get(&key) == Some(&ino) {
                 dir.children.remove(&key);
+                parent_emptied = dir.children.is_empty();
             }
         }
+        if parent_emptied && self.is_candidate(parent) && !self.lru.contains(&parent) {
+            self.enqueue(parent);
+            self.lru.demote(&parent);
+        }
         Some(Detached { ino, parent, name })
+    }
+
+    /// Put `ino` at the recent end of the LRU (moving it if it is there).
+    fn enqueue(&mut self, ino: Ino) {
+        self.lru.put(ino, ());
+        self.lru_peak = self.lru_peak.max(self.lru.len());
+    }
+
+    /// Non-root, attached and unreferenced: cached metadata that may be evicted.
+    fn is_candidate(&self, ino: Ino) -> bool {
+        ino != ROOT_INO
+            && self
+                .inodes
+                .get(&ino)
+                .is_some_and(|i| i.lookups == 0 && i.parent.is_some())
+    }
+
+    /// Evict least recently used candidates while the table is over its limit, never
+    /// `protect`. A candidate directory with children is left out of the LRU (overdue)
+    /// until `detach` takes its last child; nothing else is skipped, so every call ends
+    /// within the limit or with nothing but `protect` left to evict. Not for use inside a
+    /// listing (`deferred_drops` would keep evicted inodes).
+    fn evict_excess(&mut self, protect: Option<Ino>) {
+        debug_assert!(self.deferred_drops.is_none());
+        let mut protected_popped = false;
+        while self.inodes.len() > self.limit {
+            let Some((victim, ())) = self.lru.pop_lru() else {
+                break;
+            };
+            if Some(victim) == protect {
+                protected_popped = true;
+                continue;
+            }
+            let has_children = |i: &Inode| i.dir.as_ref().is_some_and(|d| !d.children.is_empty());
+            if self.inodes.get(&victim).is_none_or(has_children) {
+                continue;
+            }
+            let Some(gone) = self.detach(victim) else {
+                continue;
+            };
+            if let Some(dir) = self
+                .inodes
+                .get_mut(&gone.parent)
+                .and_then(|i| i.dir.as_mut())
+            {
+                dir.listing_complete = false;
+            }
+            self.evicted_parents.insert(gone.parent);
+            self.evictions += 1;
+            self.maybe_drop(victim);
+        }
+        if let Some(ino) = protect.filter(|_| protected_popped) {
+            self.touch(ino);
+        }
     }
 
     /// Drop `ino` if it is unreferenced and detached; a dropped directory's children are
@@ -675,9 +861,11 @@ impl InodeTable {
             let inode = self.inodes.remove(&i).expect("checked");
             self.by_id.remove(&inode.box_id);
             if let Some(dir) = inode.dir {
+                self.evicted_parents.remove(&i);
                 for (_, child) in dir.children {
                     if let Some(c) = self.inodes.get_mut(&child) {
                         c.parent = None;
+                        self.lru.pop(&child);
                         work.push(child);
                     }
                 }
@@ -686,14 +874,23 @@ impl InodeTable {
         true
     }
 
-    /// An estimate of the heap the table uses: hash-table slots plus strings and
-    /// directory states. For tests and diagnostics, not exact.
+    /// An estimate of the heap the table uses: hash-table slots plus strings, directory
+    /// states and the LRU. For tests and diagnostics, not exact.
     pub fn approx_heap_bytes(&self) -> usize {
         use std::mem::size_of;
         let slot = |k: usize, v: usize| k + v + 1;
         let str_opt = |s: &Option<Box<str>>| s.as_ref().map_or(0, |s| s.len());
+        // The LRU: one boxed list node per entry (key, prev, next; the allocator rounds
+        // to 16 bytes) and a hashbrown index (key pointer, node pointer) sized for the most
+        // entries it ever held, at most 7/8 full, in power-of-two buckets.
+        let lru_node = (size_of::<Ino>() + 2 * size_of::<usize>()).next_multiple_of(16);
+        let lru_buckets = (self.lru_peak * 8 / 7).next_power_of_two();
+        let lru =
+            self.lru.len() * lru_node + lru_buckets * slot(size_of::<usize>(), size_of::<usize>());
         let mut total = self.inodes.capacity() * slot(size_of::<Ino>(), size_of::<Inode>())
-            + self.by_id.capacity() * slot(size_of::<Box<str>>(), size_of::<Ino>());
+            + self.by_id.capacity() * slot(size_of::<Box<str>>(), size_of::<Ino>())
+            + self.evicted_parents.capacity() * slot(size_of::<Ino>(), 0)
+            + lru;
         for inode in self.inodes.values() {
             total += 2 * inode.box_id.len() + inode.name.len();
             total += str_opt(&inode.attrs.etag)
@@ -797,7 +994,54 @@ mod tests {
                     assert_eq!(&fold(&child.name), k);
                 }
             }
+            let has_children = inode.dir.as_ref().is_some_and(|d| !d.children.is_empty());
+            if t.lru.contains(&ino) {
+                assert!(t.is_candidate(ino), "{ino} in the LRU but not a candidate");
+            } else if t.is_candidate(ino) {
+                assert!(has_children, "candidate {ino} missing from the LRU");
+            }
         }
+        for (&ino, ()) in t.lru.iter() {
+            assert!(t.inodes.contains_key(&ino), "dead {ino} in the LRU");
+        }
+        assert!(t.lru.len() <= t.lru_peak);
+        let evictable = t
+            .lru
+            .iter()
+            .filter(|(ino, ())| {
+                t.inodes[ino]
+                    .dir
+                    .as_ref()
+                    .is_none_or(|d| d.children.is_empty())
+            })
+            .count();
+        assert!(
+            t.len() <= t.limit() || evictable <= 1,
+            "{} inodes over the limit {} with {evictable} evictable ones left",
+            t.len(),
+            t.limit()
+        );
+        for p in &t.evicted_parents {
+            assert!(t.get(*p).is_some_and(|i| i.is_dir()), "evicted parent {p}");
+        }
+    }
+
+    /// The files `prefix0..prefix{n-1}`, named like their ids.
+    fn files(prefix: &str, n: usize) -> Vec<Item> {
+        (0..n)
+            .map(|i| {
+                let id = format!("{prefix}{i}");
+                file(&id, &id, 1)
+            })
+            .collect()
+    }
+
+    fn add(t: &mut InodeTable, parent: Ino, it: &Item) -> Ino {
+        t.insert_or_update_from_item(parent, it).unwrap()
+    }
+
+    fn gone(t: &InodeTable, box_id: &str) -> bool {
+        t.by_box_id(box_id).is_none()
     }
 
     #[test]
@@ -1243,5 +1487,337 @@ mod tests {
         );
         assert!(bytes < 150 * 1024 * 1024, "{bytes} bytes");
         assert!(t.lookup_child(dirs[7], "document 7-123.PDF").is_some());
+    }
+
+    #[test]
+    fn eviction_follows_lru_order() {
+        let mut t = InodeTable::with_limit("0", 4);
+        assert_eq!(t.limit(), 4);
+        t.replace_listing(ROOT_INO, &files("f", 3)).unwrap();
+        let [f0, f1, f2] = ["f0", "f1", "f2"].map(|id| t.by_box_id(id).unwrap());
+        assert!(t.get(ROOT_INO).unwrap().listing_complete());
+        assert!(t.take_evicted_parents().is_empty());
+
+        // A lookup hit on f0 makes f1 the least recently used.
+        t.touch(f0);
+        let n = add(&mut t, ROOT_INO, &file("n", "n", 1));
+        assert!(t.get(f1).is_none() && gone(&t, "f1"));
+        assert_eq!(t.lookup_child(ROOT_INO, "f1"), None);
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.evictions(), 1);
+        // The partial index must not answer ENOENT any more.
+        assert!(!t.get(ROOT_INO).unwrap().listing_complete());
+        assert!(!t.listing_fresh(ROOT_INO, Duration::from_secs(60), Instant::now()));
+        assert_eq!(t.take_evicted_parents(), vec![ROOT_INO]);
+        assert!(t.take_evicted_parents().is_empty());
+        check_invariants(&t);
+
+        // An update from Box touches too: f2 becomes recent, f0 goes next.
+        add(&mut t, ROOT_INO, &file("f2", "f2", 2));
+        add(&mut t, ROOT_INO, &file("m", "m", 1));
+        assert!(t.get(f0).is_none());
+        assert!(t.get(f2).is_some() && t.get(n).is_some());
+        check_invariants(&t);
+
+        // Shrinking the bound evicts at once, oldest first.
+        t.set_limit(2);
+        assert!(t.get(f2).is_none() && t.get(n).is_none());
+        assert_eq!(t.lookup_child(ROOT_INO, "m"), t.by_box_id("m"));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.evictions(), 4);
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn referenced_inodes_are_never_evicted() {
+        let mut t = InodeTable::with_limit("0", 2);
+        let held: Vec<Ino> = files("r", 10)
+            .iter()
+            .map(|it| {
+                let ino = add(&mut t, ROOT_INO, it);
+                assert!(t.add_lookup(ino));
+                ino
+            })
+            .collect();
+        // Over the limit, but the kernel holds them all.
+        assert_eq!(t.len(), 11);
+        check_invariants(&t);
+        // An insert never evicts the inode it returns...
+        let a = add(&mut t, ROOT_INO, &file("a", "a", 1));
+        assert!(t.get(a).is_some());
+        check_invariants(&t);
+        // ...but the next one does, and the referenced ones stay.
+        let b = add(&mut t, ROOT_INO, &file("b", "b", 1));
+        assert!(t.get(a).is_none() && t.get(b).is_some());
+        for &ino in &held {
+            assert_eq!(t.get(ino).unwrap().lookups(), 1);
+        }
+        // Referenced and detached (trashed elsewhere): still kept.
+        t.remove(held[0]).unwrap();
+        t.set_limit(0);
+        assert!(held.iter().all(|&i| t.get(i).is_some()));
+        assert!(t.get(b).is_none());
+        assert!(t.get(ROOT_INO).is_some(), "the root is never evicted");
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn forget_to_zero_makes_an_inode_evictable() {
+        let mut t = InodeTable::with_limit("0", 4);
+        let [a, b, c] = ["a", "b", "c"].map(|id| {
+            let ino = add(&mut t, ROOT_INO, &file(id, id, 1));
+            t.add_lookup(ino);
+            ino
+        });
+        let d = add(&mut t, ROOT_INO, &file("d", "d", 1));
+        assert_eq!(t.len(), 5, "d is kept while nothing else can go");
+        check_invariants(&t);
+        // b joins the candidates as the most recent one: d, older, goes first.
+        assert!(!t.forget(b, 1));
+        assert!(t.get(d).is_none() && t.get(b).is_some());
+        check_invariants(&t);
+        let e = add(&mut t, ROOT_INO, &file("e", "e", 1));
+        assert!(t.get(b).is_none() && t.get(e).is_some());
+        check_invariants(&t);
+        // At the limit: forgetting keeps it cached, in LRU order after e.
+        assert!(!t.forget(a, 1));
+        assert_eq!(t.len(), 4);
+        t.set_limit(3);
+        assert!(t.get(e).is_none() && t.get(a).is_some());
+        let f = add(&mut t, ROOT_INO, &file("f", "f", 1));
+        t.add_lookup(f);
+        assert!(t.get(a).is_none());
+        // Over the limit (the kernel holds c and f): the last forget evicts at once.
+        t.set_limit(2);
+        assert_eq!(t.len(), 3);
+        check_invariants(&t);
+        assert!(t.forget(c, 1));
+        assert!(t.get(c).is_none());
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn directory_is_evicted_with_its_cached_subtree() {
+        let mut t = InodeTable::with_limit("0", 100);
+        let d = add(&mut t, ROOT_INO, &folder("d", "d", 1));
+        let x = add(&mut t, d, &file("x", "x", 1));
+        let e = add(&mut t, d, &folder("e", "e", 1));
+        let y = add(&mut t, e, &file("y", "y", 1));
+        let f = add(&mut t, ROOT_INO, &file("f", "f", 1));
+        t.set_limit(2);
+        for ino in [d, x, e, y] {
+            assert!(t.get(ino).is_none(), "{ino} evicted");
+        }
+        assert!(t.get(f).is_some());
+        assert_eq!(t.evictions(), 4);
+        // Dropped directories are not reported, their surviving parent is.
+        assert_eq!(t.take_evicted_parents(), vec![ROOT_INO]);
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn directory_waits_for_its_more_recent_children() {
+        let mut t = InodeTable::with_limit("0", 100);
+        let d = add(&mut t, ROOT_INO, &folder("d", "d", 1));
+        let z = add(&mut t, ROOT_INO, &file("z", "z", 1));
+        let x = add(&mut t, d, &file("x", "x", 1));
+        // Oldest is d, but x (touched after z) keeps it: z goes instead.
+        t.set_limit(3);
+        assert!(t.get(z).is_none());
+        assert!(t.get(d).is_some() && t.get(x).is_some());
+        check_invariants(&t);
+        // Once x goes, d (overdue) is next in line.
+        let w = add(&mut t, ROOT_INO, &file("w", "w", 1));
+        assert!(t.get(x).is_none() && t.get(d).is_some());
+        t.set_limit(2);
+        assert!(t.get(d).is_none() && t.get(w).is_some());
+        check_invariants(&t);
+
+        // A referenced descendant keeps its ancestors until it is forgotten.
+        t.set_limit(100);
+        let d = add(&mut t, ROOT_INO, &folder("d", "d", 2));
+        let e = add(&mut t, d, &folder("e", "e", 1));
+        let y = add(&mut t, e, &file("y", "y", 1));
+        t.add_lookup(y);
+        t.set_limit(1);
+        assert!(t.get(d).is_some() && t.get(e).is_some() && t.get(y).is_some());
+        assert!(t.get(w).is_none());
+        check_invariants(&t);
+        assert!(t.forget(y, 1));
+        assert!(t.get(e).is_none() && t.get(d).is_none());
+        assert_eq!(t.len(), 1);
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn eviction_marks_the_parent_listing_incomplete() {
+        let mut t = InodeTable::with_limit("0", 5);
+        let d = add(&mut t, ROOT_INO, &folder("d", "d", 1));
+        t.replace_listing(d, &files("a", 2)).unwrap();
+        assert!(t.listing_fresh(d, Duration::from_secs(60), Instant::now()));
+        t.add_lookup(d);
+        add(&mut t, ROOT_INO, &file("o1", "o1", 1));
+        assert!(t.listing_fresh(d, Duration::from_secs(60), Instant::now()));
+        add(&mut t, ROOT_INO, &file("o2", "o2", 1));
+        assert!(gone(&t, "a0") && !gone(&t, "a1"));
+        let dir = t.get(d).unwrap();
+        assert!(!dir.listing_complete());
+        assert!(!t.listing_fresh(d, Duration::from_secs(60), Instant::now()));
+        assert_eq!(t.take_evicted_parents(), vec![d]);
+        // The next listing from Box makes it whole again.
+        t.replace_listing(d, &files("a", 2)).unwrap();
+        assert!(t.get(d).unwrap().listing_complete());
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn listing_larger_than_the_limit_keeps_its_last_entries() {
+        let mut t = InodeTable::with_limit("0", 10);
+        add(&mut t, ROOT_INO, &file("old1", "old1", 1));
+        add(&mut t, ROOT_INO, &file("old2", "old2", 1));
+        let d = add(&mut t, ROOT_INO, &folder("d", "d", 1));
+        let diff = t.replace_listing(d, &files("f", 50)).unwrap();
+        assert_eq!(t.len(), 10);
+        assert!(
+            gone(&t, "old1") && gone(&t, "old2"),
+            "older entries go first"
+        );
+        assert!(t.get(d).is_some(), "the listed directory stays");
+        // Root, d and the last eight entries.
+        let kept: Vec<Ino> = (42..50)
+            .map(|i| t.lookup_child(d, &format!("f{i}")).unwrap())
+            .collect();
+        assert_eq!(diff.added, kept);
+        assert_eq!(t.lookup_child(d, "f0"), None);
+        assert!(!t.get(d).unwrap().listing_complete());
+        let mut parents = t.take_evicted_parents();
+        parents.sort();
+        assert_eq!(parents, vec![ROOT_INO, d]);
+        check_invariants(&t);
+
+        // Even with no room at all the listing is stored and the directory kept.
+        t.set_limit(1);
+        assert!(t.get(d).is_none());
+        let d = add(&mut t, ROOT_INO, &folder("d", "d", 2));
+        assert!(t
+            .replace_listing(d, &files("g", 5))
+            .unwrap()
+            .added
+            .is_empty());
+        assert!(t.get(d).is_some_and(|i| !i.listing_complete()));
+        assert_eq!(t.len(), 2);
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn bounded_table_stays_within_its_limit() {
+        let mut t = InodeTable::with_limit("0", 10_000);
+        let mut dirs = Vec::new();
+        for d in 0..30 {
+            // The kernel holds a directory while it lists it, then lets go.
+            let dir = add(
+                &mut t,
+                ROOT_INO,
+                &folder(&format!("d{d}"), &format!("D{d}"), 1),
+            );
+            t.add_lookup(dir);
+            t.replace_listing(dir, &files(&format!("{d}-"), 1000))
+                .unwrap();
+            t.forget(dir, 1);
+            assert!(t.len() <= 10_000);
+            dirs.push(dir);
+        }
+        assert!(t.get(dirs[0]).is_none(), "emptied directories go too");
+        assert!(t.get(dirs[29]).is_some_and(|i| i.listing_complete()));
+        assert!(t.approx_heap_bytes() < 10 * 1024 * 1024);
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn invariants_hold_under_random_operations() {
+        use rand::{rngs::StdRng, Rng, SeedableRng};
+        for seed in 0..20 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let mut t = InodeTable::with_limit("0", rng.gen_range(1..30));
+            // What the kernel holds, as the kernel sees it.
+            let mut kernel: HashMap<Ino, u64> = HashMap::new();
+            let random_item = |rng: &mut StdRng| {
+                let n = rng.gen_range(0..60);
+                let name = ["a", "B", "c", "D", "e", "F", "g"][rng.gen_range(0..7)];
+                let seq = rng.gen_range(1..30);
+                if n < 15 {
+                    folder(&format!("d{n}"), name, seq)
+                } else {
+                    file(&format!("f{n}"), name, seq)
+                }
+            };
+            for _ in 0..1500 {
+                let mut inos: Vec<Ino> = t.inodes.keys().copied().collect();
+                inos.sort_unstable();
+                let dirs: Vec<Ino> = inos
+                    .iter()
+                    .copied()
+                    .filter(|&i| t.inodes[&i].is_dir())
+                    .collect();
+                let any = inos[rng.gen_range(0..inos.len())];
+                let dir = dirs[rng.gen_range(0..dirs.len())];
+                match rng.gen_range(0..10) {
+                    0 | 1 => {
+                        let _ = t.insert_or_update_from_item(dir, &random_item(&mut rng));
+                    }
+                    2 => {
+                        let items: Vec<Item> = (0..rng.gen_range(0..8))
+                            .map(|_| random_item(&mut rng))
+                            .collect();
+                        t.replace_listing(dir, &items).unwrap();
+                    }
+                    3 => {
+                        if t.add_lookup(any) {
+                            *kernel.entry(any).or_default() += 1;
+                        }
+                    }
+                    4 => {
+                        let held: Vec<Ino> = {
+                            let mut h: Vec<Ino> = kernel.keys().copied().collect();
+                            h.sort_unstable();
+                            h
+                        };
+                        if !held.is_empty() {
+                            let ino = held[rng.gen_range(0..held.len())];
+                            let n = rng.gen_range(1..=kernel[&ino]);
+                            t.forget(ino, n);
+                            *kernel.get_mut(&ino).unwrap() -= n;
+                            kernel.retain(|_, n| *n > 0);
+                        }
+                    }
+                    5 => {
+                        let _ = t.remove(any);
+                    }
+                    6 => {
+                        let name = ["a", "b", "C", "x"][rng.gen_range(0..4)];
+                        let _ = t.rename(any, dir, name);
+                    }
+                    7 => t.touch(any),
+                    8 => t.set_limit(rng.gen_range(1..30)),
+                    _ => {
+                        for p in t.take_evicted_parents() {
+                            assert!(t.get(p).is_some());
+                        }
+                    }
+                }
+                check_invariants(&t);
+                for (&ino, &n) in &kernel {
+                    let inode = t.get(ino);
+                    assert!(inode.is_some(), "seed {seed}: referenced {ino} was dropped");
+                    assert_eq!(inode.unwrap().lookups(), n);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn table_can_move_between_threads() {
+        fn send<T: Send>() {}
+        send::<InodeTable>();
     }
 }

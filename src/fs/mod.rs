@@ -1,5 +1,5 @@
 //! The filesystem layer: Box seen as a tree of inodes, one `async fn` per filesystem operation,
-//! testable without the kernel. [`BoxFs`] owns the metadata cache (the [`inode`] table), the
+//! testable without the kernel. [`BoxFs`] owns the metadata cache (the [`inode`] table, bounded in LRU order), the
 //! open file and directory handles and the content cache, and talks to Box through the
 //! [`crate::api::Client`]. `fuse.rs` is the only caller that sees fuser types; the events task
 //! ([`events`]) is the other way in.
