@@ -71,6 +71,9 @@ pub struct MountArgs {
     /// Bound of the content cache, in bytes (suffixes K, M, G, T).
     #[arg(long, value_name = "BYTES", default_value = "8G", value_parser = parse_size)]
     pub cache_size: u64,
+    /// Bound of the metadata cache, in files and folders.
+    #[arg(long, value_name = "N", default_value_t = FsOptions::default().max_inodes)]
+    pub metadata_cache_entries: usize,
     /// Owner shown for every file (default: the mounting user).
     #[arg(long)]
     pub uid: Option<u32>,
@@ -157,6 +160,7 @@ impl MountArgs {
             fs: FsOptions {
                 root_folder_id: self.root_folder_id.clone(),
                 identity: identity(self.uid, self.gid, Some(self.umask), self.read_only),
+                max_inodes: self.metadata_cache_entries.max(1),
                 ..FsOptions::default()
             },
             log_file: Some(

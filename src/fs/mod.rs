@@ -80,6 +80,8 @@ pub struct FsOptions {
     pub prefetch_parallel: usize,
     /// Subfolders of one listed folder that are listed ahead (0 turns prefetching off).
     pub prefetch_per_folder: usize,
+    /// Bound of the metadata cache, in inodes (those the kernel holds are kept beyond it).
+    pub max_inodes: usize,
 }
 
 impl Default for FsOptions {
@@ -93,6 +95,8 @@ impl Default for FsOptions {
             kernel_ttl_unhealthy: Duration::from_secs(1),
             prefetch_parallel: 16,
             prefetch_per_folder: 1000,
+            // About 490 bytes each: some 120 MB at the bound.
+            max_inodes: 250_000,
         }
     }
 }
@@ -211,7 +215,7 @@ impl BoxFs {
         cache: Option<Arc<ContentCache>>,
         kernel: KernelQueue,
     ) -> BoxFs {
-        let table = InodeTable::new(&opts.root_folder_id);
+        let table = InodeTable::with_limit(&opts.root_folder_id, opts.max_inodes);
         BoxFs {
             client,
             table: Arc::new(Mutex::new(table)),
@@ -315,7 +319,8 @@ impl BoxFs {
     /// `getattr`: from the cache while fresh, else from Box.
     pub async fn getattr(&self, ino: Ino) -> Result<FsAttr, FsError> {
         {
-            let table = lock(&self.table);
+            let mut table = lock(&self.table);
+            table.touch(ino);
             let inode = table
                 .get(ino)
                 .ok_or_else(|| FsError::not_found(format!("no inode {ino}")))?;
@@ -380,9 +385,19 @@ impl BoxFs {
     /// Records `item` (Box's answer to one of our own changes) under `parent` and returns its
     /// inode and attributes. Because the table then holds the item's new `sequence_id`, the
     /// event Box sends about our change later changes nothing.
-    fn store_item(&self, parent: Ino, item: &Item) -> Result<(Ino, FsAttr), FsError> {
+    /// With `kernel_ref`, the kernel's reference is taken under the same lock hold (the new
+    /// inode could be evicted right after otherwise).
+    fn store_item(
+        &self,
+        parent: Ino,
+        item: &Item,
+        kernel_ref: bool,
+    ) -> Result<(Ino, FsAttr), FsError> {
         let mut table = lock(&self.table);
         let ino = table.insert_or_update_from_item(parent, item)?;
+        if kernel_ref {
+            table.add_lookup(ino);
+        }
         let attr = self.cached_attr(&table, ino)?;
         Ok((ino, attr))
     }
@@ -392,29 +407,46 @@ impl BoxFs {
     /// The child `name` of directory `parent`, listing the folder first if its cached
     /// listing is missing or stale.
     async fn resolve(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<Ino, FsError> {
+        self.resolve_with(parent, name, |_, _| ())
+            .await
+            .map(|(ino, ())| ino)
+    }
+
+    /// [`BoxFs::resolve`], then `then(table, ino)` under the same hold of the table lock (an
+    /// inode found is only safe from eviction until the lock is released).
+    async fn resolve_with<T>(
+        self: &Arc<Self>,
+        parent: Ino,
+        name: &OsStr,
+        then: impl FnOnce(&mut InodeTable, Ino) -> T,
+    ) -> Result<(Ino, T), FsError> {
         let name = box_name(name).map_err(|e| match e.errno() {
             libc::EINVAL => FsError::not_found("not a name Box can hold"),
             _ => e,
         })?;
         self.ensure_listing(parent, false).await?;
-        let table = lock(&self.table);
+        let mut table = lock(&self.table);
         // Box compares names case-insensitively, Linux programs case-sensitively: a lookup
         // matches the exact spelling only. Otherwise the kernel would take `mv a A` for a
         // rename of a file onto itself and do nothing, and `ls` would show a name other than
         // the one `stat` succeeded on. Creating `a` beside `A` still fails (EEXIST from Box).
-        table
+        let ino = table
             .lookup_child(parent, name)
             .filter(|&ino| table.get(ino).is_some_and(|i| i.name() == name))
-            .ok_or_else(|| FsError::not_found(format!("no '{name}' in inode {parent}")))
+            .ok_or_else(|| FsError::not_found(format!("no '{name}' in inode {parent}")))?;
+        let out = then(&mut table, ino);
+        Ok((ino, out))
     }
 
     /// `lookup`: the child's attributes, and one more kernel reference to it.
     pub async fn lookup(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<FsAttr, FsError> {
-        let ino = self.resolve(parent, name).await?;
-        let mut table = lock(&self.table);
-        let attr = self.cached_attr(&table, ino)?;
-        table.add_lookup(ino);
-        Ok(attr)
+        let (_, attr) = self
+            .resolve_with(parent, name, |table, ino| {
+                table.add_lookup(ino);
+                self.cached_attr(table, ino)
+            })
+            .await?;
+        attr
     }
 
     /// The kernel dropped `n` references to `ino`.
@@ -429,7 +461,7 @@ impl BoxFs {
     pub async fn opendir(self: &Arc<Self>, ino: Ino) -> Result<Opened, FsError> {
         self.ensure_listing(ino, true).await?;
         let snapshot = {
-            let table = lock(&self.table);
+            let mut table = lock(&self.table);
             let inode = table
                 .get(ino)
                 .ok_or_else(|| FsError::not_found(format!("no inode {ino}")))?;
@@ -449,6 +481,11 @@ impl BoxFs {
                 })
                 .collect();
             entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            // Pin every entry while the directory is open: a readdirplus reply must be able
+            // to hand the kernel a reference to each, so none may be evicted meanwhile.
+            for e in &entries {
+                table.add_lookup(e.attr.ino);
+            }
             DirSnapshot {
                 ino,
                 parent,
@@ -479,7 +516,13 @@ impl BoxFs {
     }
 
     pub fn releasedir(&self, fh: u64) {
-        lock(&self.dirs).remove(&fh);
+        let snapshot = lock(&self.dirs).remove(&fh);
+        if let Some(snapshot) = snapshot {
+            let mut table = lock(&self.table);
+            for e in &snapshot.entries {
+                table.forget(e.attr.ino, 1);
+            }
+        }
     }
 
     // ---- files ------------------------------------------------------------------------

@@ -64,8 +64,7 @@ impl BoxFs {
         let name = box_name(name)?;
         let parent_id = self.box_id_of_dir(parent)?;
         let item = self.client.create_folder(&parent_id, name).await?;
-        let (ino, attr) = self.store_item(parent, &item)?;
-        lock(&self.table).add_lookup(ino);
+        let (_, attr) = self.store_item(parent, &item, true)?;
         Ok(attr)
     }
 
