@@ -30,12 +30,14 @@ impl TestMount {
         let cache_dir = dirs.path().join("cache");
         let log_file = dirs.path().join("boxfs.log");
         std::fs::create_dir(&root).expect("mount point");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_boxfs"))
-            .arg("mount")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_boxfs"));
+        cmd.arg("mount")
             .arg(&root)
-            .args(["--foreground", "--api-url", base, "--token", token])
-            .arg("--cache-dir")
-            .arg(&cache_dir)
+            .args(["--foreground", "--api-url", base, "--token", token]);
+        if !extra.contains(&"--cache-dir") {
+            cmd.arg("--cache-dir").arg(&cache_dir);
+        }
+        let mut child = cmd
             .arg("--log-file")
             .arg(&log_file)
             .args(extra)
