@@ -386,13 +386,17 @@ impl KernelNotify for FuseNotifier {
                 self.0.inval_entry(INodeNo(*parent), OsStr::new(&**name))
             }
             Invalidation::Inode(ino) => self.0.inval_inode(INodeNo(*ino), 0, 0),
+            // A negative offset keeps the cached pages and drops only the attributes.
+            Invalidation::Attrs(ino) => self.0.inval_inode(INodeNo(*ino), -1, 0),
             Invalidation::Delete {
                 parent,
                 child,
                 name,
             } => self
                 .0
-                .delete(INodeNo(*parent), INodeNo(*child), OsStr::new(&**name)),
+                .delete(INodeNo(*parent), INodeNo(*child), OsStr::new(&**name))
+                // The kernel had no such dentry (or not for that inode): still forget the name.
+                .or_else(|_| self.0.inval_entry(INodeNo(*parent), OsStr::new(&**name))),
         };
         // ENOENT: the kernel holds nothing for it, which is what we wanted.
         if let Err(e) = result {

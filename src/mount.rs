@@ -22,10 +22,12 @@ use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 
 use crate::api::auth::DeveloperToken;
 use crate::api::endpoints::Endpoints;
+use crate::api::events::StreamType;
 use crate::api::Client;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::fs::attr::Identity;
 use crate::fs::content_cache::ContentCache;
+use crate::fs::events::{EventFollower, FollowerOptions};
 use crate::fs::kernel::{self, KernelQueue};
 use crate::fs::{BoxFs, FsOptions};
 use crate::fuse::{FuseAdapter, FuseNotifier};
@@ -186,6 +188,13 @@ impl MountRequest {
             Some(Arc::new(cache)),
             queue,
         ));
+        // Events are followed from before the first request is served, so nothing that
+        // happens after the mount started is missed.
+        let position = fs
+            .client()
+            .latest_stream_position(StreamType::All)
+            .await
+            .map_err(|e| format!("cannot read the event stream: {e}"))?;
         fs.init().await.map_err(|e| {
             format!(
                 "cannot reach the Box folder {}: {}",
@@ -223,10 +232,21 @@ impl MountRequest {
         let session = session
             .spawn()
             .map_err(|e| format!("cannot start serving {}: {e}", mountpoint.display()))?;
-        let tasks = vec![tokio::spawn(kernel::drain(
-            invalidations,
-            FuseNotifier(notifier),
-        ))];
+        let follower = EventFollower::with_options(
+            fs.client().clone(),
+            fs.table().clone(),
+            fs.content_cache().cloned(),
+            Arc::new(fs.kernel_queue().clone()),
+            fs.health().clone(),
+            FollowerOptions {
+                own_changes: Some(fs.own_changes().clone()),
+                ..FollowerOptions::default()
+            },
+        );
+        let tasks = vec![
+            tokio::spawn(kernel::drain(invalidations, FuseNotifier(notifier))),
+            follower.spawn(position),
+        ];
         let mp = mountpoint.clone();
         let _ = tokio::task::spawn_blocking(move || raise_readahead(&mp)).await;
         log::info!("mounted Box on {}", mountpoint.display());

@@ -12,7 +12,11 @@
 //!   (fetch the events from the last position), `reconnect` (poll again), or nothing at
 //!   all before `retry_timeout` (poll again);
 //! - one `GET /events` may return fewer events than asked for while more are pending:
-//!   keep asking until `chunk_size` is 0.
+//!   keep asking until `chunk_size` is 0;
+//! - a long-poll can stay unanswered for ten minutes on a quiet account, so a feed that just
+//!   (re)started would not know for that long whether it works: it first fetches what came
+//!   after its position with `GET /events` (catching up on what it missed, and proving the
+//!   stream answers), then long-polls. [`EventStream::status`] tells readers how it stands.
 
 use std::collections::{HashSet, VecDeque};
 use std::pin::Pin;
@@ -22,7 +26,7 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::client::{decode, Client, Request};
@@ -297,18 +301,21 @@ impl Client {
     /// options cannot work.
     pub fn event_stream(&self, opts: EventStreamOptions) -> EventStream {
         let (tx, rx) = mpsc::channel(opts.buffer.max(1));
+        let (status_tx, status) = watch::channel(FeedStatus::default());
         let position = opts.stream_position.clone();
         let feed = Feed {
             client: self.clone(),
             seen: RecentIds::new(opts.dedup_capacity),
             backoff: Backoff::new(opts.min_backoff, opts.max_backoff),
             tx,
+            status: status_tx,
             opts,
         };
         let task = tokio::spawn(feed.run());
         EventStream {
             rx,
             task,
+            status,
             position,
             peeked: None,
         }
@@ -349,6 +356,23 @@ impl Default for EventStreamOptions {
     }
 }
 
+/// How a feed stands, published as it changes ([`EventStream::status`]). Unlike the `Err`
+/// items, which queue behind the events, this is always the feed's current state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedStatus {
+    /// True from the feed's last successful exchange with Box (events fetched, a long-poll
+    /// answered) until its next failure: events that happen now will be delivered promptly.
+    /// False until the first success.
+    pub connected: bool,
+    /// Failures so far (each is also reported as an `Err` item).
+    pub failures: u64,
+    /// Times Box said the position was older than the events it keeps (`out_of_date`):
+    /// events may have been lost, whatever depends on them should be checked again.
+    pub out_of_date: u64,
+    /// When the last successful exchange ended.
+    pub last_ok: Option<Instant>,
+}
+
 /// What the feed sends its reader: events and trouble, and where the stream stands
 /// after the events sent before.
 #[derive(Debug)]
@@ -362,6 +386,7 @@ enum Note {
 pub struct EventStream {
     rx: mpsc::Receiver<Note>,
     task: JoinHandle<()>,
+    status: watch::Receiver<FeedStatus>,
     /// After the events taken from this stream so far.
     position: Option<String>,
     /// An event read ahead by `position()`.
@@ -372,6 +397,11 @@ impl EventStream {
     /// The next event (or reported trouble); `None` once the feed has ended.
     pub async fn next_event(&mut self) -> Option<BoxResult<Event>> {
         futures_util::StreamExt::next(self).await
+    }
+
+    /// The feed's state as it changes; `changed()` fails once the feed has ended.
+    pub fn status(&self) -> watch::Receiver<FeedStatus> {
+        self.status.clone()
     }
 
     /// Where a feed resumed later (`EventStreamOptions::stream_position`) loses nothing
@@ -424,6 +454,7 @@ struct Feed {
     seen: RecentIds,
     backoff: Backoff,
     tx: mpsc::Sender<Note>,
+    status: watch::Sender<FeedStatus>,
 }
 
 impl Feed {
@@ -436,6 +467,8 @@ impl Feed {
             let err = BoxError::Invalid("long polling is available for user events only".into());
             return self.send(Note::Event(Box::new(Err(err)))).await;
         }
+        // A given position may be behind (or the stream may not answer): catch up first.
+        let mut catch_up = self.opts.stream_position.is_some();
         let mut position = match self.opts.stream_position.clone() {
             Some(p) => p,
             None => loop {
@@ -445,6 +478,7 @@ impl Feed {
                     .await
                 {
                     Ok(p) => {
+                        self.connected();
                         self.send(Note::Position(p.clone())).await?;
                         break p;
                     }
@@ -453,10 +487,18 @@ impl Feed {
             },
         };
         loop {
+            if catch_up {
+                if let Err(e) = self.drain(&mut position).await? {
+                    self.trouble(e).await?;
+                    continue;
+                }
+                catch_up = false;
+            }
             let server = match self.client.long_poll_options(self.opts.stream_type).await {
                 Ok(s) => s,
                 Err(e) => {
                     self.trouble(e).await?;
+                    catch_up = true;
                     continue;
                 }
             };
@@ -474,6 +516,7 @@ impl Feed {
                     Ok(LongPollMessage::NewChange) => {
                         if let Err(e) = self.drain(&mut position).await? {
                             self.trouble(e).await?;
+                            catch_up = true;
                             break;
                         }
                         self.backoff.reset();
@@ -481,20 +524,26 @@ impl Feed {
                     // Box's sign that the position is older than it keeps: fetch what
                     // there is from it, then poll with the fresh position.
                     Ok(LongPollMessage::Other(m)) if m == "out_of_date" => {
+                        self.status.send_modify(|s| s.out_of_date += 1);
                         if let Err(e) = self.drain(&mut position).await? {
                             self.trouble(e).await?;
+                            catch_up = true;
                             break;
                         }
                     }
-                    Ok(LongPollMessage::Reconnect | LongPollMessage::TimedOut) => {
+                    Ok(LongPollMessage::Reconnect) => {
+                        self.connected();
                         self.backoff.reset();
                     }
+                    // No answer in time: maybe a quiet account, maybe a dead connection.
+                    Ok(LongPollMessage::TimedOut) => self.backoff.reset(),
                     Ok(LongPollMessage::Other(m)) => {
                         log::debug!("realtime server said '{m}'; asking for a fresh one");
                         break;
                     }
                     Err(e) => {
                         self.trouble(e).await?;
+                        catch_up = true;
                         break;
                     }
                 }
@@ -517,6 +566,7 @@ impl Feed {
                 Ok(p) => p,
                 Err(e) => return Ok(Err(e)),
             };
+            self.connected();
             for event in page.entries {
                 if self.seen.insert(&event.event_id) {
                     self.send(Note::Event(Box::new(Ok(event)))).await?;
@@ -542,6 +592,10 @@ impl Feed {
             BoxError::Auth(_) | BoxError::OAuth { .. } | BoxError::Config(_) | BoxError::Invalid(_)
         );
         log::debug!("event stream: {err}");
+        self.status.send_modify(|s| {
+            s.connected = false;
+            s.failures += 1;
+        });
         self.send(Note::Event(Box::new(Err(err)))).await?;
         if fatal {
             return Err(Closed);
@@ -553,20 +607,30 @@ impl Feed {
         }
     }
 
+    /// A successful exchange with Box.
+    fn connected(&self) {
+        self.status.send_modify(|s| {
+            s.connected = true;
+            s.last_ok = Some(Instant::now());
+        });
+    }
+
     async fn send(&self, note: Note) -> Result<(), Closed> {
         self.tx.send(note).await.map_err(|_| Closed)
     }
 }
 
-/// The last `capacity` distinct ids seen, oldest forgotten first.
-struct RecentIds {
+/// The last `capacity` distinct ids seen, oldest forgotten first: how event ids are
+/// de-duplicated without growing forever.
+#[derive(Debug)]
+pub struct RecentIds {
     set: HashSet<String>,
     order: VecDeque<String>,
     capacity: usize,
 }
 
 impl RecentIds {
-    fn new(capacity: usize) -> RecentIds {
+    pub fn new(capacity: usize) -> RecentIds {
         let capacity = capacity.max(1);
         RecentIds {
             set: HashSet::with_capacity(capacity),
@@ -575,8 +639,13 @@ impl RecentIds {
         }
     }
 
+    /// Whether `id` is among the remembered ones.
+    pub fn contains(&self, id: &str) -> bool {
+        self.set.contains(id)
+    }
+
     /// Whether `id` is new (it is remembered). Events without an id always pass.
-    fn insert(&mut self, id: &str) -> bool {
+    pub fn insert(&mut self, id: &str) -> bool {
         if id.is_empty() {
             return true;
         }

@@ -366,6 +366,11 @@ impl InodeTable {
         &self.inodes[&ROOT_INO].box_id
     }
 
+    /// Every live inode (attached or not), in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (Ino, &Inode)> + '_ {
+        self.inodes.iter().map(|(&ino, inode)| (ino, inode))
+    }
+
     pub fn by_box_id(&self, box_id: &str) -> Option<Ino> {
         self.by_id.get(box_id).copied()
     }

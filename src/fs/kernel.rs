@@ -20,8 +20,10 @@ pub enum Invalidation {
     /// including a cached "does not exist".
     Entry { parent: Ino, name: Box<str> },
     /// The attributes, the listing (for a directory) or the content (for a file) of `ino`
-    /// changed: drop them.
+    /// changed: drop them (`inval_inode(ino, 0, 0)`).
     Inode(Ino),
+    /// Only the attributes changed (a lock, metadata): the pages stay (`inval_inode(ino, -1, 0)`).
+    Attrs(Ino),
     /// `parent/name`, which was `child`, is gone: drop the dentry and tell watchers.
     Delete {
         parent: Ino,
@@ -63,6 +65,13 @@ impl KernelQueue {
         for inv in invs {
             self.send(inv);
         }
+    }
+}
+
+/// The events task hands its invalidations to the queue like everyone else.
+impl KernelNotify for KernelQueue {
+    fn notify(&self, inv: &Invalidation) {
+        self.send(inv.clone());
     }
 }
 

@@ -1,6 +1,6 @@
 //! The filesystem layer: Box seen as a tree of inodes, one `async fn` per filesystem operation,
-//! testable without the kernel. [`BoxFs`] owns the metadata cache (the [`inode`] table, bounded in LRU order), the
-//! open file and directory handles and the content cache, and talks to Box through the
+//! testable without the kernel. [`BoxFs`] owns the metadata cache (the [`inode`] table, bounded in LRU order),
+//! the open file and directory handles and the content cache, and talks to Box through the
 //! [`crate::api::Client`]. `fuse.rs` is the only caller that sees fuser types; the events task
 //! ([`events`]) is the other way in.
 //!
@@ -22,6 +22,7 @@
 pub mod attr;
 pub mod content_cache;
 pub mod errno;
+pub mod events;
 pub mod inode;
 pub mod kernel;
 mod listing;
@@ -30,7 +31,7 @@ mod namespace;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -42,6 +43,7 @@ use crate::api::Client;
 use attr::{FsAttr, Identity};
 use content_cache::ContentCache;
 use errno::FsError;
+use events::{OwnChanges, StreamHealth};
 use inode::{Ino, InodeError, InodeTable, Kind, ROOT_INO};
 use kernel::KernelQueue;
 
@@ -161,7 +163,11 @@ pub struct BoxFs {
     table: Arc<Mutex<InodeTable>>,
     cache: Option<Arc<ContentCache>>,
     kernel: KernelQueue,
-    stream_healthy: Arc<AtomicBool>,
+    /// Whether the event stream runs (set by the events task); decides the TTLs.
+    health: Arc<StreamHealth>,
+    /// Our own changes in flight, so the events task waits for their answers before it
+    /// applies Box's echo of them.
+    own: Arc<OwnChanges>,
     /// Per-directory locks serialising listings of the same folder.
     listing_locks: Mutex<HashMap<Ino, Arc<tokio::sync::Mutex<()>>>>,
     /// Directories whose listing changed since the kernel last opened them.
@@ -221,7 +227,8 @@ impl BoxFs {
             table: Arc::new(Mutex::new(table)),
             cache,
             kernel,
-            stream_healthy: Arc::new(AtomicBool::new(false)),
+            health: Arc::new(StreamHealth::new()),
+            own: OwnChanges::new(),
             listing_locks: Mutex::default(),
             dirs_changed: Mutex::default(),
             open_versions: Mutex::default(),
@@ -256,13 +263,18 @@ impl BoxFs {
         &self.kernel
     }
 
-    /// The flag the events task sets while the stream runs.
-    pub fn stream_health_flag(&self) -> &Arc<AtomicBool> {
-        &self.stream_healthy
+    /// The event stream's state, shared with the events task.
+    pub fn health(&self) -> &Arc<StreamHealth> {
+        &self.health
+    }
+
+    /// Our own changes in flight, shared with the events task.
+    pub fn own_changes(&self) -> &Arc<OwnChanges> {
+        &self.own
     }
 
     fn healthy(&self) -> bool {
-        self.stream_healthy.load(Ordering::Relaxed)
+        self.health.is_healthy()
     }
 
     /// How long our cached metadata is trusted right now.

@@ -63,6 +63,7 @@ impl BoxFs {
         self.check_writable()?;
         let name = box_name(name)?;
         let parent_id = self.box_id_of_dir(parent)?;
+        let _own = self.own.name(&parent_id, name);
         let item = self.client.create_folder(&parent_id, name).await?;
         let (_, attr) = self.store_item(parent, &item, true)?;
         Ok(attr)
@@ -76,6 +77,7 @@ impl BoxFs {
         if t.kind == Kind::Dir {
             return Err(FsError::new(libc::EISDIR, "is a directory"));
         }
+        let _own = self.own.item(&t.box_id);
         self.client.delete_file(&t.box_id, None).await?;
         lock(&self.table).remove(ino)?;
         Ok(())
@@ -94,6 +96,7 @@ impl BoxFs {
         }
         // Box refuses a non-empty folder without `recursive` (folder_not_empty → ENOTEMPTY),
         // which also covers children we have not listed.
+        let _own = self.own.item(&t.box_id);
         self.client.delete_folder(&t.box_id, false, None).await?;
         lock(&self.table).remove(ino)?;
         Ok(())
@@ -131,6 +134,8 @@ impl BoxFs {
         if src.name == new_name_str && parent == new_parent {
             return Ok(());
         }
+        let _own_src = self.own.item(&src.box_id);
+        let _own_old = replaced.as_ref().map(|old| self.own.item(&old.box_id));
         if let Some(old) = &replaced {
             self.trash(old).await?;
         }

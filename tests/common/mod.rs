@@ -116,6 +116,16 @@ impl TestEmu {
         body["entries"][0].clone()
     }
 
+    /// A client of this emulator with the admin's token.
+    pub fn client(&self, retry: boxfs::api::RetryPolicy) -> boxfs::api::Client {
+        boxfs::api::Client::with_http(
+            std::sync::Arc::new(boxfs::api::DeveloperToken::new(self.token.clone())),
+            boxfs::api::Endpoints::from_base(&self.base).expect("emulator base URL"),
+            boxfs::api::client::http_client(),
+            retry,
+        )
+    }
+
     /// Responses so far that broke Box's OpenAPI description.
     pub fn violations(&self) -> Vec<String> {
         self.emulator().conformance_violations()

@@ -1,0 +1,206 @@
+//! Changes made by another client, straight through the API, show up in a real mount within
+//! 2 s without remounting: new content, a rename, a move, a trash and a new file. The event
+//! stream lost (every request failing) and recovered: the mount catches up.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use boxfs::emulator::{EmulatorConfig, Knobs};
+use common::mount::{eventually, TestMount};
+use common::TestEmu;
+use reqwest::Method;
+use serde_json::Value;
+
+const VISIBLE_WITHIN: Duration = Duration::from_secs(2);
+
+async fn demo_emu() -> Arc<TestEmu> {
+    Arc::new(
+        TestEmu::start_with(EmulatorConfig {
+            demo: true,
+            ..EmulatorConfig::default()
+        })
+        .await,
+    )
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("test body")
+}
+
+fn rt() -> tokio::runtime::Handle {
+    tokio::runtime::Handle::current()
+}
+
+fn child_id(emu: &TestEmu, folder_id: &str, name: &str) -> String {
+    let (_, listing) = rt().block_on(emu.get(&format!("/folders/{folder_id}/items?limit=1000")));
+    listing["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .find(|e| e["name"] == name)
+        .map(|e| e["id"].as_str().expect("id").to_string())
+        .unwrap_or_else(|| panic!("no {name} in folder {folder_id}"))
+}
+
+fn put(emu: &TestEmu, path: &str, body: Value) {
+    let (status, body) = rt().block_on(emu.put_json(path, body));
+    assert!(status.is_success(), "PUT {path}: {status} {body}");
+}
+
+/// Uploads a new version of a file through the API.
+fn new_version(emu: &TestEmu, file_id: &str, content: &[u8]) {
+    let form = reqwest::multipart::Form::new()
+        .text("attributes", "{}")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(content.to_vec()).file_name("x"),
+        );
+    let (status, body) = rt().block_on(TestEmu::send(
+        emu.req(
+            Method::POST,
+            &emu.upload(&format!("/files/{file_id}/content")),
+        )
+        .multipart(form),
+    ));
+    assert!(status.is_success(), "new version: {status} {body}");
+}
+
+fn exists(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
+
+fn listed(dir: &Path, name: &str) -> bool {
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(Result::ok).any(|e| e.file_name() == name))
+        .unwrap_or(false)
+}
+
+fn seen_within(what: &str, check: impl FnMut() -> bool) {
+    let took = eventually(VISIBLE_WITHIN, check);
+    assert!(
+        took.is_some(),
+        "{what}: not visible in the mount within {VISIBLE_WITHIN:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_made_elsewhere_show_up_within_two_seconds() {
+    let emu = demo_emu().await;
+    let e = emu.clone();
+    blocking(move || {
+        let m = TestMount::start(&e, &[]);
+        // Fill the kernel's and our caches first: names, attributes, listings, pages.
+        let before = std::fs::read(m.path("Documents/notes.txt")).expect("read");
+        assert!(listed(&m.path("Documents"), "notes.txt"));
+        assert!(listed(&m.root, "Welcome.txt"));
+        let docs = child_id(&e, "0", "Documents");
+        let notes = child_id(&e, &docs, "notes.txt");
+
+        // New content.
+        let content = b"changed elsewhere, and longer than before".repeat(3);
+        new_version(&e, &notes, &content);
+        seen_within("new content", || {
+            std::fs::read(m.path("Documents/notes.txt")).is_ok_and(|c| c == content)
+        });
+        assert_ne!(before, content);
+        assert_eq!(
+            std::fs::metadata(m.path("Documents/notes.txt"))
+                .expect("stat")
+                .len(),
+            content.len() as u64
+        );
+
+        // Rename.
+        let welcome = child_id(&e, "0", "Welcome.txt");
+        put(
+            &e,
+            &format!("/files/{welcome}"),
+            serde_json::json!({"name": "Renamed.txt"}),
+        );
+        seen_within("rename", || {
+            exists(&m.path("Renamed.txt"))
+                && !exists(&m.path("Welcome.txt"))
+                && listed(&m.root, "Renamed.txt")
+                && !listed(&m.root, "Welcome.txt")
+        });
+
+        // Move.
+        put(
+            &e,
+            &format!("/files/{welcome}"),
+            serde_json::json!({"parent": {"id": docs}}),
+        );
+        seen_within("move", || {
+            exists(&m.path("Documents/Renamed.txt")) && !listed(&m.root, "Renamed.txt")
+        });
+
+        // Trash.
+        let (status, _) = rt().block_on(e.delete(&format!("/files/{notes}")));
+        assert!(status.is_success());
+        seen_within("trash", || {
+            !exists(&m.path("Documents/notes.txt")) && !listed(&m.path("Documents"), "notes.txt")
+        });
+
+        // New file and new folder.
+        rt().block_on(e.upload_file(&docs, "fresh.txt", b"brand new"));
+        rt().block_on(e.mkdir("0", "Fresh Folder"));
+        seen_within("new file", || {
+            std::fs::read(m.path("Documents/fresh.txt")).is_ok_and(|c| c == b"brand new")
+        });
+        seen_within("new folder", || listed(&m.root, "Fresh Folder"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mount_catches_up_after_the_event_stream_was_lost() {
+    let emu = demo_emu().await;
+    let e = emu.clone();
+    blocking(move || {
+        let m = TestMount::start(&e, &[]);
+        assert!(listed(&m.root, "Welcome.txt"));
+        // Everything fails for a while: the stream is lost.
+        e.emulator().set_knobs(Knobs {
+            fault_rate: 1.0,
+            ..Knobs::default()
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        // A change made while the mount cannot hear about it.
+        let welcome = {
+            e.emulator().set_knobs(Knobs::default());
+            let id = child_id(&e, "0", "Welcome.txt");
+            put(
+                &e,
+                &format!("/files/{id}"),
+                serde_json::json!({"name": "During outage.txt"}),
+            );
+            e.emulator().set_knobs(Knobs {
+                fault_rate: 1.0,
+                ..Knobs::default()
+            });
+            id
+        };
+        std::thread::sleep(Duration::from_millis(1000));
+        e.emulator().set_knobs(Knobs::default());
+        // Recovered: reconnect, revalidate, and the change shows.
+        let took = eventually(Duration::from_secs(10), || {
+            listed(&m.root, "During outage.txt") && !listed(&m.root, "Welcome.txt")
+        });
+        assert!(
+            took.is_some(),
+            "the mount never caught up; log:\n{}",
+            m.log()
+        );
+        // And the stream works again afterwards.
+        put(
+            &e,
+            &format!("/files/{welcome}"),
+            serde_json::json!({"name": "After.txt"}),
+        );
+        seen_within("rename after recovery", || listed(&m.root, "After.txt"));
+    })
+    .await;
+}
