@@ -163,7 +163,9 @@ fn raise_readahead(mountpoint: &Path) {
         libc::major(dev),
         libc::minor(dev)
     );
-    if let Err(e) = std::fs::write(&path, "16384") {
+    // 4 MiB: within the distance the reader tolerates reordered requests (read.rs), and
+    // enough for four 1 MiB requests in flight.
+    if let Err(e) = std::fs::write(&path, "4096") {
         log::debug!("cannot raise read-ahead ({path}): {e}");
     }
 }

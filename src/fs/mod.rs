@@ -1,6 +1,6 @@
 //! The filesystem layer: Box seen as a tree of inodes, one `async fn` per filesystem operation,
 //! testable without the kernel. [`BoxFs`] owns the metadata cache (the [`inode`] table, bounded in LRU order),
-//! the open file and directory handles and the content cache, and talks to Box through the
+//! the open file and directory handles, the read path ([`read`]) and the content cache, and talks to Box through the
 //! [`crate::api::Client`]. `fuse.rs` is the only caller that sees fuser types; the events task
 //! ([`events`]) is the other way in.
 //!
@@ -27,6 +27,7 @@ pub mod inode;
 pub mod kernel;
 mod listing;
 mod namespace;
+pub mod read;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -46,6 +47,7 @@ use errno::FsError;
 use events::{OwnChanges, StreamHealth};
 use inode::{Ino, InodeError, InodeTable, Kind, ROOT_INO};
 use kernel::KernelQueue;
+use read::{FileReader, FileVersionRef, ReadConfig};
 
 /// Fields every item fetched for `stat` carries (listings and single items alike).
 pub const STAT_FIELDS: &[&str] = &[
@@ -84,6 +86,8 @@ pub struct FsOptions {
     pub prefetch_per_folder: usize,
     /// Bound of the metadata cache, in inodes (those the kernel holds are kept beyond it).
     pub max_inodes: usize,
+    /// How open files read: parts, read-ahead window, parallel requests.
+    pub read: ReadConfig,
 }
 
 impl Default for FsOptions {
@@ -99,6 +103,7 @@ impl Default for FsOptions {
             prefetch_per_folder: 1000,
             // About 490 bytes each: some 120 MB at the bound.
             max_inodes: 250_000,
+            read: ReadConfig::default(),
         }
     }
 }
@@ -121,11 +126,10 @@ pub struct DirSnapshot {
 }
 
 /// An open regular file.
-#[derive(Debug)]
 pub struct OpenFile {
     pub ino: Ino,
-    pub file_id: String,
-    pub size: u64,
+    /// Fetches this version of the file's content (ranged, parallel, through the cache).
+    pub reader: FileReader,
 }
 
 /// What `open` and `opendir` answer besides the handle.
@@ -552,7 +556,7 @@ impl BoxFs {
         if !fresh {
             self.getattr(ino).await?;
         }
-        let (file_id, size, version) = {
+        let (file_id, size, version, version_id) = {
             let table = lock(&self.table);
             let inode = table
                 .get(ino)
@@ -565,6 +569,7 @@ impl BoxFs {
                 inode.box_id().to_string(),
                 a.size,
                 a.version.clone().or_else(|| a.sha1.clone()),
+                a.version.clone(),
             )
         };
         // The kernel's pages of this file are still right if the version did not change
@@ -572,10 +577,25 @@ impl BoxFs {
         let keep_cache = {
             let mut versions = lock(&self.open_versions);
             let previous = versions.insert(ino, version.clone());
-            version.is_some() && previous == Some(version)
+            version.is_some() && previous.as_ref() == Some(&version)
         };
+        // The reader fetches the version stat showed (by its id; Box's sha1 when the id is
+        // unknown), so a file changed during a read never mixes two versions.
+        let reader = FileReader::new(
+            self.client.clone(),
+            self.cache.clone(),
+            FileVersionRef {
+                file_id,
+                version: version_id
+                    .or(version)
+                    .map(|v| v.to_string())
+                    .unwrap_or_default(),
+                size,
+            },
+            self.opts.read.clone(),
+        );
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.files).insert(fh, Arc::new(OpenFile { ino, file_id, size }));
+        lock(&self.files).insert(fh, Arc::new(OpenFile { ino, reader }));
         Ok(Opened { fh, keep_cache })
     }
 
@@ -585,15 +605,7 @@ impl BoxFs {
             .get(&fh)
             .cloned()
             .ok_or_else(|| FsError::new(libc::EBADF, format!("no open file {fh}")))?;
-        if offset >= file.size || size == 0 {
-            return Ok(Bytes::new());
-        }
-        let end = (offset + u64::from(size)).min(file.size);
-        let download = self
-            .client
-            .download_range(&file.file_id, offset..end)
-            .await?;
-        Ok(download.bytes().await?)
+        file.reader.read(offset, size).await
     }
 
     pub fn release(&self, fh: u64) {
