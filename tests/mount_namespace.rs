@@ -141,7 +141,10 @@ async fn ls_stat_cat_and_cp_out_show_box_content() {
             libc::ENOENT
         );
         // Lookups match the exact spelling, though Box compares names case-insensitively.
-        assert_eq!(errno_of(std::fs::metadata(m.path("welcome.TXT"))), libc::ENOENT);
+        assert_eq!(
+            errno_of(std::fs::metadata(m.path("welcome.TXT"))),
+            libc::ENOENT
+        );
         let df = Command::new("df").arg(&m.root).output().expect("df");
         assert!(df.status.success(), "df: {df:?}");
     })
