@@ -13,13 +13,15 @@ use std::sync::Arc;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, Request,
+    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
+    Request,
 };
 
 use crate::fs::attr::FsAttr;
 use crate::fs::errno::FsError;
 use crate::fs::inode::Kind;
 use crate::fs::kernel::{Invalidation, KernelNotify};
+use crate::fs::xattr::{sized_reply, XattrReply};
 use crate::fs::BoxFs;
 
 /// Largest read-ahead we ask the kernel for (it caps it at its own maximum).
@@ -67,6 +69,28 @@ fn to_file_attr(a: &FsAttr) -> FileAttr {
         rdev: 0,
         blksize: a.blksize,
         flags: 0,
+    }
+}
+
+/// Answers `getxattr`/`listxattr` with `value` sized for the caller's buffer.
+fn reply_xattr(op: &str, value: Result<Vec<u8>, FsError>, size: u32, reply: ReplyXattr) {
+    match value.and_then(|v| sized_reply(v, size)) {
+        Ok(XattrReply::Size(n)) => reply.size(n),
+        Ok(XattrReply::Data(d)) => reply.data(&d),
+        Err(e) => reply.error(xattr_errno(op, &e)),
+    }
+}
+
+/// [`errno`] for attribute changes, where refusing a name or value is an answer to the
+/// caller, not a failure of the mount: `cp -a` into the mount offers every attribute of every
+/// file it copies, and a warning for each would bury the ones that matter.
+fn xattr_errno(op: &str, e: &FsError) -> Errno {
+    match e.errno() {
+        libc::EOPNOTSUPP | libc::EPERM | libc::EINVAL | libc::EEXIST | libc::ENODATA => {
+            log::debug!("{op}: {e}");
+            Errno::from_i32(e.errno())
+        }
+        _ => errno(op, e),
     }
 }
 
@@ -354,6 +378,53 @@ impl Filesystem for FuseAdapter {
     ) {
         self.fs.releasedir(fh.0);
         reply.ok();
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let fs = self.fs.clone();
+        let name = name.to_owned();
+        self.spawn(async move {
+            reply_xattr("getxattr", fs.getxattr(ino.0, &name).await, size, reply);
+        });
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            reply_xattr("listxattr", fs.listxattr(ino.0).await, size, reply);
+        });
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let fs = self.fs.clone();
+        let name = name.to_owned();
+        let value = value.to_vec();
+        self.spawn(async move {
+            match fs.setxattr(ino.0, &name, &value, flags).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(xattr_errno("setxattr", &e)),
+            }
+        });
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let fs = self.fs.clone();
+        let name = name.to_owned();
+        self.spawn(async move {
+            match fs.removexattr(ino.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(xattr_errno("removexattr", &e)),
+            }
+        });
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

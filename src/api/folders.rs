@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use super::client::{Client, Request};
 use super::error::{BoxError, BoxResult};
+use super::metadata::ItemRef;
 use super::secret::Secret;
 use super::types::{Item, Items, SharedLink};
 use super::users::check_id;
@@ -403,6 +404,13 @@ pub(crate) enum Kind {
 }
 
 impl Kind {
+    fn of(item: &ItemRef) -> (Kind, &str) {
+        match item {
+            ItemRef::File(id) => (Kind::File, id),
+            ItemRef::Folder(id) => (Kind::Folder, id),
+        }
+    }
+
     pub(crate) fn path(self, id: &str) -> String {
         match self {
             Kind::File => format!("/files/{id}"),
@@ -428,6 +436,53 @@ impl Client {
         Ok(item.shared_link)
     }
 
+    /// `PUT` of a `shared_link` value (an object sets, `null` removes); returns the item
+    /// with `fields` (`shared_link` always among them).
+    async fn put_shared_link<S: AsRef<str>>(
+        &self,
+        kind: Kind,
+        id: &str,
+        link: Value,
+        fields: &[S],
+    ) -> BoxResult<Item> {
+        check_id(id)?;
+        let mut fields: Vec<&str> = fields.iter().map(AsRef::as_ref).collect();
+        if !fields.contains(&"shared_link") {
+            fields.push("shared_link");
+        }
+        self.json(with_fields(
+            self.api(Method::PUT, &kind.path(id))
+                .json(json!({ "shared_link": link })),
+            &fields,
+        ))
+        .await
+    }
+
+    /// Creates or changes the shared link of `item` and returns the item with `fields`
+    /// besides `shared_link`: a caller that caches items learns the etag and sequence_id the
+    /// change gave it.
+    pub async fn share_item_with_fields<S: AsRef<str>>(
+        &self,
+        item: &ItemRef,
+        settings: &SharedLinkSettings,
+        fields: &[S],
+    ) -> BoxResult<Item> {
+        let (kind, id) = Kind::of(item);
+        let link = settings.to_json(kind == Kind::Folder)?;
+        self.put_shared_link(kind, id, link, fields).await
+    }
+
+    /// Removes the shared link of `item`; returns the item with `fields` (see
+    /// [`Client::share_item_with_fields`]).
+    pub async fn unshare_item_with_fields<S: AsRef<str>>(
+        &self,
+        item: &ItemRef,
+        fields: &[S],
+    ) -> BoxResult<Item> {
+        let (kind, id) = Kind::of(item);
+        self.put_shared_link(kind, id, Value::Null, fields).await
+    }
+
     /// Creates or changes the shared link of a file or folder.
     pub(crate) async fn set_shared_link(
         &self,
@@ -435,14 +490,9 @@ impl Client {
         id: &str,
         settings: &SharedLinkSettings,
     ) -> BoxResult<SharedLink> {
-        check_id(id)?;
         let link = settings.to_json(kind == Kind::Folder)?;
-        let item: Item = self
-            .json(
-                self.api(Method::PUT, &kind.path(id))
-                    .query("fields", "shared_link")
-                    .json(json!({ "shared_link": link })),
-            )
+        let item = self
+            .put_shared_link(kind, id, link, &["shared_link"])
             .await?;
         item.shared_link.ok_or_else(|| {
             BoxError::Decode(format!(
@@ -454,13 +504,7 @@ impl Client {
 
     /// Removes the shared link of a file or folder (`"shared_link": null`).
     pub(crate) async fn remove_shared_link(&self, kind: Kind, id: &str) -> BoxResult<()> {
-        check_id(id)?;
-        let _: Item = self
-            .json(
-                self.api(Method::PUT, &kind.path(id))
-                    .query("fields", "shared_link")
-                    .json(json!({ "shared_link": null })),
-            )
+        self.put_shared_link(kind, id, Value::Null, &["shared_link"])
             .await?;
         Ok(())
     }

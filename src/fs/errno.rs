@@ -75,6 +75,28 @@ fn errno_of_api(status: u16, code: &str) -> c_int {
     }
 }
 
+/// The errno for a failed metadata request (extended attributes), where some of Box's
+/// answers mean something other than they do for files and folders: "no such instance" is an
+/// absent attribute (ENODATA), not a missing file; an instance that exists already is EEXIST;
+/// an unknown template (404 `instance_tuple_not_found` on create) is a bad name, EINVAL.
+///
+/// A 409 on a patch is a `test` that no longer matches: someone changed the instance since we
+/// read it, and the caller must read again before deciding. The errno that says so is EBUSY
+/// (another writer holds it), because the two obvious ones cannot reach the caller: the
+/// kernel retries a path-based `setxattr`/`removexattr` that failed with ESTALE once, with a
+/// fresh lookup, and that retry, made after the cache was dropped, would test the other
+/// writer's value, pass, and overwrite it without anyone being told; and the VFS turns EAGAIN
+/// from `setxattr` into EOPNOTSUPP (EAGAIN is its own "no handler took this" signal).
+pub fn metadata_errno_of(err: &BoxError) -> c_int {
+    match err.code() {
+        Some("instance_not_found") => libc::ENODATA,
+        Some("tuple_already_exists") => libc::EEXIST,
+        Some("instance_tuple_not_found") => libc::EINVAL,
+        _ if err.status() == Some(409) => libc::EBUSY,
+        _ => errno_of(err),
+    }
+}
+
 /// Whether Box refused because another user locked the item.
 pub fn is_lock(err: &BoxError) -> bool {
     err.code() == Some(CODE_ITEM_LOCKED)
@@ -101,6 +123,14 @@ impl FsError {
     /// The name does not exist: an answer, not a failure.
     pub fn not_found(message: impl Into<String>) -> FsError {
         FsError::new(libc::ENOENT, message)
+    }
+
+    /// A failed metadata request, with the errno [`metadata_errno_of`] gives it.
+    pub fn from_metadata(err: BoxError) -> FsError {
+        FsError {
+            errno: metadata_errno_of(&err),
+            ..FsError::from(err)
+        }
     }
 
     /// The errno to answer the kernel with.
@@ -130,11 +160,19 @@ impl FsError {
     /// Whether this failure deserves a warning in the log. Missing names (every shell's
     /// `stat` of a file that is not there), existing names (`O_EXCL`, `mkdir -p`), non-empty
     /// folders (`rmdir` of a tree) and over-long names are what callers ask about on purpose;
-    /// they are answers, logged at debug level at most. Everything else is a warning.
+    /// they are answers, logged at debug level at most, and so are absent extended
+    /// attributes. Everything else is a warning.
     pub fn should_warn(&self) -> bool {
         !matches!(
             self.errno,
-            libc::ENOENT | libc::EEXIST | libc::ENOTEMPTY | libc::ENAMETOOLONG
+            libc::ENOENT
+                | libc::EEXIST
+                | libc::ENOTEMPTY
+                | libc::ENAMETOOLONG
+                // An absent extended attribute (`ls` asks for `security.selinux` of every
+                // file) and a buffer too small for one (the caller asks again, larger).
+                | libc::ENODATA
+                | libc::ERANGE
         )
     }
 }
@@ -268,7 +306,31 @@ mod tests {
     }
 
     #[test]
+    fn metadata_answers_mean_attribute_errnos() {
+        let cases: &[(u16, &str, c_int)] = &[
+            (404, "instance_not_found", libc::ENODATA),
+            (409, "tuple_already_exists", libc::EEXIST),
+            (404, "instance_tuple_not_found", libc::EINVAL),
+            (409, "conflict", libc::EBUSY),
+            (400, "schema_validation_failed", libc::EINVAL),
+            (404, "not_found", libc::ENOENT),
+            (403, "forbidden", libc::EACCES),
+        ];
+        for &(status, code, want) in cases {
+            assert_eq!(
+                metadata_errno_of(&api(status, code)),
+                want,
+                "{status} {code}"
+            );
+            let err = FsError::from_metadata(api(status, code));
+            assert_eq!(err.errno(), want);
+            assert!(err.message().contains("req-123"));
+        }
+    }
+
+    #[test]
     fn only_real_failures_are_worth_a_warning() {
+        assert!(!FsError::new(libc::ENODATA, "no such attribute").should_warn());
         assert!(!FsError::not_found("lookup miss").should_warn());
         assert!(!FsError::from(api(409, "item_name_in_use")).should_warn());
         assert!(!FsError::from(api(400, "folder_not_empty")).should_warn());

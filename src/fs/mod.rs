@@ -28,6 +28,7 @@ pub mod kernel;
 mod listing;
 mod namespace;
 pub mod read;
+pub mod xattr;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -183,6 +184,8 @@ pub struct BoxFs {
     next_fh: AtomicU64,
     prefetch_slots: Arc<Semaphore>,
     quota: Mutex<Option<(Instant, FsStats)>>,
+    /// Values of the `user.box.` extended attributes, kept briefly (see [`xattr`]).
+    xattrs: xattr::XattrCache,
     pub counters: FsCounters,
 }
 
@@ -241,6 +244,7 @@ impl BoxFs {
             next_fh: AtomicU64::new(1),
             prefetch_slots: Arc::new(Semaphore::new(opts.prefetch_parallel.max(1))),
             quota: Mutex::default(),
+            xattrs: xattr::XattrCache::default(),
             counters: FsCounters::default(),
             opts,
         }

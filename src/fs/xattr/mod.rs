@@ -1,0 +1,546 @@
+//! Box's own features as extended attributes, all under `user.box.`: facts about the item,
+//! its lock, its shared link and its metadata instances. This module owns the
+//! `getxattr`/`listxattr`/`setxattr`/`removexattr` operations of [`BoxFs`]; [`names`] the
+//! names and the values read, [`values`] the checks of values written, and `cache` the
+//! short-lived cache of what Box said.
+//!
+//! # The attributes
+//!
+//! | name | value | set | remove |
+//! |---|---|---|---|
+//! | `user.box.id`, `.type`, `.etag`, `.sha1` (files), `.version` (files: the `file_version` id), `.owner`, `.modified_by` (logins), `.created_at` | text | EPERM | EPERM |
+//! | `user.box.lock` (files) | JSON `{"holder", "created_at", "expires_at", "is_download_prevented"}` | locks: empty or `lock`, or JSON with `expires_at` (RFC 3339 or null) and `is_download_prevented` (the other two keys are ignored, so a value read can be written back) | unlocks |
+//! | `user.box.shared_link` | the URL | `open`, `company` or `collaborators` creates or changes the link (empty: Box's default access) | unshares |
+//! | `user.box.shared_link.download_url` (files) | the URL | EPERM | EPERM |
+//! | `user.box.metadata.<scope>.<template>` | the instance's values as a JSON object | a JSON object creates or replaces the instance | deletes the instance |
+//! | `user.box.metadata.<scope>.<template>.<field>` | one value as JSON (`"text"`, `1.5`, `["a","b"]`) | sets the field (creating the instance if there is none) | removes the field |
+//!
+//! An attribute that does not exist for the item (no lock, no link, a folder's `sha1`) is
+//! not listed and reads as ENODATA. `<scope>` is `global` or `enterprise_<id>` as Box
+//! reports it; `enterprise` is accepted as shorthand for the caller's enterprise. Instance
+//! values leave out Box's bookkeeping (`$id`, `$version`, ...); `$` keys in a value written
+//! are ignored, so an instance copied from the API can be pasted.
+//!
+//! # Errors
+//!
+//! - Names outside `user.box.`: ENODATA on get and remove, EOPNOTSUPP on set. `cp -a` and
+//!   `rsync -X` take EOPNOTSUPP as "this filesystem keeps no such attributes" and go on
+//!   silently; the mount stores nothing Box cannot hold.
+//! - Unknown names under `user.box.` (a typo, a malformed scope or template key): ENODATA on
+//!   get and remove, EINVAL on set.
+//! - Read-only attributes: EPERM on set and remove (as for an immutable file: the caller
+//!   may not change this, whatever its permissions).
+//! - `XATTR_CREATE` on an attribute that exists: EEXIST; `XATTR_REPLACE` on one that does
+//!   not: ENODATA. A lock on a folder: EOPNOTSUPP on set (Box locks files only).
+//! - Values: bad JSON, a value of the wrong type for the template field, an option the field
+//!   does not have, an unknown template or field: EINVAL, checked before anything is sent, so
+//!   nothing changes on Box.
+//! - Two writers: a field written or removed is sent as a JSON Patch guarded by a `test` of
+//!   the value this mount last read, and an instance replaced by one guarded by a `test` of
+//!   each value; Box applies a patch all or nothing. When the test fails (someone changed the
+//!   instance since) the answer is EBUSY and the cache is dropped, so that reading again
+//!   shows the other writer's value; the same when we create an instance another writer
+//!   created since we looked (unless the caller asked for `XATTR_CREATE`: EEXIST). Not
+//!   ESTALE, which the kernel retries (and the retry would overwrite the other writer), nor
+//!   EAGAIN, which the VFS turns into EOPNOTSUPP (see `metadata_errno_of` in `errno.rs`).
+//!   JSON Patch cannot test that a key is absent, so adding a field that did not exist is
+//!   unguarded.
+//! - A read-only mount: EROFS on set and remove.
+//!
+//! # Cost
+//!
+//! Values are fetched on demand (the item with `fields=`, the metadata instances with one
+//! `GET .../metadata` that lists them all) and kept for [`XATTR_TTL`], or until our own change
+//! or [`BoxFs::invalidate_xattrs`] (the events task) drops them; a cached item is also
+//! dropped when the inode table learns a newer `sequence_id`. `user.box.id` and
+//! `user.box.type` and every name outside `user.box.` are answered without asking Box.
+//! `listxattr` costs both requests, made at once; `getfattr -d` then reads from the cache.
+//!
+//! `ls -l` as GNU coreutils 9.1 does it asks each file for `security.selinux` and
+//! `system.posix_acl_access`, which cost nothing here. `ls` implementations that look for
+//! ACLs with `listxattr` instead (uutils, newer gnulib) make a cold `ls -l` cost those two
+//! requests per file. Answering that cheaply needs the attributes of a whole folder at once
+//! (a listing with the `lock`, `shared_link` and `metadata.<scope>.<template>` fields).
+
+mod cache;
+pub mod names;
+pub mod values;
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use serde_json::{Map, Value};
+
+use super::errno::FsError;
+use super::inode::{Ino, Kind, ROOT_INO};
+use super::{lock, BoxFs, STAT_FIELDS};
+use crate::api::error::BoxResult;
+use crate::api::folders::{SharedLinkSettings, ROOT_FOLDER};
+use crate::api::metadata::{ItemRef, MetadataInstance, MetadataPatch};
+use crate::api::types::Item;
+pub use cache::{XattrCache, XATTR_TTL};
+use names::{
+    active_lock, attribute_names, find_instance, item_value, to_json_bytes, Fact, NameError,
+    TemplateRef, XattrName,
+};
+pub use names::{sized_reply, XattrReply, PREFIX};
+use values::{
+    field_patch, invalid, no_data, parse_json, parse_link_access, parse_lock_value, read_only,
+    replace_patch, Mode, Schema,
+};
+
+/// Item fields the attributes need besides [`STAT_FIELDS`] (which come along so that every
+/// fetch refreshes the inode's `stat` too).
+const EXTRA_FIELDS: &[&str] = &["owned_by", "modified_by", "shared_link"];
+
+/// What the attributes of an inode are about.
+#[derive(Debug, Clone)]
+struct Target {
+    box_id: String,
+    kind: Kind,
+    sequence_id: Option<u64>,
+}
+
+impl Target {
+    fn item_ref(&self) -> ItemRef {
+        match self.kind {
+            Kind::File => ItemRef::File(self.box_id.clone()),
+            Kind::Dir => ItemRef::Folder(self.box_id.clone()),
+        }
+    }
+
+    fn fields(&self) -> Vec<&'static str> {
+        let mut fields: Vec<&'static str> =
+            STAT_FIELDS.iter().chain(EXTRA_FIELDS).copied().collect();
+        if self.kind == Kind::File {
+            // Box locks files only: `lock` is not a folder field.
+            fields.push("lock");
+        }
+        fields
+    }
+
+    /// Box keeps no metadata on the root folder ("All Files" answers 403).
+    fn has_metadata(&self) -> bool {
+        self.box_id != ROOT_FOLDER
+    }
+}
+
+impl BoxFs {
+    fn xattr_target(&self, ino: Ino) -> Result<Target, FsError> {
+        let table = lock(&self.table);
+        let inode = table
+            .get(ino)
+            .ok_or_else(|| FsError::not_found(format!("no inode {ino}")))?;
+        Ok(Target {
+            box_id: inode.box_id().to_string(),
+            kind: inode.kind(),
+            sequence_id: inode.attrs().sequence_id,
+        })
+    }
+
+    /// Stores Box's answer about `ino` (a fetch, or the answer to our own change) in the inode
+    /// table, so that `stat` sees it and the event echoing our change finds nothing new.
+    fn record_item(&self, ino: Ino, item: &Item) {
+        let mut table = lock(&self.table);
+        let parent = match table.get(ino).map(|i| i.parent()) {
+            Some(Some(p)) => p,
+            Some(None) if ino == ROOT_INO => ROOT_INO,
+            // Detached, or evicted meanwhile: nothing to update.
+            _ => return,
+        };
+        if let Err(e) = table.insert_or_update_from_item(parent, item) {
+            log::debug!("keeping inode {ino} as it was: {e}");
+        }
+    }
+
+    /// The item with the fields the attributes need, from the cache or from Box.
+    async fn xattr_item(&self, ino: Ino, t: &Target) -> Result<Arc<Item>, FsError> {
+        if let Some(item) = self.xattrs.item(ino, t.sequence_id) {
+            return Ok(item);
+        }
+        let started = Instant::now();
+        self.counters.item_fetches.fetch_add(1, Ordering::Relaxed);
+        let fields = t.fields();
+        let fetched = match t.kind {
+            Kind::File => self.client.file_with_fields(&t.box_id, &fields).await,
+            Kind::Dir => self.client.folder_with_fields(&t.box_id, &fields).await,
+        };
+        let item = match fetched {
+            Ok(item) => Arc::new(item),
+            Err(e) if e.is_not_found() && ino != ROOT_INO => {
+                self.forget_removed(ino);
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        self.record_item(ino, &item);
+        self.xattrs.store_item(ino, started, item.clone());
+        Ok(item)
+    }
+
+    /// Every metadata instance on the item, from the cache or from Box (one request).
+    async fn xattr_instances(
+        &self,
+        ino: Ino,
+        t: &Target,
+    ) -> Result<Arc<Vec<MetadataInstance>>, FsError> {
+        if !t.has_metadata() {
+            return Ok(Arc::default());
+        }
+        if let Some(list) = self.xattrs.instances(ino) {
+            return Ok(list);
+        }
+        let started = Instant::now();
+        let list = self
+            .client
+            .metadata_list(&t.item_ref())
+            .await
+            .map_err(FsError::from_metadata)?;
+        let list = Arc::new(list);
+        self.xattrs.store_instances(ino, started, list.clone());
+        Ok(list)
+    }
+
+    /// The schema values of `tref` are checked against. An unknown template is EINVAL: the
+    /// name refers to nothing that can be written.
+    async fn template_schema(&self, tref: &TemplateRef) -> Result<Arc<Schema>, FsError> {
+        if tref.is_free_form() {
+            return Ok(Arc::new(Schema::FreeForm));
+        }
+        if let Some(schema) = self.xattrs.template(tref) {
+            return Ok(schema);
+        }
+        let template = match self
+            .client
+            .metadata_template(&tref.scope, &tref.template)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) if e.is_not_found() => {
+                return Err(invalid(format!(
+                    "there is no metadata template {}.{}",
+                    tref.scope, tref.template
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let schema = Arc::new(Schema::of(&template));
+        self.xattrs.store_template(tref, schema.clone());
+        Ok(schema)
+    }
+
+    /// Forgets the attribute values cached for `ino`: for the events task, when Box reports
+    /// a lock, shared link or metadata change made elsewhere.
+    pub fn invalidate_xattrs(&self, ino: Ino) {
+        self.xattrs.invalidate(ino);
+    }
+
+    /// `getxattr`: the value of attribute `name` of `ino`.
+    pub async fn getxattr(&self, ino: Ino, name: &OsStr) -> Result<Vec<u8>, FsError> {
+        let name = match XattrName::parse(name.as_bytes()) {
+            Ok(n) => n,
+            Err(_) => return Err(no_data()),
+        };
+        let t = self.xattr_target(ino)?;
+        let value = match &name {
+            // Known without asking Box.
+            XattrName::Fact(Fact::Id) => Some(t.box_id.clone().into_bytes()),
+            XattrName::Fact(Fact::Type) => Some(
+                match t.kind {
+                    Kind::File => "file",
+                    Kind::Dir => "folder",
+                }
+                .into(),
+            ),
+            XattrName::Instance(tref) => {
+                let list = self.xattr_instances(ino, &t).await?;
+                find_instance(&list, tref)
+                    .map(|i| to_json_bytes(&i.values))
+                    .transpose()?
+            }
+            XattrName::Field(tref, key) => {
+                let list = self.xattr_instances(ino, &t).await?;
+                find_instance(&list, tref)
+                    .and_then(|i| i.get(key))
+                    .map(to_json_bytes)
+                    .transpose()?
+            }
+            _ => {
+                let item = self.xattr_item(ino, &t).await?;
+                item_value(&name, &item, Utc::now()).map(String::into_bytes)
+            }
+        };
+        value.ok_or_else(no_data)
+    }
+
+    /// `listxattr`: the names of the attributes `ino` has, each followed by a NUL.
+    pub async fn listxattr(&self, ino: Ino) -> Result<Vec<u8>, FsError> {
+        let t = self.xattr_target(ino)?;
+        let (item, instances) =
+            tokio::try_join!(self.xattr_item(ino, &t), self.xattr_instances(ino, &t))?;
+        let mut out = Vec::new();
+        for name in attribute_names(&item, &instances, Utc::now()) {
+            out.extend_from_slice(name.as_bytes());
+            out.push(0);
+        }
+        Ok(out)
+    }
+
+    /// `setxattr`: changes the lock, the shared link or metadata of `ino`.
+    pub async fn setxattr(
+        &self,
+        ino: Ino,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+    ) -> Result<(), FsError> {
+        self.check_writable()?;
+        let mode = Mode::of(flags)?;
+        let parsed = match XattrName::parse(name.as_bytes()) {
+            Ok(n) => n,
+            Err(NameError::Foreign) => {
+                return Err(FsError::new(
+                    libc::EOPNOTSUPP,
+                    "Box keeps only the user.box. attributes",
+                ))
+            }
+            Err(NameError::Unknown(why)) => return Err(invalid(why)),
+        };
+        let t = self.xattr_target(ino)?;
+        match &parsed {
+            XattrName::Fact(_) | XattrName::SharedLinkDownloadUrl => Err(read_only(name)),
+            XattrName::Lock => self.set_lock(ino, &t, value, mode).await,
+            XattrName::SharedLink => self.set_shared_link(ino, &t, value, mode).await,
+            XattrName::Instance(tref) => self.set_instance(ino, &t, tref, value, mode).await,
+            XattrName::Field(tref, key) => self.set_field(ino, &t, tref, key, value, mode).await,
+        }
+    }
+
+    /// `removexattr`: unlocks, unshares, or deletes metadata of `ino`.
+    pub async fn removexattr(&self, ino: Ino, name: &OsStr) -> Result<(), FsError> {
+        self.check_writable()?;
+        let parsed = XattrName::parse(name.as_bytes()).map_err(|_| no_data())?;
+        let t = self.xattr_target(ino)?;
+        match &parsed {
+            XattrName::Fact(_) | XattrName::SharedLinkDownloadUrl => Err(read_only(name)),
+            XattrName::Lock => self.remove_lock(ino, &t).await,
+            XattrName::SharedLink => self.remove_shared_link(ino, &t).await,
+            XattrName::Instance(_) if !t.has_metadata() => Err(no_data()),
+            XattrName::Instance(tref) => self
+                .changing(
+                    ino,
+                    self.client
+                        .delete_metadata(&t.item_ref(), &tref.scope, &tref.template),
+                )
+                .await
+                .map_err(FsError::from_metadata),
+            XattrName::Field(tref, key) => {
+                self.change_field(ino, &t, tref, key, None, Mode::Any).await
+            }
+        }
+    }
+
+    /// Awaits a change sent to Box, then drops what is cached about `ino` whatever the
+    /// outcome: after a failed `test` that is the point (reading again shows the other
+    /// writer's value), and a failure may have come after Box applied the change.
+    async fn changing<T>(
+        &self,
+        ino: Ino,
+        change: impl std::future::Future<Output = BoxResult<T>>,
+    ) -> BoxResult<T> {
+        let result = change.await;
+        self.xattrs.invalidate(ino);
+        result
+    }
+
+    /// [`BoxFs::changing`] for a change Box answers with the item: records it in the table.
+    async fn change_item(
+        &self,
+        ino: Ino,
+        change: impl std::future::Future<Output = BoxResult<Item>>,
+    ) -> Result<(), FsError> {
+        let item = self.changing(ino, change).await?;
+        self.record_item(ino, &item);
+        Ok(())
+    }
+
+    async fn set_lock(
+        &self,
+        ino: Ino,
+        t: &Target,
+        value: &[u8],
+        mode: Mode,
+    ) -> Result<(), FsError> {
+        if t.kind == Kind::Dir {
+            return Err(FsError::new(libc::EOPNOTSUPP, "Box locks files only"));
+        }
+        let opts = parse_lock_value(value)?;
+        if mode != Mode::Any {
+            let item = self.xattr_item(ino, t).await?;
+            mode.check(active_lock(&item, Utc::now()).is_some())?;
+        }
+        self.change_item(ino, self.client.lock_file(&t.box_id, &opts))
+            .await
+    }
+
+    async fn remove_lock(&self, ino: Ino, t: &Target) -> Result<(), FsError> {
+        if t.kind == Kind::Dir {
+            return Err(no_data());
+        }
+        let item = self.xattr_item(ino, t).await?;
+        if active_lock(&item, Utc::now()).is_none() {
+            return Err(no_data());
+        }
+        self.change_item(ino, self.client.unlock_file(&t.box_id))
+            .await
+    }
+
+    async fn set_shared_link(
+        &self,
+        ino: Ino,
+        t: &Target,
+        value: &[u8],
+        mode: Mode,
+    ) -> Result<(), FsError> {
+        let mut settings = SharedLinkSettings::new();
+        if let Some(access) = parse_link_access(value)? {
+            settings = settings.access(access);
+        }
+        if mode != Mode::Any {
+            let item = self.xattr_item(ino, t).await?;
+            mode.check(item.shared_link.is_some())?;
+        }
+        let item = t.item_ref();
+        let share = self
+            .client
+            .share_item_with_fields(&item, &settings, STAT_FIELDS);
+        self.change_item(ino, share).await
+    }
+
+    async fn remove_shared_link(&self, ino: Ino, t: &Target) -> Result<(), FsError> {
+        let item = self.xattr_item(ino, t).await?;
+        if item.shared_link.is_none() {
+            return Err(no_data());
+        }
+        let item = t.item_ref();
+        let unshare = self.client.unshare_item_with_fields(&item, STAT_FIELDS);
+        self.change_item(ino, unshare).await
+    }
+
+    async fn set_instance(
+        &self,
+        ino: Ino,
+        t: &Target,
+        tref: &TemplateRef,
+        value: &[u8],
+        mode: Mode,
+    ) -> Result<(), FsError> {
+        // Checked before anything else: bad JSON is EINVAL even for an unknown template.
+        parse_json(value)?;
+        let schema = self.template_schema(tref).await?;
+        let new = schema.check_instance(value)?;
+        let list = self.xattr_instances(ino, t).await?;
+        let existing = find_instance(&list, tref);
+        mode.check(existing.is_some())?;
+        match existing.map(|old| replace_patch(&old.values, &new)) {
+            None => self.create_instance(ino, t, tref, &new, mode).await,
+            Some(Some(patch)) => self.patch_instance(ino, t, tref, &patch).await,
+            Some(None) => Ok(()),
+        }
+    }
+
+    async fn set_field(
+        &self,
+        ino: Ino,
+        t: &Target,
+        tref: &TemplateRef,
+        key: &str,
+        value: &[u8],
+        mode: Mode,
+    ) -> Result<(), FsError> {
+        let v = parse_json(value)?;
+        let schema = self.template_schema(tref).await?;
+        let v = schema.check(key, &v)?;
+        let list = self.xattr_instances(ino, t).await?;
+        let old = find_instance(&list, tref).and_then(|i| i.get(key));
+        mode.check(old.is_some())?;
+        self.change_field(ino, t, tref, key, Some(v), mode).await
+    }
+
+    /// Sets (`Some`) or removes (`None`) one field, guarded by the value last read; creates
+    /// the instance when a field is set on an item without one.
+    async fn change_field(
+        &self,
+        ino: Ino,
+        t: &Target,
+        tref: &TemplateRef,
+        key: &str,
+        new: Option<Value>,
+        mode: Mode,
+    ) -> Result<(), FsError> {
+        let list = self.xattr_instances(ino, t).await?;
+        let Some(inst) = find_instance(&list, tref) else {
+            let Some(v) = new else {
+                return Err(no_data());
+            };
+            let values = Map::from_iter([(key.to_string(), v)]);
+            return self.create_instance(ino, t, tref, &values, mode).await;
+        };
+        let old = inst.get(key);
+        if old.is_none() && new.is_none() {
+            return Err(no_data());
+        }
+        self.patch_instance(ino, t, tref, &field_patch(key, old, new))
+            .await
+    }
+
+    /// Puts a new instance on the item. If someone else put one there since we looked, that
+    /// is EEXIST when the caller asked for `XATTR_CREATE`, and otherwise the same "changed
+    /// since you read it" as a failed `test` (EBUSY, see `metadata_errno_of`).
+    async fn create_instance(
+        &self,
+        ino: Ino,
+        t: &Target,
+        tref: &TemplateRef,
+        values: &Map<String, Value>,
+        mode: Mode,
+    ) -> Result<(), FsError> {
+        let item = t.item_ref();
+        let create = self
+            .client
+            .create_metadata(&item, &tref.scope, &tref.template, values);
+        match self.changing(ino, create).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let e = FsError::from_metadata(e);
+                if e.errno() == libc::EEXIST && mode != Mode::Create {
+                    Err(FsError::new(libc::EBUSY, e.message()))
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Applies a patch to the item's instance (all or nothing on Box's side).
+    async fn patch_instance(
+        &self,
+        ino: Ino,
+        t: &Target,
+        tref: &TemplateRef,
+        patch: &MetadataPatch,
+    ) -> Result<(), FsError> {
+        let item = t.item_ref();
+        let update = self
+            .client
+            .update_metadata(&item, &tref.scope, &tref.template, patch);
+        self.changing(ino, update)
+            .await
+            .map_err(FsError::from_metadata)?;
+        Ok(())
+    }
+}
