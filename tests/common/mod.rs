@@ -137,3 +137,4 @@ impl Drop for TestEmu {
     }
 }
 pub mod mount;
+pub mod redis;
