@@ -3,10 +3,17 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
+use crate::api::{Client, Secret};
+use crate::config::settings::{parse_octal, parse_size, SettingValue};
+use crate::config::{
+    self, AuthKind, Config, Effective, Mode, Selection, Settings, Size, StoreSpec,
+};
 use crate::emulator::{Emulator, EmulatorConfig, Knobs};
 use crate::fs::FsOptions;
+use crate::login::LoginOptions;
 use crate::mount::{
     default_cache_dir, identity, report_ready, unmount_path, Backend, MountRequest,
 };
@@ -30,64 +37,117 @@ pub enum Command {
     Mount(MountArgs),
     /// Unmount a boxfs mount.
     Unmount(UnmountArgs),
+    /// Log in to Box (the browser, JWT, client credentials, or a token) and record in the
+    /// profile how, so that `boxfs mount` needs no credentials on its command line.
+    Login(LoginArgs),
+    /// Revoke the profile's OAuth tokens at Box and forget the stored tokens.
+    Logout(ConnectionArgs),
+    /// Show who the profile logs in as: login, name, enterprise and quota.
+    Whoami(ConnectionArgs),
+    /// Inspect the configuration.
+    Config(ConfigArgs),
+}
+
+/// A flag's text read as the configuration key reads it.
+fn parse_setting<T: SettingValue>(s: &str) -> Result<T, String> {
+    T::parse(s)
+}
+
+/// Where Box is and how to authenticate: flags every command that talks to Box takes. Each is
+/// also a configuration key and a `BOXFS_*` environment variable.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ConnectionArgs {
+    #[command(flatten)]
+    pub select: Selection,
+    /// The base URL of the API, upload and OAuth hosts (as `boxfs emulator` serves them);
+    /// Box itself when not given.
+    #[arg(long, value_name = "URL", env = "BOXFS_API_URL")]
+    pub api_url: Option<String>,
+    /// An access token (a developer token, for instance), used as it is.
+    #[arg(long, value_name = "TOKEN", env = "BOXFS_TOKEN", hide_env_values = true,
+          value_parser = parse_setting::<Secret>)]
+    pub token: Option<Secret>,
+    /// Where tokens are kept: file (tokens.json in the XDG data directory), file:PATH,
+    /// redis://HOST[:PORT][/DB][?key=KEY] (shared by several machines), or
+    /// command:PROGRAM [ARGS] (a program that prints an access token).
+    #[arg(long, value_name = "STORE", env = "BOXFS_TOKEN_STORE", hide_env_values = true,
+          value_parser = parse_setting::<StoreSpec>)]
+    pub token_store: Option<StoreSpec>,
+    /// The app's client id (Box developer console).
+    #[arg(long, value_name = "ID", env = "BOXFS_CLIENT_ID")]
+    pub client_id: Option<String>,
+    /// The app's client secret.
+    #[arg(long, value_name = "SECRET", env = "BOXFS_CLIENT_SECRET", hide_env_values = true,
+          value_parser = parse_setting::<Secret>)]
+    pub client_secret: Option<Secret>,
+}
+
+impl ConnectionArgs {
+    /// The values clap found (on the command line or in the environment).
+    pub fn given(&self) -> Settings {
+        Settings {
+            api_url: self.api_url.clone(),
+            token: self.token.clone(),
+            token_store: self.token_store.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            ..Settings::default()
+        }
+    }
+
+    /// The effective configuration with these flags.
+    pub fn settings(&self) -> Result<Effective, String> {
+        Config::load(&self.select)?.resolve(self.given())
+    }
 }
 
 #[derive(Debug, Args)]
 pub struct MountArgs {
     /// An empty directory to mount on.
     pub mountpoint: PathBuf,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// Stay attached to the terminal (otherwise the command returns once the mount is ready
     /// and a daemon keeps serving it).
-    #[arg(long)]
+    #[arg(long, env = "BOXFS_FOREGROUND", value_parser = BoolishValueParser::new())]
     pub foreground: bool,
     /// Serve a demo account from an emulator inside this process (no Box account needed).
     #[arg(long, conflicts_with_all = ["api_url", "token"])]
     pub emulator: bool,
-    /// The base URL of the API, upload and OAuth hosts (as `boxfs emulator` serves them);
-    /// Box itself when not given.
-    #[arg(long, value_name = "URL", env = "BOXFS_API_URL")]
-    pub api_url: Option<String>,
-    /// An access token (a developer token, for instance).
-    #[arg(
-        long,
-        value_name = "TOKEN",
-        env = "BOXFS_TOKEN",
-        hide_env_values = true
-    )]
-    pub token: Option<String>,
     /// Mount read-only.
-    #[arg(long)]
+    #[arg(long, env = "BOXFS_READ_ONLY", value_parser = BoolishValueParser::new())]
     pub read_only: bool,
-    /// Mount this Box folder instead of All Files ("0").
-    #[arg(long, value_name = "ID", default_value = "0")]
-    pub root_folder_id: String,
+    /// Mount this Box folder instead of All Files [default: 0].
+    #[arg(long, value_name = "ID", env = "BOXFS_ROOT_FOLDER_ID")]
+    pub root_folder_id: Option<String>,
     /// Act as this user (admins and service accounts: Box's As-User header).
-    #[arg(long, value_name = "USER_ID")]
+    #[arg(long, value_name = "USER_ID", env = "BOXFS_AS_USER")]
     pub as_user: Option<String>,
     /// Where file content is cached (default: one directory per mount point under the XDG
     /// cache directory).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", env = "BOXFS_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Bound of the content cache, in bytes (suffixes K, M, G, T).
-    #[arg(long, value_name = "BYTES", default_value = "8G", value_parser = parse_size)]
-    pub cache_size: u64,
-    /// Bound of the metadata cache, in files and folders.
-    #[arg(long, value_name = "N", default_value_t = FsOptions::default().max_inodes)]
-    pub metadata_cache_entries: usize,
+    /// Bound of the content cache, in bytes (suffixes K, M, G, T) [default: 8G].
+    #[arg(long, value_name = "BYTES", env = "BOXFS_CACHE_SIZE", value_parser = parse_size)]
+    pub cache_size: Option<u64>,
+    /// Bound of the metadata cache, in files and folders [default: 250000].
+    #[arg(long, value_name = "N", env = "BOXFS_METADATA_CACHE_ENTRIES")]
+    pub metadata_cache_entries: Option<usize>,
     /// Owner shown for every file (default: the mounting user).
-    #[arg(long)]
+    #[arg(long, env = "BOXFS_UID")]
     pub uid: Option<u32>,
     /// Group shown for every file (default: the mounting user's group).
-    #[arg(long)]
+    #[arg(long, env = "BOXFS_GID")]
     pub gid: Option<u32>,
-    /// Permission bits removed from 0777 (directories) and 0666 (files), in octal.
-    #[arg(long, value_parser = parse_octal, default_value = "022")]
-    pub umask: u32,
+    /// Permission bits removed from 0777 (directories) and 0666 (files), in octal
+    /// [default: 022].
+    #[arg(long, env = "BOXFS_UMASK", value_parser = parse_octal)]
+    pub umask: Option<u32>,
     /// Let other users reach the mount (needs user_allow_other in /etc/fuse.conf unless root).
-    #[arg(long)]
+    #[arg(long, env = "BOXFS_ALLOW_OTHER", value_parser = BoolishValueParser::new())]
     pub allow_other: bool,
     /// Where the daemon logs once detached (default: boxfs.log in the cache directory).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "BOXFS_LOG_FILE")]
     pub log_file: Option<PathBuf>,
 }
 
@@ -99,78 +159,79 @@ pub struct UnmountArgs {
     pub lazy: bool,
 }
 
-/// `512M`, `8G`, `1048576`.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, ""),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size (like 512M or 8G)"))?;
-    let shift = match unit
-        .trim()
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
-        "" => 0,
-        "K" => 10,
-        "M" => 20,
-        "G" => 30,
-        "T" => 40,
-        _ => return Err(format!("'{s}': unknown unit '{unit}' (use K, M, G or T)")),
-    };
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("'{s}' is too large"))
-}
-
-fn parse_octal(s: &str) -> Result<u32, String> {
-    let v = u32::from_str_radix(s.trim_start_matches("0o"), 8)
-        .map_err(|_| format!("'{s}' is not an octal mask like 022"))?;
-    if v > 0o777 {
-        return Err(format!("'{s}' is more than 0777"));
-    }
-    Ok(v)
-}
-
 impl MountArgs {
+    /// The values clap found (on the command line or in the environment).
+    fn given(&self) -> Settings {
+        Settings {
+            foreground: self.foreground.then_some(true),
+            read_only: self.read_only.then_some(true),
+            root_folder_id: self.root_folder_id.clone(),
+            as_user: self.as_user.clone(),
+            cache_dir: self.cache_dir.clone(),
+            cache_size: self.cache_size.map(Size),
+            metadata_cache_entries: self.metadata_cache_entries,
+            uid: self.uid,
+            gid: self.gid,
+            umask: self.umask.map(Mode),
+            allow_other: self.allow_other.then_some(true),
+            log_file: self.log_file.clone(),
+            ..self.connection.given()
+        }
+    }
+
+    /// The effective configuration of this mount.
+    pub fn settings(&self) -> Result<Effective, String> {
+        Config::load(&self.connection.select)?.resolve(self.given())
+    }
+
+    /// Whether the mount stays attached to the terminal (`--foreground` or `foreground`).
+    pub fn runs_in_foreground(&self) -> Result<bool, String> {
+        Ok(self.foreground || self.settings()?.values.foreground == Some(true))
+    }
+
     /// The mount as the library takes it.
     pub fn request(&self) -> Result<MountRequest, String> {
+        let eff = self.settings()?;
+        let v = &eff.values;
         let backend = if self.emulator {
             Backend::Emulator
         } else {
-            let token = self.token.clone().ok_or(
-                "no credentials: pass --token TOKEN (or set BOXFS_TOKEN), or try --emulator",
-            )?;
-            Backend::Api {
-                api_url: self.api_url.clone(),
-                token,
-            }
+            let (auth, endpoints) = config::authenticator(&eff)?;
+            Backend::Api(Client::new(auth, endpoints))
         };
-        let cache_dir = self
+        let cache_dir = v
             .cache_dir
             .clone()
             .unwrap_or_else(|| default_cache_dir(&self.mountpoint));
         Ok(MountRequest {
             mountpoint: self.mountpoint.clone(),
             backend,
-            as_user: self.as_user.clone(),
+            as_user: v.as_user.clone(),
             fs: FsOptions {
-                root_folder_id: self.root_folder_id.clone(),
-                identity: identity(self.uid, self.gid, Some(self.umask), self.read_only),
-                max_inodes: self.metadata_cache_entries.max(1),
+                root_folder_id: v
+                    .root_folder_id
+                    .clone()
+                    .unwrap_or_else(|| config::DEFAULT_ROOT_FOLDER.into()),
+                identity: identity(
+                    v.uid,
+                    v.gid,
+                    Some(v.umask.map_or(config::DEFAULT_UMASK, |m| m.0)),
+                    v.read_only == Some(true),
+                ),
+                max_inodes: v
+                    .metadata_cache_entries
+                    .unwrap_or(FsOptions::default().max_inodes)
+                    .max(1),
                 ..FsOptions::default()
             },
             log_file: Some(
-                self.log_file
+                v.log_file
                     .clone()
                     .unwrap_or_else(|| cache_dir.join("boxfs.log")),
             ),
             cache_dir: cache_dir.join("content"),
-            cache_size: self.cache_size,
-            allow_other: self.allow_other,
+            cache_size: v.cache_size.map_or(config::DEFAULT_CACHE_SIZE, |s| s.0),
+            allow_other: v.allow_other == Some(true),
         })
     }
 }
@@ -187,6 +248,104 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
 /// Runs `boxfs unmount`.
 pub fn run_unmount(args: UnmountArgs) -> Result<(), String> {
     unmount_path(&args.mountpoint, args.lazy)
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Log in with JWT: the app's config JSON from Box's developer console. Tokens act as
+    /// the app's service account unless --user is given. (In the environment:
+    /// BOXFS_AUTH=jwt and BOXFS_JWT_CONFIG.)
+    #[arg(long, value_name = "CONFIG.json", conflicts_with = "ccg")]
+    pub jwt: Option<PathBuf>,
+    /// Log in with client credentials (--client-id, --client-secret, and --user or
+    /// --enterprise). (In the environment: BOXFS_AUTH=ccg.)
+    #[arg(long)]
+    pub ccg: bool,
+    /// How to log in: oauth (the browser; the default), jwt, ccg, token or command.
+    #[arg(long, value_name = "KIND", env = "BOXFS_AUTH", value_parser = parse_setting::<AuthKind>)]
+    pub auth: Option<AuthKind>,
+    /// JWT or client credentials: act as this user (an app user or a managed user).
+    #[arg(long = "user", value_name = "ID", env = "BOXFS_USER_ID")]
+    pub user_id: Option<String>,
+    /// JWT or client credentials: act as the service account of enterprise ID (for JWT the
+    /// ID may be left out: the app config's enterprise).
+    #[arg(long = "enterprise", value_name = "ID", env = "BOXFS_ENTERPRISE_ID",
+          num_args = 0..=1, default_missing_value = "")]
+    pub enterprise_id: Option<String>,
+    /// The loopback port Box sends the browser back to; register
+    /// http://127.0.0.1:PORT/callback as the app's redirect URI [default: a free port].
+    #[arg(long, value_name = "PORT", env = "BOXFS_LOGIN_PORT")]
+    pub port: Option<u16>,
+    /// How long to wait for the browser, in seconds [default: 300].
+    #[arg(long, value_name = "SECS", env = "BOXFS_LOGIN_TIMEOUT")]
+    pub timeout: Option<u64>,
+}
+
+impl LoginArgs {
+    /// The values clap found, and what is not a configuration value.
+    fn given(&self) -> (Settings, LoginOptions) {
+        let auth = match (&self.jwt, self.ccg) {
+            (Some(_), _) => Some(AuthKind::Jwt),
+            (None, true) => Some(AuthKind::Ccg),
+            (None, false) => self.auth,
+        };
+        let settings = Settings {
+            auth,
+            jwt_config: self.jwt.clone(),
+            user_id: self.user_id.clone(),
+            enterprise_id: self.enterprise_id.clone().filter(|id| !id.is_empty()),
+            login_port: self.port,
+            login_timeout: self.timeout,
+            ..self.connection.given()
+        };
+        let options = LoginOptions {
+            app_enterprise: self.enterprise_id.as_deref() == Some(""),
+        };
+        (settings, options)
+    }
+}
+
+/// Runs `boxfs login`.
+pub async fn run_login(args: LoginArgs) -> Result<(), String> {
+    let config = Config::load_for_login(&args.connection.select)?;
+    let (given, options) = args.given();
+    println!("{}", crate::login::login(&config, given, options).await?);
+    Ok(())
+}
+
+/// Runs `boxfs logout`.
+pub async fn run_logout(args: ConnectionArgs) -> Result<(), String> {
+    println!("{}", crate::login::logout(&args.settings()?).await?);
+    Ok(())
+}
+
+/// Runs `boxfs whoami`.
+pub async fn run_whoami(args: ConnectionArgs) -> Result<(), String> {
+    println!("{}", crate::login::whoami(&args.settings()?).await?);
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub command: ConfigCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every configuration key with its effective value (secrets masked) and where
+    /// the value came from: command line, environment, profile, file or default.
+    Show(ConnectionArgs),
+}
+
+/// Runs `boxfs config …`.
+pub fn run_config(args: ConfigArgs) -> Result<(), String> {
+    match args.command {
+        ConfigCommand::Show(connection) => print!("{}", connection.settings()?.show()),
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -295,4 +454,74 @@ pub async fn run_emulator(args: EmulatorArgs) -> Result<(), String> {
     }
     emulator.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Flags that are no configuration value: the demo switch and the login modes (the
+    /// modes are the `auth` key, BOXFS_AUTH).
+    const NOT_KEYS: [&str; 5] = ["mountpoint", "emulator", "jwt", "ccg", "help"];
+
+    #[test]
+    fn every_mount_and_login_flag_has_a_key_and_a_variable() {
+        let cli = Cli::command();
+        cli.clone().debug_assert();
+        for sub in ["mount", "login", "logout", "whoami"] {
+            let command = cli.find_subcommand(sub).unwrap();
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if NOT_KEYS.contains(&id) {
+                    continue;
+                }
+                let var = arg
+                    .get_env()
+                    .unwrap_or_else(|| panic!("boxfs {sub} --{id} has no variable"))
+                    .to_str()
+                    .unwrap();
+                if var == "BOXFS_CONFIG" || var == "BOXFS_PROFILE" {
+                    continue;
+                }
+                let key = var.strip_prefix("BOXFS_").unwrap().to_ascii_lowercase();
+                assert!(
+                    Settings::KEYS.contains(&key.as_str()),
+                    "{sub} --{id}: {var}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn login_modes_become_the_auth_key() {
+        let parse = |args: &[&str]| match Cli::try_parse_from(args).unwrap().command {
+            Command::Login(args) => args.given(),
+            _ => unreachable!(),
+        };
+        let (s, o) = parse(&["boxfs", "login", "--jwt", "c.json", "--enterprise"]);
+        assert_eq!(s.auth, Some(AuthKind::Jwt));
+        assert!(o.app_enterprise && s.enterprise_id.is_none());
+        let (s, o) = parse(&["boxfs", "login", "--ccg", "--enterprise", "42"]);
+        assert_eq!(s.auth, Some(AuthKind::Ccg));
+        assert_eq!(s.enterprise_id.as_deref(), Some("42"));
+        assert!(!o.app_enterprise);
+        let (s, _) = parse(&["boxfs", "login", "--token-store", "command:x y"]);
+        assert_eq!(s.auth, None);
+        assert!(matches!(s.token_store, Some(StoreSpec::Command(_))));
+        assert!(Cli::try_parse_from(["boxfs", "login", "--token-store", "ftp:x"]).is_err());
+        let shown = format!(
+            "{:?}",
+            Cli::try_parse_from([
+                "boxfs",
+                "whoami",
+                "--token",
+                "t0k",
+                "--client-secret",
+                "s3c"
+            ])
+            .unwrap()
+        );
+        assert!(!shown.contains("t0k") && !shown.contains("s3c"), "{shown}");
+    }
 }

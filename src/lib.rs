@@ -1,10 +1,13 @@
 //! boxfs: Box.com as a Linux filesystem. The crate holds the Rust Box client (`api`), the
-//! command line (`cli`), the filesystem layer (`fs`), and the Box API emulator (`emulator`)
-//! that every test and benchmark runs against.
+//! command line (`cli`) with its configuration file (`config`) and logins (`login`), the
+//! filesystem layer (`fs`), and the Box API emulator (`emulator`) that every test and
+//! benchmark runs against.
 
 pub mod api;
 pub mod cli;
+pub mod config;
 pub mod emulator;
 pub mod fs;
 pub mod fuse;
+pub mod login;
 pub mod mount;

@@ -9,7 +9,11 @@ fn main() {
     let cli = Cli::parse();
     // A background mount starts its daemon before any runtime exists, then waits for it.
     if let Command::Mount(args) = &cli.command {
-        if !args.foreground {
+        let foreground = args.runs_in_foreground().unwrap_or_else(|message| {
+            eprintln!("boxfs: {message}");
+            std::process::exit(1);
+        });
+        if !foreground {
             let argv: Vec<_> = std::env::args_os().skip(1).collect();
             if let Err(message) = boxfs::mount::spawn_daemon(argv) {
                 eprintln!("boxfs: {message}");
@@ -33,6 +37,10 @@ fn main() {
             Command::Emulator(args) => boxfs::cli::run_emulator(args).await,
             Command::Mount(args) => boxfs::cli::run_mount(args).await,
             Command::Unmount(args) => boxfs::cli::run_unmount(args),
+            Command::Login(args) => boxfs::cli::run_login(args).await,
+            Command::Logout(args) => boxfs::cli::run_logout(args).await,
+            Command::Whoami(args) => boxfs::cli::run_whoami(args).await,
+            Command::Config(args) => boxfs::cli::run_config(args),
         }
     });
     if let Err(message) = result {

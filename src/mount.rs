@@ -40,11 +40,8 @@ const READY_LINE: &str = "boxfs-mount-ready";
 /// Where to find Box and how to authenticate.
 #[derive(Debug, Clone)]
 pub enum Backend {
-    /// Box (or any server) at `api_url` (`None`: Box itself) with an access token.
-    Api {
-        api_url: Option<String>,
-        token: String,
-    },
+    /// Box (or any server) through this client, with whatever credential it holds.
+    Api(Client),
     /// An emulator in this process, with the demo tree.
     Emulator,
 }
@@ -264,7 +261,7 @@ impl MountRequest {
     /// The API client, and the in-process emulator when one was asked for. Checks the
     /// credentials with `GET /users/me` so that a bad token fails the mount command.
     async fn client(&self) -> Result<(Client, Option<Emulator>), String> {
-        let (endpoints, token, emulator) = match &self.backend {
+        let (client, emulator) = match &self.backend {
             Backend::Emulator => {
                 let emulator = Emulator::start(EmulatorConfig {
                     demo: true,
@@ -280,19 +277,11 @@ impl MountRequest {
                     emulator.base_url(),
                     token
                 );
-                (endpoints, token, Some(emulator))
+                let client = Client::new(Arc::new(DeveloperToken::new(token)), endpoints);
+                (client, Some(emulator))
             }
-            Backend::Api { api_url, token } => {
-                let endpoints = match api_url {
-                    Some(url) => {
-                        Endpoints::from_base(url).map_err(|e| format!("--api-url: {e}"))?
-                    }
-                    None => Endpoints::box_com(),
-                };
-                (endpoints, token.clone(), None)
-            }
+            Backend::Api(client) => (client.clone(), None),
         };
-        let client = Client::new(Arc::new(DeveloperToken::new(token)), endpoints);
         match client.me().await {
             Ok(me) => log::info!("signed in to Box as {}", me.login),
             Err(e) => return Err(format!("cannot sign in to Box: {e}")),

@@ -147,3 +147,4 @@ impl Drop for TestEmu {
     }
 }
 pub mod mount;
+pub mod redis;

@@ -42,6 +42,9 @@ impl TestMount {
             .arg(&log_file)
             .args(extra)
             .env(boxfs::mount::READY_ENV, "1")
+            // Whatever the user running the tests configured stays out of the test mounts.
+            .env("BOXFS_CONFIG", "/dev/null")
+            .env_remove("BOXFS_PROFILE")
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or("warn".into()),

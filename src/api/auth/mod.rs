@@ -1,7 +1,8 @@
 //! How the client proves who it is. Every kind of credential implements [`Authenticator`]:
 //! the request layer asks it for a token before each request, and asks it to `refresh`
 //! once when Box answers 401 with the token it gave. Each module here owns one kind:
-//! developer tokens (below), OAuth 2.0, JWT, client credentials, and an external command.
+//! developer tokens and stored bare tokens (below), OAuth 2.0, JWT, client credentials, and an
+//! external command.
 
 pub mod ccg;
 pub mod command;
@@ -14,6 +15,8 @@ pub use command::CommandToken;
 pub use jwt::{JwtAuth, JwtConfig};
 pub use oauth::OAuth2;
 pub use store::{FileTokenStore, MemoryTokenStore, RedisTokenStore, TokenPair, TokenStore};
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
@@ -59,6 +62,48 @@ impl Authenticator for DeveloperToken {
     async fn refresh(&self, _rejected: &Secret) -> BoxResult<Secret> {
         Err(BoxError::Auth(
             "the developer token was refused (they expire after an hour); make a new one or log in"
+                .into(),
+        ))
+    }
+}
+
+/// A bare access token kept in a [`TokenStore`] (what `boxfs login --token` leaves there):
+/// read from the store on first use, never refreshed.
+#[derive(Debug)]
+pub struct StoredToken {
+    store: Arc<dyn TokenStore>,
+    token: tokio::sync::OnceCell<Secret>,
+}
+
+impl StoredToken {
+    pub fn new(store: Arc<dyn TokenStore>) -> StoredToken {
+        StoredToken {
+            store,
+            token: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl Authenticator for StoredToken {
+    async fn access_token(&self) -> BoxResult<Secret> {
+        self.token
+            .get_or_try_init(|| async {
+                match self.store.load().await? {
+                    Some(pair) => Ok(pair.access_token),
+                    None => Err(BoxError::Auth(
+                        "no token in the token store (log in first)".into(),
+                    )),
+                }
+            })
+            .await
+            .cloned()
+    }
+
+    async fn refresh(&self, _rejected: &Secret) -> BoxResult<Secret> {
+        Err(BoxError::Auth(
+            "the stored token was refused (developer tokens expire after an hour); \
+             log in again with a new one"
                 .into(),
         ))
     }

@@ -76,8 +76,9 @@ fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
-/// Temp file, fsync, rename, fsync of the directory.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Temp file (mode 0600), fsync, rename, fsync of the directory; missing directories are
+/// made with mode 0700.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = parent_dir(path);
     fs::DirBuilder::new()
         .recursive(true)
