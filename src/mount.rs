@@ -28,7 +28,7 @@ use crate::emulator::{Emulator, EmulatorConfig};
 use crate::fs::attr::Identity;
 use crate::fs::content_cache::ContentCache;
 use crate::fs::events::{EventFollower, FollowerOptions};
-use crate::fs::kernel::{self, KernelQueue};
+use crate::fs::kernel::{self, Invalidation, KernelNotify, KernelQueue};
 use crate::fs::{BoxFs, FsOptions};
 use crate::fuse::{FuseAdapter, FuseNotifier};
 
@@ -36,6 +36,22 @@ use crate::fuse::{FuseAdapter, FuseNotifier};
 /// [`READY_LINE`] on stdout once the mount serves, then moves its output to the log file.
 pub const READY_ENV: &str = "BOXFS_MOUNT_READY_PIPE";
 const READY_LINE: &str = "boxfs-mount-ready";
+
+/// Tells the kernel, and drops our own short-lived caches of what changed (the extended
+/// attributes: a lock or metadata changed elsewhere moves no etag we could check).
+struct CacheAwareNotifier {
+    fs: Arc<BoxFs>,
+    kernel: FuseNotifier,
+}
+
+impl KernelNotify for CacheAwareNotifier {
+    fn notify(&self, inv: &Invalidation) {
+        if let Invalidation::Inode(ino) | Invalidation::Attrs(ino) = inv {
+            self.fs.invalidate_xattrs(*ino);
+        }
+        self.kernel.notify(inv);
+    }
+}
 
 /// Where to find Box and how to authenticate.
 #[derive(Debug, Clone)]
@@ -243,7 +259,13 @@ impl MountRequest {
             },
         );
         let tasks = vec![
-            tokio::spawn(kernel::drain(invalidations, FuseNotifier(notifier))),
+            tokio::spawn(kernel::drain(
+                invalidations,
+                CacheAwareNotifier {
+                    fs: fs.clone(),
+                    kernel: FuseNotifier(notifier),
+                },
+            )),
             follower.spawn(position),
         ];
         let mp = mountpoint.clone();

@@ -210,3 +210,40 @@ async fn the_mount_catches_up_after_the_event_stream_was_lost() {
     })
     .await;
 }
+
+/// `user.box.lock` of `p`, if set.
+fn lock_xattr(p: &Path) -> Option<String> {
+    let out = std::process::Command::new("getfattr")
+        .args(["--only-values", "-n", "user.box.lock"])
+        .arg(p)
+        .output()
+        .expect("getfattr (package attr) runs");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_taken_elsewhere_shows_in_the_xattrs_within_two_seconds() {
+    let emu = demo_emu().await;
+    let e = emu.clone();
+    blocking(move || {
+        let m = TestMount::start(&e, &[]);
+        let file = m.path("Welcome.txt");
+        assert!(lock_xattr(&file).is_none(), "unlocked at first");
+        let id = child_id(&e, "0", "Welcome.txt");
+        put(
+            &e,
+            &format!("/files/{id}"),
+            serde_json::json!({"lock": {"access": "lock"}}),
+        );
+        seen_within("lock", || lock_xattr(&file).is_some());
+        put(
+            &e,
+            &format!("/files/{id}"),
+            serde_json::json!({"lock": null}),
+        );
+        seen_within("unlock", || lock_xattr(&file).is_none());
+    })
+    .await;
+}
