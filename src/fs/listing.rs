@@ -92,6 +92,14 @@ impl BoxFs {
             }
         }
         let diff = lock(&self.table).replace_listing(dir, &items)?;
+        if items.len() >= PAGE_LIMIT as usize {
+            // A big listing's decoded pages (about 1 KiB an entry) are garbage now; glibc keeps
+            // freed memory in its arenas, so without a trim the daemon's resident size would
+            // stay at the peak of the largest listings it ever fetched at once.
+            drop(items);
+            // SAFETY: malloc_trim only returns free heap pages to the kernel.
+            unsafe { libc::malloc_trim(0) };
+        }
         if !diff.is_empty() && had_listing {
             lock(&self.dirs_changed).insert(dir);
             self.kernel.send_all(invalidations_of(dir, &diff));
