@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::daemon::DaemonRecord;
 use crate::emulator::{Emulator, EmulatorConfig, Knobs};
 use crate::fs::FsOptions;
 use crate::mount::{
@@ -86,6 +87,11 @@ pub struct MountArgs {
     /// Let other users reach the mount (needs user_allow_other in /etc/fuse.conf unless root).
     #[arg(long)]
     pub allow_other: bool,
+    /// Let close return at once and upload in the background, SECS after the first close
+    /// (closes within that time join the same upload). Without it, close returns once Box
+    /// has the data. fsync always waits for Box.
+    #[arg(long, value_name = "SECS")]
+    pub write_back: Option<u64>,
     /// Where the daemon logs once detached (default: boxfs.log in the cache directory).
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
@@ -161,6 +167,8 @@ impl MountArgs {
                 root_folder_id: self.root_folder_id.clone(),
                 identity: identity(self.uid, self.gid, Some(self.umask), self.read_only),
                 max_inodes: self.metadata_cache_entries.max(1),
+                staging_dir: Some(cache_dir.join("staging")),
+                write_back: self.write_back.map(std::time::Duration::from_secs),
                 ..FsOptions::default()
             },
             log_file: Some(
@@ -180,13 +188,31 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
     let request = args.request()?;
     let log_file = request.log_file.clone();
     let mounted = request.mount().await?;
+    let record = DaemonRecord::write(&mounted.mountpoint, request_staging(&args));
     report_ready(log_file.as_deref());
-    mounted.serve_until_unmounted().await
+    let result = mounted.serve_until_unmounted().await;
+    if let Some(record) = record {
+        record.remove();
+    }
+    result
 }
 
-/// Runs `boxfs unmount`.
+fn request_staging(args: &MountArgs) -> PathBuf {
+    args.cache_dir
+        .clone()
+        .unwrap_or_else(|| default_cache_dir(&args.mountpoint))
+        .join("staging")
+}
+
+/// Runs `boxfs unmount`: unmounts, then waits for the daemon to finish the uploads it has
+/// queued and exit (the data is on Box when this returns, unless it says otherwise).
 pub fn run_unmount(args: UnmountArgs) -> Result<(), String> {
-    unmount_path(&args.mountpoint, args.lazy)
+    let record = DaemonRecord::find(&args.mountpoint);
+    unmount_path(&args.mountpoint, args.lazy)?;
+    if let Some(record) = record {
+        record.wait_for_exit();
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod daemon;
 pub mod emulator;
 pub mod fs;
 pub mod fuse;

@@ -27,10 +27,14 @@ pub mod inode;
 pub mod kernel;
 mod listing;
 mod namespace;
+pub mod staging;
+mod uploader;
+pub mod write;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -84,6 +88,11 @@ pub struct FsOptions {
     pub prefetch_per_folder: usize,
     /// Bound of the metadata cache, in inodes (those the kernel holds are kept beyond it).
     pub max_inodes: usize,
+    /// Where written data waits for its upload (`None`: writes are refused).
+    pub staging_dir: Option<PathBuf>,
+    /// `Some(delay)`: close returns at once and the upload is queued `delay` after the first
+    /// close; `None`: close returns once Box has the data.
+    pub write_back: Option<Duration>,
 }
 
 impl Default for FsOptions {
@@ -99,6 +108,8 @@ impl Default for FsOptions {
             prefetch_per_folder: 1000,
             // About 490 bytes each: some 120 MB at the bound.
             max_inodes: 250_000,
+            staging_dir: None,
+            write_back: None,
         }
     }
 }
@@ -179,6 +190,8 @@ pub struct BoxFs {
     next_fh: AtomicU64,
     prefetch_slots: Arc<Semaphore>,
     quota: Mutex<Option<(Instant, FsStats)>>,
+    /// Staged writes and their uploads (see `write.rs`).
+    writes: write::Writes,
     pub counters: FsCounters,
 }
 
@@ -222,6 +235,13 @@ impl BoxFs {
         kernel: KernelQueue,
     ) -> BoxFs {
         let table = InodeTable::with_limit(&opts.root_folder_id, opts.max_inodes);
+        let staging = opts.staging_dir.as_deref().and_then(|dir| {
+            staging::StagingDir::open(dir)
+                .map_err(|e| {
+                    log::error!("staging directory {}: {e}; writes are off", dir.display())
+                })
+                .ok()
+        });
         BoxFs {
             client,
             table: Arc::new(Mutex::new(table)),
@@ -237,6 +257,7 @@ impl BoxFs {
             next_fh: AtomicU64::new(1),
             prefetch_slots: Arc::new(Semaphore::new(opts.prefetch_parallel.max(1))),
             quota: Mutex::default(),
+            writes: write::Writes::new(staging, opts.write_back),
             counters: FsCounters::default(),
             opts,
         }
@@ -353,6 +374,10 @@ impl BoxFs {
             let inode = table
                 .get(ino)
                 .ok_or_else(|| FsError::not_found(format!("no inode {ino}")))?;
+            // A file created here and not uploaded yet: Box knows nothing of it.
+            if inode.is_local() {
+                return self.cached_attr(&table, ino);
+            }
             (inode.box_id().to_string(), inode.kind(), inode.parent())
         };
         self.counters.item_fetches.fetch_add(1, Ordering::Relaxed);
@@ -542,11 +567,7 @@ impl BoxFs {
     /// `open` of a regular file for reading.
     pub async fn open(&self, ino: Ino, write: bool) -> Result<Opened, FsError> {
         if write {
-            self.check_writable()?;
-            return Err(FsError::new(
-                libc::EOPNOTSUPP,
-                "writing files is not supported by this mount",
-            ));
+            return self.open_for_write(ino, libc::O_RDWR).await;
         }
         let fresh = lock(&self.table).attrs_fresh(ino, self.ttl(), Instant::now());
         if !fresh {
@@ -576,6 +597,7 @@ impl BoxFs {
         };
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         lock(&self.files).insert(fh, Arc::new(OpenFile { ino, file_id, size }));
+        self.note_reader(fh, ino);
         Ok(Opened { fh, keep_cache })
     }
 
@@ -585,6 +607,10 @@ impl BoxFs {
             .get(&fh)
             .cloned()
             .ok_or_else(|| FsError::new(libc::EBADF, format!("no open file {fh}")))?;
+        // Staged data (written here, not on Box yet, or being written) is read locally.
+        if let Some(staged) = self.read_staged(file.ino, offset, size).await {
+            return staged;
+        }
         if offset >= file.size || size == 0 {
             return Ok(Bytes::new());
         }
