@@ -205,12 +205,19 @@ fn request_staging(args: &MountArgs) -> PathBuf {
 }
 
 /// Runs `boxfs unmount`: unmounts, then waits for the daemon to finish the uploads it has
-/// queued and exit (the data is on Box when this returns, unless it says otherwise).
+/// queued and exit (the data is on Box when this returns, unless it says otherwise). A lazy
+/// unmount does not wait: the daemon serves the files still open until they are closed.
 pub fn run_unmount(args: UnmountArgs) -> Result<(), String> {
     let record = DaemonRecord::find(&args.mountpoint);
     unmount_path(&args.mountpoint, args.lazy)?;
-    if let Some(record) = record {
-        record.wait_for_exit();
+    match record {
+        Some(record) if !args.lazy => record.wait_for_exit(),
+        Some(record) => eprintln!(
+            "boxfs: detached; the daemon (pid {}) uploads what is pending once the last \
+             open file is closed",
+            record.pid
+        ),
+        None => {}
     }
     Ok(())
 }

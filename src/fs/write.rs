@@ -213,7 +213,15 @@ impl Writes {
         self.wake.notify_one();
     }
 
-    /// Whether any handle on `ino` is open (other than `except`), and any writer.
+    /// Queues the upload of `key` in `delay` unless it is queued already (a retry after a
+    /// failure keeps its delay).
+    fn schedule_unless_queued(&self, key: &str, delay: Duration) {
+        if !self.inner().queue.contains_key(key) {
+            self.schedule(key, delay);
+        }
+    }
+
+    /// Whether any handle on `ino` is open, and whether any of them writes.
     fn open_on(&self, ino: Ino) -> (bool, bool) {
         let inner = self.inner();
         let mut any = false;
@@ -224,6 +232,19 @@ impl Writes {
         }
         (any, writer)
     }
+}
+
+/// Box's documented rules for names (`\\`, control characters, a trailing space). Folders
+/// learn of a refused name from Box at once; a new file would only at its upload, on close,
+/// so its name is checked when it is created.
+fn check_new_name(name: &str) -> Result<(), FsError> {
+    if name.contains('\\') || name.chars().any(char::is_control) || name.ends_with(' ') {
+        return Err(FsError::new(
+            libc::EINVAL,
+            format!("Box does not accept the name {name:?}"),
+        ));
+    }
+    Ok(())
 }
 
 fn has(flags: i32, flag: i32) -> bool {
@@ -441,6 +462,7 @@ impl BoxFs {
         self.check_writable()?;
         let staging = self.writes.staging()?.clone();
         let name_str = box_name(name)?;
+        check_new_name(name_str)?;
         let parent_id = self.box_id_of_dir(parent)?;
         if let Some(ino) = self.existing(parent, name).await? {
             if has(flags, libc::O_EXCL) {
@@ -892,8 +914,10 @@ impl BoxFs {
         };
         if let Some(staged) = self.writes.staged(h.ino) {
             if h.writer && staged.state().dirty {
-                self.writes
-                    .schedule(&staged.key, self.writes.write_back.unwrap_or_default());
+                self.writes.schedule_unless_queued(
+                    &staged.key,
+                    self.writes.write_back.unwrap_or_default(),
+                );
             }
             self.maybe_retire(&staged).await;
         }
@@ -1139,6 +1163,20 @@ mod tests {
                 ..Lock::default()
             }),
             ..Item::default()
+        }
+    }
+
+    #[test]
+    fn names_box_refuses_are_refused_at_create() {
+        for bad in ["back\\slash", "tab\there", "trailing ", "nl\n"] {
+            assert_eq!(
+                check_new_name(bad).unwrap_err().errno(),
+                libc::EINVAL,
+                "{bad:?}"
+            );
+        }
+        for good in ["plain.txt", " leading", "été", ".hidden"] {
+            assert!(check_new_name(good).is_ok(), "{good:?}");
         }
     }
 
