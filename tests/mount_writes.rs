@@ -606,3 +606,40 @@ async fn a_read_only_mount_refuses_every_write() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn utimens_before_close_sets_the_content_time_and_chmod_is_accepted() {
+    let emu = emu_with(EmulatorConfig::default()).await;
+    let e = emu.clone();
+    blocking(move || {
+        use std::os::unix::fs::PermissionsExt;
+        let m = TestMount::start(&e, &[]);
+        let when = std::time::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+        {
+            let mut f = std::fs::File::create(m.path("dated.txt")).unwrap();
+            f.write_all(b"old news").unwrap();
+            f.set_modified(when).unwrap();
+        }
+        let f = child(&e, "0", "dated.txt").expect("on Box");
+        let item = api_get(
+            &e,
+            &format!("/files/{}?fields=content_modified_at", id_of(&f)),
+        );
+        let on_box = chrono::DateTime::parse_from_rfc3339(
+            item["content_modified_at"]
+                .as_str()
+                .expect("content_modified_at"),
+        )
+        .unwrap();
+        assert_eq!(on_box.timestamp(), 1_600_000_000);
+        let shown = std::fs::metadata(m.path("dated.txt"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(shown, when);
+        // chmod changes nothing on Box and is not an error.
+        std::fs::set_permissions(m.path("dated.txt"), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod accepted");
+    })
+    .await;
+}

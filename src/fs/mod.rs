@@ -16,6 +16,12 @@
 //! kernel gets TTLs chosen the same way. A listing answers lookup and getattr for every child:
 //! a folder listed once costs no per-entry request.
 //!
+//! **Writes** go to staged copies on local disk and reach Box on close, fsync or from the
+//! upload queue: see `write.rs` (staging, the write operations, renames of staged files) and
+//! `uploader.rs` (uploads, conflicts, the queue, recovery after a crash). Their std mutexes
+//! (`Writes::inner`, then a staged file's state, in that order) are never held together
+//! with `table`.
+//!
 //! **Kernel invalidations** computed here (a listing fetched again that differs from the cached
 //! one) go through a [`kernel::KernelQueue`], never straight to the kernel: see `kernel.rs`.
 

@@ -526,6 +526,12 @@ impl BoxFs {
                         fs.writes.inner().queue.remove(&key);
                         continue;
                     };
+                    // A file open for writing may be half rewritten: its close queues it.
+                    let ino = staged.state().ino;
+                    if ino.is_some_and(|ino| fs.writes.open_on(ino).1) {
+                        fs.writes.inner().queue.remove(&key);
+                        continue;
+                    }
                     let fs = fs.clone();
                     let slots = slots.clone();
                     tokio::spawn(async move {

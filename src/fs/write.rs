@@ -30,8 +30,8 @@
 //!
 //! **Locks.** `staged.upload` (one upload at a time) → `staged.content` (writes and
 //! truncations share it, an upload holds it exclusively, so the data never changes under
-//! an upload) → `staged.journal` → the std mutexes (`staged.state`, `Writes::inner`, the
-//! inode table), which are never held across an `.await` nor two at a time.
+//! an upload) → `staged.journal` → the std mutexes, never held across an `.await`:
+//! `Writes::inner` before `staged.state`, and neither together with the inode table.
 //!
 //! **Renames.** A local file renamed is a local change (its journal follows the new name).
 //! A file created here, renamed over an existing Box file (how editors save: write
@@ -222,7 +222,7 @@ impl Writes {
     }
 
     /// Whether any handle on `ino` is open, and whether any of them writes.
-    fn open_on(&self, ino: Ino) -> (bool, bool) {
+    pub(super) fn open_on(&self, ino: Ino) -> (bool, bool) {
         let inner = self.inner();
         let mut any = false;
         let mut writer = false;
