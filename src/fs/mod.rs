@@ -33,6 +33,7 @@ pub mod inode;
 pub mod kernel;
 mod listing;
 mod namespace;
+mod staged_names;
 pub mod staging;
 mod uploader;
 pub mod write;

@@ -33,12 +33,7 @@
 //! an upload) → `staged.journal` → the std mutexes, never held across an `.await`:
 //! `Writes::inner` before `staged.state`, and neither together with the inode table.
 //!
-//! **Renames.** A local file renamed is a local change (its journal follows the new name).
-//! A file created here, renamed over an existing Box file (how editors save: write
-//! `.name.swp`, rename it over `name`), becomes a *new version* of that file: the target
-//! keeps its Box id, its history and its shared links, and the temporary file, if it was
-//! uploaded already, goes to the trash. For that, a new file's staged copy is kept for
-//! [`RENAME_GRACE`] after its upload (files up to [`RENAME_GRACE_MAX`] bytes).
+//! **Renames and unlinks** of staged files: see `staged_names.rs`.
 //!
 //! **Times and modes.** utimens sets the staged data's mtime, which the upload sends as
 //! `content_modified_at`. Box cannot change a file's modification time without new
@@ -58,7 +53,7 @@ use futures_util::StreamExt;
 
 use super::attr::FsAttr;
 use super::errno::FsError;
-use super::inode::{Ino, InodeTable, Kind};
+use super::inode::{Ino, Kind};
 use super::staging::{Journal, StagingDir, Target};
 use super::{box_name, lock, BoxFs, OpenFile, Opened, STAT_FIELDS};
 use crate::api::files::DownloadOptions;
@@ -673,7 +668,7 @@ impl BoxFs {
     }
 
     /// Makes `staged` dirty: writes its journal first (so the change survives a crash).
-    async fn mark_dirty(&self, staged: &Arc<Staged>) -> Result<(), FsError> {
+    pub(super) async fn mark_dirty(&self, staged: &Arc<Staged>) -> Result<(), FsError> {
         let mut journal = staged.journal.lock().await;
         if journal.is_some() {
             return Ok(());
@@ -867,7 +862,7 @@ impl BoxFs {
     }
 
     /// Uploads now, or queues the upload with `--write-back`.
-    async fn upload_on_close(&self, staged: &Arc<Staged>) -> Result<(), FsError> {
+    pub(super) async fn upload_on_close(&self, staged: &Arc<Staged>) -> Result<(), FsError> {
         if !staged.state().dirty {
             return Ok(());
         }
@@ -991,155 +986,6 @@ impl BoxFs {
     pub(super) async fn drop_local(&self, ino: Ino, staged: &Arc<Staged>) {
         let _ = lock(&self.table).remove(ino);
         self.discard(staged).await;
-    }
-
-    // ---- names ---------------------------------------------------------------------
-
-    /// `unlink` of a staged file: a local file is dropped here and never reaches Box
-    /// (returns true: nothing more to do); an uploaded one loses its staged data and is
-    /// trashed on Box by the caller.
-    pub(super) async fn unlink_staged(&self, ino: Ino) -> bool {
-        let Some(staged) = self.writes.staged(ino) else {
-            return false;
-        };
-        let _upload = staged.upload.lock().await;
-        let local = lock(&self.table).get(ino).is_some_and(|i| i.is_local());
-        drop(_upload);
-        if local {
-            self.drop_local(ino, &staged).await;
-            true
-        } else {
-            self.discard(&staged).await;
-            false
-        }
-    }
-
-    /// `rename` of a staged file that Box must not see as a rename: a local file (renamed
-    /// here only), or a file created here renamed over an existing Box file (uploaded as a
-    /// new version of that file). Returns false when the caller should rename on Box.
-    pub(super) async fn rename_staged(
-        &self,
-        src: Ino,
-        new_parent: Ino,
-        new_parent_id: &str,
-        new_name: &str,
-        dst: Option<Ino>,
-    ) -> Result<bool, FsError> {
-        let Some(staged) = self.writes.staged(src) else {
-            return Ok(false);
-        };
-        let upload_guard = staged.upload.lock().await;
-        let (local, dst_info) = {
-            let table = lock(&self.table);
-            let local = table.get(src).is_some_and(|i| i.is_local());
-            let dst_info = dst.filter(|&d| d != src).and_then(|d| {
-                table
-                    .get(d)
-                    .map(|i| (d, i.kind(), i.is_local(), i.box_id().to_string()))
-            });
-            (local, dst_info)
-        };
-        let st = staged.snapshot();
-        if st.discarded {
-            return Ok(false);
-        }
-        let over_box_file = matches!(dst_info, Some((_, Kind::File, false, _)));
-        let version_over = st.created_here && over_box_file;
-        if !(local || version_over) {
-            return Ok(false);
-        }
-        if let Some((_, Kind::Dir, _, _)) = dst_info {
-            return Err(FsError::new(libc::EISDIR, "target is a directory"));
-        }
-        // Whatever staged data the replaced file had is replaced with it.
-        if let Some((d, _, d_local, _)) = &dst_info {
-            if let Some(d_staged) = self.writes.staged(*d) {
-                if *d_local {
-                    self.drop_local(*d, &d_staged).await;
-                } else {
-                    self.discard(&d_staged).await;
-                }
-            }
-        }
-        match dst_info {
-            Some((d, Kind::File, false, dst_id)) => {
-                let target = Target::Version {
-                    file_id: dst_id.clone(),
-                    base_etag: None,
-                    parent_id: new_parent_id.to_string(),
-                    name: new_name.to_string(),
-                };
-                {
-                    let mut s = staged.state();
-                    s.target = target;
-                    s.created_here = false;
-                }
-                // Journal the new target before the temporary file leaves Box.
-                self.rewrite_journal(&staged).await?;
-                self.mark_dirty(&staged).await?;
-                if !local {
-                    let old_id = lock(&self.table)
-                        .get(src)
-                        .map(|i| i.box_id().to_string())
-                        .unwrap_or_default();
-                    let _own = self.own.item(&old_id);
-                    if let Err(e) = self.client.delete_file(&old_id, None).await {
-                        log::warn!(
-                            "'{new_name}' replaced: the temporary file (Box id {old_id}) \
-                             could not be trashed: {e}"
-                        );
-                    }
-                }
-                {
-                    let mut table = lock(&self.table);
-                    table.remove(d)?;
-                    table.rekey(src, &dst_id)?;
-                    table.rename(src, new_parent, new_name)?;
-                }
-                log::debug!("'{new_name}' (Box id {dst_id}) replaced by a new version");
-                drop(upload_guard);
-                let (_, writer) = self.writes.open_on(src);
-                if !writer {
-                    if let Err(e) = self.upload_on_close(&staged).await {
-                        // The rename itself happened; the data stays staged and is retried.
-                        log::warn!("uploading '{new_name}' after the rename: {e}");
-                    }
-                }
-                Ok(true)
-            }
-            _ => {
-                {
-                    let mut table = lock(&self.table);
-                    if let Some((d, ..)) = dst_info {
-                        let _ = table.remove(d);
-                    }
-                    table.rename(src, new_parent, new_name)?;
-                }
-                let target = staged.state().target.moved(new_parent_id, new_name);
-                staged.state().target = target;
-                self.rewrite_journal(&staged).await?;
-                Ok(true)
-            }
-        }
-    }
-
-    /// After a rename on Box of a file with staged data: its journal follows.
-    pub(super) async fn staged_moved(&self, ino: Ino, new_parent_id: &str, new_name: &str) {
-        if let Some(staged) = self.writes.staged(ino) {
-            let target = staged.state().target.moved(new_parent_id, new_name);
-            staged.state().target = target;
-            if let Err(e) = self.rewrite_journal(&staged).await {
-                log::warn!("journal of '{new_name}' after a rename: {e}");
-            }
-        }
-    }
-
-    /// Whether `dir` holds local files (not on Box yet): Box would delete it as empty.
-    pub(super) fn has_local_children(&self, table: &InodeTable, dir: Ino) -> bool {
-        table
-            .children(dir)
-            .iter()
-            .any(|&c| table.get(c).is_some_and(|i| i.is_local()))
     }
 }
 
