@@ -11,6 +11,7 @@ use crate::config::settings::{parse_octal, parse_size, SettingValue};
 use crate::config::{
     self, AuthKind, Config, Effective, Mode, Selection, Settings, Size, StoreSpec,
 };
+use crate::daemon::DaemonRecord;
 use crate::emulator::{Emulator, EmulatorConfig, Knobs};
 use crate::fs::FsOptions;
 use crate::login::LoginOptions;
@@ -146,6 +147,11 @@ pub struct MountArgs {
     /// Let other users reach the mount (needs user_allow_other in /etc/fuse.conf unless root).
     #[arg(long, env = "BOXFS_ALLOW_OTHER", value_parser = BoolishValueParser::new())]
     pub allow_other: bool,
+    /// Let close return at once and upload in the background, SECS after the first close
+    /// (closes within that time join the same upload). Without it, close returns once Box
+    /// has the data. fsync always waits for Box.
+    #[arg(long, value_name = "SECS", env = "BOXFS_WRITE_BACK")]
+    pub write_back: Option<u64>,
     /// Where the daemon logs once detached (default: boxfs.log in the cache directory).
     #[arg(long, value_name = "FILE", env = "BOXFS_LOG_FILE")]
     pub log_file: Option<PathBuf>,
@@ -175,6 +181,7 @@ impl MountArgs {
             umask: self.umask.map(Mode),
             allow_other: self.allow_other.then_some(true),
             log_file: self.log_file.clone(),
+            write_back: self.write_back,
             ..self.connection.given()
         }
     }
@@ -222,6 +229,8 @@ impl MountArgs {
                     .metadata_cache_entries
                     .unwrap_or(FsOptions::default().max_inodes)
                     .max(1),
+                staging_dir: Some(cache_dir.join("staging")),
+                write_back: v.write_back.map(std::time::Duration::from_secs),
                 ..FsOptions::default()
             },
             log_file: Some(
@@ -241,13 +250,38 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
     let request = args.request()?;
     let log_file = request.log_file.clone();
     let mounted = request.mount().await?;
+    let record = DaemonRecord::write(&mounted.mountpoint, request_staging(&args));
     report_ready(log_file.as_deref());
-    mounted.serve_until_unmounted().await
+    let result = mounted.serve_until_unmounted().await;
+    if let Some(record) = record {
+        record.remove();
+    }
+    result
 }
 
-/// Runs `boxfs unmount`.
+fn request_staging(args: &MountArgs) -> PathBuf {
+    args.cache_dir
+        .clone()
+        .unwrap_or_else(|| default_cache_dir(&args.mountpoint))
+        .join("staging")
+}
+
+/// Runs `boxfs unmount`: unmounts, then waits for the daemon to finish the uploads it has
+/// queued and exit (the data is on Box when this returns, unless it says otherwise). A lazy
+/// unmount does not wait: the daemon serves the files still open until they are closed.
 pub fn run_unmount(args: UnmountArgs) -> Result<(), String> {
-    unmount_path(&args.mountpoint, args.lazy)
+    let record = DaemonRecord::find(&args.mountpoint);
+    unmount_path(&args.mountpoint, args.lazy)?;
+    match record {
+        Some(record) if !args.lazy => record.wait_for_exit(),
+        Some(record) => eprintln!(
+            "boxfs: detached; the daemon (pid {}) uploads what is pending once the last \
+             open file is closed",
+            record.pid
+        ),
+        None => {}
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]

@@ -9,18 +9,20 @@ use std::ffi::OsStr;
 use std::future::Future;
 use std::io;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
-    Request,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::fs::attr::FsAttr;
 use crate::fs::errno::FsError;
 use crate::fs::inode::Kind;
 use crate::fs::kernel::{Invalidation, KernelNotify};
+use crate::fs::write::SetAttr;
 use crate::fs::xattr::{sized_reply, XattrReply};
 use crate::fs::BoxFs;
 
@@ -124,6 +126,9 @@ impl Filesystem for FuseAdapter {
             // The kernel then answers POSIX ACL queries from its own cache (there are none on
             // Box): `ls -l` asks for them on every entry, 10,000 round trips per 10,000 files.
             InitFlags::FUSE_POSIX_ACL,
+            // O_TRUNC arrives with the open instead of as a separate truncation first, so
+            // `> file` uploads one new version, not an empty one and then the content.
+            InitFlags::FUSE_ATOMIC_O_TRUNC,
         ] {
             if let Err(missing) = config.add_capabilities(cap) {
                 log::debug!("the kernel lacks {missing:?}");
@@ -228,7 +233,12 @@ impl Filesystem for FuseAdapter {
         let fs = self.fs.clone();
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         self.spawn(async move {
-            match fs.open(ino.0, write).await {
+            let opened = if write {
+                fs.open_for_write(ino.0, flags.0).await
+            } else {
+                fs.open(ino.0, false).await
+            };
+            match opened {
                 Ok(o) => reply.opened(FileHandle(o.fh), open_flags(o.keep_cache, false)),
                 Err(e) => reply.error(errno("open", &e)),
             }
@@ -265,8 +275,130 @@ impl Filesystem for FuseAdapter {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.fs.release(fh.0);
-        reply.ok();
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            fs.release_file(fh.0).await;
+            reply.ok();
+        });
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let fs = self.fs.clone();
+        let name = name.to_owned();
+        self.spawn(async move {
+            match fs.create(parent.0, &name, flags).await {
+                Ok((a, o)) => reply.created(
+                    &fs.kernel_ttl(),
+                    &to_file_attr(&a),
+                    Generation(0),
+                    FileHandle(o.fh),
+                    open_flags(o.keep_cache, false),
+                ),
+                Err(e) => reply.error(errno("create", &e)),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let fs = self.fs.clone();
+        let data = data.to_vec();
+        self.spawn(async move {
+            match fs.write(fh.0, offset, data).await {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(errno("write", &e)),
+            }
+        });
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let time = |t: TimeOrNow| match t {
+            TimeOrNow::SpecificTime(t) => t,
+            TimeOrNow::Now => SystemTime::now(),
+        };
+        let change = SetAttr {
+            size,
+            mtime: mtime.map(time),
+            atime: atime.map(time),
+            mode_or_owner: mode.is_some() || uid.is_some() || gid.is_some(),
+        };
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.setattr(ino.0, fh.map(|f| f.0), change).await {
+                Ok(a) => reply.attr(&fs.kernel_ttl(), &to_file_attr(&a)),
+                Err(e) => reply.error(errno("setattr", &e)),
+            }
+        });
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.flush(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("close", &e)),
+            }
+        });
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.fsync(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("fsync", &e)),
+            }
+        });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

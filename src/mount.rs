@@ -90,14 +90,22 @@ pub fn default_cache_dir(mountpoint: &Path) -> PathBuf {
     let base = directories::ProjectDirs::from("", "", "boxfs")
         .map(|d| d.cache_dir().to_path_buf())
         .unwrap_or_else(std::env::temp_dir);
+    base.join("mounts").join(file_name_of(mountpoint))
+}
+
+/// A mount point as one file name (`/mnt/box` → `mnt-box`).
+pub fn file_name_of(mountpoint: &Path) -> String {
     let name: String = mountpoint
         .to_string_lossy()
         .trim_matches('/')
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
         .collect();
-    base.join("mounts")
-        .join(if name.is_empty() { "root".into() } else { name })
+    if name.is_empty() {
+        "root".into()
+    } else {
+        name
+    }
 }
 
 /// Checks the mount point: it must exist, be a directory and be empty. A stale FUSE mount
@@ -258,6 +266,10 @@ impl MountRequest {
                 ..FollowerOptions::default()
             },
         );
+        let recovered = fs.recover_staged();
+        if recovered > 0 {
+            log::info!("{recovered} file(s) staged by an earlier run are being uploaded");
+        }
         let tasks = vec![
             tokio::spawn(kernel::drain(
                 invalidations,
@@ -267,6 +279,7 @@ impl MountRequest {
                 },
             )),
             follower.spawn(position),
+            fs.spawn_uploader(),
         ];
         let mp = mountpoint.clone();
         let _ = tokio::task::spawn_blocking(move || raise_readahead(&mp)).await;
@@ -362,7 +375,42 @@ impl Mounted {
         Ok(())
     }
 
+    /// After the kernel's session ended: uploads what is still staged (a second SIGTERM
+    /// or SIGINT stops that; the rest stays staged for the next mount), then stops the
+    /// tasks.
     async fn finish(&mut self) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let pending = self.fs.pending_uploads();
+        if pending > 0 {
+            log::info!("{pending} upload(s) pending: finishing them before exiting");
+            let term = signal(SignalKind::terminate());
+            let int = signal(SignalKind::interrupt());
+            let stop = async {
+                match (term, int) {
+                    (Ok(mut t), Ok(mut i)) => {
+                        tokio::select! {
+                            _ = t.recv() => {}
+                            _ = i.recv() => {}
+                        }
+                    }
+                    _ => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                failed = self.fs.finish_uploads() => {
+                    if failed > 0 {
+                        log::error!(
+                            "{failed} file(s) could not be uploaded; they stay staged and \
+                             are uploaded at the next mount"
+                        );
+                    }
+                }
+                _ = stop => log::warn!(
+                    "interrupted: {} pending upload(s) stay staged for the next mount",
+                    self.fs.pending_uploads()
+                ),
+            }
+        }
         for t in self.tasks.drain(..) {
             t.abort();
         }

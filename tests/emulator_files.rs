@@ -6,8 +6,8 @@ mod common;
 
 use std::sync::MutexGuard;
 
-use boxfs::emulator::store::{Collaboration, Id, ItemKind, Lock, Role, Store, TokenKind};
-use boxfs::emulator::{files, shared_links, users};
+use boxfs::emulator::store::{Id, ItemKind, Lock, Store};
+use boxfs::emulator::{files, shared_links};
 use bytes::Bytes;
 use chrono::Utc;
 use common::TestEmu;
@@ -53,39 +53,7 @@ fn file(t: &TestEmu, parent: Id, name: &str, content: &[u8]) -> String {
 
 /// A second user of the enterprise with a token; made an editor of `shared` if given.
 fn other_user(t: &TestEmu, shared: Option<Id>) -> (Id, String) {
-    let mut s = store(t);
-    let n = s.users.len();
-    let uid = users::add_user(
-        &mut s,
-        "Other User",
-        &format!("other{n}@example.com"),
-        Role::User,
-        -1,
-        None,
-    );
-    let token = users::issue_token(
-        &mut s,
-        uid,
-        &t.emulator().info.client_id,
-        TokenKind::Developer,
-        3600,
-    );
-    if let Some(f) = shared {
-        let cid = s.alloc_id();
-        let by = s.items[&f].owner;
-        s.items
-            .get_mut(&f)
-            .unwrap()
-            .collaborations
-            .push(Collaboration {
-                id: cid,
-                user: uid,
-                role: "editor".into(),
-                created_by: by,
-                created_at: Utc::now(),
-            });
-    }
-    (uid, token)
+    t.other_user(shared)
 }
 
 fn sha1_hex(content: &[u8]) -> String {

@@ -359,8 +359,15 @@ async fn names_box_refuses_get_clear_errnos() {
             errno_of(std::fs::metadata(m.root.join(not_utf8))),
             libc::ENOENT
         );
-        // Files cannot be written by this mount yet: a clear refusal, not a hang.
-        assert_ne!(errno_of(std::fs::write(m.path("new.txt"), b"x")), 0);
+        // New files follow the same rules.
+        assert_eq!(
+            errno_of(std::fs::write(m.path("back\\slash.txt"), b"x")),
+            libc::EINVAL
+        );
+        assert_eq!(
+            errno_of(std::fs::write(m.path(&long), b"x")),
+            libc::ENAMETOOLONG
+        );
     })
     .await;
 }

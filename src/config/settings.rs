@@ -373,6 +373,8 @@ settings! {
     allow_other: bool,
     /// Where a detached mount logs.
     log_file: PathBuf,
+    /// Upload in the background this many seconds after close instead of before close returns.
+    write_back: u64,
 }
 
 #[cfg(test)]

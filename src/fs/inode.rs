@@ -69,6 +69,16 @@
 //! itself stays, and its listing is marked incomplete: names no longer cached are not found
 //! by [`InodeTable::lookup_child`], and with the listing incomplete the caller must ask Box
 //! for them, so such a directory is listed from Box every time.
+//!
+//! **Local files and pinned attributes.** A file created through the mount exists only in
+//! the staging area until its upload is confirmed: it gets a *local* id
+//! ([`InodeTable::insert_local_file`], ids starting with [`LOCAL_ID_PREFIX`], which Box never
+//! uses) and is re-keyed to its Box id afterwards ([`InodeTable::rekey`]). Box knows nothing
+//! of a local file, so neither a listing nor an item with the same name detaches it: a
+//! listing leaves it in place, and a Box item arriving under its name stays out of the tree
+//! until the local file is uploaded (the upload then settles the clash). A file with staged
+//! writes is *pinned* ([`InodeTable::set_pinned`]): its size and mtime are the staged data's,
+//! which no answer from Box overwrites, and it is never evicted.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
@@ -80,6 +90,14 @@ pub type Ino = u64;
 
 /// The mount root's inode number (FUSE's `FUSE_ROOT_ID`).
 pub const ROOT_INO: Ino = 1;
+
+/// How the ids of local files (created here, not uploaded yet) begin. Box ids are digits.
+pub const LOCAL_ID_PREFIX: &str = "local:";
+
+/// True for the id of a file that exists only on this machine so far.
+pub fn is_local_id(box_id: &str) -> bool {
+    box_id.starts_with(LOCAL_ID_PREFIX)
+}
 
 /// Box's id of the "All Files" folder, the default mount root.
 pub const DEFAULT_ROOT_FOLDER_ID: &str = "0";
@@ -159,6 +177,8 @@ pub struct Inode {
     /// When `attrs` were last set from Box (or invalidated: `None`).
     attrs_fetched: Option<Instant>,
     dir: Option<Box<DirState>>,
+    /// Staged writes decide size and mtime; never evicted while set.
+    pinned: bool,
 }
 
 impl Inode {
@@ -185,6 +205,14 @@ impl Inode {
     }
     pub fn is_dir(&self) -> bool {
         self.kind == Kind::Dir
+    }
+    /// A file created here whose upload Box has not confirmed yet.
+    pub fn is_local(&self) -> bool {
+        is_local_id(&self.box_id)
+    }
+    /// Staged writes decide its size and mtime.
+    pub fn is_pinned(&self) -> bool {
+        self.pinned
     }
     /// True if a full listing was stored (for directories).
     pub fn listing_complete(&self) -> bool {
@@ -331,6 +359,7 @@ impl InodeTable {
             attrs: Attrs::default(),
             attrs_fetched: None,
             dir: Some(Box::default()),
+            pinned: false,
         };
         let mut table = InodeTable {
             inodes: HashMap::new(),
@@ -550,7 +579,11 @@ impl InodeTable {
                     return Ok((ino, Outcome::Stale));
                 }
             }
-            let changed = apply_attrs(&mut inode.attrs, item);
+            let changed = if inode.pinned {
+                apply_attrs_pinned(&mut inode.attrs, item)
+            } else {
+                apply_attrs(&mut inode.attrs, item)
+            };
             inode.attrs_fetched = Some(now);
             if ino == ROOT_INO {
                 return Ok((ino, Outcome::Updated { changed }));
@@ -587,11 +620,110 @@ impl InodeTable {
             attrs,
             attrs_fetched: Some(now),
             dir: (kind == Kind::Dir).then(Box::default),
+            pinned: false,
         };
         self.by_id.insert(item.id.as_str().into(), ino);
         self.inodes.insert(ino, inode);
         self.attach(parent, ino, displaced);
         Ok((ino, Outcome::Added))
+    }
+
+    // ---- local files and staged writes ---------------------------------------------
+
+    /// A file created here, not on Box yet: a new inode with a local id under
+    /// `parent/name`, pinned, empty, modified `now`. Whoever held the name is detached.
+    pub fn insert_local_file(
+        &mut self,
+        parent: Ino,
+        name: &str,
+        now: SystemTime,
+    ) -> Result<Ino, InodeError> {
+        self.check_dir(parent)?;
+        if name.is_empty() {
+            return Err(InodeError::EmptyName);
+        }
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        let box_id: Box<str> = format!("{LOCAL_ID_PREFIX}{ino}").into();
+        let inode = Inode {
+            box_id: box_id.clone(),
+            kind: Kind::File,
+            name: name.into(),
+            parent: None,
+            lookups: 0,
+            attrs: Attrs {
+                mtime: Some(now),
+                ctime: Some(now),
+                atime: Some(now),
+                ..Attrs::default()
+            },
+            attrs_fetched: Some(Instant::now()),
+            dir: None,
+            pinned: true,
+        };
+        self.by_id.insert(box_id, ino);
+        self.inodes.insert(ino, inode);
+        let mut displaced = Vec::new();
+        self.attach(parent, ino, &mut displaced);
+        self.evict_excess(Some(ino));
+        Ok(ino)
+    }
+
+    /// `ino` is now known to Box as `box_id` (a local file uploaded, or a staged file that
+    /// became a new version of another). An inode that held `box_id` before loses it: it
+    /// is detached and can no longer be found by id (it was replaced).
+    pub fn rekey(&mut self, ino: Ino, box_id: &str) -> Result<(), InodeError> {
+        if ino == ROOT_INO {
+            return Err(InodeError::Root);
+        }
+        if !self.inodes.contains_key(&ino) {
+            return Err(InodeError::NoSuchInode(ino));
+        }
+        if let Some(other) = self.by_id.get(box_id).copied().filter(|&o| o != ino) {
+            self.detach(other);
+            let dead: Box<str> = format!("{LOCAL_ID_PREFIX}replaced:{other}").into();
+            self.by_id.remove(box_id);
+            self.by_id.insert(dead.clone(), other);
+            if let Some(o) = self.inodes.get_mut(&other) {
+                o.box_id = dead;
+            }
+            self.maybe_drop(other);
+        }
+        let inode = self.inodes.get_mut(&ino).expect("checked");
+        let old = std::mem::replace(&mut inode.box_id, box_id.into());
+        self.by_id.remove(&old);
+        self.by_id.insert(box_id.into(), ino);
+        Ok(())
+    }
+
+    /// Pins (staged writes decide size and mtime, never evicted) or unpins `ino`.
+    pub fn set_pinned(&mut self, ino: Ino, pinned: bool) {
+        let Some(inode) = self.inodes.get_mut(&ino) else {
+            return;
+        };
+        inode.pinned = pinned;
+        if pinned {
+            self.lru.pop(&ino);
+        } else {
+            self.touch(ino);
+        }
+    }
+
+    /// The size and mtime of staged data (the inode should be pinned, or Box's next answer
+    /// replaces them).
+    pub fn set_local_attrs(&mut self, ino: Ino, size: u64, mtime: SystemTime) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.attrs.size = size;
+            inode.attrs.mtime = Some(mtime);
+            inode.attrs.ctime = Some(inode.attrs.ctime.map_or(mtime, |c| c.max(mtime)));
+        }
+    }
+
+    /// An mtime set by `utimens`, kept in memory only (until Box's next answer).
+    pub fn set_mtime(&mut self, ino: Ino, mtime: SystemTime) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.attrs.mtime = Some(mtime);
+        }
     }
 
     /// Detach `ino` (trashed or deleted elsewhere). It stays alive while the kernel
@@ -674,10 +806,11 @@ impl InodeTable {
                 Outcome::Updated { changed: false } | Outcome::Stale => {}
             }
         }
+        // Local files are not on Box yet: their absence from the listing means nothing.
         let gone: Vec<Ino> = self
             .children(parent)
             .into_iter()
-            .filter(|c| !seen.contains(c))
+            .filter(|c| !seen.contains(c) && self.inodes.get(c).is_some_and(|i| !i.is_local()))
             .collect();
         for ino in gone {
             if let Some(d) = self.detach(ino) {
@@ -750,8 +883,21 @@ impl InodeTable {
         let key = fold(&self.inodes[&ino].name);
         let dir = self.inodes.get_mut(&parent).and_then(|i| i.dir.as_mut());
         let dir = dir.expect("parent is a directory");
-        let previous = dir.children.insert(key, ino);
+        let previous = dir.children.insert(key.clone(), ino);
+        let incoming_local = self.inodes[&ino].is_local();
         if let Some(other) = previous.filter(|&o| o != ino) {
+            if self.inodes[&other].is_local() && !incoming_local {
+                // A local file keeps its name until its upload settles the clash; the Box
+                // item stays out of the tree meanwhile.
+                let dir = self.inodes.get_mut(&parent).and_then(|i| i.dir.as_mut());
+                dir.expect("parent is a directory")
+                    .children
+                    .insert(key, other);
+                self.inodes.get_mut(&ino).expect("live inode").parent = None;
+                self.lru.pop(&ino);
+                self.maybe_drop(ino);
+                return;
+            }
             let other_inode = self.inodes.get_mut(&other).expect("indexed child is live");
             other_inode.parent = None;
             self.lru.pop(&other);
@@ -800,7 +946,7 @@ impl InodeTable {
             && self
                 .inodes
                 .get(&ino)
-                .is_some_and(|i| i.lookups == 0 && i.parent.is_some())
+                .is_some_and(|i| i.lookups == 0 && i.parent.is_some() && !i.pinned)
     }
 
     /// Evict least recently used candidates while the table is over its limit, never
@@ -909,6 +1055,15 @@ impl InodeTable {
         }
         total
     }
+}
+
+/// [`apply_attrs`] for a pinned inode: size and mtime stay those of the staged data.
+fn apply_attrs_pinned(attrs: &mut Attrs, item: &Item) -> bool {
+    let (size, mtime) = (attrs.size, attrs.mtime);
+    let changed = apply_attrs(attrs, item);
+    attrs.size = size;
+    attrs.mtime = mtime;
+    changed
 }
 
 /// Copy what `item` says into `attrs`, keeping fields it leaves out (mini representations).
@@ -1824,5 +1979,90 @@ mod tests {
     fn table_can_move_between_threads() {
         fn send<T: Send>() {}
         send::<InodeTable>();
+    }
+
+    #[test]
+    fn local_files_survive_listings_and_name_clashes_then_rekey() {
+        let mut t = InodeTable::new("0");
+        let now = SystemTime::now();
+        let dir = t
+            .insert_or_update_from_item(ROOT_INO, &folder("10", "d", 1))
+            .unwrap();
+        let local = t.insert_local_file(dir, "new.txt", now).unwrap();
+        assert!(t.get(local).unwrap().is_local());
+        assert!(t.get(local).unwrap().is_pinned());
+        check_invariants(&t);
+
+        // A listing without it leaves it in place; a Box item with its name stays out.
+        let diff = t.replace_listing(dir, &[file("11", "other", 1)]).unwrap();
+        assert!(diff.removed.is_empty());
+        assert_eq!(t.lookup_child(dir, "new.txt"), Some(local));
+        t.insert_or_update_from_item(dir, &file("12", "NEW.txt", 1))
+            .ok();
+        assert_eq!(t.lookup_child(dir, "new.txt"), Some(local));
+        assert!(t.by_box_id("12").is_none());
+        check_invariants(&t);
+
+        // Uploaded: the same inode under its Box id, attributes from Box once unpinned.
+        t.set_local_attrs(local, 42, now);
+        t.rekey(local, "13").unwrap();
+        assert_eq!(t.by_box_id("13"), Some(local));
+        let up = file("13", "new.txt", 3);
+        t.insert_or_update_from_item(dir, &up).unwrap();
+        assert_eq!(t.get(local).unwrap().attrs().size, 42, "pinned size kept");
+        t.set_pinned(local, false);
+        t.insert_or_update_from_item(dir, &up).unwrap();
+        assert_eq!(t.get(local).unwrap().attrs().size, 10);
+        check_invariants(&t);
+
+        // Now an ordinary Box file: a listing without it detaches it.
+        t.replace_listing(dir, &[]).unwrap();
+        assert!(t.get(local).is_none());
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn rekey_onto_an_existing_id_replaces_that_inode() {
+        let mut t = InodeTable::new("0");
+        let target = t
+            .insert_or_update_from_item(ROOT_INO, &file("20", "doc", 1))
+            .unwrap();
+        t.add_lookup(target);
+        let tmp = t
+            .insert_local_file(ROOT_INO, ".doc.swp", SystemTime::now())
+            .unwrap();
+        t.rekey(tmp, "20").unwrap();
+        t.rename(tmp, ROOT_INO, "doc").unwrap();
+        assert_eq!(t.by_box_id("20"), Some(tmp));
+        assert_eq!(t.lookup_child(ROOT_INO, "doc"), Some(tmp));
+        let old = t.get(target).expect("still referenced by the kernel");
+        assert!(old.parent().is_none());
+        assert_ne!(old.box_id(), "20");
+        check_invariants(&t);
+        t.forget(target, 1);
+        assert!(t.get(target).is_none());
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn pinned_inodes_are_not_evicted() {
+        let mut t = InodeTable::with_limit("0", 3);
+        let a = t
+            .insert_or_update_from_item(ROOT_INO, &file("1", "a", 1))
+            .unwrap();
+        t.set_pinned(a, true);
+        for i in 2..10 {
+            t.insert_or_update_from_item(ROOT_INO, &file(&i.to_string(), &format!("f{i}"), 1))
+                .unwrap();
+        }
+        assert!(t.get(a).is_some());
+        check_invariants(&t);
+        t.set_pinned(a, false);
+        for i in 10..14 {
+            t.insert_or_update_from_item(ROOT_INO, &file(&i.to_string(), &format!("f{i}"), 1))
+                .unwrap();
+        }
+        assert!(t.get(a).is_none());
+        check_invariants(&t);
     }
 }

@@ -16,6 +16,12 @@
 //! kernel gets TTLs chosen the same way. A listing answers lookup and getattr for every child:
 //! a folder listed once costs no per-entry request.
 //!
+//! **Writes** go to staged copies on local disk and reach Box on close, fsync or from the
+//! upload queue: see `write.rs` (staging, the write operations, renames of staged files) and
+//! `uploader.rs` (uploads, conflicts, the queue, recovery after a crash). Their std mutexes
+//! (`Writes::inner`, then a staged file's state, in that order) are never held together
+//! with `table`.
+//!
 //! **Kernel invalidations** computed here (a listing fetched again that differs from the cached
 //! one) go through a [`kernel::KernelQueue`], never straight to the kernel: see `kernel.rs`.
 
@@ -28,11 +34,16 @@ pub mod kernel;
 mod listing;
 mod namespace;
 pub mod read;
+mod staged_names;
+pub mod staging;
+mod uploader;
+pub mod write;
 pub mod xattr;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -89,6 +100,11 @@ pub struct FsOptions {
     pub max_inodes: usize,
     /// How open files read: parts, read-ahead window, parallel requests.
     pub read: ReadConfig,
+    /// Where written data waits for its upload (`None`: writes are refused).
+    pub staging_dir: Option<PathBuf>,
+    /// `Some(delay)`: close returns at once and the upload is queued `delay` after the first
+    /// close; `None`: close returns once Box has the data.
+    pub write_back: Option<Duration>,
 }
 
 impl Default for FsOptions {
@@ -105,6 +121,8 @@ impl Default for FsOptions {
             // About 490 bytes each: some 120 MB at the bound.
             max_inodes: 250_000,
             read: ReadConfig::default(),
+            staging_dir: None,
+            write_back: None,
         }
     }
 }
@@ -186,6 +204,8 @@ pub struct BoxFs {
     quota: Mutex<Option<(Instant, FsStats)>>,
     /// Values of the `user.box.` extended attributes, kept briefly (see [`xattr`]).
     xattrs: xattr::XattrCache,
+    /// Staged writes and their uploads (see `write.rs`).
+    writes: write::Writes,
     pub counters: FsCounters,
 }
 
@@ -229,6 +249,13 @@ impl BoxFs {
         kernel: KernelQueue,
     ) -> BoxFs {
         let table = InodeTable::with_limit(&opts.root_folder_id, opts.max_inodes);
+        let staging = opts.staging_dir.as_deref().and_then(|dir| {
+            staging::StagingDir::open(dir)
+                .map_err(|e| {
+                    log::error!("staging directory {}: {e}; writes are off", dir.display())
+                })
+                .ok()
+        });
         BoxFs {
             client,
             table: Arc::new(Mutex::new(table)),
@@ -245,6 +272,7 @@ impl BoxFs {
             prefetch_slots: Arc::new(Semaphore::new(opts.prefetch_parallel.max(1))),
             quota: Mutex::default(),
             xattrs: xattr::XattrCache::default(),
+            writes: write::Writes::new(staging, opts.write_back),
             counters: FsCounters::default(),
             opts,
         }
@@ -361,6 +389,10 @@ impl BoxFs {
             let inode = table
                 .get(ino)
                 .ok_or_else(|| FsError::not_found(format!("no inode {ino}")))?;
+            // A file created here and not uploaded yet: Box knows nothing of it.
+            if inode.is_local() {
+                return self.cached_attr(&table, ino);
+            }
             (inode.box_id().to_string(), inode.kind(), inode.parent())
         };
         self.counters.item_fetches.fetch_add(1, Ordering::Relaxed);
@@ -550,11 +582,7 @@ impl BoxFs {
     /// `open` of a regular file for reading.
     pub async fn open(&self, ino: Ino, write: bool) -> Result<Opened, FsError> {
         if write {
-            self.check_writable()?;
-            return Err(FsError::new(
-                libc::EOPNOTSUPP,
-                "writing files is not supported by this mount",
-            ));
+            return self.open_for_write(ino, libc::O_RDWR).await;
         }
         let fresh = lock(&self.table).attrs_fresh(ino, self.ttl(), Instant::now());
         if !fresh {
@@ -600,6 +628,7 @@ impl BoxFs {
         );
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         lock(&self.files).insert(fh, Arc::new(OpenFile { ino, reader }));
+        self.note_reader(fh, ino);
         Ok(Opened { fh, keep_cache })
     }
 
@@ -609,6 +638,10 @@ impl BoxFs {
             .get(&fh)
             .cloned()
             .ok_or_else(|| FsError::new(libc::EBADF, format!("no open file {fh}")))?;
+        // Staged data (written here, not on Box yet, or being written) is read locally.
+        if let Some(staged) = self.read_staged(file.ino, offset, size).await {
+            return staged;
+        }
         file.reader.read(offset, size).await
     }
 

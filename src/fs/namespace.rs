@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use super::attr::FsAttr;
 use super::errno::FsError;
-use super::inode::{Ino, Kind, ROOT_INO};
+use super::inode::{is_local_id, Ino, Kind, ROOT_INO};
 use super::{box_name, lock, BoxFs};
 use crate::api::types::Item;
 
@@ -41,7 +41,7 @@ impl BoxFs {
         })
     }
 
-    fn box_id_of_dir(&self, ino: Ino) -> Result<String, FsError> {
+    pub(super) fn box_id_of_dir(&self, ino: Ino) -> Result<String, FsError> {
         let t = self.target(ino)?;
         if t.kind != Kind::Dir {
             return Err(FsError::new(libc::ENOTDIR, "not a directory"));
@@ -50,7 +50,11 @@ impl BoxFs {
     }
 
     /// The child `name` of `parent`, if there is one.
-    async fn existing(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<Option<Ino>, FsError> {
+    pub(super) async fn existing(
+        self: &Arc<Self>,
+        parent: Ino,
+        name: &OsStr,
+    ) -> Result<Option<Ino>, FsError> {
         match self.resolve(parent, name).await {
             Ok(ino) => Ok(Some(ino)),
             Err(e) if e.errno() == libc::ENOENT => Ok(None),
@@ -77,6 +81,11 @@ impl BoxFs {
         if t.kind == Kind::Dir {
             return Err(FsError::new(libc::EISDIR, "is a directory"));
         }
+        // Staged data goes with the file; a file that never reached Box is gone already.
+        if self.unlink_staged(ino).await {
+            return Ok(());
+        }
+        let t = self.target(ino)?;
         let _own = self.own.item(&t.box_id);
         self.client.delete_file(&t.box_id, None).await?;
         lock(&self.table).remove(ino)?;
@@ -93,6 +102,10 @@ impl BoxFs {
         }
         if ino == ROOT_INO {
             return Err(FsError::new(libc::EBUSY, "the mount's root"));
+        }
+        // Files created here but not uploaded yet are not on Box: it would see it empty.
+        if self.has_local_children(&lock(&self.table), ino) {
+            return Err(FsError::new(libc::ENOTEMPTY, "directory not empty"));
         }
         // Box refuses a non-empty folder without `recursive` (folder_not_empty → ENOTEMPTY),
         // which also covers children we have not listed.
@@ -134,6 +147,27 @@ impl BoxFs {
         if src.name == new_name_str && parent == new_parent {
             return Ok(());
         }
+        // A file not on Box yet is renamed here; a new file renamed over a Box file becomes
+        // a new version of it (see `write.rs`).
+        if src.kind == Kind::File
+            && self
+                .rename_staged(src.ino, new_parent, &new_parent_id, new_name_str, dst)
+                .await?
+        {
+            return Ok(());
+        }
+        let mut replaced = replaced;
+        if let Some(old) = replaced.clone() {
+            if let Some(staged) = self.writes.staged(old.ino) {
+                if is_local_id(&old.box_id) {
+                    // Not on Box: nothing to trash there.
+                    self.drop_local(old.ino, &staged).await;
+                    replaced = None;
+                } else {
+                    self.discard(&staged).await;
+                }
+            }
+        }
         let _own_src = self.own.item(&src.box_id);
         let _own_old = replaced.as_ref().map(|old| self.own.item(&old.box_id));
         if let Some(old) = &replaced {
@@ -144,11 +178,15 @@ impl BoxFs {
             .await
         {
             Ok(item) => {
-                let mut table = lock(&self.table);
-                if let Some(old) = &replaced {
-                    table.remove(old.ino)?;
+                {
+                    let mut table = lock(&self.table);
+                    if let Some(old) = &replaced {
+                        table.remove(old.ino)?;
+                    }
+                    table.insert_or_update_from_item(new_parent, &item)?;
                 }
-                table.insert_or_update_from_item(new_parent, &item)?;
+                self.staged_moved(src.ino, &new_parent_id, new_name_str)
+                    .await;
                 Ok(())
             }
             Err(e) => {

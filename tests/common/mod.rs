@@ -126,6 +126,41 @@ impl TestEmu {
         )
     }
 
+    /// A second user of the enterprise and a developer token for it; with `shared`, an
+    /// editor collaborator on that folder.
+    pub fn other_user(&self, shared: Option<u64>) -> (u64, String) {
+        use boxfs::emulator::store::{Collaboration, Role, TokenKind};
+        use boxfs::emulator::users;
+        let mut s = self.emulator().shared.store();
+        let n = s.users.len();
+        let uid = users::add_user(
+            &mut s,
+            "Other User",
+            &format!("other{n}@example.com"),
+            Role::User,
+            -1,
+            None,
+        );
+        let client_id = self.emulator().info.client_id.clone();
+        let token = users::issue_token(&mut s, uid, &client_id, TokenKind::Developer, 3600);
+        if let Some(f) = shared {
+            let cid = s.alloc_id();
+            let by = s.items[&f].owner;
+            s.items
+                .get_mut(&f)
+                .expect("shared folder")
+                .collaborations
+                .push(Collaboration {
+                    id: cid,
+                    user: uid,
+                    role: "editor".into(),
+                    created_by: by,
+                    created_at: chrono::Utc::now(),
+                });
+        }
+        (uid, token)
+    }
+
     /// Responses so far that broke Box's OpenAPI description.
     pub fn violations(&self) -> Vec<String> {
         self.emulator().conformance_violations()

@@ -1,0 +1,167 @@
+//! Renames and unlinks of files with staged data ([`super::write`]), which Box must not
+//! simply see as renames and deletions.
+//!
+//! A local file (created here, not uploaded yet) is renamed or removed here only: Box has
+//! never heard of it. A file created here and renamed over an existing Box file (how
+//! editors save: write `.name.swp`, rename it over `name`) becomes a *new version* of that
+//! file: the target keeps its Box id, its history and its shared links, and the temporary
+//! file, if it was uploaded already, goes to the trash. For that, a new file's staged copy
+//! is kept for [`super::write::RENAME_GRACE`] after its upload (files up to
+//! [`super::write::RENAME_GRACE_MAX`] bytes).
+//! Whatever the replaced file had staged is discarded with it. The upload of the new
+//! version waits for the renamed file's writers to close it (or happens now, or is
+//! queued with `--write-back`, if nobody writes it).
+
+use super::errno::FsError;
+use super::inode::{Ino, InodeTable, Kind};
+use super::staging::Target;
+use super::{lock, BoxFs};
+
+impl BoxFs {
+    /// `unlink` of a staged file: a local file is dropped here and never reaches Box
+    /// (returns true: nothing more to do); an uploaded one loses its staged data and is
+    /// trashed on Box by the caller.
+    pub(super) async fn unlink_staged(&self, ino: Ino) -> bool {
+        let Some(staged) = self.writes.staged(ino) else {
+            return false;
+        };
+        let _upload = staged.upload.lock().await;
+        let local = lock(&self.table).get(ino).is_some_and(|i| i.is_local());
+        drop(_upload);
+        if local {
+            self.drop_local(ino, &staged).await;
+            true
+        } else {
+            self.discard(&staged).await;
+            false
+        }
+    }
+
+    /// `rename` of a staged file that Box must not see as a rename: a local file (renamed
+    /// here only), or a file created here renamed over an existing Box file (uploaded as a
+    /// new version of that file). Returns false when the caller should rename on Box.
+    pub(super) async fn rename_staged(
+        &self,
+        src: Ino,
+        new_parent: Ino,
+        new_parent_id: &str,
+        new_name: &str,
+        dst: Option<Ino>,
+    ) -> Result<bool, FsError> {
+        let Some(staged) = self.writes.staged(src) else {
+            return Ok(false);
+        };
+        let upload_guard = staged.upload.lock().await;
+        let (local, dst_info) = {
+            let table = lock(&self.table);
+            let local = table.get(src).is_some_and(|i| i.is_local());
+            let dst_info = dst.filter(|&d| d != src).and_then(|d| {
+                table
+                    .get(d)
+                    .map(|i| (d, i.kind(), i.is_local(), i.box_id().to_string()))
+            });
+            (local, dst_info)
+        };
+        let st = staged.snapshot();
+        if st.discarded {
+            return Ok(false);
+        }
+        let over_box_file = matches!(dst_info, Some((_, Kind::File, false, _)));
+        let version_over = st.created_here && over_box_file;
+        if !(local || version_over) {
+            return Ok(false);
+        }
+        if let Some((_, Kind::Dir, _, _)) = dst_info {
+            return Err(FsError::new(libc::EISDIR, "target is a directory"));
+        }
+        // Whatever staged data the replaced file had is replaced with it.
+        if let Some((d, _, d_local, _)) = &dst_info {
+            if let Some(d_staged) = self.writes.staged(*d) {
+                if *d_local {
+                    self.drop_local(*d, &d_staged).await;
+                } else {
+                    self.discard(&d_staged).await;
+                }
+            }
+        }
+        match dst_info {
+            Some((d, Kind::File, false, dst_id)) => {
+                let target = Target::Version {
+                    file_id: dst_id.clone(),
+                    base_etag: None,
+                    parent_id: new_parent_id.to_string(),
+                    name: new_name.to_string(),
+                };
+                {
+                    let mut s = staged.state();
+                    s.target = target;
+                    s.created_here = false;
+                }
+                // Journal the new target before the temporary file leaves Box.
+                self.rewrite_journal(&staged).await?;
+                self.mark_dirty(&staged).await?;
+                if !local {
+                    let old_id = lock(&self.table)
+                        .get(src)
+                        .map(|i| i.box_id().to_string())
+                        .unwrap_or_default();
+                    let _own = self.own.item(&old_id);
+                    if let Err(e) = self.client.delete_file(&old_id, None).await {
+                        log::warn!(
+                            "'{new_name}' replaced: the temporary file (Box id {old_id}) \
+                             could not be trashed: {e}"
+                        );
+                    }
+                }
+                {
+                    let mut table = lock(&self.table);
+                    table.remove(d)?;
+                    table.rekey(src, &dst_id)?;
+                    table.rename(src, new_parent, new_name)?;
+                }
+                log::debug!("'{new_name}' (Box id {dst_id}) replaced by a new version");
+                drop(upload_guard);
+                let (_, writer) = self.writes.open_on(src);
+                if !writer {
+                    if let Err(e) = self.upload_on_close(&staged).await {
+                        // The rename itself happened; the data stays staged and is retried.
+                        log::warn!("uploading '{new_name}' after the rename: {e}");
+                    }
+                }
+                Ok(true)
+            }
+            _ => {
+                {
+                    let mut table = lock(&self.table);
+                    if let Some((d, ..)) = dst_info {
+                        let _ = table.remove(d);
+                    }
+                    table.rename(src, new_parent, new_name)?;
+                }
+                let target = staged.state().target.moved(new_parent_id, new_name);
+                staged.state().target = target;
+                self.rewrite_journal(&staged).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// After a rename on Box of a file with staged data: its journal follows.
+    pub(super) async fn staged_moved(&self, ino: Ino, new_parent_id: &str, new_name: &str) {
+        if let Some(staged) = self.writes.staged(ino) {
+            let target = staged.state().target.moved(new_parent_id, new_name);
+            staged.state().target = target;
+            if let Err(e) = self.rewrite_journal(&staged).await {
+                log::warn!("journal of '{new_name}' after a rename: {e}");
+            }
+        }
+    }
+
+    /// Whether `dir` holds local files (not on Box yet): Box would delete it as empty.
+    pub(super) fn has_local_children(&self, table: &InodeTable, dir: Ino) -> bool {
+        table
+            .children(dir)
+            .iter()
+            .any(|&c| table.get(c).is_some_and(|i| i.is_local()))
+    }
+}
