@@ -152,6 +152,11 @@ pub struct MountArgs {
     /// has the data. fsync always waits for Box.
     #[arg(long, value_name = "SECS", env = "BOXFS_WRITE_BACK")]
     pub write_back: Option<u64>,
+    /// Make exclusive `flock` and `fcntl` write locks on files Box locks, so that programs on
+    /// other machines (through boxfs or not) see them; shared locks test for a Box lock.
+    /// Without it, locks are local to this machine.
+    #[arg(long, env = "BOXFS_BOX_LOCKS", value_parser = BoolishValueParser::new())]
+    pub box_locks: bool,
     /// Where the daemon logs once detached (default: boxfs.log in the cache directory).
     #[arg(long, value_name = "FILE", env = "BOXFS_LOG_FILE")]
     pub log_file: Option<PathBuf>,
@@ -182,6 +187,7 @@ impl MountArgs {
             allow_other: self.allow_other.then_some(true),
             log_file: self.log_file.clone(),
             write_back: self.write_back,
+            box_locks: self.box_locks.then_some(true),
             ..self.connection.given()
         }
     }
@@ -231,6 +237,7 @@ impl MountArgs {
                     .max(1),
                 staging_dir: Some(cache_dir.join("staging")),
                 write_back: v.write_back.map(std::time::Duration::from_secs),
+                box_locks: v.box_locks == Some(true),
                 ..FsOptions::default()
             },
             log_file: Some(

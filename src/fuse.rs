@@ -14,8 +14,8 @@ use std::time::SystemTime;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLock, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::fs::attr::FsAttr;
@@ -132,6 +132,14 @@ impl Filesystem for FuseAdapter {
         ] {
             if let Err(missing) = config.add_capabilities(cap) {
                 log::debug!("the kernel lacks {missing:?}");
+            }
+        }
+        // Only with --box-locks: without these the kernel keeps flock and fcntl locks itself.
+        if self.fs.options().box_locks {
+            for cap in [InitFlags::FUSE_POSIX_LOCKS, InitFlags::FUSE_FLOCK_LOCKS] {
+                if let Err(missing) = config.add_capabilities(cap) {
+                    log::warn!("the kernel lacks {missing:?}: locks stay local");
+                }
             }
         }
         let _ = config.set_max_readahead(MAX_READAHEAD);
@@ -277,6 +285,7 @@ impl Filesystem for FuseAdapter {
     ) {
         let fs = self.fs.clone();
         self.spawn(async move {
+            fs.release_locks_of_handle(fh.0).await;
             fs.release_file(fh.0).await;
             reply.ok();
         });
@@ -372,11 +381,12 @@ impl Filesystem for FuseAdapter {
         _req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
-        _lock_owner: LockOwner,
+        lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
         let fs = self.fs.clone();
         self.spawn(async move {
+            fs.release_locks_of_owner(lock_owner.0).await;
             match fs.flush(fh.0).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno("close", &e)),
@@ -567,6 +577,57 @@ impl Filesystem for FuseAdapter {
             match fs.removexattr(ino.0, &name).await {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(xattr_errno("removexattr", &e)),
+            }
+        });
+    }
+
+    // setlk and getlk are only called when init asked for lock requests (--box-locks).
+    fn setlk(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        lock_owner: LockOwner,
+        _start: u64,
+        _end: u64,
+        typ: i32,
+        _pid: u32,
+        sleep: bool,
+        reply: ReplyEmpty,
+    ) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.setlk(ino.0, fh.0, lock_owner.0, typ, sleep).await {
+                Ok(()) => reply.ok(),
+                // Someone else holds the lock: an answer, not a failure of the mount.
+                Err(e) if e.flock_errno() == libc::EWOULDBLOCK => {
+                    log::debug!("setlk: {e}");
+                    reply.error(Errno::from_i32(libc::EWOULDBLOCK))
+                }
+                Err(e) => reply.error(errno("setlk", &e)),
+            }
+        });
+    }
+
+    fn getlk(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        _typ: i32,
+        _pid: u32,
+        reply: ReplyLock,
+    ) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.getlk(ino.0, fh.0, lock_owner.0).await {
+                // Box says nothing of which process holds it: no pid.
+                Ok(true) => reply.locked(start, end, libc::F_WRLCK, 0),
+                Ok(false) => reply.locked(start, end, libc::F_UNLCK, 0),
+                Err(e) => reply.error(errno("getlk", &e)),
             }
         });
     }

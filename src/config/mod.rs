@@ -78,6 +78,7 @@ pub fn defaults() -> Settings {
         metadata_cache_entries: Some(crate::fs::FsOptions::default().max_inodes),
         umask: Some(Mode(DEFAULT_UMASK)),
         allow_other: Some(false),
+        box_locks: Some(false),
         ..Settings::default()
     }
 }

@@ -375,6 +375,8 @@ settings! {
     log_file: PathBuf,
     /// Upload in the background this many seconds after close instead of before close returns.
     write_back: u64,
+    /// Turn flock and fcntl write locks on files into Box locks, seen by every machine.
+    box_locks: bool,
 }
 
 #[cfg(test)]

@@ -32,6 +32,7 @@ pub mod events;
 pub mod inode;
 pub mod kernel;
 mod listing;
+pub mod locks;
 mod namespace;
 pub mod read;
 mod staged_names;
@@ -105,6 +106,9 @@ pub struct FsOptions {
     /// `Some(delay)`: close returns at once and the upload is queued `delay` after the first
     /// close; `None`: close returns once Box has the data.
     pub write_back: Option<Duration>,
+    /// Exclusive `flock`/`fcntl` locks take Box locks (see [`locks`]); without it the kernel
+    /// keeps locks to itself.
+    pub box_locks: bool,
 }
 
 impl Default for FsOptions {
@@ -123,6 +127,7 @@ impl Default for FsOptions {
             read: ReadConfig::default(),
             staging_dir: None,
             write_back: None,
+            box_locks: false,
         }
     }
 }
@@ -206,6 +211,8 @@ pub struct BoxFs {
     xattrs: xattr::XattrCache,
     /// Staged writes and their uploads (see `write.rs`).
     writes: write::Writes,
+    /// The Box locks this mount took (`Some` with `--box-locks` only).
+    locks: Option<locks::BoxLocks>,
     pub counters: FsCounters,
 }
 
@@ -256,6 +263,7 @@ impl BoxFs {
                 })
                 .ok()
         });
+        let locks = opts.box_locks.then(|| locks::BoxLocks::new(client.clone()));
         BoxFs {
             client,
             table: Arc::new(Mutex::new(table)),
@@ -273,6 +281,7 @@ impl BoxFs {
             quota: Mutex::default(),
             xattrs: xattr::XattrCache::default(),
             writes: write::Writes::new(staging, opts.write_back),
+            locks,
             counters: FsCounters::default(),
             opts,
         }
