@@ -47,6 +47,9 @@ pub enum Command {
     Whoami(ConnectionArgs),
     /// Inspect the configuration.
     Config(ConfigArgs),
+    /// Search Box (text, type, folder, metadata) and print the results as paths inside a
+    /// running mount, or as Box paths. Exit status 1 when nothing matches.
+    Search(crate::search_cli::SearchArgs),
 }
 
 /// A flag's text read as the configuration key reads it.
@@ -256,8 +259,19 @@ impl MountArgs {
 pub async fn run_mount(args: MountArgs) -> Result<(), String> {
     let request = args.request()?;
     let log_file = request.log_file.clone();
+    let root_folder_id = request.fs.root_folder_id.clone();
+    let api_url = if args.emulator {
+        Some("emulator".to_string())
+    } else {
+        args.settings()?.values.api_url
+    };
     let mounted = request.mount().await?;
-    let record = DaemonRecord::write(&mounted.mountpoint, request_staging(&args));
+    let record = DaemonRecord::write(
+        &mounted.mountpoint,
+        request_staging(&args),
+        root_folder_id,
+        api_url,
+    );
     report_ready(log_file.as_deref());
     let result = mounted.serve_until_unmounted().await;
     if let Some(record) = record {

@@ -3,7 +3,8 @@
 //! (`$XDG_RUNTIME_DIR/boxfs/`, or `boxfs-<uid>` in the temporary directory). Unmounting only
 //! ends the kernel's session; the daemon then still uploads what is staged, so
 //! `boxfs unmount` finds the daemon here and waits for it to exit, saying how many uploads
-//! it waits for.
+//! it waits for. The record also says which Box folder the mount shows and on which API,
+//! so that `boxfs search` can print its results as paths inside a running mount.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -21,6 +22,13 @@ pub struct DaemonRecord {
     pub pid: u32,
     pub mountpoint: PathBuf,
     pub staging_dir: PathBuf,
+    /// The Box folder shown at the mount point (`0`: All Files).
+    #[serde(default)]
+    pub root_folder_id: Option<String>,
+    /// The API the mount talks to: the `api_url` setting (none: Box itself; `emulator`
+    /// for `--emulator`, whose account nothing else reaches).
+    #[serde(default)]
+    pub api_url: Option<String>,
     #[serde(skip)]
     path: PathBuf,
 }
@@ -54,12 +62,20 @@ fn alive(pid: u32) -> bool {
 impl DaemonRecord {
     /// Records this process as the daemon of `mountpoint` (best effort: a mount works
     /// without it, `boxfs unmount` then just does not wait).
-    pub fn write(mountpoint: &Path, staging_dir: PathBuf) -> Option<DaemonRecord> {
+    pub fn write(
+        mountpoint: &Path,
+        staging_dir: PathBuf,
+        root_folder_id: String,
+        api_url: Option<String>,
+    ) -> Option<DaemonRecord> {
         let path = record_path(mountpoint);
         let record = DaemonRecord {
             pid: std::process::id(),
-            mountpoint: mountpoint.to_path_buf(),
+            mountpoint: std::path::absolute(mountpoint)
+                .unwrap_or_else(|_| mountpoint.to_path_buf()),
             staging_dir,
+            root_folder_id: Some(root_folder_id),
+            api_url,
             path: path.clone(),
         };
         let write = || -> std::io::Result<()> {
@@ -88,6 +104,22 @@ impl DaemonRecord {
         let mut record: DaemonRecord = serde_json::from_slice(&bytes).ok()?;
         record.path = path;
         alive(record.pid).then_some(record)
+    }
+
+    /// Every live daemon that recorded itself.
+    pub fn running() -> Vec<DaemonRecord> {
+        let Ok(dir) = std::fs::read_dir(runtime_dir()) else {
+            return Vec::new();
+        };
+        dir.filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .filter_map(|e| {
+                let bytes = std::fs::read(e.path()).ok()?;
+                let mut record: DaemonRecord = serde_json::from_slice(&bytes).ok()?;
+                record.path = e.path();
+                alive(record.pid).then_some(record)
+            })
+            .collect()
     }
 
     /// Removes the record (the daemon is exiting).

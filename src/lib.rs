@@ -12,3 +12,4 @@ pub mod fs;
 pub mod fuse;
 pub mod login;
 pub mod mount;
+pub mod search_cli;

@@ -38,8 +38,23 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // Search has its own exit statuses: 1 for no match, 2 for errors.
+    let command = match cli.command {
+        Command::Search(args) => {
+            let code = match runtime.block_on(boxfs::search_cli::run_search(args)) {
+                Ok(true) => 0,
+                Ok(false) => 1,
+                Err(message) => {
+                    eprintln!("boxfs: {message}");
+                    2
+                }
+            };
+            std::process::exit(code);
+        }
+        command => command,
+    };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Emulator(args) => boxfs::cli::run_emulator(args).await,
             Command::Mount(args) => boxfs::cli::run_mount(args).await,
             Command::Unmount(args) => boxfs::cli::run_unmount(args),
@@ -47,6 +62,7 @@ fn main() {
             Command::Logout(args) => boxfs::cli::run_logout(args).await,
             Command::Whoami(args) => boxfs::cli::run_whoami(args).await,
             Command::Config(args) => boxfs::cli::run_config(args),
+            Command::Search(_) => unreachable!("handled above"),
         }
     });
     if let Err(message) = result {
