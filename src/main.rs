@@ -62,7 +62,8 @@ fn main() {
             Command::Logout(args) => boxfs::cli::run_logout(args).await,
             Command::Whoami(args) => boxfs::cli::run_whoami(args).await,
             Command::Config(args) => boxfs::cli::run_config(args),
-            Command::Search(_) => unreachable!("handled above"),
+            // Taken above for its exit statuses; kept here so the match stays exhaustive.
+            Command::Search(args) => boxfs::search_cli::run_search(args).await.map(|_| ()),
         }
     });
     if let Err(message) = result {
