@@ -7,7 +7,7 @@
 //! an empty page cache, which the container does not let us drop).
 //!
 //! Run: `cargo bench --bench mount`, or some parts of it: `cargo bench --bench mount -- ls find`
-//! (parts: read, ls, find, changes, memory). Needs /dev/fuse and root (or fusermount3).
+//! (parts: read, ls, find, changes, memory, writes, xattrs). Needs /dev/fuse and root (or fusermount3).
 //! Mounts are unmounted when the bench ends or panics; an interrupted run leaves none either,
 //! because the daemon unmounts on the same SIGINT.
 
@@ -132,6 +132,9 @@ struct World {
     addr: TestEmu,
     http: reqwest::Client,
     client: Client,
+    /// The emulator's request log (one JSON line per request), for counting calls.
+    request_log: std::path::PathBuf,
+    _log_dir: tempfile::TempDir,
 }
 
 impl World {
@@ -140,7 +143,10 @@ impl World {
             .enable_all()
             .build()
             .expect("tokio runtime");
+        let log_dir = tempfile::tempdir().expect("request log dir");
+        let request_log = log_dir.path().join("requests.jsonl");
         let config = EmulatorConfig {
+            request_log: Some(request_log.clone()),
             knobs: Knobs {
                 latency_ms: LATENCY_MS,
                 bandwidth: BANDWIDTH,
@@ -163,6 +169,8 @@ impl World {
             addr,
             http: reqwest::Client::new(),
             client,
+            request_log,
+            _log_dir: log_dir,
         }
     }
 
@@ -789,6 +797,395 @@ fn bench_memory(world: &World) -> Vec<Row> {
     vec![row]
 }
 
+// ---- figures 8 and 9: writing files through the mount -------------------------------------
+
+const SMALL_WRITES: usize = 1000;
+const SMALL_WRITE_BYTES: usize = 4096;
+/// Figure 9's file: the same size as the read figure's.
+const BIG_WRITE_BYTES: usize = BIG_FILE_BYTES;
+/// Files locked and given metadata in figure 10 (the median of them is reported).
+const XATTR_FILES: usize = 5;
+const UPLOAD_PATH: &str = "/api/2.0/files/content";
+
+/// Calls so far to `method` on paths that `path_matches`, from the emulator's request log.
+fn requests(world: &World, method: &str, path_matches: impl Fn(&str) -> bool) -> usize {
+    mount::count_requests(&world.request_log, method, path_matches)
+}
+
+fn upload_calls(world: &World) -> usize {
+    requests(world, "POST", |p| p == UPLOAD_PATH)
+}
+
+/// One plain upload (a multipart POST, as Box's docs show it), built before the clock starts.
+fn upload_form(parent: Id, name: &str, data: Vec<u8>) -> reqwest::multipart::Form {
+    let attributes = serde_json::json!({"name": name, "parent": {"id": parent.to_string()}});
+    reqwest::multipart::Form::new()
+        .text("attributes", attributes.to_string())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(data).file_name(name.to_string()),
+        )
+}
+
+impl World {
+    async fn upload_direct(&self, form: reqwest::multipart::Form) -> Result<(), String> {
+        let resp = self
+            .http
+            .post(format!("{}{UPLOAD_PATH}", self.addr.base))
+            .bearer_auth(&self.addr.token)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| format!("upload: {e}"))?;
+        let status = resp.status();
+        let _ = resp.bytes().await;
+        if status.as_u16() != 201 {
+            return Err(format!("upload: {status}"));
+        }
+        Ok(())
+    }
+}
+
+/// `cp -r from to`, timed.
+fn cp(from: &Path, to: &Path) -> Result<Duration, String> {
+    run_timed("cp", &[Path::new("-r"), from, to]).map(|(took, _)| took)
+}
+
+/// `boxfs unmount`, which returns once the queued uploads are on Box.
+fn unmount_waiting(mount: &TestMount) -> Result<Duration, String> {
+    run_timed(
+        env!("CARGO_BIN_EXE_boxfs"),
+        &[Path::new("unmount"), &mount.root],
+    )
+    .map(|(took, _)| took)
+}
+
+/// A row whose target is at least `min_speedup` times faster than its baseline.
+fn speedup_row(
+    figure: &str,
+    measured: Result<(String, Duration), String>,
+    baseline: (String, Duration),
+    min_speedup: f64,
+) -> Row {
+    let target = format!(">= {min_speedup}x faster");
+    let row = match measured {
+        Err(e) => Row::failed(figure, &target, e),
+        Ok((text, took)) => {
+            let speedup = baseline.1.as_secs_f64() / took.as_secs_f64();
+            Row {
+                figure: figure.into(),
+                measured: text,
+                baseline: baseline.0,
+                ratio: format!("{speedup:.2}x faster"),
+                target,
+                pass: speedup >= min_speedup,
+            }
+        }
+    };
+    row.print();
+    row
+}
+
+/// Checks that `cp` made exactly one upload per file: `before` is the count before it.
+fn one_upload_each(world: &World, before: usize) -> Result<(), String> {
+    let uploads = upload_calls(world) - before;
+    if uploads != SMALL_WRITES {
+        return Err(format!("{uploads} uploads for {SMALL_WRITES} files"));
+    }
+    Ok(())
+}
+
+fn bench_writes(world: &World) -> Vec<Row> {
+    let base_folder = world.seed(|s| {
+        let root = s.root;
+        s.folder(root, "WritesBaseline")
+    });
+    let tmpfs = tempfile::tempdir_in("/dev/shm").expect("tmpfs dir");
+    let small_dir = tmpfs.path().join("small");
+    std::fs::create_dir(&small_dir).expect("small dir");
+    let contents: Vec<Vec<u8>> = (0..SMALL_WRITES)
+        .map(|i| {
+            let mut v = format!("file {i}\n").into_bytes();
+            v.resize(SMALL_WRITE_BYTES, b'.');
+            v
+        })
+        .collect();
+    for (i, c) in contents.iter().enumerate() {
+        std::fs::write(small_dir.join(format!("f{i:04}.txt")), c).expect("small file");
+    }
+    let mut rows = Vec::new();
+
+    // Baseline: the same 1,000 uploads straight to Box, one after another.
+    let forms: Vec<_> = contents
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| upload_form(base_folder, &format!("f{i:04}.txt"), c))
+        .collect();
+    let started = Instant::now();
+    let baseline = world.rt.block_on(async {
+        for form in forms {
+            world.upload_direct(form).await?;
+        }
+        Ok::<_, String>(())
+    });
+    let sequential = started.elapsed();
+    if let Err(e) = baseline {
+        let row = Row::failed("8. cp of 1,000 files of 4 KiB", "-", e);
+        row.print();
+        return vec![row];
+    }
+    let baseline_text = format!("1,000 uploads in sequence: {}", secs(sequential));
+
+    // Default: close waits for the upload.
+    {
+        let mount = world.mount();
+        let _watch = Watchdog::arm(&mount, "cp of small files");
+        let before = upload_calls(world);
+        let took = cp(&small_dir, &mount.path("Writes"))
+            .and_then(|t| one_upload_each(world, before).map(|_| t));
+        let outcome = took.as_ref().map(|_| ()).map_err(Clone::clone);
+        rows.push(ratio_row(
+            "8. cp of 1,000 files of 4 KiB (1 upload each)",
+            took.into_iter().collect(),
+            (baseline_text.clone(), sequential),
+            1.2,
+            &outcome,
+        ));
+    }
+
+    // --write-back 1: cp returns at once; `boxfs unmount` waits until all are on Box.
+    {
+        let mount = TestMount::start(&world.addr, &["--cache-size", "2G", "--write-back", "1"]);
+        let _watch = Watchdog::arm(&mount, "cp of small files, write-back");
+        let before = upload_calls(world);
+        let started = Instant::now();
+        let cp_took = cp(&small_dir, &mount.path("WritesBack"));
+        let all_on_box = cp_took
+            .clone()
+            .and_then(|_| unmount_waiting(&mount))
+            .map(|_| started.elapsed())
+            .and_then(|t| one_upload_each(world, before).map(|_| t));
+        let baseline = (baseline_text, sequential);
+        rows.push(speedup_row(
+            "8b. same, --write-back 1: until cp returns",
+            cp_took.map(|t| (secs(t), t)),
+            baseline.clone(),
+            4.0,
+        ));
+        rows.push(speedup_row(
+            "8c. same, --write-back 1: until all on Box",
+            all_on_box.map(|t| (format!("{} (1 upload each)", secs(t)), t)),
+            baseline,
+            4.0,
+        ));
+    }
+
+    // A 512 MiB file: one plain upload against the mount's parallel parts.
+    let data: Vec<u8> = (0..BIG_WRITE_BYTES)
+        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
+    let big = tmpfs.path().join("big-up.bin");
+    std::fs::write(&big, &data).expect("big file on tmpfs");
+    let size = BIG_WRITE_BYTES as u64;
+    let form = upload_form(base_folder, "big-up.bin", data);
+    let started = Instant::now();
+    let single = world.rt.block_on(world.upload_direct(form));
+    let single_took = started.elapsed();
+    let figure = "9. cp of a 512 MiB file";
+    let row = match single {
+        Err(e) => Row::failed(figure, ">= 3x faster", format!("single upload: {e}")),
+        Ok(()) => {
+            let mount = world.mount();
+            let _watch = Watchdog::arm(&mount, "cp of a big file");
+            let commits = |w: &World| {
+                requests(w, "POST", |p| {
+                    p.starts_with("/api/2.0/files/upload_sessions/") && p.ends_with("/commit")
+                })
+            };
+            let (commits_before, uploads_before) = (commits(world), upload_calls(world));
+            let parts_before = requests(world, "PUT", |p| {
+                p.starts_with("/api/2.0/files/upload_sessions/")
+            });
+            let took = cp(&big, &mount.path("big-up.bin")).and_then(|t| {
+                let calls = commits(world) - commits_before + upload_calls(world) - uploads_before;
+                if calls != 1 {
+                    return Err(format!("{calls} uploads or commits, not 1"));
+                }
+                Ok(t)
+            });
+            let parts = requests(world, "PUT", |p| {
+                p.starts_with("/api/2.0/files/upload_sessions/")
+            }) - parts_before;
+            speedup_row(
+                figure,
+                took.map(|t| {
+                    (
+                        format!("{:.1} MB/s ({}, {parts} parts)", mb_per_s(size, t), secs(t)),
+                        t,
+                    )
+                }),
+                (
+                    format!(
+                        "one POST: {:.1} MB/s ({})",
+                        mb_per_s(size, single_took),
+                        secs(single_took)
+                    ),
+                    single_took,
+                ),
+                3.0,
+            )
+        }
+    };
+    rows.push(row);
+    rows
+}
+
+// ---- figure 10: a lock and metadata through extended attributes --------------------------
+
+const TEMPLATE: &str = "benchReview";
+
+fn c_path(path: &Path) -> std::ffi::CString {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes()).expect("path without NUL")
+}
+
+fn set_xattr(path: &Path, name: &str, value: &str) -> Result<(), String> {
+    let (p, n) = (c_path(path), std::ffi::CString::new(name).expect("name"));
+    // SAFETY: valid C strings and a buffer of the given length.
+    let rc = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "setxattr {name}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+fn get_xattr(path: &Path, name: &str) -> Result<String, String> {
+    let (p, n) = (c_path(path), std::ffi::CString::new(name).expect("name"));
+    let mut buf = vec![0u8; 65536];
+    // SAFETY: valid C strings and a buffer of the given length.
+    let len = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if len < 0 {
+        return Err(format!(
+            "getxattr {name}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    buf.truncate(len as usize);
+    String::from_utf8(buf).map_err(|_| format!("getxattr {name}: not UTF-8"))
+}
+
+fn bench_xattrs(world: &World) -> Vec<Row> {
+    use boxfs::api::files::LockOptions;
+    use boxfs::api::metadata::{FieldType, ItemRef, NewTemplate, TemplateField};
+
+    let figure = "10. lock + metadata set, both read back";
+    let target = "<= 1.2x baseline";
+    let created = world.rt.block_on(world.client.create_metadata_template(
+        &NewTemplate::new(TEMPLATE, "Bench review").field(TemplateField::new(
+            FieldType::String,
+            "status",
+            "Status",
+        )),
+    ));
+    if let Err(e) = created {
+        let row = Row::failed(figure, target, format!("template: {e}"));
+        row.print();
+        return vec![row];
+    }
+    let scope = format!("enterprise_{}", world.emu.info.enterprise_id);
+    let (api_files, _mount_files) = world.seed(|s| {
+        let blob = s.blob(Bytes::from(vec![b'x'; SMALL_FILE_BYTES]));
+        let root = s.root;
+        let folder = s.folder(root, "Xattrs");
+        let mut files = |prefix: &str| -> Vec<Id> {
+            (0..XATTR_FILES)
+                .map(|i| s.file(folder, &format!("{prefix}-{i}.txt"), &blob))
+                .collect()
+        };
+        (files("api"), files("mount"))
+    });
+
+    // Baseline: PUT /files/ID {lock}, POST the instance, GET the lock, GET the instance.
+    let mut api_took = Vec::new();
+    for id in &api_files {
+        let id = id.to_string();
+        let started = Instant::now();
+        let done: Result<(), String> = world.rt.block_on(async {
+            let c = &world.client;
+            c.lock_file(&id, &LockOptions::default())
+                .await
+                .map_err(|e| format!("lock: {e}"))?;
+            let mut values = serde_json::Map::new();
+            values.insert("status".into(), "approved".into());
+            c.create_metadata(&ItemRef::file(id.clone()), &scope, TEMPLATE, &values)
+                .await
+                .map_err(|e| format!("metadata: {e}"))?;
+            let item = c
+                .file_with_fields(&id, &["lock"])
+                .await
+                .map_err(|e| format!("get lock: {e}"))?;
+            if item.lock.is_none() {
+                return Err("no lock read back".into());
+            }
+            c.metadata(&ItemRef::file(id.clone()), &scope, TEMPLATE)
+                .await
+                .map_err(|e| format!("get metadata: {e}"))?;
+            Ok(())
+        });
+        if let Err(e) = done {
+            let row = Row::failed(figure, target, format!("baseline: {e}"));
+            row.print();
+            return vec![row];
+        }
+        api_took.push(started.elapsed());
+    }
+    let api = median(api_took);
+
+    let mount = world.mount();
+    let _watch = Watchdog::arm(&mount, "xattrs");
+    let lock_name = "user.box.lock";
+    let metadata_name = format!("user.box.metadata.{scope}.{TEMPLATE}");
+    let mut took = Vec::new();
+    let outcome = (|| -> Result<(), String> {
+        for i in 0..XATTR_FILES {
+            let path = mount.path(&format!("Xattrs/mount-{i}.txt"));
+            // The lookup is not part of the figure.
+            std::fs::metadata(&path).map_err(|e| format!("stat {}: {e}", path.display()))?;
+            let started = Instant::now();
+            set_xattr(&path, lock_name, "lock")?;
+            set_xattr(&path, &metadata_name, r#"{"status":"approved"}"#)?;
+            let lock = get_xattr(&path, lock_name)?;
+            let metadata = get_xattr(&path, &metadata_name)?;
+            took.push(started.elapsed());
+            if !lock.contains("holder") {
+                return Err(format!("lock read back as {lock:?}"));
+            }
+            if !metadata.contains("approved") {
+                return Err(format!("metadata read back as {metadata:?}"));
+            }
+        }
+        Ok(())
+    })();
+    vec![ratio_row(
+        &format!("{figure} ({XATTR_FILES} files, median)"),
+        took,
+        (format!("4 API calls: {}", secs(api)), api),
+        1.2,
+        &outcome,
+    )]
+}
+
 /// The 1, 5 and 15 minute load averages.
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -806,6 +1203,8 @@ const PARTS: &[Part] = &[
     ("find", bench_find),
     ("changes", bench_changes),
     ("memory", bench_memory),
+    ("writes", bench_writes),
+    ("xattrs", bench_xattrs),
 ];
 
 fn main() {
