@@ -106,6 +106,14 @@ fn errno(op: &str, e: &FsError) -> Errno {
     Errno::from_i32(e.errno())
 }
 
+/// Answers an operation that returns nothing but success or an errno.
+fn reply_empty(op: &str, result: Result<(), FsError>, reply: ReplyEmpty) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(errno(op, &e)),
+    }
+}
+
 fn open_flags(keep_cache: bool, dir: bool) -> FopenFlags {
     let mut flags = FopenFlags::empty();
     if keep_cache {
@@ -195,23 +203,13 @@ impl Filesystem for FuseAdapter {
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let fs = self.fs.clone();
         let name = name.to_owned();
-        self.spawn(async move {
-            match fs.unlink(parent.0, &name).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("unlink", &e)),
-            }
-        });
+        self.spawn(async move { reply_empty("unlink", fs.unlink(parent.0, &name).await, reply) });
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let fs = self.fs.clone();
         let name = name.to_owned();
-        self.spawn(async move {
-            match fs.rmdir(parent.0, &name).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("rmdir", &e)),
-            }
-        });
+        self.spawn(async move { reply_empty("rmdir", fs.rmdir(parent.0, &name).await, reply) });
     }
 
     fn rename(
@@ -387,10 +385,7 @@ impl Filesystem for FuseAdapter {
         let fs = self.fs.clone();
         self.spawn(async move {
             fs.release_locks_of_owner(lock_owner.0).await;
-            match fs.flush(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("close", &e)),
-            }
+            reply_empty("close", fs.flush(fh.0).await, reply)
         });
     }
 
@@ -403,12 +398,7 @@ impl Filesystem for FuseAdapter {
         reply: ReplyEmpty,
     ) {
         let fs = self.fs.clone();
-        self.spawn(async move {
-            match fs.fsync(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("fsync", &e)),
-            }
-        });
+        self.spawn(async move { reply_empty("fsync", fs.fsync(fh.0).await, reply) });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

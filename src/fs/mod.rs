@@ -597,7 +597,7 @@ impl BoxFs {
         if !fresh {
             self.getattr(ino).await?;
         }
-        let (file_id, size, version, version_id) = {
+        let (file_id, size, version) = {
             let table = lock(&self.table);
             let inode = table
                 .get(ino)
@@ -610,7 +610,6 @@ impl BoxFs {
                 inode.box_id().to_string(),
                 a.size,
                 a.version.clone().or_else(|| a.sha1.clone()),
-                a.version.clone(),
             )
         };
         // The kernel's pages of this file are still right if the version did not change
@@ -620,25 +619,26 @@ impl BoxFs {
             let previous = versions.insert(ino, version.clone());
             version.is_some() && previous.as_ref() == Some(&version)
         };
-        // The reader fetches the version stat showed (by its id; Box's sha1 when the id is
-        // unknown), so a file changed during a read never mixes two versions.
-        let reader = FileReader::new(
-            self.client.clone(),
-            self.cache.clone(),
-            FileVersionRef {
-                file_id,
-                version: version_id
-                    .or(version)
-                    .map(|v| v.to_string())
-                    .unwrap_or_default(),
-                size,
-            },
-            self.opts.read.clone(),
-        );
+        let reader = self.reader_of(file_id, version.as_deref(), size);
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         lock(&self.files).insert(fh, Arc::new(OpenFile { ino, reader }));
         self.note_reader(fh, ino);
         Ok(Opened { fh, keep_cache })
+    }
+
+    /// A reader of the version stat showed (its id; Box's sha1 when the id is unknown), so a
+    /// file changed during a read never mixes two versions.
+    fn reader_of(&self, file_id: String, version: Option<&str>, size: u64) -> FileReader {
+        FileReader::new(
+            self.client.clone(),
+            self.cache.clone(),
+            FileVersionRef {
+                file_id,
+                version: version.unwrap_or_default().to_string(),
+                size,
+            },
+            self.opts.read.clone(),
+        )
     }
 
     /// `read`: the bytes at `offset`, fewer only at the end of the file.

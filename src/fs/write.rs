@@ -54,7 +54,6 @@ use futures_util::StreamExt;
 use super::attr::FsAttr;
 use super::errno::FsError;
 use super::inode::{Ino, Kind};
-use super::read::{FileReader, FileVersionRef};
 use super::staging::{Journal, StagingDir, Target};
 use super::{box_name, lock, BoxFs, OpenFile, Opened, STAT_FIELDS};
 use crate::api::files::DownloadOptions;
@@ -434,25 +433,11 @@ impl BoxFs {
         base: Option<Base>,
     ) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let version = {
-            let table = lock(&self.table);
-            table
-                .get(ino)
-                .and_then(|i| i.attrs().version.clone().or_else(|| i.attrs().sha1.clone()))
-                .map(|v| v.to_string())
-                .unwrap_or_default()
-        };
+        let version = lock(&self.table)
+            .get(ino)
+            .and_then(|i| i.attrs().version.clone().or_else(|| i.attrs().sha1.clone()));
         // Reads before the first write (nothing staged yet) come from Box like any reader's.
-        let reader = FileReader::new(
-            self.client.clone(),
-            self.cache.clone(),
-            FileVersionRef {
-                file_id,
-                version,
-                size,
-            },
-            self.opts.read.clone(),
-        );
+        let reader = self.reader_of(file_id, version.as_deref(), size);
         lock(&self.files).insert(fh, Arc::new(OpenFile { ino, reader }));
         self.writes.inner().handles.insert(
             fh,
