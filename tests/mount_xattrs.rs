@@ -12,6 +12,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
+use std::time::Duration;
 
 use boxfs::emulator::EmulatorConfig;
 use common::mount::{count_requests, TestMount};
@@ -760,9 +761,27 @@ async fn metadata_instances_and_fields_are_checked_and_changed() {
                 ),
         ));
         assert_eq!(status, StatusCode::OK, "{body}");
+        // Here the event reporting their change surely arrived first and dropped the cache:
+        // the write is still checked against what we read.
+        std::thread::sleep(Duration::from_secs(2));
         assert_eq!(removex(&file, &field("customer")), Err(libc::EBUSY));
         assert_eq!(values_on_box()["customer"], "Theirs");
         set(&file, &field("customer"), r#""Mine""#).expect("write after a failed removal");
+
+        // A field absent when we read it, which someone else then added: JSON Patch cannot
+        // test for absence, the check of what we saw refuses it.
+        assert_eq!(getj(&file, &field("stage")), Err(libc::ENODATA));
+        let (status, body) = rt.block_on(TestEmu::send(
+            e.req(Method::PUT, &e.api(&on_box_path))
+                .header("content-type", "application/json-patch+json")
+                .body(json!([{"op": "add", "path": "/stage", "value": "final"}]).to_string()),
+        ));
+        assert_eq!(status, StatusCode::OK, "{body}");
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(set(&file, &field("stage"), r#""draft""#), Err(libc::EBUSY));
+        assert_eq!(values_on_box()["stage"], "final");
+        assert_eq!(getj(&file, &field("stage")), Ok(json!("final")));
+        removex(&file, &field("stage")).expect("remove after reading again");
 
         // global.properties takes any key; a field set on an item without the instance
         // creates it.

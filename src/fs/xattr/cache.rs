@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::names::TemplateRef;
+use super::seen::SeenInstances;
 use super::values::Schema;
 use crate::api::metadata::MetadataInstance;
 use crate::api::types::Item;
@@ -49,6 +50,9 @@ impl Slot {
 pub struct XattrCache {
     slots: std::sync::Mutex<HashMap<Ino, Slot>>,
     templates: std::sync::Mutex<HashMap<TemplateRef, (Instant, Arc<Schema>)>>,
+    /// What readers last saw of metadata instances; [`XattrCache::invalidate`] leaves it
+    /// alone, since it is the basis writes are checked against, not an answer to reads.
+    pub(super) seen: SeenInstances,
 }
 
 fn fresh<T: Clone>(entry: &Option<(Instant, T)>, valid_from: Option<Instant>) -> Option<T> {

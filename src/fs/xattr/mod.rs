@@ -44,7 +44,11 @@
 //!   ESTALE, which the kernel retries (and the retry would overwrite the other writer), nor
 //!   EAGAIN, which the VFS turns into EOPNOTSUPP (see `metadata_errno_of` in `errno.rs`).
 //!   JSON Patch cannot test that a key is absent, so adding a field that did not exist is
-//!   unguarded.
+//!   guarded only by what a reader of this mount last saw (`seen`): Box reports another
+//!   writer's change within a second and the events task drops the cache, so the values a
+//!   write is decided on are remembered apart from it, and a write finding Box's values
+//!   different from those is refused with EBUSY before anything is sent. Deleting an
+//!   instance is checked the same way.
 //! - A read-only mount: EROFS on set and remove.
 //!
 //! # Cost
@@ -64,6 +68,7 @@
 
 mod cache;
 pub mod names;
+mod seen;
 pub mod values;
 
 use std::ffi::OsStr;
@@ -258,14 +263,19 @@ impl BoxFs {
             ),
             XattrName::Instance(tref) => {
                 let list = self.xattr_instances(ino, &t).await?;
-                find_instance(&list, tref)
-                    .map(|i| to_json_bytes(&i.values))
-                    .transpose()?
+                let inst = find_instance(&list, tref);
+                self.xattrs
+                    .seen
+                    .record(ino, tref, inst.map(|i| i.values.clone()));
+                inst.map(|i| to_json_bytes(&i.values)).transpose()?
             }
             XattrName::Field(tref, key) => {
                 let list = self.xattr_instances(ino, &t).await?;
-                find_instance(&list, tref)
-                    .and_then(|i| i.get(key))
+                let inst = find_instance(&list, tref);
+                self.xattrs
+                    .seen
+                    .record(ino, tref, inst.map(|i| i.values.clone()));
+                inst.and_then(|i| i.get(key))
                     .map(to_json_bytes)
                     .transpose()?
             }
@@ -330,14 +340,7 @@ impl BoxFs {
             XattrName::Lock => self.remove_lock(ino, &t).await,
             XattrName::SharedLink => self.remove_shared_link(ino, &t).await,
             XattrName::Instance(_) if !t.has_metadata() => Err(no_data()),
-            XattrName::Instance(tref) => self
-                .changing(
-                    ino,
-                    self.client
-                        .delete_metadata(&t.item_ref(), &tref.scope, &tref.template),
-                )
-                .await
-                .map_err(FsError::from_metadata),
+            XattrName::Instance(tref) => self.delete_instance(ino, &t, tref).await,
             XattrName::Field(tref, key) => {
                 self.change_field(ino, &t, tref, key, None, Mode::Any).await
             }
@@ -446,6 +449,7 @@ impl BoxFs {
         let list = self.xattr_instances(ino, t).await?;
         let existing = find_instance(&list, tref);
         mode.check(existing.is_some())?;
+        self.unchanged_since_seen(ino, tref, existing, None)?;
         match existing.map(|old| replace_patch(&old.values, &new)) {
             None => self.create_instance(ino, t, tref, &new, mode).await,
             Some(Some(patch)) => self.patch_instance(ino, t, tref, &patch).await,
@@ -483,6 +487,7 @@ impl BoxFs {
         mode: Mode,
     ) -> Result<(), FsError> {
         let list = self.xattr_instances(ino, t).await?;
+        self.unchanged_since_seen(ino, tref, find_instance(&list, tref), Some(key))?;
         let Some(inst) = find_instance(&list, tref) else {
             let Some(v) = new else {
                 return Err(no_data());
@@ -496,6 +501,60 @@ impl BoxFs {
         }
         self.patch_instance(ino, t, tref, &field_patch(key, old, new))
             .await
+    }
+
+    /// Deletes the item's instance of `tref`, unless it changed since a reader last saw it.
+    async fn delete_instance(
+        &self,
+        ino: Ino,
+        t: &Target,
+        tref: &TemplateRef,
+    ) -> Result<(), FsError> {
+        if self.xattrs.seen.get(ino, tref).is_some() {
+            let list = self.xattr_instances(ino, t).await?;
+            self.unchanged_since_seen(ino, tref, find_instance(&list, tref), None)?;
+        }
+        let item = t.item_ref();
+        let delete = self
+            .client
+            .delete_metadata(&item, &tref.scope, &tref.template);
+        self.changing(ino, delete)
+            .await
+            .map_err(FsError::from_metadata)
+    }
+
+    /// Refuses (EBUSY) a write to `tref` on `ino` when Box's values, `now`, differ from what
+    /// a reader of this mount last saw (the field `key`, or the whole instance): someone
+    /// changed it since, and the write was decided on the old values. The event reporting
+    /// that change drops the attribute cache, so without this check the write would be
+    /// tested against the other writer's values, pass, and overwrite them. Either way this
+    /// write is now the basis: what was seen is forgotten.
+    fn unchanged_since_seen(
+        &self,
+        ino: Ino,
+        tref: &TemplateRef,
+        now: Option<&MetadataInstance>,
+        key: Option<&str>,
+    ) -> Result<(), FsError> {
+        let Some(seen) = self.xattrs.seen.get(ino, tref) else {
+            return Ok(());
+        };
+        self.xattrs.seen.forget(ino, tref);
+        let same = match key {
+            Some(k) => seen.as_ref().and_then(|v| v.get(k)) == now.and_then(|i| i.get(k)),
+            None => seen.as_ref() == now.map(|i| &i.values),
+        };
+        if same {
+            return Ok(());
+        }
+        self.xattrs.invalidate(ino);
+        Err(FsError::new(
+            libc::EBUSY,
+            format!(
+                "{}.{} changed on Box since it was read; read it again",
+                tref.scope, tref.template
+            ),
+        ))
     }
 
     /// Puts a new instance on the item. If someone else put one there since we looked, that
