@@ -900,6 +900,7 @@ async fn changes_record_boxs_answer_and_invalidation_drops_the_cache() {
     use boxfs::fs::kernel::KernelQueue;
     use boxfs::fs::{BoxFs, FsOptions};
     use std::ffi::OsStr;
+    use std::sync::atomic::Ordering;
 
     let emu = TestEmu::start().await;
     let file_id = emu.upload_file("0", "doc.txt", b"x").await["id"]
@@ -954,6 +955,15 @@ async fn changes_record_boxs_answer_and_invalidation_drops_the_cache() {
         let now = on_box().await;
         assert_ne!(now, before, "{name} changed the item on Box");
         assert_eq!(cached(&fs), now, "after {name:?} = {value:?}");
+        // Box's answer is cached: reading back what was just set asks nothing.
+        let fetches = fs.counters.item_fetches.load(Ordering::Relaxed);
+        let read = fs.getxattr(ino, OsStr::new(name)).await;
+        assert_eq!(read.is_ok(), value.is_some(), "{name} read back: {read:?}");
+        assert_eq!(
+            fs.counters.item_fetches.load(Ordering::Relaxed),
+            fetches,
+            "{name} read back from Box's answer"
+        );
     }
 
     // A lock read (and cached), then removed elsewhere: still shown until invalidated.

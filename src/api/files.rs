@@ -708,6 +708,17 @@ impl Client {
 
     /// Locks a file; returns it with its `lock`.
     pub async fn lock_file(&self, file_id: &str, opts: &LockOptions) -> BoxResult<Item> {
+        self.lock_file_with_fields(file_id, opts, FILE_FIELDS_WITH_LOCK)
+            .await
+    }
+
+    /// [`Client::lock_file`], returning the file with `fields` (which should name `lock`).
+    pub async fn lock_file_with_fields<S: AsRef<str>>(
+        &self,
+        file_id: &str,
+        opts: &LockOptions,
+        fields: &[S],
+    ) -> BoxResult<Item> {
         check_id(file_id)?;
         let mut lock = json!({
             "access": "lock",
@@ -719,18 +730,28 @@ impl Client {
         self.json(with_fields(
             self.api(Method::PUT, &format!("/files/{file_id}"))
                 .json(json!({ "lock": lock })),
-            FILE_FIELDS_WITH_LOCK,
+            fields,
         ))
         .await
     }
 
     /// Unlocks a file (`"lock": null`); returns it (with `lock` absent or null).
     pub async fn unlock_file(&self, file_id: &str) -> BoxResult<Item> {
+        self.unlock_file_with_fields(file_id, FILE_FIELDS_WITH_LOCK)
+            .await
+    }
+
+    /// [`Client::unlock_file`], returning the file with `fields`.
+    pub async fn unlock_file_with_fields<S: AsRef<str>>(
+        &self,
+        file_id: &str,
+        fields: &[S],
+    ) -> BoxResult<Item> {
         check_id(file_id)?;
         self.json(with_fields(
             self.api(Method::PUT, &format!("/files/{file_id}"))
                 .json(json!({ "lock": null })),
-            FILE_FIELDS_WITH_LOCK,
+            fields,
         ))
         .await
     }

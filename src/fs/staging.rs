@@ -6,8 +6,13 @@
 //! folder, or a new version of a file with the etag the data was based on), the mtime to
 //! give it, and the upload session once one was opened (so an interrupted large upload
 //! resumes from the parts Box already holds). The journal is written atomically (a
-//! temporary file, fsync, rename, fsync of the directory), so after a crash or `kill -9`
-//! each `.json` is either the old or the new journal, never half of one.
+//! temporary file renamed over the old one), so after a crash or `kill -9` of the daemon
+//! each `.json` is either the old or the new journal, never half of one. Making it durable
+//! against a crash of the whole machine (fsync of the file and of the directory, about 7 ms
+//! on an ordinary disk) is [`StagingDir::sync_journal`], which callers on a write's path run
+//! in the background: the data itself is not fsynced either (as on any filesystem, data a
+//! program did not fsync can be lost with the machine), and fsync(2) on a file in the mount
+//! uploads it, so Box is where it becomes durable.
 //!
 //! A `.data` file without a journal holds nothing that must reach Box (a clean copy kept
 //! for open handles, or a file whose journal was never written): [`StagingDir::recover`]
@@ -158,11 +163,24 @@ impl StagingDir {
             .open(self.data_path(key))
     }
 
-    /// Writes `key`'s journal atomically: the old one or the new one survives a crash,
-    /// never a mix.
+    /// Writes `key`'s journal atomically and durably: the old one or the new one survives a
+    /// crash of the daemon or of the machine, never a mix.
     pub fn write_journal(&self, key: &str, journal: &Journal) -> std::io::Result<()> {
+        self.publish_journal(key, journal)?;
+        self.sync_journal(key)
+    }
+
+    /// Writes `key`'s journal atomically (a temporary file renamed over the old one): once
+    /// this returns, a crash or `kill -9` of the daemon leaves the old journal or the new
+    /// one, never a mix. Not yet durable against a crash of the machine: see
+    /// [`StagingDir::sync_journal`].
+    pub fn publish_journal(&self, key: &str, journal: &Journal) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(journal).map_err(std::io::Error::other)?;
-        let tmp = self.dir.join(format!("{key}.json.tmp"));
+        // One temporary name per write: a durable write of an older journal running in the
+        // background never renames a half-written newer one.
+        static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+        let seq = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.dir.join(format!("{key}.{seq}.json.tmp"));
         {
             let mut f = OpenOptions::new()
                 .write(true)
@@ -171,9 +189,18 @@ impl StagingDir {
                 .mode(0o600)
                 .open(&tmp)?;
             f.write_all(&json)?;
-            f.sync_all()?;
         }
-        std::fs::rename(&tmp, self.journal_path(key))?;
+        std::fs::rename(&tmp, self.journal_path(key))
+    }
+
+    /// Makes `key`'s journal, as it is now, durable: fsync of the file and of the directory.
+    /// A journal removed meanwhile (the upload was confirmed) needs nothing.
+    pub fn sync_journal(&self, key: &str) -> std::io::Result<()> {
+        match File::open(self.journal_path(key)) {
+            Ok(f) => f.sync_all()?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
         self.sync_dir()
     }
 

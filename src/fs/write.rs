@@ -689,9 +689,7 @@ impl BoxFs {
                 session_id: None,
             }
         };
-        let staging = self.writes.staging()?.clone();
-        let (key, jj) = (staged.key.clone(), j.clone());
-        blocking(move || staging.write_journal(&key, &jj)).await?;
+        self.publish_journal(&staged.key, &j).await?;
         *journal = Some(j);
         let mut st = staged.state();
         st.dirty = true;
@@ -716,10 +714,24 @@ impl BoxFs {
         if j == old {
             return Ok(());
         }
-        let staging = self.writes.staging()?.clone();
-        let (key, jj) = (staged.key.clone(), j.clone());
-        blocking(move || staging.write_journal(&key, &jj)).await?;
+        self.publish_journal(&staged.key, &j).await?;
         *journal = Some(j);
+        Ok(())
+    }
+
+    /// Writes `key`'s journal so that a crash of the daemon cannot lose it, before the change
+    /// it records is acknowledged, and makes it durable against a crash of the machine in
+    /// the background (two fsyncs, which would otherwise cost every new file ~7 ms).
+    async fn publish_journal(&self, key: &str, journal: &Journal) -> Result<(), FsError> {
+        let staging = self.writes.staging()?.clone();
+        let (s, k, journal) = (staging.clone(), key.to_string(), journal.clone());
+        blocking(move || s.publish_journal(&k, &journal)).await?;
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = staging.sync_journal(&key) {
+                log::warn!("staged upload {key}: syncing its journal: {e}");
+            }
+        });
         Ok(())
     }
 

@@ -21,31 +21,77 @@ const TEMPLATE_TTL: Duration = Duration::from_secs(60);
 /// The cache keeps at most about this many inodes; older slots go first.
 const MAX_SLOTS: usize = 4096;
 
-/// What Box said about one inode, and since when it is worth trusting.
-#[derive(Debug, Default)]
-struct Slot {
+/// One answer of Box's (the item, or its metadata instances), and since when answers are
+/// worth trusting.
+#[derive(Debug)]
+struct Part<T> {
     /// Answers from requests started before this instant are stale (an invalidation came).
     valid_from: Option<Instant>,
-    item: Option<(Instant, Arc<Item>)>,
-    instances: Option<(Instant, Arc<Vec<MetadataInstance>>)>,
+    value: Option<(Instant, T)>,
+}
+
+impl<T> Default for Part<T> {
+    fn default() -> Self {
+        Part {
+            valid_from: None,
+            value: None,
+        }
+    }
+}
+
+impl<T: Clone> Part<T> {
+    fn fresh(&self) -> Option<T> {
+        let (at, v) = self.value.as_ref()?;
+        let ok = at.elapsed() < XATTR_TTL && self.valid_from.is_none_or(|f| *at >= f);
+        ok.then(|| v.clone())
+    }
+
+    fn store(&mut self, started: Instant, value: T) {
+        if self.valid_from.is_none_or(|f| started >= f) {
+            self.value = Some((started, value));
+        }
+    }
+
+    /// Forgets the answer, and whatever requests in flight will answer.
+    fn invalidate(&mut self, now: Instant) {
+        *self = Part {
+            valid_from: Some(now),
+            value: None,
+        };
+    }
+
+    /// Box's answer to our own change: newer than any request in flight.
+    fn replace(&mut self, now: Instant, value: T) {
+        *self = Part {
+            valid_from: Some(now),
+            value: Some((now, value)),
+        };
+    }
+
+    fn newest(&self) -> Option<Instant> {
+        self.valid_from.max(self.value.as_ref().map(|x| x.0))
+    }
+}
+
+/// What Box said about one inode.
+#[derive(Debug, Default)]
+struct Slot {
+    item: Part<Arc<Item>>,
+    instances: Part<Arc<Vec<MetadataInstance>>>,
 }
 
 impl Slot {
     fn newest(&self) -> Option<Instant> {
-        [
-            self.valid_from,
-            self.item.as_ref().map(|x| x.0),
-            self.instances.as_ref().map(|x| x.0),
-        ]
-        .into_iter()
-        .flatten()
-        .max()
+        self.item.newest().max(self.instances.newest())
     }
 }
 
 /// Values fetched for attributes, per inode, for [`XATTR_TTL`]; template schemas for
 /// `TEMPLATE_TTL`. Answers are stamped with the instant their request started, so that an
-/// answer overtaken by an invalidation is never stored.
+/// answer overtaken by an invalidation is never stored. Our own changes replace what they
+/// changed with Box's answer (the item for a lock or a shared link, the instance for
+/// metadata) and leave the rest cached, so that reading back what was just set costs
+/// nothing.
 #[derive(Debug, Default)]
 pub struct XattrCache {
     slots: std::sync::Mutex<HashMap<Ino, Slot>>,
@@ -55,17 +101,10 @@ pub struct XattrCache {
     pub(super) seen: SeenInstances,
 }
 
-fn fresh<T: Clone>(entry: &Option<(Instant, T)>, valid_from: Option<Instant>) -> Option<T> {
-    let (at, v) = entry.as_ref()?;
-    let ok = at.elapsed() < XATTR_TTL && valid_from.is_none_or(|f| *at >= f);
-    ok.then(|| v.clone())
-}
-
 impl XattrCache {
     pub(super) fn item(&self, ino: Ino, table_seq: Option<u64>) -> Option<Arc<Item>> {
         let slots = lock(&self.slots);
-        let slot = slots.get(&ino)?;
-        let item = fresh(&slot.item, slot.valid_from)?;
+        let item = slots.get(&ino)?.item.fresh()?;
         // The table learnt of a newer version of the item (a listing, an event).
         let cached_seq = item
             .sequence_id
@@ -79,23 +118,19 @@ impl XattrCache {
 
     pub(super) fn instances(&self, ino: Ino) -> Option<Arc<Vec<MetadataInstance>>> {
         let slots = lock(&self.slots);
-        let slot = slots.get(&ino)?;
-        fresh(&slot.instances, slot.valid_from)
+        slots.get(&ino)?.instances.fresh()
     }
 
-    fn with_slot(&self, ino: Ino, started: Instant, f: impl FnOnce(&mut Slot)) {
+    fn with_slot<R>(&self, ino: Ino, f: impl FnOnce(&mut Slot) -> R) -> R {
         let mut slots = lock(&self.slots);
         if slots.len() >= MAX_SLOTS && !slots.contains_key(&ino) {
             prune(&mut slots);
         }
-        let slot = slots.entry(ino).or_default();
-        if slot.valid_from.is_none_or(|f| started >= f) {
-            f(slot);
-        }
+        f(slots.entry(ino).or_default())
     }
 
     pub(super) fn store_item(&self, ino: Ino, started: Instant, item: Arc<Item>) {
-        self.with_slot(ino, started, |s| s.item = Some((started, item)));
+        self.with_slot(ino, |s| s.item.store(started, item));
     }
 
     pub(super) fn store_instances(
@@ -104,23 +139,46 @@ impl XattrCache {
         started: Instant,
         list: Arc<Vec<MetadataInstance>>,
     ) {
-        self.with_slot(ino, started, |s| s.instances = Some((started, list)));
+        self.with_slot(ino, |s| s.instances.store(started, list));
     }
 
     /// Forgets what was fetched for `ino`, and whatever requests in flight will answer.
     pub fn invalidate(&self, ino: Ino) {
         let now = Instant::now();
-        let mut slots = lock(&self.slots);
-        if slots.len() >= MAX_SLOTS && !slots.contains_key(&ino) {
-            prune(&mut slots);
-        }
-        slots.insert(
-            ino,
-            Slot {
-                valid_from: Some(now),
-                ..Slot::default()
-            },
-        );
+        self.with_slot(ino, |s| {
+            s.item.invalidate(now);
+            s.instances.invalidate(now);
+        });
+    }
+
+    /// Forgets the item fetched for `ino` (our change to its lock or link failed, and may
+    /// or may not have been applied); its metadata stays cached.
+    pub(super) fn invalidate_item(&self, ino: Ino) {
+        self.with_slot(ino, |s| s.item.invalidate(Instant::now()));
+    }
+
+    /// Box's answer to our own change of `ino`'s lock or shared link.
+    pub(super) fn replace_item(&self, ino: Ino, item: Arc<Item>) {
+        self.with_slot(ino, |s| s.item.replace(Instant::now(), item));
+    }
+
+    /// Applies our own change of `ino`'s metadata to the cached list of instances, when one
+    /// is cached; `None` (a failed change, which Box may or may not have applied) forgets
+    /// the list instead. The item stays cached: metadata is not part of it.
+    pub(super) fn change_instances(
+        &self,
+        ino: Ino,
+        change: Option<impl FnOnce(&mut Vec<MetadataInstance>)>,
+    ) {
+        let now = Instant::now();
+        self.with_slot(ino, |s| match (change, s.instances.fresh()) {
+            (Some(change), Some(list)) => {
+                let mut list = Vec::clone(&list);
+                change(&mut list);
+                s.instances.replace(now, Arc::new(list));
+            }
+            _ => s.instances.invalidate(now),
+        });
     }
 
     pub(super) fn template(&self, tref: &TemplateRef) -> Option<Arc<Schema>> {
@@ -172,6 +230,47 @@ mod tests {
         cache.store_item(7, Instant::now(), item);
         assert!(cache.item(7, None).is_some());
         assert!(cache.instances(7).is_none());
+    }
+
+    #[test]
+    fn our_own_changes_replace_only_what_they_changed() {
+        let cache = XattrCache::default();
+        let item = Arc::new(Item {
+            kind: "file".into(),
+            id: "123".into(),
+            ..Item::default()
+        });
+        let inst = |template: &str| MetadataInstance {
+            template: template.into(),
+            scope: "global".into(),
+            ..serde_json::from_value(serde_json::json!({})).unwrap()
+        };
+        let started = Instant::now();
+        cache.store_instances(7, started, Arc::new(vec![inst("a")]));
+        // A lock set: the item is Box's answer, the instances stay.
+        cache.replace_item(7, item.clone());
+        // An item fetch started before our change answers late: not stored over it.
+        let mut older = Item::clone(&item);
+        older.id = "old".into();
+        cache.store_item(7, started, Arc::new(older));
+        assert_eq!(
+            cache.item(7, None).map(|i| i.id.clone()),
+            Some("123".into())
+        );
+        assert_eq!(cache.instances(7).map(|l| l.len()), Some(1));
+        // Metadata created: added to the cached list; the item stays.
+        cache.change_instances(7, Some(|l: &mut Vec<MetadataInstance>| l.push(inst("b"))));
+        assert_eq!(cache.instances(7).map(|l| l.len()), Some(2));
+        assert!(cache.item(7, None).is_some());
+        // A failed change forgets the list only.
+        cache.change_instances(7, None::<fn(&mut Vec<MetadataInstance>)>);
+        assert!(cache.instances(7).is_none());
+        assert!(cache.item(7, None).is_some());
+        // Nothing cached to change: stays unknown.
+        cache.change_instances(7, Some(|l: &mut Vec<MetadataInstance>| l.push(inst("c"))));
+        assert!(cache.instances(7).is_none());
+        cache.invalidate_item(7);
+        assert!(cache.item(7, None).is_none());
     }
 
     #[test]

@@ -54,9 +54,11 @@
 //! # Cost
 //!
 //! Values are fetched on demand (the item with `fields=`, the metadata instances with one
-//! `GET .../metadata` that lists them all) and kept for [`XATTR_TTL`], or until our own change
-//! or [`BoxFs::invalidate_xattrs`] (the events task) drops them; a cached item is also
-//! dropped when the inode table learns a newer `sequence_id`. `user.box.id` and
+//! `GET .../metadata` that lists them all) and kept for [`XATTR_TTL`], or until
+//! [`BoxFs::invalidate_xattrs`] (the events task) drops them; a cached item is also
+//! dropped when the inode table learns a newer `sequence_id`. Our own changes put Box's
+//! answer in the cache (a lock or link change is answered with the item and its fields, a
+//! metadata change with the instance), so reading back what was just set asks nothing. `user.box.id` and
 //! `user.box.type` and every name outside `user.box.` are answered without asking Box.
 //! `listxattr` costs both requests, made at once; `getfattr -d` then reads from the cache.
 //!
@@ -347,28 +349,54 @@ impl BoxFs {
         }
     }
 
-    /// Awaits a change sent to Box, then drops what is cached about `ino` whatever the
-    /// outcome: after a failed `test` that is the point (reading again shows the other
-    /// writer's value), and a failure may have come after Box applied the change.
-    async fn changing<T>(
-        &self,
-        ino: Ino,
-        change: impl std::future::Future<Output = BoxResult<T>>,
-    ) -> BoxResult<T> {
-        let result = change.await;
-        self.xattrs.invalidate(ino);
-        result
-    }
-
-    /// [`BoxFs::changing`] for a change Box answers with the item: records it in the table.
+    /// Awaits a change of `ino`'s lock or shared link that Box answers with the item (with
+    /// the fields the attributes need), and records the answer in the table and the cache.
+    /// A failure drops the cached item: Box may have applied the change before it failed.
     async fn change_item(
         &self,
         ino: Ino,
         change: impl std::future::Future<Output = BoxResult<Item>>,
     ) -> Result<(), FsError> {
-        let item = self.changing(ino, change).await?;
-        self.record_item(ino, &item);
-        Ok(())
+        match change.await {
+            Ok(item) => {
+                self.record_item(ino, &item);
+                self.xattrs.replace_item(ino, Arc::new(item));
+                Ok(())
+            }
+            Err(e) => {
+                self.xattrs.invalidate_item(ino);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Awaits a change of `ino`'s metadata instance of `tref`: Box's answer (the instance, or
+    /// `None` when it was deleted) goes into the cached list. A failure drops the list:
+    /// after a failed `test` that is the point (reading again shows the other writer's
+    /// value), and Box may have applied a change before it failed.
+    async fn change_instance(
+        &self,
+        ino: Ino,
+        tref: &TemplateRef,
+        change: impl std::future::Future<Output = BoxResult<Option<MetadataInstance>>>,
+    ) -> BoxResult<()> {
+        match change.await {
+            Ok(answer) => {
+                self.xattrs.change_instances(
+                    ino,
+                    Some(|list: &mut Vec<MetadataInstance>| {
+                        list.retain(|i| !tref.matches(i));
+                        list.extend(answer);
+                    }),
+                );
+                Ok(())
+            }
+            Err(e) => {
+                self.xattrs
+                    .change_instances(ino, None::<fn(&mut Vec<MetadataInstance>)>);
+                Err(e)
+            }
+        }
     }
 
     async fn set_lock(
@@ -386,8 +414,9 @@ impl BoxFs {
             let item = self.xattr_item(ino, t).await?;
             mode.check(active_lock(&item, Utc::now()).is_some())?;
         }
-        self.change_item(ino, self.client.lock_file(&t.box_id, &opts))
-            .await
+        let fields = t.fields();
+        let lock = self.client.lock_file_with_fields(&t.box_id, &opts, &fields);
+        self.change_item(ino, lock).await
     }
 
     async fn remove_lock(&self, ino: Ino, t: &Target) -> Result<(), FsError> {
@@ -398,8 +427,9 @@ impl BoxFs {
         if active_lock(&item, Utc::now()).is_none() {
             return Err(no_data());
         }
-        self.change_item(ino, self.client.unlock_file(&t.box_id))
-            .await
+        let fields = t.fields();
+        let unlock = self.client.unlock_file_with_fields(&t.box_id, &fields);
+        self.change_item(ino, unlock).await
     }
 
     async fn set_shared_link(
@@ -417,10 +447,10 @@ impl BoxFs {
             let item = self.xattr_item(ino, t).await?;
             mode.check(item.shared_link.is_some())?;
         }
-        let item = t.item_ref();
+        let (item, fields) = (t.item_ref(), t.fields());
         let share = self
             .client
-            .share_item_with_fields(&item, &settings, STAT_FIELDS);
+            .share_item_with_fields(&item, &settings, &fields);
         self.change_item(ino, share).await
     }
 
@@ -429,8 +459,8 @@ impl BoxFs {
         if item.shared_link.is_none() {
             return Err(no_data());
         }
-        let item = t.item_ref();
-        let unshare = self.client.unshare_item_with_fields(&item, STAT_FIELDS);
+        let (item, fields) = (t.item_ref(), t.fields());
+        let unshare = self.client.unshare_item_with_fields(&item, &fields);
         self.change_item(ino, unshare).await
     }
 
@@ -515,10 +545,13 @@ impl BoxFs {
             self.unchanged_since_seen(ino, tref, find_instance(&list, tref), None)?;
         }
         let item = t.item_ref();
-        let delete = self
-            .client
-            .delete_metadata(&item, &tref.scope, &tref.template);
-        self.changing(ino, delete)
+        let delete = async {
+            self.client
+                .delete_metadata(&item, &tref.scope, &tref.template)
+                .await
+                .map(|()| None)
+        };
+        self.change_instance(ino, tref, delete)
             .await
             .map_err(FsError::from_metadata)
     }
@@ -569,10 +602,13 @@ impl BoxFs {
         mode: Mode,
     ) -> Result<(), FsError> {
         let item = t.item_ref();
-        let create = self
-            .client
-            .create_metadata(&item, &tref.scope, &tref.template, values);
-        match self.changing(ino, create).await {
+        let create = async {
+            self.client
+                .create_metadata(&item, &tref.scope, &tref.template, values)
+                .await
+                .map(Some)
+        };
+        match self.change_instance(ino, tref, create).await {
             Ok(_) => Ok(()),
             Err(e) => {
                 let e = FsError::from_metadata(e);
@@ -594,12 +630,14 @@ impl BoxFs {
         patch: &MetadataPatch,
     ) -> Result<(), FsError> {
         let item = t.item_ref();
-        let update = self
-            .client
-            .update_metadata(&item, &tref.scope, &tref.template, patch);
-        self.changing(ino, update)
+        let update = async {
+            self.client
+                .update_metadata(&item, &tref.scope, &tref.template, patch)
+                .await
+                .map(Some)
+        };
+        self.change_instance(ino, tref, update)
             .await
-            .map_err(FsError::from_metadata)?;
-        Ok(())
+            .map_err(FsError::from_metadata)
     }
 }

@@ -67,7 +67,7 @@ pub struct TemplateRef {
 impl TemplateRef {
     /// Whether `inst` is an instance of this template (`enterprise` matches the caller's
     /// `enterprise_<id>`, the only enterprise scope an item shows it).
-    fn matches(&self, inst: &MetadataInstance) -> bool {
+    pub(super) fn matches(&self, inst: &MetadataInstance) -> bool {
         inst.template == self.template
             && (inst.scope == self.scope
                 || (self.scope == "enterprise" && inst.scope.starts_with("enterprise_")))
