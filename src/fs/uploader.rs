@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha1::{Digest, Sha1};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::errno::FsError;
@@ -32,10 +32,19 @@ use super::write::{blocking, Staged, StagedState, RENAME_GRACE, RENAME_GRACE_MAX
 use super::{lock, BoxFs, STAT_FIELDS};
 use crate::api::error::BoxError;
 use crate::api::types::Item;
-use crate::api::upload::{SessionHook, UploadOptions};
+use crate::api::upload::{SessionHook, UploadOptions, MIN_CHUNKED_SIZE};
 
-/// Uploads running at once from the queue (each large one sends its parts in parallel too).
-pub const UPLOADS_IN_PARALLEL: usize = 4;
+/// Uploads running at once from the queue. Small files cost Box a round trip each, so many
+/// travel together; Box's own limit (240 uploads a minute per user) answers 429 with
+/// Retry-After beyond it, which the client waits out.
+pub const UPLOADS_IN_PARALLEL: usize = 8;
+/// Of those, uploads through an upload session (files of [`MIN_CHUNKED_SIZE`] and more),
+/// which hold [`PARTS_IN_PARALLEL`] parts in memory each.
+pub const LARGE_UPLOADS_IN_PARALLEL: usize = 2;
+/// Parts of one upload session in flight at once. Box throttles each connection well below
+/// what a link carries (tens of MB/s), so a large file's upload time is set by how many
+/// parts travel together; eight 8 MiB parts keep 64 MiB in memory per large upload.
+pub const PARTS_IN_PARALLEL: usize = 8;
 
 /// First retry delay of a failed upload; doubles up to [`MAX_RETRY_DELAY`].
 const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
@@ -325,6 +334,7 @@ impl BoxFs {
             fields: STAT_FIELDS.iter().map(|s| s.to_string()).collect(),
             resumable: true,
             on_session: Some(hook),
+            concurrency: PARTS_IN_PARALLEL,
             ..UploadOptions::default()
         }
     }
@@ -500,7 +510,7 @@ impl BoxFs {
     pub fn spawn_uploader(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let fs = Arc::clone(self);
         tokio::spawn(async move {
-            let slots = Arc::new(Semaphore::new(UPLOADS_IN_PARALLEL));
+            let slots = Arc::new(UploadSlots::new());
             loop {
                 let now = Instant::now();
                 let (due, next) = {
@@ -535,7 +545,8 @@ impl BoxFs {
                     let fs = fs.clone();
                     let slots = slots.clone();
                     tokio::spawn(async move {
-                        let Ok(_slot) = slots.acquire_owned().await else {
+                        let size = staged.state().size;
+                        let Some(_slot) = slots.acquire(size).await else {
                             return;
                         };
                         let _ = fs.upload_now(&staged).await;
@@ -662,13 +673,14 @@ impl BoxFs {
             return 0;
         }
         log::info!("finishing {} pending upload(s)", pending.len());
-        let slots = Arc::new(Semaphore::new(UPLOADS_IN_PARALLEL));
+        let slots = Arc::new(UploadSlots::new());
         let mut tasks = JoinSet::new();
         for staged in pending {
             let fs = self.clone();
             let slots = slots.clone();
             tasks.spawn(async move {
-                let _slot = slots.acquire_owned().await;
+                let size = staged.state().size;
+                let _slot = slots.acquire(size).await;
                 fs.upload_staged(&staged).await.map_err(|e| {
                     log::error!(
                         "'{}' could not be uploaded ({e}); it stays staged for the next mount",
@@ -684,5 +696,32 @@ impl BoxFs {
             }
         }
         failed
+    }
+}
+
+/// The right to run one upload from the queue: [`UPLOADS_IN_PARALLEL`] at once, of which
+/// at most [`LARGE_UPLOADS_IN_PARALLEL`] large ones.
+struct UploadSlots {
+    any: Arc<Semaphore>,
+    large: Arc<Semaphore>,
+}
+
+impl UploadSlots {
+    fn new() -> UploadSlots {
+        UploadSlots {
+            any: Arc::new(Semaphore::new(UPLOADS_IN_PARALLEL)),
+            large: Arc::new(Semaphore::new(LARGE_UPLOADS_IN_PARALLEL)),
+        }
+    }
+
+    /// Waits for a slot for an upload of `size` bytes (the large slot first, so that large
+    /// uploads waiting for one leave the others to small files).
+    async fn acquire(&self, size: u64) -> Option<Vec<OwnedSemaphorePermit>> {
+        let mut permits = Vec::with_capacity(2);
+        if size >= MIN_CHUNKED_SIZE {
+            permits.push(self.large.clone().acquire_owned().await.ok()?);
+        }
+        permits.push(self.any.clone().acquire_owned().await.ok()?);
+        Some(permits)
     }
 }

@@ -40,6 +40,11 @@ use crate::api::users::check_id;
 /// RFC 3230's instance digest header, as Box reads it.
 pub const DIGEST: HeaderName = HeaderName::from_static("digest");
 
+/// Parts read into memory for one upload, at most: Box's part size grows with the file (8,
+/// 32 then 64 MiB), and the parts in flight are held whole, so large parts travel fewer at
+/// a time than `concurrency` asks.
+const MAX_BYTES_IN_FLIGHT: u64 = 128 << 20;
+
 /// A commit's 202 asks for at most this long a wait between polls.
 const MAX_COMMIT_WAIT: Duration = Duration::from_secs(60);
 
@@ -516,7 +521,8 @@ impl ChunkedUploader {
                 p.fetch_add(n, Ordering::Relaxed);
             }
         };
-        let slots = Arc::new(Semaphore::new(self.opts.concurrency.max(1)));
+        let by_memory = (MAX_BYTES_IN_FLIGHT / part_size).max(1) as usize;
+        let slots = Arc::new(Semaphore::new(self.opts.concurrency.min(by_memory).max(1)));
         let mut tasks: JoinSet<BoxResult<(usize, UploadPart)>> = JoinSet::new();
         let mut parts: Vec<Option<UploadPart>> = vec![None; count as usize];
         let mut whole = Sha1::new();
