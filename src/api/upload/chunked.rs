@@ -525,25 +525,29 @@ impl ChunkedUploader {
         let slots = Arc::new(Semaphore::new(self.opts.concurrency.min(by_memory).max(1)));
         let mut tasks: JoinSet<BoxResult<(usize, UploadPart)>> = JoinSet::new();
         let mut parts: Vec<Option<UploadPart>> = vec![None; count as usize];
-        let mut whole = Sha1::new();
+        // The whole file's SHA1 (for the commit) is computed on its own thread as the parts
+        // are read, each part's (for its upload) in the part's own task: hashing in line
+        // would make the parts wait for it.
+        let (to_hasher, mut from_reader) = tokio::sync::mpsc::channel::<Bytes>(2);
+        let whole = tokio::task::spawn_blocking(move || {
+            let mut whole = Sha1::new();
+            while let Some(data) = from_reader.blocking_recv() {
+                whole.update(&data);
+            }
+            <[u8; 20]>::from(whole.finalize())
+        });
 
         for index in 0..count as usize {
             let offset = index as u64 * part_size;
             let len = part_size.min(size - offset);
             let data = self.content.read(offset, len).await?;
-            let (digest, hasher) = {
-                let data = data.clone();
-                tokio::task::spawn_blocking(move || {
-                    whole.update(&data);
-                    let digest: [u8; 20] = Sha1::digest(&data).into();
-                    (digest, whole)
-                })
+            to_hasher
+                .send(data.clone())
                 .await
-                .map_err(|e| BoxError::Invalid(format!("hashing a part failed: {e}")))?
-            };
-            whole = hasher;
+                .map_err(|_| BoxError::Invalid("hashing the file failed".into()))?;
 
             if let Some(part) = held.get(&offset) {
+                let digest = part_digest(data).await?;
                 let same = part.size == len
                     && part
                         .sha1
@@ -575,6 +579,7 @@ impl ChunkedUploader {
             let session = self.session.clone();
             let add = add_progress.clone();
             tasks.spawn(async move {
+                let digest = part_digest(data.clone()).await?;
                 let part = client
                     .upload_part_with_digest(&session, offset, size, data, &digest)
                     .await?;
@@ -589,6 +594,7 @@ impl ChunkedUploader {
                 Ok((index, part))
             });
         }
+        drop(to_hasher);
         while let Some(done) = tasks.join_next().await {
             let (i, part) = joined(done)?;
             parts[i] = Some(part);
@@ -600,11 +606,20 @@ impl ChunkedUploader {
                 parts.len()
             )));
         }
-        let sha1: [u8; 20] = whole.finalize().into();
+        let sha1 = whole
+            .await
+            .map_err(|e| BoxError::Invalid(format!("hashing the file failed: {e}")))?;
         self.client
             .commit_upload_session(&self.session, &parts, &sha1, &self.opts)
             .await
     }
+}
+
+/// The SHA1 of one part, away from the async threads.
+async fn part_digest(data: Bytes) -> BoxResult<[u8; 20]> {
+    tokio::task::spawn_blocking(move || Sha1::digest(&data).into())
+        .await
+        .map_err(|e| BoxError::Invalid(format!("hashing a part failed: {e}")))
 }
 
 fn joined(
