@@ -3,7 +3,7 @@
 //! mount point before anything is mounted (so mistakes are reported, not mounted), clears a
 //! stale mount left by a killed daemon, starts the fuser session, the kernel-invalidation
 //! queue and the events task, and on SIGTERM/SIGINT or an external `fusermount3 -u` ends them
-//! in order.
+//! in order. SIGHUP drops the metadata cache ([`BoxFs::drop_metadata_cache`]).
 //!
 //! Background mode: `boxfs mount` without `--foreground` starts itself again as a detached
 //! child (`--foreground` plus [`READY_ENV`]), relays the child's messages until the child says
@@ -327,17 +327,27 @@ impl MountRequest {
 
 impl Mounted {
     /// Serves until the mount is unmounted from outside (`boxfs unmount`, `fusermount3 -u`)
-    /// or SIGTERM/SIGINT arrives, which unmount it here.
+    /// or SIGTERM/SIGINT arrives, which unmount it here. SIGHUP drops the metadata cache.
     pub async fn serve_until_unmounted(mut self) -> Result<(), String> {
         use tokio::signal::unix::{signal, SignalKind};
         let session = self.session.take().expect("mounted");
         let mut join = tokio::task::spawn_blocking(move || session.join());
         let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
         let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-        let ended = tokio::select! {
-            r = &mut join => Some(r),
-            _ = term.recv() => None,
-            _ = int.recv() => None,
+        let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+        let ended = loop {
+            tokio::select! {
+                r = &mut join => break Some(r),
+                _ = term.recv() => break None,
+                _ = int.recv() => break None,
+                _ = hup.recv() => {
+                    let sent = self.fs.drop_metadata_cache();
+                    log::info!(
+                        "SIGHUP: metadata cache dropped ({sent} kernel invalidations); \
+                         the next access asks Box"
+                    );
+                }
+            }
         };
         let result = match ended {
             Some(r) => r,

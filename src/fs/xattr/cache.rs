@@ -53,6 +53,9 @@ pub struct XattrCache {
     /// What readers last saw of metadata instances; [`XattrCache::invalidate`] leaves it
     /// alone, since it is the basis writes are checked against, not an answer to reads.
     pub(super) seen: SeenInstances,
+    /// Answers from requests started before this are stale for every inode
+    /// ([`XattrCache::clear`]). Taken only while `slots` is held.
+    cleared_at: std::sync::Mutex<Option<Instant>>,
 }
 
 fn fresh<T: Clone>(entry: &Option<(Instant, T)>, valid_from: Option<Instant>) -> Option<T> {
@@ -88,6 +91,9 @@ impl XattrCache {
         if slots.len() >= MAX_SLOTS && !slots.contains_key(&ino) {
             prune(&mut slots);
         }
+        if lock(&self.cleared_at).is_some_and(|c| started < c) {
+            return;
+        }
         let slot = slots.entry(ino).or_default();
         if slot.valid_from.is_none_or(|f| started >= f) {
             f(slot);
@@ -121,6 +127,14 @@ impl XattrCache {
                 ..Slot::default()
             },
         );
+    }
+
+    /// Forgets every value and schema, and whatever requests in flight will answer.
+    pub fn clear(&self) {
+        let mut slots = lock(&self.slots);
+        *lock(&self.cleared_at) = Some(Instant::now());
+        slots.clear();
+        lock(&self.templates).clear();
     }
 
     pub(super) fn template(&self, tref: &TemplateRef) -> Option<Arc<Schema>> {
