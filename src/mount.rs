@@ -23,6 +23,7 @@ use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 use crate::api::auth::DeveloperToken;
 use crate::api::endpoints::Endpoints;
 use crate::api::events::StreamType;
+use crate::api::types::User;
 use crate::api::Client;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::fs::attr::Identity;
@@ -31,6 +32,7 @@ use crate::fs::events::{EventFollower, FollowerOptions};
 use crate::fs::kernel::{self, Invalidation, KernelNotify, KernelQueue};
 use crate::fs::{BoxFs, FsOptions};
 use crate::fuse::{FuseAdapter, FuseNotifier};
+use crate::mount_status::Account;
 
 /// Set in the environment of the detached child of a background mount: it prints
 /// [`READY_LINE`] on stdout once the mount serves, then moves its output to the log file.
@@ -79,6 +81,8 @@ pub struct MountRequest {
 pub struct Mounted {
     pub fs: Arc<BoxFs>,
     pub mountpoint: PathBuf,
+    /// Who the mount is signed in as, and where.
+    pub account: Account,
     session: Option<BackgroundSession>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     emulator: Option<Emulator>,
@@ -197,7 +201,15 @@ impl MountRequest {
         let mountpoint = std::path::absolute(&self.mountpoint)
             .map_err(|e| format!("mount point {}: {e}", self.mountpoint.display()))?;
         check_mountpoint(&mountpoint)?;
-        let (client, emulator) = self.client().await?;
+        let (client, emulator, me) = self.client().await?;
+        let account = Account {
+            login: me.login,
+            name: me.name,
+            user_id: me.id,
+            api_url: client.endpoints().api.to_string(),
+            as_user: self.as_user.clone(),
+            root_folder_id: self.fs.root_folder_id.clone(),
+        };
         let client = match &self.as_user {
             Some(id) => client.as_user(id),
             None => client,
@@ -287,6 +299,7 @@ impl MountRequest {
         Ok(Mounted {
             fs,
             mountpoint,
+            account,
             session: Some(session),
             tasks,
             emulator,
@@ -295,7 +308,7 @@ impl MountRequest {
 
     /// The API client, and the in-process emulator when one was asked for. Checks the
     /// credentials with `GET /users/me` so that a bad token fails the mount command.
-    async fn client(&self) -> Result<(Client, Option<Emulator>), String> {
+    async fn client(&self) -> Result<(Client, Option<Emulator>, User), String> {
         let (client, emulator) = match &self.backend {
             Backend::Emulator => {
                 let emulator = Emulator::start(EmulatorConfig {
@@ -317,11 +330,12 @@ impl MountRequest {
             }
             Backend::Api(client) => (client.clone(), None),
         };
-        match client.me().await {
-            Ok(me) => log::info!("signed in to Box as {}", me.login),
-            Err(e) => return Err(format!("cannot sign in to Box: {e}")),
-        }
-        Ok((client, emulator))
+        let me = client
+            .me()
+            .await
+            .map_err(|e| format!("cannot sign in to Box: {e}"))?;
+        log::info!("signed in to Box as {}", me.login);
+        Ok((client, emulator, me))
     }
 }
 
