@@ -184,7 +184,6 @@ async fn sighup_drops_the_metadata_cache_and_the_mount_keeps_serving() {
         assert!(is_mounted(&m.root), "SIGHUP must not end the mount");
         let status = status_json(&m.root);
         assert_eq!(status["events"]["revalidations"], 1, "{status}");
-
     })
     .await;
 }
@@ -197,30 +196,34 @@ async fn status_shows_uploads_in_progress_and_unmount_waits_quietly() {
         let mut m = TestMount::start(&e, &["--write-back", "1"]);
         wait_healthy(&m.root);
         e.emulator().set_knobs(Knobs {
-            bandwidth: 256 << 10,
+            bandwidth: 512 << 10,
             latency_ms: 50,
             ..Knobs::default()
         });
-        let big = vec![7u8; 1 << 20];
+        let big = vec![7u8; 2 << 20];
         std::fs::write(m.path("big.bin"), &big).unwrap();
         let mut seen = Value::Null;
+        // Running, with some of its bytes sent.
         let running = eventually(Duration::from_secs(15), || {
             seen = status_json(&m.root);
-            seen["uploads"]["running"]
-                .as_array()
-                .is_some_and(|r| r.iter().any(|u| u["name"] == "big.bin"))
+            seen["uploads"]["running"].as_array().is_some_and(|r| {
+                r.iter()
+                    .any(|u| u["name"] == "big.bin" && u["done"].as_u64() > Some(0))
+            })
         });
         assert!(running.is_some(), "no upload in progress: {seen}");
         let uploads = &seen["uploads"];
         assert_eq!(uploads["pending_files"], 1, "{seen}");
-        assert_eq!(uploads["pending_bytes"], 1 << 20, "{seen}");
+        assert_eq!(uploads["pending_bytes"], 2 << 20, "{seen}");
         let upload = &uploads["running"][0];
-        assert_eq!(upload["size"], 1 << 20);
-        assert!(upload["done"].as_u64().unwrap() <= 1 << 20);
-        assert!(upload["elapsed"].as_f64().unwrap() >= 0.0);
+        assert_eq!(upload["size"], 2 << 20);
+        assert!(upload["done"].as_u64().unwrap() <= 2 << 20);
+        assert!(upload["rate"].as_f64().unwrap() > 0.0, "{seen}");
         let text = status_text(&m.root);
         assert!(
-            text.contains("1 pending (1 MiB), 1 running") && text.contains("big.bin: "),
+            text.contains("1 pending (2 MiB), 1 running")
+                && text.contains("big.bin: ")
+                && text.contains("of 2 MiB"),
             "{text}"
         );
 
@@ -239,7 +242,7 @@ async fn status_shows_uploads_in_progress_and_unmount_waits_quietly() {
         e.emulator().set_knobs(Knobs::default());
         assert_eq!(
             child(&e, "0", "big.bin").expect("uploaded")["size"],
-            1 << 20
+            2 << 20
         );
         assert_eq!(
             child(&e, "0", "second.bin").expect("uploaded")["size"],

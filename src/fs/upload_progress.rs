@@ -1,6 +1,7 @@
 //! What the uploader is doing, for `boxfs status` and `boxfs unmount`: the uploads running
-//! now (each with the bytes Box has confirmed so far, which the upload layer adds to as
-//! parts or whole files are accepted), and totals since the mount started. The uploader
+//! now (each with the bytes done so far: what the upload layer has sent of a one-request
+//! upload, or the parts Box confirmed of an upload session), and totals since the mount
+//! started. The uploader
 //! registers each upload for as long as it runs; the [`Running`] guard takes it off the list
 //! however the upload ends.
 
@@ -16,7 +17,7 @@ pub struct RunningUpload {
     pub name: String,
     /// Bytes to send.
     pub size: u64,
-    /// Bytes Box has confirmed so far.
+    /// Bytes sent (one request) or confirmed (upload sessions) so far.
     pub done: u64,
     /// Since the upload started.
     pub elapsed: Duration,
@@ -37,8 +38,24 @@ impl RunningUpload {
 struct Entry {
     name: String,
     size: u64,
-    done: Arc<AtomicU64>,
+    counters: UploadCounters,
     started: Instant,
+}
+
+/// The counters one upload hands the upload layer (`UploadOptions::progress` and
+/// `UploadOptions::sending`).
+#[derive(Debug, Clone, Default)]
+pub struct UploadCounters {
+    pub confirmed: Arc<AtomicU64>,
+    pub sending: Arc<AtomicU64>,
+}
+
+impl UploadCounters {
+    fn done(&self) -> u64 {
+        self.confirmed
+            .load(Ordering::Relaxed)
+            .max(self.sending.load(Ordering::Relaxed))
+    }
 }
 
 /// The registry (one per filesystem).
@@ -78,22 +95,22 @@ impl UploadProgress {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// An upload of `size` bytes to `name` starts: the counter to hand the upload layer
-    /// (`UploadOptions::progress`), and the guard that keeps it listed.
-    pub fn start(&self, name: &str, size: u64) -> (Arc<AtomicU64>, Running<'_>) {
-        let done = Arc::new(AtomicU64::new(0));
+    /// An upload of `size` bytes to `name` starts: the counters to hand the upload layer,
+    /// and the guard that keeps it listed.
+    pub fn start(&self, name: &str, size: u64) -> (UploadCounters, Running<'_>) {
+        let counters = UploadCounters::default();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(
             id,
             Entry {
                 name: name.to_string(),
                 size,
-                done: done.clone(),
+                counters: counters.clone(),
                 started: Instant::now(),
             },
         );
         (
-            done,
+            counters,
             Running {
                 registry: self,
                 id,
@@ -114,7 +131,7 @@ impl UploadProgress {
                         name: e.name.clone(),
                         size: e.size,
                         // A retried part may be counted again: never show more than all.
-                        done: e.done.load(Ordering::Relaxed).min(e.size),
+                        done: e.counters.done().min(e.size),
                         elapsed: e.started.elapsed(),
                     },
                 )
@@ -140,12 +157,14 @@ mod tests {
     #[test]
     fn running_uploads_are_listed_until_their_guard_goes() {
         let p = UploadProgress::default();
-        let (done, a) = p.start("a.bin", 100);
-        let (_, b) = p.start("b.bin", 50);
-        done.fetch_add(40, Ordering::Relaxed);
+        let (counters, a) = p.start("a.bin", 100);
+        let (other, b) = p.start("b.bin", 50);
+        counters.sending.fetch_add(40, Ordering::Relaxed);
+        other.confirmed.fetch_add(80, Ordering::Relaxed);
         let list = p.running();
         assert_eq!(list.len(), 2);
         assert_eq!((list[0].name.as_str(), list[0].done), ("a.bin", 40));
+        assert_eq!((list[1].name.as_str(), list[1].done), ("b.bin", 50));
         a.finished();
         drop(b);
         assert!(p.running().is_empty());

@@ -18,7 +18,6 @@
 //! and the removal of the journal, the "conflict" is our own upload, and nothing is sent
 //! again.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +28,7 @@ use tokio::task::JoinSet;
 use super::errno::FsError;
 use super::kernel::Invalidation;
 use super::staging::{conflict_name, Journal, Target};
-use super::upload_progress::RunningUpload;
+use super::upload_progress::{RunningUpload, UploadCounters};
 use super::write::{blocking, Staged, StagedState, RENAME_GRACE, RENAME_GRACE_MAX};
 use super::{lock, BoxFs, STAT_FIELDS};
 use crate::api::error::BoxError;
@@ -152,8 +151,8 @@ impl BoxFs {
             .clone()
             .ok_or_else(|| FsError::new(libc::EROFS, "no staging directory: writes are off"))?;
         let path = staging.data_path(&staged.key);
-        let (done, running) = self.writes.progress.start(st.target.name(), st.size);
-        let outcome = self.send(staged, &st, &journal, &path, done).await?;
+        let (counters, running) = self.writes.progress.start(st.target.name(), st.size);
+        let outcome = self.send(staged, &st, &journal, &path, counters).await?;
         running.finished();
         // Box has it: the journal goes, then the state says clean.
         let key = staged.key.clone();
@@ -211,10 +210,11 @@ impl BoxFs {
         st: &StagedState,
         journal: &Journal,
         path: &std::path::Path,
-        progress: Arc<AtomicU64>,
+        counters: UploadCounters,
     ) -> Result<Outcome, FsError> {
         let mut opts = self.upload_options(staged, st, journal);
-        opts.progress = Some(progress);
+        opts.progress = Some(counters.confirmed);
+        opts.sending = Some(counters.sending);
         match &st.target {
             Target::NewFile { parent_id, name } => {
                 // Recovered entries (no inode) leave the table to the events task.
