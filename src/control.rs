@@ -104,9 +104,19 @@ pub fn ask(socket: &Path, request: ControlRequest) -> Result<Value, String> {
     }
 }
 
-/// The socket of the daemon whose record is at `record` (`NAME.json` → `NAME.sock`).
+/// The longest socket path the kernel takes (`sun_path` is 108 bytes with its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// The socket of the daemon whose record is at `record` (`NAME.json` → `NAME.sock`). A deep
+/// mount point makes a long name: then the name is a digest of it, which still fits.
 pub fn socket_beside(record: &Path) -> PathBuf {
-    record.with_extension("sock")
+    let plain = record.with_extension("sock");
+    if plain.as_os_str().len() <= MAX_SOCKET_PATH {
+        return plain;
+    }
+    use sha1::{Digest, Sha1};
+    let digest = hex::encode(Sha1::digest(record.as_os_str().as_encoded_bytes()));
+    record.with_file_name(format!("{}.sock", &digest[..20]))
 }
 
 #[cfg(test)]
@@ -141,5 +151,19 @@ mod tests {
         task.abort();
         let gone = dir.path().join("none.sock");
         assert!(ask(&gone, ControlRequest::Status).is_err());
+    }
+
+    #[test]
+    fn a_deep_mount_point_still_gets_a_socket_path_that_fits() {
+        let short = Path::new("/run/user/1000/boxfs/home-me-Box.json");
+        assert_eq!(
+            socket_beside(short),
+            Path::new("/run/user/1000/boxfs/home-me-Box.sock")
+        );
+        let long = PathBuf::from(format!("/run/user/1000/boxfs/{}.json", "a".repeat(120)));
+        let socket = socket_beside(&long);
+        assert!(socket.as_os_str().len() <= MAX_SOCKET_PATH, "{socket:?}");
+        assert!(socket.starts_with("/run/user/1000/boxfs"));
+        assert_ne!(socket, socket_beside(&long.with_file_name("b.json")));
     }
 }
