@@ -1570,6 +1570,24 @@ mod tests {
         assert!(h.changed_at().is_some());
     }
 
+    #[test]
+    fn health_says_reconnecting_or_failed_with_the_last_error() {
+        let h = StreamHealth::new();
+        assert_eq!(h.state(), StreamState::Reconnecting);
+        h.record_error("connection refused".into());
+        assert_eq!(
+            h.last_error().map(|(_, m)| m).as_deref(),
+            Some("connection refused")
+        );
+        h.mark_ended();
+        assert_eq!(h.state(), StreamState::Failed);
+        h.mark_healthy(Some(Instant::now()));
+        assert_eq!(h.state(), StreamState::Healthy);
+        assert_eq!(h.state().as_str(), "healthy");
+        h.mark_unhealthy();
+        assert_eq!(h.state(), StreamState::Reconnecting);
+    }
+
     #[derive(Default)]
     struct Recorder(Mutex<Vec<Invalidation>>);
 

@@ -189,6 +189,26 @@ mod tests {
     }
 
     #[test]
+    fn clear_forgets_everything_and_late_answers() {
+        let cache = XattrCache::default();
+        let item = Arc::new(Item {
+            kind: "file".into(),
+            id: "123".into(),
+            ..Item::default()
+        });
+        let before = Instant::now();
+        cache.store_item(7, before, item.clone());
+        cache.store_item(8, before, item.clone());
+        cache.clear();
+        assert!(cache.item(7, None).is_none() && cache.item(8, None).is_none());
+        // A request started before the clear answers late, for an inode never seen.
+        cache.store_item(9, before, item.clone());
+        assert!(cache.item(9, None).is_none());
+        cache.store_item(9, Instant::now(), item);
+        assert!(cache.item(9, None).is_some());
+    }
+
+    #[test]
     fn the_cache_stays_bounded() {
         let cache = XattrCache::default();
         for ino in 0..(MAX_SLOTS as u64 * 3) {
