@@ -2,7 +2,8 @@
 //! `boxfs status` (the account, a healthy stream, API calls that grow with use, an upload in
 //! progress under `--write-back` on a throttled emulator, a mount that is not running or
 //! whose daemon was killed), SIGHUP dropping the metadata cache, SIGTERM finishing pending
-//! uploads, and `boxfs unmount` staying quiet when stderr is not a terminal.
+//! uploads, a lost event stream with its last error, and `boxfs unmount` staying quiet when
+//! stderr is not a terminal.
 
 mod common;
 
@@ -271,6 +272,54 @@ async fn sigterm_unmounts_after_pending_uploads_reach_box() {
         assert_eq!(
             child(&e, "0", "late.txt").expect("uploaded before exiting")["size"],
             22
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_a_lost_stream_with_its_last_error_and_the_errors_by_status() {
+    // Long-polls end every second, so the next one meets the faults at once.
+    let emu = Arc::new(
+        TestEmu::start_with(EmulatorConfig {
+            longpoll_timeout_secs: 1,
+            ..EmulatorConfig::default()
+        })
+        .await,
+    );
+    let e = emu.clone();
+    blocking(move || {
+        let m = TestMount::start(&e, &[]);
+        wait_healthy(&m.root);
+        // Every request fails (5xx, 429 or a dropped connection): the stream is lost.
+        e.emulator().set_knobs(Knobs {
+            fault_rate: 1.0,
+            ..Knobs::default()
+        });
+        let mut seen = Value::Null;
+        let lost = eventually(Duration::from_secs(15), || {
+            seen = status_json(&m.root);
+            seen["events"]["state"] == "reconnecting" && seen["events"]["last_error"].is_string()
+        });
+        assert!(lost.is_some(), "{seen}");
+        let text = status_text(&m.root);
+        assert!(
+            text.contains("reconnecting") && text.contains("last error"),
+            "{text}"
+        );
+        e.emulator().set_knobs(Knobs::default());
+        let back = eventually(Duration::from_secs(15), || {
+            seen = status_json(&m.root);
+            seen["events"]["state"] == "healthy"
+        });
+        assert!(back.is_some(), "{seen}");
+        let errors = seen["api"]["errors"].as_object().expect("errors by status");
+        assert!(!errors.is_empty(), "{seen}");
+        assert!(
+            errors
+                .keys()
+                .all(|k| k == "network" || ["429", "500", "503"].contains(&k.as_str())),
+            "{seen}"
         );
     })
     .await;
