@@ -50,6 +50,12 @@ pub enum Command {
     /// Search Box (text, type, folder, metadata) and print the results as paths inside a
     /// running mount, or as Box paths. Exit status 1 when nothing matches.
     Search(crate::search_cli::SearchArgs),
+    /// Show how running mounts are doing: account, event stream, caches, uploads, API calls.
+    /// Exit status 1 when the mount is not running.
+    Status(crate::status_cli::StatusArgs),
+    /// Print the account's events (from Box's earliest retained, or --stream-position), or
+    /// follow them as they happen with --follow.
+    Events(crate::events_cli::EventsArgs),
 }
 
 /// A flag's text read as the configuration key reads it.
@@ -266,14 +272,20 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
         args.settings()?.values.api_url
     };
     let mounted = request.mount().await?;
+    let control = crate::mount_status::serve_control(&mounted);
     let record = DaemonRecord::write(
         &mounted.mountpoint,
         request_staging(&args),
         root_folder_id,
         api_url,
+        control.as_ref().map(|(path, _)| path.clone()),
     );
     report_ready(log_file.as_deref());
     let result = mounted.serve_until_unmounted().await;
+    if let Some((path, task)) = control {
+        task.abort();
+        let _ = std::fs::remove_file(path);
+    }
     if let Some(record) = record {
         record.remove();
     }

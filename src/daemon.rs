@@ -4,18 +4,18 @@
 //! ends the kernel's session; the daemon then still uploads what is staged, so
 //! `boxfs unmount` finds the daemon here and waits for it to exit, saying how many uploads
 //! it waits for. The record also says which Box folder the mount shows and on which API,
-//! so that `boxfs search` can print its results as paths inside a running mount.
+//! so that `boxfs search` can print its results as paths inside a running mount, and where
+//! the daemon's control socket is ([`crate::control`]: `boxfs status`, and the progress line
+//! of `boxfs unmount`). The directory is created private to the user (0700).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::fs::staging::StagingDir;
 use crate::mount::file_name_of;
-
-/// How often `boxfs unmount` says it is still waiting.
-const REPORT_EVERY: Duration = Duration::from_secs(10);
+use crate::unmount_progress::UnmountProgress;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DaemonRecord {
@@ -29,6 +29,9 @@ pub struct DaemonRecord {
     /// for `--emulator`, whose account nothing else reaches).
     #[serde(default)]
     pub api_url: Option<String>,
+    /// The daemon's control socket ([`crate::control`]), beside the record.
+    #[serde(default)]
+    pub control_socket: Option<PathBuf>,
     #[serde(skip)]
     path: PathBuf,
 }
@@ -46,6 +49,27 @@ fn runtime_dir() -> PathBuf {
 fn record_path(mountpoint: &Path) -> PathBuf {
     let abs = std::path::absolute(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
     runtime_dir().join(format!("{}.json", file_name_of(&abs)))
+}
+
+/// The runtime directory, created private to the user if it is missing.
+fn create_runtime_dir() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let dir = runtime_dir();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    // An older boxfs created it with the default mode: the control sockets are in it.
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    Ok(dir)
+}
+
+/// Where the daemon of `mountpoint` listens for `boxfs status` (the runtime directory is
+/// created if needed).
+pub fn control_socket_path(mountpoint: &Path) -> std::io::Result<PathBuf> {
+    create_runtime_dir()?;
+    Ok(crate::control::socket_beside(&record_path(mountpoint)))
 }
 
 /// Whether `pid` is a live process (a zombie waiting for its parent is not).
@@ -67,6 +91,7 @@ impl DaemonRecord {
         staging_dir: PathBuf,
         root_folder_id: String,
         api_url: Option<String>,
+        control_socket: Option<PathBuf>,
     ) -> Option<DaemonRecord> {
         let path = record_path(mountpoint);
         let record = DaemonRecord {
@@ -76,11 +101,11 @@ impl DaemonRecord {
             staging_dir,
             root_folder_id: Some(root_folder_id),
             api_url,
+            control_socket,
             path: path.clone(),
         };
         let write = || -> std::io::Result<()> {
-            let dir = path.parent().expect("a file in a directory");
-            std::fs::create_dir_all(dir)?;
+            create_runtime_dir()?;
             let tmp = path.with_extension("json.tmp");
             std::fs::write(
                 &tmp,
@@ -122,7 +147,7 @@ impl DaemonRecord {
             .collect()
     }
 
-    /// Removes the record (the daemon is exiting).
+    /// Removes the record and the control socket (the daemon is exiting).
     pub fn remove(&self) {
         if let Ok(bytes) = std::fs::read(&self.path) {
             if let Ok(r) = serde_json::from_slice::<DaemonRecord>(&bytes) {
@@ -132,10 +157,23 @@ impl DaemonRecord {
             }
         }
         let _ = std::fs::remove_file(&self.path);
+        if let Some(socket) = &self.control_socket {
+            let _ = std::fs::remove_file(socket);
+        }
     }
 
-    /// Waits until the daemon has exited, telling the user about pending uploads.
+    /// A record left by a daemon that is gone (it was killed): the pid it named.
+    pub fn stale(mountpoint: &Path) -> Option<u32> {
+        let bytes = std::fs::read(record_path(mountpoint)).ok()?;
+        let record: DaemonRecord = serde_json::from_slice(&bytes).ok()?;
+        (!alive(record.pid)).then_some(record.pid)
+    }
+
+    /// Waits until the daemon has exited, telling the user about pending uploads: a line
+    /// when it starts waiting and one when it is done, and on a terminal a progress line
+    /// kept updated in between.
     pub fn wait_for_exit(&self) {
+        use std::io::IsTerminal;
         let pending = StagingDir::pending_count(&self.staging_dir);
         if pending > 0 {
             eprintln!(
@@ -144,16 +182,16 @@ impl DaemonRecord {
                 self.pid
             );
         }
-        let mut reported = Instant::now();
+        let mut progress = (pending > 0 && std::io::stderr().is_terminal())
+            .then(|| UnmountProgress::new(self.control_socket.clone(), self.staging_dir.clone()));
         while alive(self.pid) {
             std::thread::sleep(Duration::from_millis(50));
-            if reported.elapsed() >= REPORT_EVERY {
-                reported = Instant::now();
-                eprintln!(
-                    "boxfs: still waiting for {} upload(s)...",
-                    StagingDir::pending_count(&self.staging_dir)
-                );
+            if let Some(p) = &mut progress {
+                p.tick();
             }
+        }
+        if let Some(p) = &progress {
+            p.clear();
         }
         let left = StagingDir::pending_count(&self.staging_dir);
         if left > 0 {

@@ -6,10 +6,15 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod emulator;
+pub mod events_cli;
 pub mod fs;
 pub mod fuse;
 pub mod login;
 pub mod mount;
+pub mod mount_status;
 pub mod search_cli;
+pub mod status_cli;
+pub mod unmount_progress;

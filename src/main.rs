@@ -64,6 +64,8 @@ fn main() {
             Command::Config(args) => boxfs::cli::run_config(args),
             // Taken above for its exit statuses; kept here so the match stays exhaustive.
             Command::Search(args) => boxfs::search_cli::run_search(args).await.map(|_| ()),
+            Command::Status(args) => boxfs::status_cli::run_status(args),
+            Command::Events(args) => boxfs::events_cli::run_events(args).await,
         }
     });
     if let Err(message) = result {

@@ -3,7 +3,7 @@
 //! mount point before anything is mounted (so mistakes are reported, not mounted), clears a
 //! stale mount left by a killed daemon, starts the fuser session, the kernel-invalidation
 //! queue and the events task, and on SIGTERM/SIGINT or an external `fusermount3 -u` ends them
-//! in order.
+//! in order. SIGHUP drops the metadata cache ([`BoxFs::drop_metadata_cache`]).
 //!
 //! Background mode: `boxfs mount` without `--foreground` starts itself again as a detached
 //! child (`--foreground` plus [`READY_ENV`]), relays the child's messages until the child says
@@ -23,6 +23,7 @@ use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 use crate::api::auth::DeveloperToken;
 use crate::api::endpoints::Endpoints;
 use crate::api::events::StreamType;
+use crate::api::types::User;
 use crate::api::Client;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::fs::attr::Identity;
@@ -31,6 +32,7 @@ use crate::fs::events::{EventFollower, FollowerOptions};
 use crate::fs::kernel::{self, Invalidation, KernelNotify, KernelQueue};
 use crate::fs::{BoxFs, FsOptions};
 use crate::fuse::{FuseAdapter, FuseNotifier};
+use crate::mount_status::Account;
 
 /// Set in the environment of the detached child of a background mount: it prints
 /// [`READY_LINE`] on stdout once the mount serves, then moves its output to the log file.
@@ -79,6 +81,8 @@ pub struct MountRequest {
 pub struct Mounted {
     pub fs: Arc<BoxFs>,
     pub mountpoint: PathBuf,
+    /// Who the mount is signed in as, and where.
+    pub account: Account,
     session: Option<BackgroundSession>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     emulator: Option<Emulator>,
@@ -197,7 +201,15 @@ impl MountRequest {
         let mountpoint = std::path::absolute(&self.mountpoint)
             .map_err(|e| format!("mount point {}: {e}", self.mountpoint.display()))?;
         check_mountpoint(&mountpoint)?;
-        let (client, emulator) = self.client().await?;
+        let (client, emulator, me) = self.client().await?;
+        let account = Account {
+            login: me.login,
+            name: me.name,
+            user_id: me.id,
+            api_url: client.endpoints().api.to_string(),
+            as_user: self.as_user.clone(),
+            root_folder_id: self.fs.root_folder_id.clone(),
+        };
         let client = match &self.as_user {
             Some(id) => client.as_user(id),
             None => client,
@@ -287,6 +299,7 @@ impl MountRequest {
         Ok(Mounted {
             fs,
             mountpoint,
+            account,
             session: Some(session),
             tasks,
             emulator,
@@ -295,7 +308,7 @@ impl MountRequest {
 
     /// The API client, and the in-process emulator when one was asked for. Checks the
     /// credentials with `GET /users/me` so that a bad token fails the mount command.
-    async fn client(&self) -> Result<(Client, Option<Emulator>), String> {
+    async fn client(&self) -> Result<(Client, Option<Emulator>, User), String> {
         let (client, emulator) = match &self.backend {
             Backend::Emulator => {
                 let emulator = Emulator::start(EmulatorConfig {
@@ -317,27 +330,38 @@ impl MountRequest {
             }
             Backend::Api(client) => (client.clone(), None),
         };
-        match client.me().await {
-            Ok(me) => log::info!("signed in to Box as {}", me.login),
-            Err(e) => return Err(format!("cannot sign in to Box: {e}")),
-        }
-        Ok((client, emulator))
+        let me = client
+            .me()
+            .await
+            .map_err(|e| format!("cannot sign in to Box: {e}"))?;
+        log::info!("signed in to Box as {}", me.login);
+        Ok((client, emulator, me))
     }
 }
 
 impl Mounted {
     /// Serves until the mount is unmounted from outside (`boxfs unmount`, `fusermount3 -u`)
-    /// or SIGTERM/SIGINT arrives, which unmount it here.
+    /// or SIGTERM/SIGINT arrives, which unmount it here. SIGHUP drops the metadata cache.
     pub async fn serve_until_unmounted(mut self) -> Result<(), String> {
         use tokio::signal::unix::{signal, SignalKind};
         let session = self.session.take().expect("mounted");
         let mut join = tokio::task::spawn_blocking(move || session.join());
         let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
         let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-        let ended = tokio::select! {
-            r = &mut join => Some(r),
-            _ = term.recv() => None,
-            _ = int.recv() => None,
+        let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+        let ended = loop {
+            tokio::select! {
+                r = &mut join => break Some(r),
+                _ = term.recv() => break None,
+                _ = int.recv() => break None,
+                _ = hup.recv() => {
+                    let sent = self.fs.drop_metadata_cache();
+                    log::info!(
+                        "SIGHUP: metadata cache dropped ({sent} kernel invalidations); \
+                         the next access asks Box"
+                    );
+                }
+            }
         };
         let result = match ended {
             Some(r) => r,

@@ -19,6 +19,7 @@ use super::auth::Authenticator;
 use super::endpoints::Endpoints;
 use super::error::{ApiErrorInfo, BoxError, BoxResult};
 use super::secret::{redact_url, Secret};
+use super::stats::{RequestCounters, RequestStats};
 
 /// How hard the client tries before it gives up on a transient failure.
 #[derive(Debug, Clone)]
@@ -150,6 +151,8 @@ struct Inner {
     retry: RetryPolicy,
     /// The `Date` header of the latest answer.
     server_date: Mutex<Option<SystemTime>>,
+    /// Requests sent and error answers, for `boxfs status`.
+    counters: RequestCounters,
 }
 
 /// A Box API client. Cheap to clone; `as_user` gives a client acting as another user.
@@ -199,6 +202,7 @@ impl Client {
                 endpoints,
                 retry,
                 server_date: Mutex::new(None),
+                counters: RequestCounters::default(),
             }),
             as_user: None,
         }
@@ -240,6 +244,20 @@ impl Client {
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Requests sent through this client (and its clones) so far, and the error answers.
+    pub fn request_stats(&self) -> RequestStats {
+        self.inner.counters.snapshot()
+    }
+
+    /// Counts one request sent outside [`Client::send`] (downloads): its answer's status,
+    /// or `None` when none came.
+    pub(crate) fn count_request(&self, status: Option<u16>) {
+        match status {
+            Some(s) => self.inner.counters.answered(s),
+            None => self.inner.counters.unanswered(),
+        }
+    }
+
     /// A request to the API host: `api(Method::GET, "/folders/0")`.
     pub fn api(&self, method: Method, path: &str) -> Request {
         Request::new(method, self.inner.endpoints.api(path))
@@ -266,6 +284,7 @@ impl Client {
             attempt += 1;
             let sent_at = Instant::now();
             let result = self.build(&req, token.as_ref()).send().await;
+            self.count_request(result.as_ref().ok().map(|r| r.status().as_u16()));
             let outcome = match result {
                 Ok(resp) => {
                     let status = resp.status();

@@ -562,7 +562,9 @@ impl Client {
                 rb = rb.header(RANGE, r.header());
             }
             let sent_at = Instant::now();
-            let resp = rb.send().await.map_err(|e| {
+            let sent = rb.send().await;
+            self.count_request(sent.as_ref().ok().map(|r| r.status().as_u16()));
+            let resp = sent.map_err(|e| {
                 BoxError::Network(format!("GET download URL on {host}: {}", e.without_url()))
             })?;
             let status = resp.status();

@@ -12,6 +12,7 @@ pub mod folders;
 pub mod metadata;
 pub mod search;
 pub mod secret;
+pub mod stats;
 pub mod types;
 pub mod upload;
 pub mod users;

@@ -91,6 +91,32 @@ struct HealthTimes {
     last_event: Option<Instant>,
     /// When `healthy` last flipped.
     changed_at: Option<Instant>,
+    /// The feed's last failure, and when.
+    last_error: Option<(Instant, String)>,
+    /// The feed ended (it is started again after a pause) and has not worked since.
+    ended: bool,
+}
+
+/// Where the event stream stands, as `boxfs status` says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamState {
+    /// The feed delivers: changes made elsewhere reach the caches within moments.
+    Healthy,
+    /// Not working yet or any more; the feed retries by itself.
+    Reconnecting,
+    /// The feed gave up (credentials refused, for instance) and is started again after a
+    /// pause.
+    Failed,
+}
+
+impl StreamState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamState::Healthy => "healthy",
+            StreamState::Reconnecting => "reconnecting",
+            StreamState::Failed => "failed",
+        }
+    }
 }
 
 /// Whether the event stream can be trusted right now, shared by the follower (which sets
@@ -147,6 +173,23 @@ impl StreamHealth {
         self.times().changed_at
     }
 
+    /// The feed's last failure (its message) and when it happened.
+    pub fn last_error(&self) -> Option<(Instant, String)> {
+        self.times().last_error.clone()
+    }
+
+    /// Healthy, reconnecting or failed.
+    pub fn state(&self) -> StreamState {
+        let times = self.times();
+        if self.is_healthy() {
+            StreamState::Healthy
+        } else if times.ended {
+            StreamState::Failed
+        } else {
+            StreamState::Reconnecting
+        }
+    }
+
     pub fn counters(&self) -> HealthCounters {
         HealthCounters {
             events: self.events.load(Ordering::Relaxed),
@@ -161,6 +204,7 @@ impl StreamHealth {
     pub fn mark_healthy(&self, last_ok: Option<Instant>) -> bool {
         let mut times = self.times();
         times.last_ok = last_ok.or(times.last_ok);
+        times.ended = false;
         let was = self.healthy.swap(true, Ordering::AcqRel);
         if !was {
             times.changed_at = Some(Instant::now());
@@ -184,16 +228,24 @@ impl StreamHealth {
         self.times().last_event = Some(Instant::now());
     }
 
-    fn record_error(&self) {
+    fn record_error(&self, message: String) {
         self.errors.fetch_add(1, Ordering::Relaxed);
+        self.times().last_error = Some((Instant::now(), message));
+    }
+
+    /// The feed ended; the follower starts it again after a pause.
+    fn mark_ended(&self) {
+        self.mark_unhealthy();
+        self.times().ended = true;
+    }
+
+    /// Every cache was revalidated (after an outage, or on request).
+    pub fn record_revalidation(&self) {
+        self.revalidations.fetch_add(1, Ordering::Relaxed);
     }
 
     fn record_invalidations(&self, n: usize) {
         self.invalidations.fetch_add(n as u64, Ordering::Relaxed);
-    }
-
-    fn record_revalidation(&self) {
-        self.revalidations.fetch_add(1, Ordering::Relaxed);
     }
 
     fn times(&self) -> MutexGuard<'_, HealthTimes> {
@@ -783,7 +835,7 @@ impl EventFollower {
                             self.take_event(ev).await;
                         }
                         Some(Err(e)) => {
-                            self.health.record_error();
+                            self.health.record_error(e.to_string());
                             log::info!("event stream: {e}");
                         }
                         None => break,
@@ -813,7 +865,7 @@ impl EventFollower {
                 "the event stream ended; starting it again in {:?}",
                 restart_wait
             );
-            self.health.mark_unhealthy();
+            self.health.mark_ended();
             watch.outage_since.get_or_insert_with(Instant::now);
             watch.healthy_at = None;
             tokio::time::sleep(restart_wait).await;
@@ -1516,6 +1568,24 @@ mod tests {
         assert!(!h.mark_unhealthy());
         assert_eq!(h.counters().outages, 1);
         assert!(h.changed_at().is_some());
+    }
+
+    #[test]
+    fn health_says_reconnecting_or_failed_with_the_last_error() {
+        let h = StreamHealth::new();
+        assert_eq!(h.state(), StreamState::Reconnecting);
+        h.record_error("connection refused".into());
+        assert_eq!(
+            h.last_error().map(|(_, m)| m).as_deref(),
+            Some("connection refused")
+        );
+        h.mark_ended();
+        assert_eq!(h.state(), StreamState::Failed);
+        h.mark_healthy(Some(Instant::now()));
+        assert_eq!(h.state(), StreamState::Healthy);
+        assert_eq!(h.state().as_str(), "healthy");
+        h.mark_unhealthy();
+        assert_eq!(h.state(), StreamState::Reconnecting);
     }
 
     #[derive(Default)]

@@ -37,7 +37,9 @@ mod namespace;
 pub mod read;
 mod staged_names;
 pub mod staging;
+pub mod upload_progress;
 mod uploader;
+pub use uploader::UploadStatus;
 pub mod write;
 pub mod xattr;
 
@@ -316,6 +318,20 @@ impl BoxFs {
     /// Our own changes in flight, shared with the events task.
     pub fn own_changes(&self) -> &Arc<OwnChanges> {
         &self.own
+    }
+
+    /// Drops the metadata cache (SIGHUP to the daemon): every attribute and listing becomes
+    /// stale, so the next access asks Box; the attribute values go too, and the kernel is
+    /// told to drop the entries and attributes it holds, as after an event-stream outage.
+    /// Staged files keep their data and their local attributes. Returns how many kernel
+    /// invalidations were sent.
+    pub fn drop_metadata_cache(&self) -> usize {
+        let invs = events::revalidate_all(&mut lock(&self.table));
+        self.xattrs.clear();
+        self.health.record_revalidation();
+        let n = invs.len();
+        self.kernel.send_all(invs);
+        n
     }
 
     fn healthy(&self) -> bool {

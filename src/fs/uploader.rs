@@ -28,6 +28,7 @@ use tokio::task::JoinSet;
 use super::errno::FsError;
 use super::kernel::Invalidation;
 use super::staging::{conflict_name, Journal, Target};
+use super::upload_progress::{RunningUpload, UploadCounters};
 use super::write::{blocking, Staged, StagedState, RENAME_GRACE, RENAME_GRACE_MAX};
 use super::{lock, BoxFs, STAT_FIELDS};
 use crate::api::error::BoxError;
@@ -51,6 +52,20 @@ const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 /// A full account is not going to empty itself within seconds.
 const QUOTA_RETRY_DELAY: Duration = Duration::from_secs(120);
+
+/// The uploads of a mount at one moment ([`BoxFs::upload_status`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UploadStatus {
+    /// Staged files whose data still has to reach Box (the running uploads included).
+    pub pending_files: u64,
+    /// Their sizes together.
+    pub pending_bytes: u64,
+    /// The uploads running now.
+    pub running: Vec<RunningUpload>,
+    /// Files and bytes Box confirmed since the mount started.
+    pub uploaded_files: u64,
+    pub uploaded_bytes: u64,
+}
 
 /// How one upload ended.
 enum Outcome {
@@ -145,7 +160,9 @@ impl BoxFs {
             .clone()
             .ok_or_else(|| FsError::new(libc::EROFS, "no staging directory: writes are off"))?;
         let path = staging.data_path(&staged.key);
-        let outcome = self.send(staged, &st, &journal, &path).await?;
+        let (counters, running) = self.writes.progress.start(st.target.name(), st.size);
+        let outcome = self.send(staged, &st, &journal, &path, counters).await?;
+        running.finished();
         // Box has it: the journal goes, then the state says clean.
         let key = staged.key.clone();
         let s = staging.clone();
@@ -202,8 +219,11 @@ impl BoxFs {
         st: &StagedState,
         journal: &Journal,
         path: &std::path::Path,
+        counters: UploadCounters,
     ) -> Result<Outcome, FsError> {
         let mut opts = self.upload_options(staged, st, journal);
+        opts.progress = Some(counters.confirmed);
+        opts.sending = Some(counters.sending);
         match &st.target {
             Target::NewFile { parent_id, name } => {
                 // Recovered entries (no inode) leave the table to the events task.
@@ -602,6 +622,19 @@ impl BoxFs {
     /// How many staged files still have to reach Box.
     pub fn pending_uploads(&self) -> usize {
         self.pending_entries().len()
+    }
+
+    /// The uploads waiting and running, and what went to Box since the mount started.
+    pub fn upload_status(&self) -> UploadStatus {
+        let pending = self.pending_entries();
+        let (uploaded_files, uploaded_bytes) = self.writes.progress.uploaded();
+        UploadStatus {
+            pending_files: pending.len() as u64,
+            pending_bytes: pending.iter().map(|s| s.state().size).sum(),
+            running: self.writes.progress.running(),
+            uploaded_files,
+            uploaded_bytes,
+        }
     }
 
     /// At start-up: the staged files a previous run left are queued for upload at once.

@@ -168,6 +168,8 @@ pub(super) struct Writes {
     pub(super) inner: Mutex<WritesInner>,
     /// Wakes the upload queue.
     pub(super) wake: tokio::sync::Notify,
+    /// The uploads running now, and totals.
+    pub(super) progress: super::upload_progress::UploadProgress,
 }
 
 impl Writes {
@@ -177,6 +179,7 @@ impl Writes {
             write_back,
             inner: Mutex::default(),
             wake: tokio::sync::Notify::new(),
+            progress: Default::default(),
         }
     }
 

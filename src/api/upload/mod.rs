@@ -104,6 +104,11 @@ pub struct UploadOptions {
     pub concurrency: usize,
     /// Bytes Box has confirmed so far (added to, never reset).
     pub progress: Option<Arc<AtomicU64>>,
+    /// One-request uploads: bytes of the content handed to the connection so far in the
+    /// current attempt (set back to 0 when an attempt starts). It runs ahead of what Box
+    /// confirmed by what is buffered on the way; upload sessions report by confirmed parts
+    /// in `progress` only.
+    pub sending: Option<Arc<AtomicU64>>,
     /// Keep a failed upload session for [`Client::resume_upload`] instead of aborting it.
     /// (An upload whose future is dropped leaves its session in any case; Box expires it.)
     pub resumable: bool,
@@ -124,6 +129,7 @@ impl Default for UploadOptions {
             chunked_threshold: MIN_CHUNKED_SIZE,
             concurrency: DEFAULT_CONCURRENCY,
             progress: None,
+            sending: None,
             resumable: false,
             on_session: None,
             max_commit_polls: 60,
@@ -389,10 +395,16 @@ impl Content {
         .map_err(|e| io_error(&what, e))
     }
 
-    /// The content as a request body, produced afresh for each attempt.
-    pub(crate) fn body(&self) -> reqwest::Body {
+    /// The content as a request body, produced afresh for each attempt; `sent` (when given)
+    /// counts the bytes as the connection takes them.
+    pub(crate) fn body(&self, sent: Option<Arc<AtomicU64>>) -> reqwest::Body {
         match &self.data {
-            Data::Memory(b) => reqwest::Body::from(b.clone()),
+            Data::Memory(b) => {
+                if let Some(sent) = &sent {
+                    sent.fetch_add(b.len() as u64, Ordering::Relaxed);
+                }
+                reqwest::Body::from(b.clone())
+            }
             Data::File { file, .. } => {
                 let stream = futures_util::stream::unfold(
                     (file.clone(), 0u64, self.size),
@@ -412,6 +424,11 @@ impl Content {
                         Some((block, state))
                     },
                 );
+                let stream = futures_util::StreamExt::inspect(stream, move |block| {
+                    if let (Some(sent), Ok(block)) = (&sent, block) {
+                        sent.fetch_add(block.len() as u64, Ordering::Relaxed);
+                    }
+                });
                 reqwest::Body::wrap_stream(stream)
             }
         }

@@ -56,11 +56,17 @@ pub(crate) async fn upload(
     let attributes = Value::Object(attributes).to_string();
     let form_content = content.clone();
     let size = content.size;
+    let sending = opts.sending.clone();
     let make = move || {
-        let part = Part::stream_with_length(form_content.body(), size)
+        // A new attempt sends everything again.
+        if let Some(s) = &sending {
+            s.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
+        let body = || form_content.body(sending.clone());
+        let part = Part::stream_with_length(body(), size)
             .file_name(file_name.clone())
             .mime_str("application/octet-stream")
-            .unwrap_or_else(|_| Part::stream_with_length(form_content.body(), size));
+            .unwrap_or_else(|_| Part::stream_with_length(body(), size));
         Form::new()
             .text("attributes", attributes.clone())
             .part("file", part)

@@ -99,6 +99,9 @@ pub struct XattrCache {
     /// What readers last saw of metadata instances; [`XattrCache::invalidate`] leaves it
     /// alone, since it is the basis writes are checked against, not an answer to reads.
     pub(super) seen: SeenInstances,
+    /// Answers from requests started before this are stale for every inode
+    /// ([`XattrCache::clear`]). Taken only while `slots` is held.
+    cleared_at: std::sync::Mutex<Option<Instant>>,
 }
 
 impl XattrCache {
@@ -122,15 +125,30 @@ impl XattrCache {
     }
 
     fn with_slot<R>(&self, ino: Ino, f: impl FnOnce(&mut Slot) -> R) -> R {
+        self.with_slot_if(ino, None, f).expect("no start to check")
+    }
+
+    /// Runs `f` on `ino`'s slot, unless `started` (a request's start) came before the last
+    /// [`XattrCache::clear`].
+    fn with_slot_if<R>(
+        &self,
+        ino: Ino,
+        started: Option<Instant>,
+        f: impl FnOnce(&mut Slot) -> R,
+    ) -> Option<R> {
         let mut slots = lock(&self.slots);
+        let cleared_at = *lock(&self.cleared_at);
+        if started.is_some_and(|s| cleared_at.is_some_and(|c| s < c)) {
+            return None;
+        }
         if slots.len() >= MAX_SLOTS && !slots.contains_key(&ino) {
             prune(&mut slots);
         }
-        f(slots.entry(ino).or_default())
+        Some(f(slots.entry(ino).or_default()))
     }
 
     pub(super) fn store_item(&self, ino: Ino, started: Instant, item: Arc<Item>) {
-        self.with_slot(ino, |s| s.item.store(started, item));
+        self.with_slot_if(ino, Some(started), |s| s.item.store(started, item));
     }
 
     pub(super) fn store_instances(
@@ -139,7 +157,7 @@ impl XattrCache {
         started: Instant,
         list: Arc<Vec<MetadataInstance>>,
     ) {
-        self.with_slot(ino, |s| s.instances.store(started, list));
+        self.with_slot_if(ino, Some(started), |s| s.instances.store(started, list));
     }
 
     /// Forgets what was fetched for `ino`, and whatever requests in flight will answer.
@@ -179,6 +197,14 @@ impl XattrCache {
             }
             _ => s.instances.invalidate(now),
         });
+    }
+
+    /// Forgets every value and schema, and whatever requests in flight will answer.
+    pub fn clear(&self) {
+        let mut slots = lock(&self.slots);
+        *lock(&self.cleared_at) = Some(Instant::now());
+        slots.clear();
+        lock(&self.templates).clear();
     }
 
     pub(super) fn template(&self, tref: &TemplateRef) -> Option<Arc<Schema>> {
@@ -271,6 +297,26 @@ mod tests {
         assert!(cache.instances(7).is_none());
         cache.invalidate_item(7);
         assert!(cache.item(7, None).is_none());
+    }
+
+    #[test]
+    fn clear_forgets_everything_and_late_answers() {
+        let cache = XattrCache::default();
+        let item = Arc::new(Item {
+            kind: "file".into(),
+            id: "123".into(),
+            ..Item::default()
+        });
+        let before = Instant::now();
+        cache.store_item(7, before, item.clone());
+        cache.store_item(8, before, item.clone());
+        cache.clear();
+        assert!(cache.item(7, None).is_none() && cache.item(8, None).is_none());
+        // A request started before the clear answers late, for an inode never seen.
+        cache.store_item(9, before, item.clone());
+        assert!(cache.item(9, None).is_none());
+        cache.store_item(9, Instant::now(), item);
+        assert!(cache.item(9, None).is_some());
     }
 
     #[test]

@@ -1,0 +1,169 @@
+//! The control channel of a mount daemon: a Unix socket (mode 0600) next to the daemon's
+//! record in the runtime directory, through which `boxfs status` and `boxfs unmount` ask a
+//! running mount how it is doing.
+//!
+//! The protocol is one exchange per connection: the client sends one JSON object on one
+//! line (`{"request":"status"}`), the daemon answers one JSON object on one line and closes.
+//! An answer with an `error` key is a refusal (an unknown request, say). The daemon answers
+//! from figures it keeps in memory, never after a network wait, so a client may use short
+//! timeouts.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::UnixListener;
+use tokio::task::JoinHandle;
+
+/// The longest request line the daemon reads.
+const MAX_REQUEST: u64 = 4096;
+/// How long either side waits for the other.
+const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a client may ask.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "request", rename_all = "snake_case")]
+pub enum ControlRequest {
+    /// The mount's figures (a [`crate::mount_status::MountStatus`]).
+    Status,
+}
+
+/// Answers requests (in the daemon).
+pub type Handler = Arc<dyn Fn(ControlRequest) -> Value + Send + Sync>;
+
+/// Listens on `path` (replacing a socket left by a daemon that died) and answers each
+/// connection with `handler`, until the returned task is aborted.
+pub fn serve(path: &Path, handler: Handler) -> std::io::Result<JoinHandle<()>> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => {
+                    let handler = handler.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = answer(stream, handler).await {
+                            log::debug!("control connection: {e}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    log::warn!("control socket: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }))
+}
+
+async fn answer(stream: tokio::net::UnixStream, handler: Handler) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
+    tokio::time::timeout(TIMEOUT, reader.read_line(&mut line))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"))??;
+    let reply = match serde_json::from_str::<ControlRequest>(line.trim()) {
+        Ok(request) => handler(request),
+        Err(e) => json!({ "error": format!("not a request this daemon knows: {e}") }),
+    };
+    let mut bytes = serde_json::to_vec(&reply).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    tokio::time::timeout(TIMEOUT, write.write_all(&bytes))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "reply not taken"))??;
+    write.shutdown().await
+}
+
+/// Asks the daemon listening on `socket` (from the command line: blocking, with timeouts).
+pub fn ask(socket: &Path, request: ControlRequest) -> Result<Value, String> {
+    let fail = |e: std::io::Error| format!("{}: {e}", socket.display());
+    let mut stream = UnixStream::connect(socket).map_err(fail)?;
+    stream.set_read_timeout(Some(TIMEOUT)).map_err(fail)?;
+    stream.set_write_timeout(Some(TIMEOUT)).map_err(fail)?;
+    let mut line = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
+    line.push(b'\n');
+    stream.write_all(&line).map_err(fail)?;
+    let mut reply = String::new();
+    BufReader::new(stream).read_line(&mut reply).map_err(fail)?;
+    let value: Value = serde_json::from_str(reply.trim())
+        .map_err(|e| format!("{}: the daemon's answer is not JSON: {e}", socket.display()))?;
+    match value.get("error").and_then(Value::as_str) {
+        Some(message) => Err(format!("the daemon refused: {message}")),
+        None => Ok(value),
+    }
+}
+
+/// The longest socket path the kernel takes (`sun_path` is 108 bytes with its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// The socket of the daemon whose record is at `record` (`NAME.json` → `NAME.sock`). A deep
+/// mount point makes a long name: then the name is a digest of it, which still fits.
+pub fn socket_beside(record: &Path) -> PathBuf {
+    let plain = record.with_extension("sock");
+    if plain.as_os_str().len() <= MAX_SOCKET_PATH {
+        return plain;
+    }
+    use sha1::{Digest, Sha1};
+    let digest = hex::encode(Sha1::digest(record.as_os_str().as_encoded_bytes()));
+    record.with_file_name(format!("{}.sock", &digest[..20]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_request_gets_the_handlers_answer_and_nonsense_a_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.sock");
+        let handler: Handler = Arc::new(|r| json!({ "asked": format!("{r:?}") }));
+        let task = serve(&path, handler).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let p = path.clone();
+        let reply = tokio::task::spawn_blocking(move || ask(&p, ControlRequest::Status))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(reply["asked"], "Status");
+        let p = path.clone();
+        let raw = tokio::task::spawn_blocking(move || {
+            let mut s = UnixStream::connect(&p).unwrap();
+            s.write_all(b"{\"request\":\"reboot\"}\n").unwrap();
+            let mut line = String::new();
+            BufReader::new(s).read_line(&mut line).unwrap();
+            line
+        })
+        .await
+        .unwrap();
+        assert!(raw.contains("\"error\""), "{raw}");
+        task.abort();
+        let gone = dir.path().join("none.sock");
+        assert!(ask(&gone, ControlRequest::Status).is_err());
+    }
+
+    #[test]
+    fn a_deep_mount_point_still_gets_a_socket_path_that_fits() {
+        let short = Path::new("/run/user/1000/boxfs/home-me-Box.json");
+        assert_eq!(
+            socket_beside(short),
+            Path::new("/run/user/1000/boxfs/home-me-Box.sock")
+        );
+        let long = PathBuf::from(format!("/run/user/1000/boxfs/{}.json", "a".repeat(120)));
+        let socket = socket_beside(&long);
+        assert!(socket.as_os_str().len() <= MAX_SOCKET_PATH, "{socket:?}");
+        assert!(socket.starts_with("/run/user/1000/boxfs"));
+        assert_ne!(socket, socket_beside(&long.with_file_name("b.json")));
+    }
+}

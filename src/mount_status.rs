@@ -1,0 +1,204 @@
+//! What a running mount says about itself (`boxfs status`): the account, the event stream,
+//! the caches, the uploads and the API calls, gathered by the daemon from the filesystem,
+//! the uploader, the events task's health and the client's request counters, and sent as
+//! JSON over the control socket ([`crate::control`]). The same types read the JSON back on
+//! the command line. Times are ages in seconds at the moment of the answer.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::api::stats::RequestStats;
+use crate::control::ControlRequest;
+use crate::fs::BoxFs;
+
+/// Who the mount is signed in as, and where.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    pub login: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub user_id: String,
+    /// The API the mount talks to.
+    pub api_url: String,
+    /// The As-User the mount acts as.
+    #[serde(default)]
+    pub as_user: Option<String>,
+    /// The Box folder shown at the mount point.
+    pub root_folder_id: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventsStatus {
+    /// `healthy`, `reconnecting` or `failed`.
+    pub state: String,
+    /// Seconds since Box last answered the stream (a long-poll answered, events fetched).
+    pub since_last_answer: Option<f64>,
+    /// Seconds since the last event arrived.
+    pub since_last_event: Option<f64>,
+    pub last_error: Option<String>,
+    pub since_last_error: Option<f64>,
+    pub events: u64,
+    pub errors: u64,
+    pub outages: u64,
+    pub revalidations: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CacheStatus {
+    /// Files and folders in the metadata cache, and its bound.
+    pub inodes: u64,
+    pub inode_limit: u64,
+    /// Bytes in the content cache, and its bound (none without a content cache).
+    pub content_bytes: Option<u64>,
+    pub content_limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunningUpload {
+    pub name: String,
+    pub size: u64,
+    /// Bytes Box has confirmed.
+    pub done: u64,
+    pub elapsed: f64,
+    /// Bytes per second so far.
+    pub rate: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UploadsStatus {
+    /// Files whose data still has to reach Box (the running ones included), and bytes.
+    pub pending_files: u64,
+    pub pending_bytes: u64,
+    pub running: Vec<RunningUpload>,
+    /// Since the mount started.
+    pub uploaded_files: u64,
+    pub uploaded_bytes: u64,
+}
+
+impl UploadsStatus {
+    /// Bytes Box confirmed of the uploads running now.
+    pub fn running_done(&self) -> u64 {
+        self.running.iter().map(|u| u.done).sum()
+    }
+
+    /// Bytes per second of the uploads running now, together.
+    pub fn running_rate(&self) -> f64 {
+        self.running.iter().map(|u| u.rate).sum()
+    }
+}
+
+/// Everything `boxfs status` shows of one mount.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MountStatus {
+    pub mountpoint: PathBuf,
+    pub pid: u32,
+    /// Seconds since the mount was ready.
+    pub uptime: f64,
+    pub read_only: bool,
+    pub account: Account,
+    pub events: EventsStatus,
+    pub cache: CacheStatus,
+    pub uploads: UploadsStatus,
+    /// API requests since the mount started, and error answers by HTTP status.
+    pub api: RequestStats,
+}
+
+/// What the daemon knows of itself besides the filesystem.
+pub struct Daemon {
+    pub fs: Arc<BoxFs>,
+    pub account: Account,
+    pub mountpoint: PathBuf,
+    pub started: Instant,
+}
+
+fn age(t: Option<Instant>) -> Option<f64> {
+    t.map(|t| t.elapsed().as_secs_f64())
+}
+
+impl Daemon {
+    /// The figures now. Takes the inode table's lock briefly; no network.
+    pub fn status(&self) -> MountStatus {
+        let fs = &self.fs;
+        let health = fs.health();
+        let counters = health.counters();
+        let last_error = health.last_error();
+        let (inodes, inode_limit) = {
+            let table = fs.table().lock().unwrap_or_else(|e| e.into_inner());
+            (table.len() as u64, table.limit() as u64)
+        };
+        let uploads = fs.upload_status();
+        MountStatus {
+            mountpoint: self.mountpoint.clone(),
+            pid: std::process::id(),
+            uptime: self.started.elapsed().as_secs_f64(),
+            read_only: fs.options().identity.read_only,
+            account: self.account.clone(),
+            events: EventsStatus {
+                state: health.state().as_str().to_string(),
+                since_last_answer: age(health.last_ok()),
+                since_last_event: age(health.last_event()),
+                since_last_error: age(last_error.as_ref().map(|(t, _)| *t)),
+                last_error: last_error.map(|(_, m)| m),
+                events: counters.events,
+                errors: counters.errors,
+                outages: counters.outages,
+                revalidations: counters.revalidations,
+            },
+            cache: CacheStatus {
+                inodes,
+                inode_limit,
+                content_bytes: fs.content_cache().map(|c| c.used_bytes()),
+                content_limit: fs.content_cache().map(|c| c.max_bytes()),
+            },
+            uploads: UploadsStatus {
+                pending_files: uploads.pending_files,
+                pending_bytes: uploads.pending_bytes,
+                running: uploads
+                    .running
+                    .iter()
+                    .map(|u| RunningUpload {
+                        name: u.name.clone(),
+                        size: u.size,
+                        done: u.done,
+                        elapsed: u.elapsed.as_secs_f64(),
+                        rate: u.rate(),
+                    })
+                    .collect(),
+                uploaded_files: uploads.uploaded_files,
+                uploaded_bytes: uploads.uploaded_bytes,
+            },
+            api: fs.client().request_stats(),
+        }
+    }
+}
+
+/// Starts answering `boxfs status` for `mounted` on its control socket: the socket's path
+/// and the task (abort it when the daemon exits). Best effort: a mount works without it.
+pub fn serve_control(
+    mounted: &crate::mount::Mounted,
+) -> Option<(PathBuf, tokio::task::JoinHandle<()>)> {
+    let daemon = Arc::new(Daemon {
+        fs: mounted.fs.clone(),
+        account: mounted.account.clone(),
+        mountpoint: mounted.mountpoint.clone(),
+        started: Instant::now(),
+    });
+    let handler: crate::control::Handler = Arc::new(move |request| match request {
+        ControlRequest::Status => serde_json::to_value(daemon.status())
+            .unwrap_or_else(|e| json!({ "error": e.to_string() })),
+    });
+    let started = crate::daemon::control_socket_path(&mounted.mountpoint)
+        .and_then(|path| crate::control::serve(&path, handler).map(|task| (path, task)));
+    match started {
+        Ok(served) => Some(served),
+        Err(e) => {
+            log::warn!("no control socket (boxfs status will not reach this mount): {e}");
+            None
+        }
+    }
+}

@@ -1,0 +1,334 @@
+//! `boxfs status [MOUNTPOINT] [--json]`: asks one running mount (or each of them) over its
+//! control socket ([`crate::control`]) how it is doing, and prints the account, the event
+//! stream, the caches, the uploads and the API calls, compactly for a person or as the
+//! daemon's JSON. A mount point with no running daemon (or a record its daemon left when it
+//! was killed) is an error: a message and exit status 1.
+//!
+//! Also the small formatting helpers the command line shares for rates and durations.
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde_json::Value;
+
+use crate::control::{self, ControlRequest};
+use crate::daemon::DaemonRecord;
+use crate::login::human_bytes;
+use crate::mount_status::{MountStatus, UploadsStatus};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A mount point (every running mount when left out).
+    pub mountpoint: Option<PathBuf>,
+    /// Print the daemon's figures as JSON: one object for a MOUNTPOINT, else an array.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `2.5 MB/s` (decimal, as network rates are usually given).
+pub fn human_rate(bytes_per_sec: f64) -> String {
+    let mb = bytes_per_sec / 1e6;
+    if mb >= 100.0 {
+        format!("{mb:.0} MB/s")
+    } else if mb >= 0.1 {
+        format!("{mb:.1} MB/s")
+    } else {
+        format!("{:.1} kB/s", bytes_per_sec / 1e3)
+    }
+}
+
+/// `850 ms`, `12 s`, `5m 02s`, `3h 20m`, `2d 4h`.
+pub fn human_duration(secs: f64) -> String {
+    if secs < 1.0 {
+        return format!("{:.0} ms", secs * 1000.0);
+    }
+    let s = secs.round() as u64;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{}m {:02}s", s / 60, s % 60),
+        3600..=86399 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The daemon of `mountpoint`, or why there is none.
+pub fn daemon_of(mountpoint: &Path) -> Result<DaemonRecord, String> {
+    if let Some(record) = DaemonRecord::find(mountpoint) {
+        return Ok(record);
+    }
+    Err(match DaemonRecord::stale(mountpoint) {
+        Some(pid) => format!(
+            "{}: not running (its daemon, pid {pid}, has exited without unmounting; \
+             `boxfs unmount` clears what it left)",
+            mountpoint.display()
+        ),
+        None => format!("{}: no boxfs mount is running there", mountpoint.display()),
+    })
+}
+
+/// Asks a daemon for its figures, as JSON.
+pub fn ask_status(record: &DaemonRecord) -> Result<Value, String> {
+    let socket = record.control_socket.as_ref().ok_or_else(|| {
+        format!(
+            "{}: its daemon (pid {}) has no control socket",
+            record.mountpoint.display(),
+            record.pid
+        )
+    })?;
+    control::ask(socket, ControlRequest::Status).map_err(|e| {
+        format!(
+            "{}: its daemon (pid {}) does not answer: {e}",
+            record.mountpoint.display(),
+            record.pid
+        )
+    })
+}
+
+/// Runs `boxfs status`.
+pub fn run_status(args: StatusArgs) -> Result<(), String> {
+    let records = match &args.mountpoint {
+        Some(mp) => vec![daemon_of(mp)?],
+        None => {
+            let mut all = DaemonRecord::running();
+            if all.is_empty() {
+                return Err("no boxfs mount is running".into());
+            }
+            all.sort_by(|a, b| a.mountpoint.cmp(&b.mountpoint));
+            all
+        }
+    };
+    let mut answers = Vec::new();
+    let mut failures = Vec::new();
+    for record in &records {
+        match ask_status(record) {
+            Ok(v) => answers.push(v),
+            Err(e) => failures.push(e),
+        }
+    }
+    if args.json {
+        let shown = match (&args.mountpoint, answers.len()) {
+            (Some(_), 1) => answers.pop().unwrap_or(Value::Null),
+            (Some(_), _) => Value::Null,
+            (None, _) => Value::Array(answers),
+        };
+        if !shown.is_null() {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&shown).map_err(|e| e.to_string())?
+            );
+        }
+    } else {
+        let mut first = true;
+        for v in answers {
+            let status: MountStatus = serde_json::from_value(v)
+                .map_err(|e| format!("the daemon's answer is not a status: {e}"))?;
+            if !first {
+                println!();
+            }
+            first = false;
+            print!("{}", render(&status));
+        }
+    }
+    match failures.len() {
+        0 => Ok(()),
+        _ => Err(failures.join("\nboxfs: ")),
+    }
+}
+
+/// The human view of one mount.
+pub fn render(s: &MountStatus) -> String {
+    let mut out = format!(
+        "{}  (pid {}, up {}{})\n",
+        s.mountpoint.display(),
+        s.pid,
+        human_duration(s.uptime),
+        if s.read_only { ", read-only" } else { "" }
+    );
+    let mut line = |label: &str, text: String| {
+        out.push_str(&format!("  {label:<8} {text}\n"));
+    };
+    let a = &s.account;
+    line(
+        "account",
+        format!(
+            "{}{} on {}{}",
+            a.login,
+            a.as_user
+                .as_ref()
+                .map(|u| format!(" as user {u}"))
+                .unwrap_or_default(),
+            a.api_url,
+            if a.root_folder_id == "0" {
+                String::new()
+            } else {
+                format!(", folder {}", a.root_folder_id)
+            }
+        ),
+    );
+    let e = &s.events;
+    let mut events = e.state.clone();
+    let ago = |t: Option<f64>| {
+        t.map_or("never".to_string(), |t| {
+            format!("{} ago", human_duration(t))
+        })
+    };
+    events.push_str(&format!(
+        "; Box answered {}, last event {}",
+        ago(e.since_last_answer),
+        ago(e.since_last_event)
+    ));
+    events.push_str(&format!(
+        " ({} events, {} errors{})",
+        thousands(e.events),
+        thousands(e.errors),
+        if e.revalidations > 0 {
+            format!(", {} revalidations", e.revalidations)
+        } else {
+            String::new()
+        }
+    ));
+    if let (Some(err), true) = (&e.last_error, e.state != "healthy" || e.errors > 0) {
+        let when = e
+            .since_last_error
+            .map(|t| format!(" {} ago", human_duration(t)))
+            .unwrap_or_default();
+        events.push_str(&format!("\n           last error{when}: {err}"));
+    }
+    line("events", events);
+    let c = &s.cache;
+    let content = match (c.content_bytes, c.content_limit) {
+        (Some(used), Some(limit)) => {
+            format!("; content {} of {}", human_bytes(used), human_bytes(limit))
+        }
+        _ => "; no content cache".into(),
+    };
+    line(
+        "cache",
+        format!(
+            "{} of {} files and folders{content}",
+            thousands(c.inodes),
+            thousands(c.inode_limit)
+        ),
+    );
+    line("uploads", uploads_text(&s.uploads));
+    let api = &s.api;
+    let errors = if api.errors.is_empty() {
+        "no errors".to_string()
+    } else {
+        let by: Vec<String> = api
+            .errors
+            .iter()
+            .map(|(k, n)| format!("{k}: {}", thousands(*n)))
+            .collect();
+        format!(
+            "{} errors ({})",
+            thousands(api.error_count()),
+            by.join(", ")
+        )
+    };
+    line("api", format!("{} calls, {errors}", thousands(api.calls)));
+    out
+}
+
+fn uploads_text(u: &UploadsStatus) -> String {
+    let done = format!(
+        "{} uploaded ({})",
+        thousands(u.uploaded_files),
+        human_bytes(u.uploaded_bytes)
+    );
+    if u.pending_files == 0 {
+        return format!("none pending; {done}");
+    }
+    let mut text = format!(
+        "{} pending ({}), {} running",
+        thousands(u.pending_files),
+        human_bytes(u.pending_bytes),
+        u.running.len()
+    );
+    for r in &u.running {
+        text.push_str(&format!(
+            "\n           {}: {} of {}, {}",
+            r.name,
+            human_bytes(r.done),
+            human_bytes(r.size),
+            human_rate(r.rate)
+        ));
+    }
+    text.push_str(&format!("\n           {done}"));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mount_status::RunningUpload;
+
+    #[test]
+    fn figures_read_as_people_write_them() {
+        assert_eq!(human_rate(2_500_000.0), "2.5 MB/s");
+        assert_eq!(human_rate(512.0), "0.5 kB/s");
+        assert_eq!(human_rate(250e6), "250 MB/s");
+        assert_eq!(human_duration(0.25), "250 ms");
+        assert_eq!(human_duration(12.4), "12 s");
+        assert_eq!(human_duration(302.0), "5m 02s");
+        assert_eq!(human_duration(3.0 * 3600.0 + 1200.0), "3h 20m");
+        assert_eq!(human_duration(2.0 * 86400.0 + 4.0 * 3600.0), "2d 4h");
+        assert_eq!(thousands(1234567), "1,234,567");
+        assert_eq!(thousands(12), "12");
+    }
+
+    #[test]
+    fn the_human_view_names_every_part() {
+        let mut s = MountStatus {
+            mountpoint: "/home/me/Box".into(),
+            pid: 42,
+            uptime: 65.0,
+            ..MountStatus::default()
+        };
+        s.account.login = "me@example.com".into();
+        s.account.api_url = "https://api.box.com/2.0".into();
+        s.account.root_folder_id = "0".into();
+        s.events.state = "reconnecting".into();
+        s.events.errors = 1;
+        s.events.last_error = Some("connection refused".into());
+        s.cache.inodes = 1500;
+        s.cache.inode_limit = 250_000;
+        s.uploads.pending_files = 2;
+        s.uploads.pending_bytes = 3 << 20;
+        s.uploads.running = vec![RunningUpload {
+            name: "big.iso".into(),
+            size: 2 << 20,
+            done: 1 << 20,
+            elapsed: 1.0,
+            rate: 1_048_576.0,
+        }];
+        s.api.calls = 12;
+        s.api.errors.insert("404".into(), 2);
+        let text = render(&s);
+        for part in [
+            "/home/me/Box  (pid 42, up 1m 05s)",
+            "me@example.com on https://api.box.com/2.0",
+            "reconnecting; Box answered never",
+            "last error: connection refused",
+            "1,500 of 250,000 files and folders; no content cache",
+            "2 pending (3 MiB), 1 running",
+            "big.iso: 1 MiB of 2 MiB, 1.0 MB/s",
+            "12 calls, 2 errors (404: 2)",
+        ] {
+            assert!(text.contains(part), "{part:?} missing in:\n{text}");
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! A running mount seen from outside, with real mounts and real daemon processes:
+//! `boxfs status` (the account, a healthy stream, API calls that grow with use, an upload in
+//! progress under `--write-back` on a throttled emulator, a mount that is not running or
+//! whose daemon was killed), SIGHUP dropping the metadata cache, SIGTERM finishing pending
+//! uploads, a lost event stream with its last error, and `boxfs unmount` staying quiet when
+//! stderr is not a terminal.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use boxfs::emulator::{EmulatorConfig, Knobs};
+use common::mount::{count_requests, eventually, is_mounted, TestMount};
+use common::TestEmu;
+use serde_json::Value;
+
+fn boxfs(args: &[&str], mountpoint: Option<&Path>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_boxfs"));
+    cmd.args(args);
+    if let Some(mp) = mountpoint {
+        cmd.arg(mp);
+    }
+    cmd.env("BOXFS_CONFIG", "/dev/null")
+        .env_remove("BOXFS_PROFILE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("boxfs runs")
+}
+
+/// `boxfs status --json MOUNTPOINT`, parsed.
+fn status_json(mp: &Path) -> Value {
+    let out = boxfs(&["status", "--json"], Some(mp));
+    assert!(
+        out.status.success(),
+        "boxfs status: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("status --json prints JSON")
+}
+
+fn status_text(mp: &Path) -> String {
+    let out = boxfs(&["status"], Some(mp));
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("test body")
+}
+
+fn rt() -> tokio::runtime::Handle {
+    tokio::runtime::Handle::current()
+}
+
+/// The file `name` in folder `folder_id`, if Box has it.
+fn child(emu: &TestEmu, folder_id: &str, name: &str) -> Option<Value> {
+    let (_, listing) = rt().block_on(emu.get(&format!(
+        "/folders/{folder_id}/items?limit=1000&fields=name,size"
+    )));
+    listing["entries"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == name)
+        .cloned()
+}
+
+fn wait_healthy(mp: &Path) {
+    let healthy = eventually(Duration::from_secs(10), || {
+        status_json(mp)["events"]["state"] == "healthy"
+    });
+    assert!(healthy.is_some(), "the event stream never became healthy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_account_the_stream_and_calls_that_grow() {
+    let emu = Arc::new(TestEmu::start().await);
+    let docs = emu.mkdir("0", "Docs").await;
+    emu.upload_file(&docs, "a.txt", b"hello").await;
+    let (_, me) = emu.get("/users/me").await;
+    let login = me["login"].as_str().expect("login").to_string();
+    let e = emu.clone();
+    blocking(move || {
+        let mut m = TestMount::start(&e, &[]);
+        wait_healthy(&m.root);
+        let before = status_json(&m.root);
+        assert_eq!(before["account"]["login"], login.as_str());
+        assert!(before["account"]["api_url"]
+            .as_str()
+            .is_some_and(|u| u.starts_with(&e.base)));
+        assert_eq!(before["pid"], m.pid().expect("running"));
+        assert_eq!(before["cache"]["inode_limit"], 250_000);
+        let calls = before["api"]["calls"].as_u64().expect("calls");
+        assert!(calls > 0, "{before}");
+
+        let names: Vec<_> = std::fs::read_dir(m.path("Docs"))
+            .expect("ls Docs")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, ["a.txt"]);
+        assert_eq!(std::fs::read(m.path("Docs/a.txt")).unwrap(), b"hello");
+        let after = status_json(&m.root);
+        let more = after["api"]["calls"].as_u64().expect("calls");
+        assert!(more > calls, "calls {calls} -> {more} after ls and cat");
+        assert!(after["cache"]["inodes"].as_u64().unwrap() >= 3, "{after}");
+        assert!(
+            after["cache"]["content_bytes"].as_u64().unwrap() >= 5,
+            "{after}"
+        );
+
+        let text = status_text(&m.root);
+        for part in [
+            login.as_str(),
+            "healthy",
+            "files and folders",
+            "calls",
+            "none pending",
+        ] {
+            assert!(text.contains(part), "{part:?} missing in:\n{text}");
+        }
+
+        // Not a mount: a message and exit status 1.
+        let nowhere = tempfile::tempdir().unwrap();
+        let out = boxfs(&["status"], Some(nowhere.path()));
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no boxfs mount is running there"),
+            "{out:?}"
+        );
+
+        // A daemon killed without unmounting leaves a record that is not a running mount.
+        m.kill();
+        let out = boxfs(&["status"], Some(&m.root));
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("not running"),
+            "{out:?}"
+        );
+        let out = boxfs(&["status", "--json"], Some(&m.root));
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_drops_the_metadata_cache_and_the_mount_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = tmp.path().join("requests.log");
+    let emu = Arc::new(
+        TestEmu::start_with(EmulatorConfig {
+            request_log: Some(log.clone()),
+            ..EmulatorConfig::default()
+        })
+        .await,
+    );
+    emu.upload_file("0", "old-name.txt", b"v1").await;
+    let e = emu.clone();
+    blocking(move || {
+        let m = TestMount::start(&e, &[]);
+        wait_healthy(&m.root);
+        let listings = || count_requests(&log, "GET", |p| p == "/2.0/folders/0/items");
+        let ls = || -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(&m.root)
+                .expect("ls")
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(ls(), ["old-name.txt"]);
+        let listed = listings();
+        assert_eq!(ls(), ["old-name.txt"]);
+        std::fs::metadata(m.path("old-name.txt")).expect("stat");
+        assert_eq!(listings(), listed, "a second ls is answered from the cache");
+
+        m.signal(libc::SIGHUP);
+        let asked = eventually(Duration::from_secs(5), || {
+            let _ = ls();
+            listings() > listed
+        });
+        assert!(asked.is_some(), "after SIGHUP ls did not ask Box again");
+        assert!(is_mounted(&m.root), "SIGHUP must not end the mount");
+        let status = status_json(&m.root);
+        assert_eq!(status["events"]["revalidations"], 1, "{status}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_uploads_in_progress_and_unmount_waits_quietly() {
+    let emu = Arc::new(TestEmu::start().await);
+    let e = emu.clone();
+    blocking(move || {
+        let mut m = TestMount::start(&e, &["--write-back", "1"]);
+        wait_healthy(&m.root);
+        e.emulator().set_knobs(Knobs {
+            bandwidth: 512 << 10,
+            latency_ms: 50,
+            ..Knobs::default()
+        });
+        let big = vec![7u8; 2 << 20];
+        std::fs::write(m.path("big.bin"), &big).unwrap();
+        let mut seen = Value::Null;
+        // Running, with some of its bytes sent.
+        let running = eventually(Duration::from_secs(15), || {
+            seen = status_json(&m.root);
+            seen["uploads"]["running"].as_array().is_some_and(|r| {
+                r.iter()
+                    .any(|u| u["name"] == "big.bin" && u["done"].as_u64() > Some(0))
+            })
+        });
+        assert!(running.is_some(), "no upload in progress: {seen}");
+        let uploads = &seen["uploads"];
+        assert_eq!(uploads["pending_files"], 1, "{seen}");
+        assert_eq!(uploads["pending_bytes"], 2 << 20, "{seen}");
+        let upload = &uploads["running"][0];
+        assert_eq!(upload["size"], 2 << 20);
+        assert!(upload["done"].as_u64().unwrap() <= 2 << 20);
+        assert!(upload["rate"].as_f64().unwrap() > 0.0, "{seen}");
+        let text = status_text(&m.root);
+        assert!(
+            text.contains("1 pending (2 MiB), 1 running")
+                && text.contains("big.bin: ")
+                && text.contains("of 2 MiB"),
+            "{text}"
+        );
+
+        // Queued behind it when the unmount starts: unmount waits, and says only that.
+        std::fs::write(m.path("second.bin"), vec![1u8; 256 << 10]).unwrap();
+        let out = boxfs(&["unmount"], Some(&m.root));
+        assert!(out.status.success(), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("waiting for"), "{stderr}");
+        assert!(stderr.contains("all uploads done"), "{stderr}");
+        assert!(
+            !stderr.contains('\r') && !stderr.contains("left,") && stderr.lines().count() == 2,
+            "progress lines on a non-terminal: {stderr:?}"
+        );
+        assert!(m.wait_exit(Duration::from_secs(20)).success());
+        e.emulator().set_knobs(Knobs::default());
+        assert_eq!(
+            child(&e, "0", "big.bin").expect("uploaded")["size"],
+            2 << 20
+        );
+        assert_eq!(
+            child(&e, "0", "second.bin").expect("uploaded")["size"],
+            256 << 10
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_unmounts_after_pending_uploads_reach_box() {
+    let emu = Arc::new(TestEmu::start().await);
+    let e = emu.clone();
+    blocking(move || {
+        let mut m = TestMount::start(&e, &["--write-back", "30"]);
+        e.emulator().set_knobs(Knobs {
+            latency_ms: 200,
+            ..Knobs::default()
+        });
+        std::fs::write(m.path("late.txt"), b"written before SIGTERM").unwrap();
+        assert!(child(&e, "0", "late.txt").is_none(), "not uploaded yet");
+        m.signal(libc::SIGTERM);
+        assert!(m.wait_exit(Duration::from_secs(20)).success());
+        assert!(!is_mounted(&m.root));
+        e.emulator().set_knobs(Knobs::default());
+        assert_eq!(
+            child(&e, "0", "late.txt").expect("uploaded before exiting")["size"],
+            22
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_a_lost_stream_with_its_last_error_and_the_errors_by_status() {
+    // Long-polls end every second, so the next one meets the faults at once.
+    let emu = Arc::new(
+        TestEmu::start_with(EmulatorConfig {
+            longpoll_timeout_secs: 1,
+            ..EmulatorConfig::default()
+        })
+        .await,
+    );
+    let e = emu.clone();
+    blocking(move || {
+        let m = TestMount::start(&e, &[]);
+        wait_healthy(&m.root);
+        // Every request fails (5xx, 429 or a dropped connection): the stream is lost.
+        e.emulator().set_knobs(Knobs {
+            fault_rate: 1.0,
+            ..Knobs::default()
+        });
+        let mut seen = Value::Null;
+        let lost = eventually(Duration::from_secs(15), || {
+            seen = status_json(&m.root);
+            seen["events"]["state"] == "reconnecting" && seen["events"]["last_error"].is_string()
+        });
+        assert!(lost.is_some(), "{seen}");
+        let text = status_text(&m.root);
+        assert!(
+            text.contains("reconnecting") && text.contains("last error"),
+            "{text}"
+        );
+        e.emulator().set_knobs(Knobs::default());
+        let back = eventually(Duration::from_secs(15), || {
+            seen = status_json(&m.root);
+            seen["events"]["state"] == "healthy"
+        });
+        assert!(back.is_some(), "{seen}");
+        let errors = seen["api"]["errors"].as_object().expect("errors by status");
+        assert!(!errors.is_empty(), "{seen}");
+        assert!(
+            errors
+                .keys()
+                .all(|k| k == "network" || ["429", "500", "503"].contains(&k.as_str())),
+            "{seen}"
+        );
+    })
+    .await;
+}
