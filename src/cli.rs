@@ -50,6 +50,15 @@ pub enum Command {
     /// Search Box (text, type, folder, metadata) and print the results as paths inside a
     /// running mount, or as Box paths. Exit status 1 when nothing matches.
     Search(crate::search_cli::SearchArgs),
+    /// Print a shell completion script: `boxfs completions bash >
+    /// ~/.local/share/bash-completion/completions/boxfs` (zsh, fish, elvish, powershell too).
+    Completions(crate::generate::CompletionsArgs),
+    /// Write the manual pages into DIR (for packaging).
+    #[command(hide = true)]
+    ManPages(crate::generate::ManPagesArgs),
+    /// The mount(8) helper, as `mount.fuse.boxfs` runs it (see mount.fuse.boxfs(8)).
+    #[command(hide = true)]
+    MountHelper(crate::mount_helper::HelperArgs),
 }
 
 /// A flag's text read as the configuration key reads it.

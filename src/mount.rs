@@ -458,7 +458,9 @@ pub fn spawn_daemon(args: Vec<OsString>) -> Result<(), String> {
 
 /// In the daemon child: tell the waiting parent the mount is ready, then send our output to
 /// the log file (or nowhere), since the parent's terminal is going away.
+/// Under systemd (`Type=notify`), tells it the mount is ready as well.
 pub fn report_ready(log_file: Option<&Path>) {
+    crate::sd_notify::notify("READY=1");
     if std::env::var_os(READY_ENV).is_none() {
         return;
     }
