@@ -226,9 +226,19 @@ impl MountRequest {
             )
         })?;
 
+        // The kernel shows the type as fuse.boxfs (/proc/mounts, findmnt, what fstab lines
+        // name) only when the subtype reaches it. fuser hands its Subtype option to
+        // fusermount3 alone, so root, which mounts without fusermount3, passes it as a kernel
+        // option (fusermount3 would take that form as well).
+        // SAFETY: geteuid cannot fail.
+        let subtype = if unsafe { libc::geteuid() } == 0 {
+            MountOption::CUSTOM("subtype=boxfs".into())
+        } else {
+            MountOption::Subtype("boxfs".into())
+        };
         let mut options = vec![
             MountOption::FSName("boxfs".into()),
-            MountOption::Subtype("boxfs".into()),
+            subtype,
             MountOption::DefaultPermissions,
             MountOption::NoAtime,
             MountOption::NoDev,
