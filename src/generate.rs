@@ -33,9 +33,12 @@ pub fn print_completions(args: &CompletionsArgs) -> Result<(), String> {
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut Cli::command(), "boxfs", &mut script);
     let mut out = std::io::stdout().lock();
-    out.write_all(&script)
-        .and_then(|()| out.flush())
-        .map_err(|e| format!("cannot write the completions: {e}"))
+    match out.write_all(&script).and_then(|()| out.flush()) {
+        // `boxfs completions bash | head`: the reader had enough.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(format!("cannot write the completions: {e}")),
+        Ok(()) => Ok(()),
+    }
 }
 
 /// Runs `boxfs man-pages DIR`: writes the pages and prints their paths.

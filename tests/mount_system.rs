@@ -1,11 +1,12 @@
 //! Mounting the way the system does it, for real: `mount -t fuse.boxfs PROFILE DIR -o …`
 //! through mount(8) and the helper `/sbin/mount.fuse.boxfs` (a symlink to the built binary,
 //! installed for the test), `umount`, a refused option, mount(8)'s fake mode; and the
-//! readiness message systemd's `Type=notify` waits for. Needs root and /dev/fuse.
+//! `setuid=USER` (checked with `-f`: a mount by another user would need /dev/fuse open to
+//! it); and the readiness message systemd's `Type=notify` waits for. Needs root and /dev/fuse.
 
 mod common;
 
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -166,6 +167,8 @@ async fn mount_8_refuses_an_unknown_option_and_fakes_without_mounting() {
     let s = setup(&t);
     let mnt = s.mnt.clone();
     let config = format!("config={}", s.config.display());
+    let (dir, config_file) = (s.dirs.path().to_path_buf(), s.config.clone());
+    std::fs::set_permissions(&config_file, std::fs::Permissions::from_mode(0o600)).unwrap();
     blocking(move || {
         let _helper = InstalledHelper::install();
         let mp = mnt.to_str().unwrap();
@@ -195,6 +198,36 @@ async fn mount_8_refuses_an_unknown_option_and_fakes_without_mounting() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(!is_mounted(&mnt));
+
+        // setuid=USER: the helper becomes that user before it reads the configuration, so a
+        // file only root may read is refused, and one the user may read is used.
+        let with_user = format!("{config},setuid=nobody");
+        let out = mount(&["-f", "-t", "fuse.boxfs", "emu", mp, "-o", &with_user]);
+        assert!(
+            !out.status.success(),
+            "nobody read a file only root may read"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("ermission denied"), "{stderr}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&config_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = mount(&["-f", "-t", "fuse.boxfs", "emu", mp, "-o", &with_user]);
+        assert!(
+            out.status.success(),
+            "mount -f as nobody: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = mount(&[
+            "-f",
+            "-t",
+            "fuse.boxfs",
+            "emu",
+            mp,
+            "-o",
+            "setuid=no-such-user-x",
+        ]);
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("no such user"));
     })
     .await;
 }
