@@ -54,6 +54,10 @@ pub fn man_pages(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let failed = |e: std::io::Error| format!("cannot write manual pages to {}: {e}", dir.display());
     std::fs::create_dir_all(dir).map_err(failed)?;
     clap_mangen::generate_to(Cli::command(), dir).map_err(failed)?;
+    let main_page = dir.join("boxfs.1");
+    let mut text = std::fs::read(&main_page).map_err(failed)?;
+    text.extend_from_slice(MAIN_PAGE_TAIL.as_bytes());
+    std::fs::write(&main_page, text).map_err(failed)?;
     let helper = dir.join(format!("{}.8", mount_helper::HELPER_NAME));
     std::fs::write(&helper, helper_page().map_err(failed)?).map_err(failed)?;
     let mut pages: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -64,6 +68,29 @@ pub fn man_pages(dir: &Path) -> Result<Vec<PathBuf>, String> {
     pages.sort();
     Ok(pages)
 }
+
+/// What `boxfs(1)` says beyond the subcommands: files, environment, related pages.
+const MAIN_PAGE_TAIL: &str = r#".SH FILES
+.TP
+\fI~/.config/boxfs/config.toml\fR
+The configuration file: top\-level keys, and \fB[profiles.\fR\fINAME\fR\fB]\fR tables
+(\fB\-\-config\fR, \fBBOXFS_CONFIG\fR).
+.TP
+\fI~/.local/share/boxfs/tokens.json\fR
+The tokens \fBboxfs login\fR stored (mode 0600).
+.TP
+\fI~/.cache/boxfs/mounts/\fR\fIMOUNTPOINT\fR\fI/\fR
+A mount's content cache, the files staged for upload, and the log of a background mount.
+.TP
+\fI/usr/lib/systemd/user/boxfs@.service\fR
+Mounts at login: \fBsystemctl \-\-user enable \-\-now boxfs@$(systemd\-escape \-\-path ~/Box)\fR.
+.SH ENVIRONMENT
+Every flag of \fBmount\fR and \fBlogin\fR is also a variable \fBBOXFS_\fR\fIKEY\fR
+(\fBBOXFS_PROFILE\fR, \fBBOXFS_CACHE_SIZE\fR, ...); a flag beats the environment, which beats
+the profile, which beats the file's top level. \fBRUST_LOG\fR=boxfs=debug logs more.
+.SH "SEE ALSO"
+\fBmount.fuse.boxfs\fR(8), \fBfusermount3\fR(1), \fBfuse\fR(8), \fBsystemd.unit\fR(5)
+"#;
 
 /// `mount.fuse.boxfs(8)`: the helper's own flags as clap renders them, then the mount
 /// options, examples and related pages written here.
@@ -166,6 +193,11 @@ mod tests {
             .any(|n| n.contains("man-pages") || n.contains("mount-helper")));
         let mount = std::fs::read_to_string(dir.path().join("boxfs-mount.1")).unwrap();
         assert!(mount.contains("write\\-back"), "{mount}");
+        let main = std::fs::read_to_string(dir.path().join("boxfs.1")).unwrap();
+        assert!(
+            main.contains(".SH FILES") && main.contains("mount.fuse.boxfs"),
+            "{main}"
+        );
         let helper = std::fs::read_to_string(dir.path().join("mount.fuse.boxfs.8")).unwrap();
         assert!(helper.contains("\n.TH mount.fuse.boxfs 8"), "{helper}");
         assert_eq!(helper.matches(".ds Aq").count(), 2, "{helper}");
