@@ -14,5 +14,6 @@ pub mod generate;
 pub mod login;
 pub mod mount;
 pub mod mount_helper;
+pub mod run_as;
 pub mod sd_notify;
 pub mod search_cli;
