@@ -35,6 +35,10 @@ use crate::fuse::{FuseAdapter, FuseNotifier};
 /// Set in the environment of the detached child of a background mount: it prints
 /// [`READY_LINE`] on stdout once the mount serves, then moves its output to the log file.
 pub const READY_ENV: &str = "BOXFS_MOUNT_READY_PIPE";
+/// Set by the mount helper for the daemon it starts: the source mount(8) was given (the
+/// profile, as /etc/fstab names it), shown as the mount's source so that `mount -a`, findmnt
+/// and systemd recognise the fstab line as mounted. Otherwise the source is `boxfs`.
+pub const SOURCE_ENV: &str = "BOXFS_MOUNT_SOURCE";
 const READY_LINE: &str = "boxfs-mount-ready";
 
 /// Tells the kernel, and drops our own short-lived caches of what changed (the extended
@@ -106,6 +110,15 @@ pub fn file_name_of(mountpoint: &Path) -> String {
     } else {
         name
     }
+}
+
+/// The source the mount shows: [`SOURCE_ENV`] when the mount helper set it to something a
+/// mount option can carry, else `boxfs`.
+fn mount_source() -> String {
+    std::env::var(SOURCE_ENV)
+        .ok()
+        .filter(|s| !s.is_empty() && !s.contains([',', ' ', '\t', '\n', '\\']))
+        .unwrap_or_else(|| "boxfs".into())
 }
 
 /// Checks the mount point: it must exist, be a directory and be empty. A stale FUSE mount
@@ -237,7 +250,7 @@ impl MountRequest {
             MountOption::Subtype("boxfs".into())
         };
         let mut options = vec![
-            MountOption::FSName("boxfs".into()),
+            MountOption::FSName(mount_source()),
             subtype,
             MountOption::DefaultPermissions,
             MountOption::NoAtime,

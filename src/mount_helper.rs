@@ -294,6 +294,8 @@ pub fn run(helper: &HelperArgs) -> i32 {
     if helper.fake {
         return 0;
     }
+    // Still one thread: the daemon inherits the variable.
+    std::env::set_var(crate::mount::SOURCE_ENV, &helper.source);
     match crate::mount::spawn_daemon(translation.args.into_iter().map(OsString::from).collect()) {
         Ok(()) => 0,
         Err(message) => {

@@ -88,12 +88,13 @@ fn mount(args: &[&str]) -> Output {
         .expect("mount(8) runs")
 }
 
-fn mount_type(path: &Path) -> Option<String> {
+/// The source and type /proc/mounts shows for `path`.
+fn mounted_as(path: &Path) -> Option<(String, String)> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     let p = path.to_string_lossy().to_string();
     mounts.lines().find_map(|l| {
         let fields: Vec<&str> = l.split(' ').collect();
-        (fields.get(1) == Some(&p.as_str())).then(|| fields[2].to_string())
+        (fields.get(1) == Some(&p.as_str())).then(|| (fields[0].to_string(), fields[2].to_string()))
     })
 }
 
@@ -131,7 +132,18 @@ async fn mount_8_mounts_a_profile_with_options_and_umount_ends_the_daemon() {
         );
         // mount(8) returned: the mount serves already.
         assert!(is_mounted(&mnt));
-        assert_eq!(mount_type(&mnt).as_deref(), Some("fuse.boxfs"));
+        // As the fstab line names it, so that `mount -a` sees it mounted and leaves it.
+        assert_eq!(mounted_as(&mnt), Some(("emu".into(), "fuse.boxfs".into())));
+        let fstab = mnt.with_file_name("fstab");
+        std::fs::write(
+            &fstab,
+            format!("emu {} fuse.boxfs {options} 0 0\n", mnt.display()),
+        )
+        .unwrap();
+        let out = mount(&["--fstab", fstab.to_str().unwrap(), "-a", "-v"]);
+        assert!(out.status.success(), "mount -a: {:?}", out);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(said.contains("already mounted"), "mount -a: {said}");
         let mut names: Vec<String> = std::fs::read_dir(&mnt)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
