@@ -56,6 +56,15 @@ pub enum Command {
     /// Print the account's events (from Box's earliest retained, or --stream-position), or
     /// follow them as they happen with --follow.
     Events(crate::events_cli::EventsArgs),
+    /// Print a shell completion script: `boxfs completions bash >
+    /// ~/.local/share/bash-completion/completions/boxfs` (zsh, fish, elvish, powershell too).
+    Completions(crate::generate::CompletionsArgs),
+    /// Write the manual pages into DIR (for packaging).
+    #[command(hide = true)]
+    ManPages(crate::generate::ManPagesArgs),
+    /// The mount(8) helper, as `mount.fuse.boxfs` runs it (see mount.fuse.boxfs(8)).
+    #[command(hide = true)]
+    MountHelper(crate::mount_helper::HelperArgs),
 }
 
 /// A flag's text read as the configuration key reads it.

@@ -6,7 +6,22 @@ use boxfs::cli::{Cli, Command};
 
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    // `mount.fuse.boxfs`, run by mount(8), has a command line of its own.
+    if let Some(code) = boxfs::mount_helper::run_if_invoked_as_helper() {
+        std::process::exit(code);
+    }
     let cli = Cli::parse();
+    // Before any thread starts: the mount helper may change user (setuid=).
+    let offline = match &cli.command {
+        Command::MountHelper(args) => std::process::exit(boxfs::mount_helper::run(args)),
+        Command::Completions(args) => Some(boxfs::generate::print_completions(args)),
+        Command::ManPages(args) => Some(boxfs::generate::write_man_pages(args)),
+        _ => None,
+    };
+    if let Some(result) = offline {
+        exit_on_error(result);
+        return;
+    }
     // A background mount starts its daemon before any runtime exists, then waits for it.
     if let Command::Mount(args) = &cli.command {
         let foreground = args.runs_in_foreground().unwrap_or_else(|message| {
@@ -66,8 +81,15 @@ fn main() {
             Command::Search(args) => boxfs::search_cli::run_search(args).await.map(|_| ()),
             Command::Status(args) => boxfs::status_cli::run_status(args),
             Command::Events(args) => boxfs::events_cli::run_events(args).await,
+            // Run above, before the runtime started.
+            Command::Completions(_) | Command::ManPages(_) | Command::MountHelper(_) => Ok(()),
         }
     });
+    exit_on_error(result);
+}
+
+/// Exits 1 with the message on an error; returns otherwise.
+fn exit_on_error(result: Result<(), String>) {
     if let Err(message) = result {
         eprintln!("boxfs: {message}");
         std::process::exit(1);

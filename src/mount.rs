@@ -37,6 +37,10 @@ use crate::mount_status::Account;
 /// Set in the environment of the detached child of a background mount: it prints
 /// [`READY_LINE`] on stdout once the mount serves, then moves its output to the log file.
 pub const READY_ENV: &str = "BOXFS_MOUNT_READY_PIPE";
+/// Set by the mount helper for the daemon it starts: the source mount(8) was given (the
+/// profile, as /etc/fstab names it), shown as the mount's source so that `mount -a`, findmnt
+/// and systemd recognise the fstab line as mounted. Otherwise the source is `boxfs`.
+pub const SOURCE_ENV: &str = "BOXFS_MOUNT_SOURCE";
 const READY_LINE: &str = "boxfs-mount-ready";
 
 /// Tells the kernel, and drops our own short-lived caches of what changed (the extended
@@ -110,6 +114,15 @@ pub fn file_name_of(mountpoint: &Path) -> String {
     } else {
         name
     }
+}
+
+/// The source the mount shows: [`SOURCE_ENV`] when the mount helper set it to something a
+/// mount option can carry, else `boxfs`.
+fn mount_source() -> String {
+    std::env::var(SOURCE_ENV)
+        .ok()
+        .filter(|s| !s.is_empty() && !s.contains([',', ' ', '\t', '\n', '\\']))
+        .unwrap_or_else(|| "boxfs".into())
 }
 
 /// Checks the mount point: it must exist, be a directory and be empty. A stale FUSE mount
@@ -238,9 +251,19 @@ impl MountRequest {
             )
         })?;
 
+        // The kernel shows the type as fuse.boxfs (/proc/mounts, findmnt, what fstab lines
+        // name) only when the subtype reaches it. fuser hands its Subtype option to
+        // fusermount3 alone, so root, which mounts without fusermount3, passes it as a kernel
+        // option (fusermount3 would take that form as well).
+        // SAFETY: geteuid cannot fail.
+        let subtype = if unsafe { libc::geteuid() } == 0 {
+            MountOption::CUSTOM("subtype=boxfs".into())
+        } else {
+            MountOption::Subtype("boxfs".into())
+        };
         let mut options = vec![
-            MountOption::FSName("boxfs".into()),
-            MountOption::Subtype("boxfs".into()),
+            MountOption::FSName(mount_source()),
+            subtype,
             MountOption::DefaultPermissions,
             MountOption::NoAtime,
             MountOption::NoDev,
@@ -482,7 +505,9 @@ pub fn spawn_daemon(args: Vec<OsString>) -> Result<(), String> {
 
 /// In the daemon child: tell the waiting parent the mount is ready, then send our output to
 /// the log file (or nowhere), since the parent's terminal is going away.
+/// Under systemd (`Type=notify`), tells it the mount is ready as well.
 pub fn report_ready(log_file: Option<&Path>) {
+    crate::sd_notify::notify("READY=1");
     if std::env::var_os(READY_ENV).is_none() {
         return;
     }
