@@ -9,10 +9,10 @@
 //! temporary file renamed over the old one), so after a crash or `kill -9` of the daemon
 //! each `.json` is either the old or the new journal, never half of one. Making it durable
 //! against a crash of the whole machine (fsync of the file and of the directory, about 7 ms
-//! on an ordinary disk) is [`StagingDir::sync_journal`], which callers on a write's path run
-//! in the background: the data itself is not fsynced either (as on any filesystem, data a
-//! program did not fsync can be lost with the machine), and fsync(2) on a file in the mount
-//! uploads it, so Box is where it becomes durable.
+//! on an ordinary disk) is [`StagingDir::sync_journal`], which runs in the background once
+//! the data outlives the close that wrote it (`--write-back`, a failed upload), with an
+//! fsync of the data. Until then the program was promised nothing (a close that uploads
+//! returns only once Box confirmed), and fsync(2) on a file in the mount uploads it.
 //!
 //! A `.data` file without a journal holds nothing that must reach Box (a clean copy kept
 //! for open handles, or a file whose journal was never written): [`StagingDir::recover`]

@@ -134,6 +134,7 @@ impl BoxFs {
             p.failures += 1;
             p.failures
         };
+        self.writes.sync_later(&staged.key);
         log::warn!(
             "upload of '{}' failed ({e}); the data stays staged and is retried \
              (attempt {failures} failed)",

@@ -208,7 +208,36 @@ impl Writes {
                 .or_insert(Pending { due, failures: 0 });
             p.due = p.due.min(due);
         }
+        self.sync_later(key);
         self.wake.notify_one();
+    }
+
+    /// Makes `key`'s staged data and journal durable against a crash of the machine, in the
+    /// background. Called whenever an upload is queued: the data then outlives the close
+    /// that wrote it (`--write-back`, a failed upload), and the program was told it is
+    /// safe. Data uploaded by the close itself never needs it: until Box confirmed, the
+    /// program was promised nothing, and a crash of the daemon alone loses nothing that is
+    /// written but not synced.
+    pub(super) fn sync_later(&self, key: &str) {
+        let Some(staging) = self.staging.clone() else {
+            return;
+        };
+        let Some(staged) = self.inner().entries.get(key).cloned() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let key = key.to_string();
+        runtime.spawn_blocking(move || {
+            let synced = staged
+                .file
+                .sync_data()
+                .and_then(|()| staging.sync_journal(&key));
+            if let Err(e) = synced {
+                log::warn!("staged upload {key}: syncing it to disk: {e}");
+            }
+        });
     }
 
     /// Queues the upload of `key` in `delay` unless it is queued already (a retry after a
@@ -723,19 +752,12 @@ impl BoxFs {
     }
 
     /// Writes `key`'s journal so that a crash of the daemon cannot lose it, before the change
-    /// it records is acknowledged, and makes it durable against a crash of the machine in
-    /// the background (two fsyncs, which would otherwise cost every new file ~7 ms).
+    /// it records is acknowledged. Not durable against a crash of the machine yet: that is
+    /// for when the data outlives the close that wrote it ([`Writes::schedule`]).
     async fn publish_journal(&self, key: &str, journal: &Journal) -> Result<(), FsError> {
         let staging = self.writes.staging()?.clone();
-        let (s, k, journal) = (staging.clone(), key.to_string(), journal.clone());
-        blocking(move || s.publish_journal(&k, &journal)).await?;
-        let key = key.to_string();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = staging.sync_journal(&key) {
-                log::warn!("staged upload {key}: syncing its journal: {e}");
-            }
-        });
-        Ok(())
+        let (key, journal) = (key.to_string(), journal.clone());
+        blocking(move || staging.publish_journal(&key, &journal)).await
     }
 
     /// Publishes the staged size and mtime to the inode table.
