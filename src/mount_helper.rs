@@ -1,7 +1,8 @@
 //! `mount.fuse.boxfs`: the helper mount(8) runs for `mount -t fuse.boxfs PROFILE DIR -o OPTS`
 //! and for `fuse.boxfs` lines of `/etc/fstab`. mount(8) calls it as
 //! `mount.fuse.boxfs SOURCE DIR [-sfnv] [-N NAMESPACE] [-o OPTIONS] [-t fuse.boxfs]`; the same
-//! binary answers to that name (a symlink to `boxfs`) and to the hidden `boxfs mount-helper`.
+//! binary answers to that name (a symlink to `boxfs`) and to the hidden `boxfs mount-helper`
+//! (which the Debian package's `/usr/sbin/mount.fuse.boxfs`, a two-line script, runs).
 //!
 //! SOURCE names the profile of the configuration file (`-` for the one `boxfs mount` would
 //! use). Each `-o` option becomes a `boxfs mount` flag: `ro`, `setuid=USER`, and any mount
