@@ -379,6 +379,11 @@ pub struct Store {
     /// Part bytes of open upload sessions: (session, offset) → bytes.
     #[serde(skip)]
     pub session_data: HashMap<(String, u64), Bytes>,
+    /// The SHA1 of each open session's parts from the start of the file up to the first
+    /// part not received yet, advanced as parts arrive so that a commit only finishes it.
+    /// `None` while a request is hashing the next part.
+    #[serde(skip)]
+    pub session_prefix: HashMap<String, Option<PrefixHash>>,
     /// (parent, lower-cased name) → child, for active children: Box names are unique
     /// case-insensitively, files and folders alike.
     #[serde(skip)]
@@ -922,4 +927,11 @@ impl Store {
         item.touch(by, now);
         self.item_event("ITEM_UPLOAD", by, id, now);
     }
+}
+
+/// The SHA1 of an upload session's bytes `0..upto`.
+#[derive(Debug, Clone, Default)]
+pub struct PrefixHash {
+    pub upto: u64,
+    pub hasher: sha1::Sha1,
 }

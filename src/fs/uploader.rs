@@ -44,8 +44,9 @@ pub const UPLOADS_IN_PARALLEL: usize = 8;
 pub const LARGE_UPLOADS_IN_PARALLEL: usize = 2;
 /// Parts of one upload session in flight at once. Box throttles each connection well below
 /// what a link carries (tens of MB/s), so a large file's upload time is set by how many
-/// parts travel together; eight 8 MiB parts keep 64 MiB in memory per large upload.
-pub const PARTS_IN_PARALLEL: usize = 8;
+/// parts travel together. Parts are held in memory while they travel: the client caps that
+/// at 128 MiB per upload (sixteen of Box's 8 MiB parts, fewer of its larger ones).
+pub const PARTS_IN_PARALLEL: usize = 16;
 
 /// First retry delay of a failed upload; doubles up to [`MAX_RETRY_DELAY`].
 const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);

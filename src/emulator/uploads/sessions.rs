@@ -33,7 +33,9 @@ use crate::emulator::http::{
     id_value, json_body, json_response, no_content, query_u64, AppState, Ctx, Query,
 };
 use crate::emulator::repr::{self, Fields};
-use crate::emulator::store::{self, parse_id, Id, ItemKind, Store, UploadSession, UploadedPart};
+use crate::emulator::store::{
+    self, parse_id, Id, ItemKind, PrefixHash, Store, UploadSession, UploadedPart,
+};
 
 /// Box refuses upload sessions for files under 20 MB (use the multipart upload).
 pub const MIN_SESSION_FILE_SIZE: u64 = 20_000_000;
@@ -272,9 +274,56 @@ fn sweep(store: &mut Store, now: DateTime<Utc>) {
 }
 
 fn drop_parts(store: &mut Store, id: &str) {
+    store.session_prefix.remove(id);
     if let Some(s) = store.sessions.get_mut(id) {
         for offset in std::mem::take(&mut s.parts).into_keys() {
             store.session_data.remove(&(id.to_string(), offset));
+        }
+    }
+}
+
+/// Hashes the parts of session `id` that continue the hashed prefix, one at a time and away
+/// from the store's lock; a request that finds another one hashing leaves it the work (that
+/// one looks again for the next part before it stops). Run before a part's answer, so that
+/// once every part is answered the commit finds the whole file hashed.
+async fn advance_prefix(shared: &AppState, id: &str) {
+    loop {
+        let (mut prefix, next) = {
+            let mut store = shared.store();
+            let Some(slot) = store.session_prefix.get_mut(id) else {
+                return;
+            };
+            let Some(prefix) = slot.take() else {
+                return;
+            };
+            match store
+                .session_data
+                .get(&(id.to_string(), prefix.upto))
+                .cloned()
+            {
+                Some(next) => (prefix, next),
+                None => {
+                    store.session_prefix.insert(id.to_string(), Some(prefix));
+                    return;
+                }
+            }
+        };
+        let hashed = tokio::task::spawn_blocking(move || {
+            prefix.hasher.update(&next);
+            prefix.upto += next.len() as u64;
+            prefix
+        })
+        .await;
+        let mut store = shared.store();
+        match hashed {
+            // Still open (not committed, aborted or expired meanwhile): put it back.
+            Ok(prefix) if store.session_prefix.contains_key(id) => {
+                store.session_prefix.insert(id.to_string(), Some(prefix));
+            }
+            _ => {
+                store.session_prefix.remove(id);
+                return;
+            }
         }
     }
 }
@@ -396,28 +445,36 @@ async fn upload_part(ctx: Ctx, Path(id): Path<String>, body: Body) -> ApiResult<
     }
     let sha1 = hex::encode(got);
 
-    let mut store = ctx.shared.store();
-    check_session(&mut store, ctx.user, &id, Utc::now())?;
-    let s = store.sessions.get_mut(&id).expect("checked session");
-    if let Some(existing) = s.parts.get(&offset) {
-        if existing.size == size && existing.sha1 == sha1 {
-            // The same part again (a retry after a lost response): same answer.
-            return Ok(json_response(200, json!({"part": part_json(existing)})));
+    let part = {
+        let mut store = ctx.shared.store();
+        check_session(&mut store, ctx.user, &id, Utc::now())?;
+        let s = store.sessions.get_mut(&id).expect("checked session");
+        if let Some(existing) = s.parts.get(&offset) {
+            if existing.size == size && existing.sha1 == sha1 {
+                // The same part again (a retry after a lost response): same answer.
+                return Ok(json_response(200, json!({"part": part_json(existing)})));
+            }
+            return Err(ApiError::new(
+                409,
+                "conflict",
+                "A different part was already uploaded at this range",
+            ));
         }
-        return Err(ApiError::new(
-            409,
-            "conflict",
-            "A different part was already uploaded at this range",
-        ));
-    }
-    let part = UploadedPart {
-        part_id: random_hex(4),
-        offset,
-        size,
-        sha1,
+        let part = UploadedPart {
+            part_id: random_hex(4),
+            offset,
+            size,
+            sha1,
+        };
+        s.parts.insert(offset, part.clone());
+        store.session_data.insert((id.clone(), offset), data);
+        store
+            .session_prefix
+            .entry(id.clone())
+            .or_insert_with(|| Some(PrefixHash::default()));
+        part
     };
-    s.parts.insert(offset, part.clone());
-    store.session_data.insert((id, offset), data);
+    advance_prefix(&ctx.shared, &id).await;
     Ok(json_response(200, json!({"part": part_json(&part)})))
 }
 
@@ -556,7 +613,7 @@ async fn commit(ctx: Ctx, Path(id): Path<String>, q: Query, body: Bytes) -> ApiR
     };
 
     // Everything that can be checked without touching the bytes, then maybe a 202.
-    let (target, pieces) = {
+    let (target, pieces, hashed) = {
         let mut guard = ctx.shared.store();
         let store = &mut *guard;
         check_session(store, ctx.user, &id, Utc::now())?;
@@ -585,7 +642,14 @@ async fn commit(ctx: Ctx, Path(id): Path<String>, q: Query, body: Bytes) -> ApiR
                 "The upload session lost its parts; start a new session",
             ));
         };
-        (target, pieces)
+        // The whole file hashed as its parts arrived, if it is (not while a request still
+        // hashes, nor with a gap: then the join below hashes it).
+        let size: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+        let hashed = match store.session_prefix.get(&id) {
+            Some(Some(p)) if p.upto == size => Some(p.hasher.clone().finalize()),
+            _ => None,
+        };
+        (target, pieces, hashed)
     };
 
     // Join the parts into the file's one buffer, away from the store lock. Until the session
@@ -593,12 +657,11 @@ async fn commit(ctx: Ctx, Path(id): Path<String>, q: Query, body: Bytes) -> ApiR
     let size: usize = pieces.iter().map(Bytes::len).sum();
     let (content, got) = tokio::task::spawn_blocking(move || {
         let mut buf = BytesMut::with_capacity(size);
-        let mut h = Sha1::new();
         for p in &pieces {
-            h.update(p);
             buf.extend_from_slice(p);
         }
-        (buf.freeze(), h.finalize())
+        let got = hashed.unwrap_or_else(|| Sha1::digest(&buf));
+        (buf.freeze(), got)
     })
     .await
     .map_err(|e| ApiError::internal(format!("joining the parts failed: {e}")))?;
