@@ -379,9 +379,9 @@ pub struct Store {
     /// Part bytes of open upload sessions: (session, offset) → bytes.
     #[serde(skip)]
     pub session_data: HashMap<(String, u64), Bytes>,
-    /// The SHA1 of each open session's parts from the start of the file up to the first
-    /// part not received yet, advanced as parts arrive so that a commit only finishes it.
-    /// `None` while a request is hashing the next part.
+    /// Each open session's parts from the start of the file up to the first part not
+    /// received yet, joined and hashed as parts arrive so that a commit only finishes the
+    /// digest. `None` while a request is adding the next part.
     #[serde(skip)]
     pub session_prefix: HashMap<String, Option<PrefixHash>>,
     /// (parent, lower-cased name) → child, for active children: Box names are unique
@@ -929,9 +929,21 @@ impl Store {
     }
 }
 
-/// The SHA1 of an upload session's bytes `0..upto`.
+/// An upload session's bytes `0..upto`, joined, and their SHA1. (The parts stay in
+/// `Store::session_data` too, so that a failed commit can be retried from them.)
 #[derive(Debug, Clone, Default)]
 pub struct PrefixHash {
     pub upto: u64,
     pub hasher: sha1::Sha1,
+    pub assembled: bytes::BytesMut,
+}
+
+impl PrefixHash {
+    /// An empty prefix with room for a file of `size` bytes (reserved, not yet touched).
+    pub fn with_capacity(size: usize) -> PrefixHash {
+        PrefixHash {
+            assembled: bytes::BytesMut::with_capacity(size),
+            ..PrefixHash::default()
+        }
+    }
 }

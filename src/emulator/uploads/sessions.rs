@@ -282,8 +282,8 @@ fn drop_parts(store: &mut Store, id: &str) {
     }
 }
 
-/// Hashes the parts of session `id` that continue the hashed prefix, one at a time and away
-/// from the store's lock; a request that finds another one hashing leaves it the work (that
+/// Hashes (and joins) the parts of session `id` that continue the prefix, one at a time and
+/// away from the store's lock; a request that finds another one hashing leaves it the work (that
 /// one looks again for the next part before it stops). Run before a part's answer, so that
 /// once every part is answered the commit finds the whole file hashed.
 async fn advance_prefix(shared: &AppState, id: &str) {
@@ -310,6 +310,7 @@ async fn advance_prefix(shared: &AppState, id: &str) {
         };
         let hashed = tokio::task::spawn_blocking(move || {
             prefix.hasher.update(&next);
+            prefix.assembled.extend_from_slice(&next);
             prefix.upto += next.len() as u64;
             prefix
         })
@@ -467,11 +468,14 @@ async fn upload_part(ctx: Ctx, Path(id): Path<String>, body: Body) -> ApiResult<
             sha1,
         };
         s.parts.insert(offset, part.clone());
+        // Room for the joined file, reserved up front (only touched as it fills) up to a
+        // bound: a session may announce far more than it will ever send.
+        let reserve = s.file_size.min(1 << 30) as usize;
         store.session_data.insert((id.clone(), offset), data);
         store
             .session_prefix
             .entry(id.clone())
-            .or_insert_with(|| Some(PrefixHash::default()));
+            .or_insert_with(|| Some(PrefixHash::with_capacity(reserve)));
         part
     };
     advance_prefix(&ctx.shared, &id).await;
@@ -613,7 +617,7 @@ async fn commit(ctx: Ctx, Path(id): Path<String>, q: Query, body: Bytes) -> ApiR
     };
 
     // Everything that can be checked without touching the bytes, then maybe a 202.
-    let (target, pieces, hashed) = {
+    let (target, pieces, joined) = {
         let mut guard = ctx.shared.store();
         let store = &mut *guard;
         check_session(store, ctx.user, &id, Utc::now())?;
@@ -642,29 +646,40 @@ async fn commit(ctx: Ctx, Path(id): Path<String>, q: Query, body: Bytes) -> ApiR
                 "The upload session lost its parts; start a new session",
             ));
         };
-        // The whole file hashed as its parts arrived, if it is (not while a request still
-        // hashes, nor with a gap: then the join below hashes it).
+        // The whole file joined and hashed as its parts arrived, if it is (not while a
+        // request still works on a part, nor with a gap): taken, and the prefix forgotten,
+        // so that a commit failing from here on is retried from the parts.
         let size: u64 = pieces.iter().map(|p| p.len() as u64).sum();
-        let hashed = match store.session_prefix.get(&id) {
-            Some(Some(p)) if p.upto == size => Some(p.hasher.clone().finalize()),
+        let joined = match store.session_prefix.get_mut(&id) {
+            Some(Some(p)) if p.upto == size => {
+                let got = p.hasher.clone().finalize();
+                let content = std::mem::take(&mut p.assembled).freeze();
+                store.session_prefix.remove(&id);
+                Some((content, got))
+            }
             _ => None,
         };
-        (target, pieces, hashed)
+        (target, pieces, joined)
     };
 
-    // Join the parts into the file's one buffer, away from the store lock. Until the session
-    // is removed below, the parts and the joined file both exist.
-    let size: usize = pieces.iter().map(Bytes::len).sum();
-    let (content, got) = tokio::task::spawn_blocking(move || {
-        let mut buf = BytesMut::with_capacity(size);
-        for p in &pieces {
-            buf.extend_from_slice(p);
+    // Otherwise join the parts into the file's one buffer, away from the store lock. Until
+    // the session is removed below, the parts and the joined file both exist.
+    let (content, got) = match joined {
+        Some(joined) => joined,
+        None => {
+            let size: usize = pieces.iter().map(Bytes::len).sum();
+            tokio::task::spawn_blocking(move || {
+                let mut buf = BytesMut::with_capacity(size);
+                for p in &pieces {
+                    buf.extend_from_slice(p);
+                }
+                let got = Sha1::digest(&buf);
+                (buf.freeze(), got)
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("joining the parts failed: {e}")))?
         }
-        let got = hashed.unwrap_or_else(|| Sha1::digest(&buf));
-        (buf.freeze(), got)
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("joining the parts failed: {e}")))?;
+    };
     if got.as_slice() != digest.as_slice() {
         return Err(digest_mismatch(got.as_slice(), &digest));
     }
