@@ -701,7 +701,7 @@ impl BoxFs {
 
     /// When the mount ends: uploads everything still staged, [`UPLOADS_IN_PARALLEL`] at a
     /// time, and returns how many could not be uploaded (they stay staged for the next
-    /// mount).
+    /// mount, synced to disk first).
     pub async fn finish_uploads(self: &Arc<Self>) -> usize {
         let pending = self.pending_entries();
         if pending.is_empty() {
@@ -716,12 +716,18 @@ impl BoxFs {
             tasks.spawn(async move {
                 let size = staged.state().size;
                 let _slot = slots.acquire(size).await;
-                fs.upload_staged(&staged).await.map_err(|e| {
-                    log::error!(
-                        "'{}' could not be uploaded ({e}); it stays staged for the next mount",
-                        staged.state().target.name()
-                    );
-                })
+                let Err(e) = fs.upload_staged(&staged).await else {
+                    return Ok(());
+                };
+                log::error!(
+                    "'{}' could not be uploaded ({e}); it stays staged for the next mount",
+                    staged.state().target.name()
+                );
+                // Safe on disk before the daemon exits, not only in the page cache.
+                if let Err(e) = fs.writes.sync_now(&staged).await {
+                    log::error!("staged upload {}: syncing it to disk: {e}", staged.key);
+                }
+                Err(())
             });
         }
         let mut failed = 0;

@@ -228,16 +228,18 @@ impl Writes {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let key = key.to_string();
         runtime.spawn_blocking(move || {
-            let synced = staged
-                .file
-                .sync_data()
-                .and_then(|()| staging.sync_journal(&key));
-            if let Err(e) = synced {
-                log::warn!("staged upload {key}: syncing it to disk: {e}");
+            if let Err(e) = sync_staged(&staging, &staged) {
+                log::warn!("staged upload {}: syncing it to disk: {e}", staged.key);
             }
         });
+    }
+
+    /// [`Writes::sync_later`], awaited: for data left staged when the mount ends.
+    pub(super) async fn sync_now(&self, staged: &Arc<Staged>) -> Result<(), FsError> {
+        let staging = self.staging()?.clone();
+        let staged = staged.clone();
+        blocking(move || sync_staged(&staging, &staged)).await
     }
 
     /// Queues the upload of `key` in `delay` unless it is queued already (a retry after a
@@ -259,6 +261,12 @@ impl Writes {
         }
         (any, writer)
     }
+}
+
+/// Makes a staged file's data and journal durable against a crash of the machine.
+fn sync_staged(staging: &StagingDir, staged: &Staged) -> std::io::Result<()> {
+    staged.file.sync_data()?;
+    staging.sync_journal(&staged.key)
 }
 
 /// Box's documented rules for names (`\\`, control characters, a trailing space). Folders
