@@ -13,6 +13,7 @@ pub mod events_cli;
 pub mod fs;
 pub mod fuse;
 pub mod generate;
+pub mod human;
 pub mod login;
 pub mod mount;
 pub mod mount_helper;

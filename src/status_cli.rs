@@ -3,8 +3,6 @@
 //! stream, the caches, the uploads and the API calls, compactly for a person or as the
 //! daemon's JSON. A mount point with no running daemon (or a record its daemon left when it
 //! was killed) is an error: a message and exit status 1.
-//!
-//! Also the small formatting helpers the command line shares for rates and durations.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +11,7 @@ use serde_json::Value;
 
 use crate::control::{self, ControlRequest};
 use crate::daemon::DaemonRecord;
-use crate::login::human_bytes;
+use crate::human::{human_bytes, human_duration, human_rate, thousands};
 use crate::mount_status::{MountStatus, UploadsStatus};
 
 #[derive(Debug, Args)]
@@ -23,45 +21,6 @@ pub struct StatusArgs {
     /// Print the daemon's figures as JSON: one object for a MOUNTPOINT, else an array.
     #[arg(long)]
     pub json: bool,
-}
-
-/// `2.5 MB/s` (decimal, as network rates are usually given).
-pub fn human_rate(bytes_per_sec: f64) -> String {
-    let mb = bytes_per_sec / 1e6;
-    if mb >= 100.0 {
-        format!("{mb:.0} MB/s")
-    } else if mb >= 0.1 {
-        format!("{mb:.1} MB/s")
-    } else {
-        format!("{:.1} kB/s", bytes_per_sec / 1e3)
-    }
-}
-
-/// `850 ms`, `12 s`, `5m 02s`, `3h 20m`, `2d 4h`.
-pub fn human_duration(secs: f64) -> String {
-    if secs < 1.0 {
-        return format!("{:.0} ms", secs * 1000.0);
-    }
-    let s = secs.round() as u64;
-    match s {
-        0..=59 => format!("{s} s"),
-        60..=3599 => format!("{}m {:02}s", s / 60, s % 60),
-        3600..=86399 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
-    }
-}
-
-/// `1,234,567`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// The daemon of `mountpoint`, or why there is none.
@@ -278,15 +237,6 @@ mod tests {
 
     #[test]
     fn figures_read_as_people_write_them() {
-        assert_eq!(human_rate(2_500_000.0), "2.5 MB/s");
-        assert_eq!(human_rate(512.0), "0.5 kB/s");
-        assert_eq!(human_rate(250e6), "250 MB/s");
-        assert_eq!(human_duration(0.25), "250 ms");
-        assert_eq!(human_duration(12.4), "12 s");
-        assert_eq!(human_duration(302.0), "5m 02s");
-        assert_eq!(human_duration(3.0 * 3600.0 + 1200.0), "3h 20m");
-        assert_eq!(human_duration(2.0 * 86400.0 + 4.0 * 3600.0), "2d 4h");
-        assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(thousands(12), "12");
     }
 

@@ -9,9 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::control::{self, ControlRequest};
 use crate::fs::staging::StagingDir;
-use crate::login::human_bytes;
+use crate::human::{human_bytes, human_rate};
 use crate::mount_status::UploadsStatus;
-use crate::status_cli::human_rate;
 
 /// How often the line is drawn again.
 const REDRAW_EVERY: Duration = Duration::from_millis(250);

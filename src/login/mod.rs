@@ -16,6 +16,7 @@ use crate::api::auth::{JwtConfig, OAuth2, TokenPair};
 use crate::api::types::User;
 use crate::api::{Authenticator, Client, DeveloperToken, Endpoints};
 use crate::config::{authenticator, AuthKind, Config, Effective, Settings, Source, StoreSpec};
+use crate::human::human_bytes;
 use redirect::{Page, RedirectListener};
 
 /// What `boxfs login` was asked for beyond the configuration keys.
@@ -317,24 +318,6 @@ pub async fn logout(eff: &Effective) -> Result<String, String> {
     }
 }
 
-/// `1.5 GiB`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else if value >= 100.0 || value.fract() < 0.05 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 /// Box reports an unlimited quota as a huge number (or -1 in some answers).
 const UNLIMITED_QUOTA: i64 = 999_999_999_999_999;
 
@@ -392,10 +375,6 @@ mod tests {
 
     #[test]
     fn sizes_read_like_people_write_them() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(100 << 30), "100 GiB");
-        assert_eq!(human_bytes(10 << 20), "10 MiB");
         assert_eq!(
             quota_line(Some(0), Some(100 << 30)),
             "0 B used of 100 GiB (0.0%)"

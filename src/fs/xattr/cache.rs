@@ -125,30 +125,21 @@ impl XattrCache {
     }
 
     fn with_slot<R>(&self, ino: Ino, f: impl FnOnce(&mut Slot) -> R) -> R {
-        self.with_slot_if(ino, None, f).expect("no start to check")
+        f(slot_of(&mut lock(&self.slots), ino))
     }
 
-    /// Runs `f` on `ino`'s slot, unless `started` (a request's start) came before the last
-    /// [`XattrCache::clear`].
-    fn with_slot_if<R>(
-        &self,
-        ino: Ino,
-        started: Option<Instant>,
-        f: impl FnOnce(&mut Slot) -> R,
-    ) -> Option<R> {
+    /// Stores an answer to a request started at `started` with `f`, unless the request
+    /// began before the last [`XattrCache::clear`].
+    fn store_answer(&self, ino: Ino, started: Instant, f: impl FnOnce(&mut Slot)) {
         let mut slots = lock(&self.slots);
-        let cleared_at = *lock(&self.cleared_at);
-        if started.is_some_and(|s| cleared_at.is_some_and(|c| s < c)) {
-            return None;
+        if lock(&self.cleared_at).is_some_and(|c| started < c) {
+            return;
         }
-        if slots.len() >= MAX_SLOTS && !slots.contains_key(&ino) {
-            prune(&mut slots);
-        }
-        Some(f(slots.entry(ino).or_default()))
+        f(slot_of(&mut slots, ino));
     }
 
     pub(super) fn store_item(&self, ino: Ino, started: Instant, item: Arc<Item>) {
-        self.with_slot_if(ino, Some(started), |s| s.item.store(started, item));
+        self.store_answer(ino, started, |s| s.item.store(started, item));
     }
 
     pub(super) fn store_instances(
@@ -157,7 +148,7 @@ impl XattrCache {
         started: Instant,
         list: Arc<Vec<MetadataInstance>>,
     ) {
-        self.with_slot_if(ino, Some(started), |s| s.instances.store(started, list));
+        self.store_answer(ino, started, |s| s.instances.store(started, list));
     }
 
     /// Forgets what was fetched for `ino`, and whatever requests in flight will answer.
@@ -218,6 +209,14 @@ impl XattrCache {
         templates.retain(|_, (at, _)| at.elapsed() < TEMPLATE_TTL);
         templates.insert(tref.clone(), (Instant::now(), schema));
     }
+}
+
+/// `ino`'s slot, made room for when the cache is full.
+fn slot_of(slots: &mut HashMap<Ino, Slot>, ino: Ino) -> &mut Slot {
+    if slots.len() >= MAX_SLOTS && !slots.contains_key(&ino) {
+        prune(slots);
+    }
+    slots.entry(ino).or_default()
 }
 
 /// Drops the older half of the slots. A request in flight for longer than the younger half
