@@ -131,9 +131,6 @@ impl Filesystem for FuseAdapter {
             InitFlags::FUSE_DO_READDIRPLUS,
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_ASYNC_READ,
-            // The kernel then answers POSIX ACL queries from its own cache (there are none on
-            // Box): `ls -l` asks for them on every entry, 10,000 round trips per 10,000 files.
-            InitFlags::FUSE_POSIX_ACL,
             // O_TRUNC arrives with the open instead of as a separate truncation first, so
             // `> file` uploads one new version, not an empty one and then the content.
             InitFlags::FUSE_ATOMIC_O_TRUNC,
@@ -516,13 +513,14 @@ impl Filesystem for FuseAdapter {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        // `ls -l` asks for security.selinux and the POSIX ACLs of every entry: answer names
-        // that can never exist here at once, without a task (a cold or warm `ls -l` of 10,000
-        // entries pays this 20,000 times).
-        if !name
-            .as_encoded_bytes()
-            .starts_with(crate::fs::xattr::PREFIX.as_bytes())
-        {
+        // Answered at once, without a task: `ls -l` asks every entry for security.selinux
+        // and the POSIX ACLs (20,000 round trips for 10,000 files) unless told that the
+        // namespace is unsupported, after which it stops asking on this mount.
+        let bytes = name.as_encoded_bytes();
+        if crate::fs::xattr::names::namespace_unsupported(bytes) {
+            return reply.error(Errno::from_i32(libc::EOPNOTSUPP));
+        }
+        if !bytes.starts_with(crate::fs::xattr::PREFIX.as_bytes()) {
             return reply.error(Errno::from_i32(libc::ENODATA));
         }
         let fs = self.fs.clone();

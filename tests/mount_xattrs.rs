@@ -337,9 +337,22 @@ async fn facts_are_read_listed_and_never_changed() {
             "user.box.metadata.global.properties.color",
             "user.box.nope",
             "user.other",
-            "security.selinux",
         ] {
             assert_eq!(getx(&file, name), Err(libc::ENODATA), "{name}");
+        }
+        // Namespaces other than user. are unsupported (so `ls -l` stops asking for them).
+        for name in [
+            "security.selinux",
+            "system.posix_acl_access",
+            "system.posix_acl_default",
+            "trusted.x",
+        ] {
+            assert_eq!(getx(&file, name), Err(libc::EOPNOTSUPP), "{name}");
+            // (Changes to POSIX ACLs the kernel checks and answers itself.)
+            if !name.starts_with("system.") {
+                assert_eq!(removex(&file, name), Err(libc::EOPNOTSUPP), "remove {name}");
+                assert_eq!(set(&file, name, "x"), Err(libc::EOPNOTSUPP), "set {name}");
+            }
         }
 
         // Read-only attributes refuse changes; foreign names are not stored; unknown names
@@ -390,8 +403,8 @@ async fn facts_are_read_listed_and_never_changed() {
     .await;
 }
 
-/// `ls -l` asks every file for its ACLs and SELinux label (`getxattr` of names outside
-/// `user.box.`): answered without a request to Box. (Newer `ls` implementations call
+/// `ls -l` asks for the ACLs and SELinux label (`getxattr` of names outside `user.`):
+/// answered without a request to Box, as unsupported, so that GNU `ls` asks only once. (Newer `ls` implementations call
 /// `listxattr` instead, which costs requests; see `fs/xattr/mod.rs`.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ls_l_costs_no_attribute_requests() {
@@ -421,7 +434,7 @@ async fn ls_l_costs_no_attribute_requests() {
         assert_eq!(per_file, 0, "ls -l asked Box about single files");
         assert_eq!(
             getx(&m.path("f0.txt"), "security.selinux"),
-            Err(libc::ENODATA)
+            Err(libc::EOPNOTSUPP)
         );
         assert_eq!(
             count_requests(&log, "GET", |p| p.starts_with("/2.0/files/")),

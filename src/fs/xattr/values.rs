@@ -238,6 +238,16 @@ impl Mode {
     }
 }
 
+/// The answer for a name that is none of ours: absent in the `user.` namespace, unsupported
+/// outside it (see [`super::names::namespace_unsupported`]).
+pub(super) fn not_ours(name: &[u8]) -> FsError {
+    if super::names::namespace_unsupported(name) {
+        FsError::new(libc::EOPNOTSUPP, "only user. attributes are supported")
+    } else {
+        no_data()
+    }
+}
+
 pub(super) fn no_data() -> FsError {
     FsError::new(libc::ENODATA, "no such attribute")
 }
