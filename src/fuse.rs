@@ -19,6 +19,7 @@ use fuser::{
 };
 
 use crate::fs::attr::FsAttr;
+use crate::fs::dir_handle::DirView;
 use crate::fs::errno::FsError;
 use crate::fs::inode::Kind;
 use crate::fs::kernel::{Invalidation, KernelNotify};
@@ -123,6 +124,96 @@ fn open_flags(keep_cache: bool, dir: bool) -> FopenFlags {
         flags |= FopenFlags::FOPEN_CACHE_DIR;
     }
     flags
+}
+
+/// Directory offsets: 1 is after ".", 2 after "..", n + 3 after entry n. The index of the
+/// first entry (after the dots) an `offset` asks for.
+fn entry_index(offset: u64) -> usize {
+    offset.saturating_sub(2) as usize
+}
+
+/// Whether a reply starting at `offset` must be the listing's failure: no entry to give,
+/// and the listing ended with an error.
+fn listing_failure(view: &DirView, offset: u64) -> Option<&FsError> {
+    match &view.done {
+        Some(Err(e)) if offset >= 2 && view.get(entry_index(offset)).is_none() => Some(e),
+        _ => None,
+    }
+}
+
+/// Answers `readdir` from `offset` with as many entries of `view` as fit.
+fn reply_readdir(view: &DirView, offset: u64, mut reply: ReplyDirectory) {
+    if let Some(e) = listing_failure(view, offset) {
+        return reply.error(errno("readdir", e));
+    }
+    let dots = [
+        (view.ino, FileType::Directory, "."),
+        (view.parent, FileType::Directory, ".."),
+    ];
+    let mut next = offset;
+    while let Some((ino, kind, name)) = match next {
+        0 | 1 => dots.get(next as usize).map(|&(i, k, n)| (i, k, n)),
+        n => view
+            .get(entry_index(n))
+            .map(|e| (e.attr.ino, file_type(e.attr.kind), &*e.name)),
+    } {
+        if reply.add(INodeNo(ino), next + 1, kind, name) {
+            break;
+        }
+        next += 1;
+    }
+    reply.ok();
+}
+
+/// Answers `readdirplus` from `offset` with as many entries of `view` as fit, each with its
+/// attributes; every entry handed over is one more kernel reference.
+fn reply_readdirplus(fs: &BoxFs, view: &DirView, offset: u64, mut reply: ReplyDirectoryPlus) {
+    if let Some(e) = listing_failure(view, offset) {
+        return reply.error(errno("readdirplus", e));
+    }
+    let ttl = fs.kernel_ttl();
+    let mut next = offset;
+    loop {
+        let full = match next {
+            0 => reply.add(
+                INodeNo(view.ino),
+                1,
+                ".",
+                &ttl,
+                &to_file_attr(&view.attr),
+                Generation(0),
+            ),
+            1 => {
+                let mut parent = to_file_attr(&view.attr);
+                parent.ino = INodeNo(view.parent);
+                reply.add(INodeNo(view.parent), 2, "..", &ttl, &parent, Generation(0))
+            }
+            n => match view.get(entry_index(n)) {
+                None => break,
+                Some(e) => {
+                    let full = reply.add(
+                        INodeNo(e.attr.ino),
+                        n + 1,
+                        &*e.name,
+                        &ttl,
+                        &to_file_attr(&e.attr),
+                        Generation(0),
+                    );
+                    // The kernel takes a reference to each entry it was handed (but not
+                    // to "." and "..").
+                    if !full {
+                        fs.add_lookup(e.attr.ino);
+                    }
+                    full
+                }
+            },
+        };
+        if full {
+            break;
+        }
+        next += 1;
+    }
+    reply.ok();
 }
 
 impl Filesystem for FuseAdapter {
@@ -414,33 +505,22 @@ impl Filesystem for FuseAdapter {
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        let snap = match self.fs.dir_snapshot(fh.0) {
-            Ok(s) => s,
+        let handle = match self.fs.dir_handle(fh.0) {
+            Ok(h) => h,
             Err(e) => return reply.error(errno("readdir", &e)),
         };
-        // Offsets: 1 is after ".", 2 after "..", n + 3 after entry n.
-        let dots = [
-            (snap.ino, FileType::Directory, "."),
-            (snap.parent, FileType::Directory, ".."),
-        ];
-        let mut next = offset;
-        while let Some((ino, kind, name)) = match next {
-            0 | 1 => dots
-                .get(next as usize)
-                .map(|&(i, k, n)| (i, k, n.to_string())),
-            n => snap
-                .entries
-                .get((n - 2) as usize)
-                .map(|e| (e.attr.ino, file_type(e.attr.kind), e.name.to_string())),
-        } {
-            if reply.add(INodeNo(ino), next + 1, kind, &name) {
-                break;
-            }
-            next += 1;
+        let index = entry_index(offset);
+        let view = handle.view();
+        if view.can_answer(index) {
+            return reply_readdir(&view, offset, reply);
         }
-        reply.ok();
+        // The listing is still arriving: answer once the entry is there.
+        self.spawn(async move {
+            let view = handle.view_answering(index).await;
+            reply_readdir(&view, offset, reply);
+        });
     }
 
     fn readdirplus(
@@ -449,55 +529,22 @@ impl Filesystem for FuseAdapter {
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
-        mut reply: ReplyDirectoryPlus,
+        reply: ReplyDirectoryPlus,
     ) {
-        let snap = match self.fs.dir_snapshot(fh.0) {
-            Ok(s) => s,
+        let handle = match self.fs.dir_handle(fh.0) {
+            Ok(h) => h,
             Err(e) => return reply.error(errno("readdirplus", &e)),
         };
-        let ttl = self.fs.kernel_ttl();
-        let mut next = offset;
-        loop {
-            let full = match next {
-                0 => reply.add(
-                    INodeNo(snap.ino),
-                    1,
-                    ".",
-                    &ttl,
-                    &to_file_attr(&snap.attr),
-                    Generation(0),
-                ),
-                1 => {
-                    let mut parent = to_file_attr(&snap.attr);
-                    parent.ino = INodeNo(snap.parent);
-                    reply.add(INodeNo(snap.parent), 2, "..", &ttl, &parent, Generation(0))
-                }
-                n => match snap.entries.get((n - 2) as usize) {
-                    None => break,
-                    Some(e) => {
-                        let full = reply.add(
-                            INodeNo(e.attr.ino),
-                            n + 1,
-                            &*e.name,
-                            &ttl,
-                            &to_file_attr(&e.attr),
-                            Generation(0),
-                        );
-                        // The kernel takes a reference to each entry it was handed (but not
-                        // to "." and "..").
-                        if !full {
-                            self.fs.add_lookup(e.attr.ino);
-                        }
-                        full
-                    }
-                },
-            };
-            if full {
-                break;
-            }
-            next += 1;
+        let index = entry_index(offset);
+        let view = handle.view();
+        if view.can_answer(index) {
+            return reply_readdirplus(&self.fs, &view, offset, reply);
         }
-        reply.ok();
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            let view = handle.view_answering(index).await;
+            reply_readdirplus(&fs, &view, offset, reply);
+        });
     }
 
     fn releasedir(

@@ -33,8 +33,15 @@
 //! unlink the inode from the old parent's index and link it under the new key. If another
 //! inode already holds the target name, that inode is detached: it was replaced, as
 //! `rename(2)` over an existing file replaces it. Moving a directory under itself is refused.
-//! Inside one [`InodeTable::replace_listing`] drops are deferred to the end, so names swapped
-//! between two items (a displaced early, back under the other name later) keep their inodes.
+//! Within one listing (begun, stored page by page, finished) drops are deferred to its end,
+//! so names swapped between two items (a displaced early, back under the other name later)
+//! keep their inodes.
+//!
+//! **Listings in pages.** A large listing is stored a page at a time as it arrives, with the
+//! table unlocked between pages, so an open directory can hand out the first entries early.
+//! Meanwhile events and lookups keep changing the table; the end of the listing therefore
+//! removes only children the table has not heard of since the listing began, and marks the
+//! listing complete only if every item it showed is still in place.
 //!
 //! **Out-of-order updates.** Box events and listings can arrive late. Each item carries a
 //! `sequence_id` that grows with every change; an update whose `sequence_id` is *lower* than
@@ -278,6 +285,17 @@ impl ListingDiff {
     }
 }
 
+/// A listing being stored page by page (see [`InodeTable::begin_listing`]).
+#[derive(Debug)]
+pub struct ListingMerge {
+    started: Instant,
+    diff: ListingDiff,
+    /// Every inode the pages named so far.
+    seen: HashSet<Ino>,
+    /// Drop candidates kept until the end (see `InodeTable::deferred_drops`).
+    deferred_drops: Vec<Ino>,
+}
+
 /// What one upsert did.
 enum Outcome {
     Added,
@@ -295,7 +313,7 @@ pub struct InodeTable {
     by_id: HashMap<Box<str>, Ino>,
     /// Next number to hand out; numbers are never reused within a mount.
     next_ino: Ino,
-    /// While `Some` (inside `replace_listing`), drop candidates are collected here instead
+    /// While `Some` (inside `merge_listing_page`), drop candidates are collected here instead
     /// of dropped, so an item displaced early in a listing (two names swapped) keeps its
     /// inode when it shows up again later in the same listing.
     deferred_drops: Option<Vec<Ino>>,
@@ -769,48 +787,112 @@ impl InodeTable {
 
     /// Store a full listing of `parent`: new items are added, children missing from
     /// `items` are detached, renamed or moved-in ones are updated, stale ones ignored.
-    /// Web links are skipped. Marks the listing complete as of now.
-    ///
-    /// The entries are touched in listing order, then `parent`. Evictions wait for the end,
-    /// so the table briefly holds the whole listing; then the least recent inodes go,
-    /// never `parent`. If that takes some of `parent`'s own children (a listing larger than
-    /// the limit), its listing is left incomplete and `added` and `changed` name only the
-    /// inodes still present (`moved` and `removed` stay whole: the kernel may hold the old
-    /// names).
+    /// Web links are skipped. Marks the listing complete as of now. The same as
+    /// [`begin_listing`](Self::begin_listing), one [`merge_listing_page`](Self::merge_listing_page)
+    /// and [`finish_listing`](Self::finish_listing).
     pub fn replace_listing(
         &mut self,
         parent: Ino,
         items: &[Item],
     ) -> Result<ListingDiff, InodeError> {
+        let mut merge = self.begin_listing(parent)?;
+        self.merge_listing_page(parent, items, &mut merge)?;
+        self.finish_listing(parent, merge)
+    }
+
+    /// Starts storing a listing of `parent` that arrives in pages, with the table unlocked
+    /// between them: the listing counts as of this moment.
+    pub fn begin_listing(&self, parent: Ino) -> Result<ListingMerge, InodeError> {
+        self.check_dir(parent)?;
+        Ok(ListingMerge {
+            started: Instant::now(),
+            diff: ListingDiff::default(),
+            seen: HashSet::new(),
+            deferred_drops: Vec::new(),
+        })
+    }
+
+    /// Stores one page of a listing begun with [`begin_listing`](Self::begin_listing): new
+    /// items are added, renamed or moved-in ones updated, stale ones ignored, web links
+    /// skipped. Returns the inodes of the page's items that are now children of `parent` (an
+    /// item whose name a local file holds is not), in page order. The entries are touched in
+    /// page order, then `parent`; nothing is evicted or removed before
+    /// [`finish_listing`](Self::finish_listing).
+    pub fn merge_listing_page(
+        &mut self,
+        parent: Ino,
+        items: &[Item],
+        merge: &mut ListingMerge,
+    ) -> Result<Vec<Ino>, InodeError> {
         self.check_dir(parent)?;
         let now = Instant::now();
-        let mut diff = ListingDiff::default();
-        let mut seen = std::collections::HashSet::with_capacity(items.len());
-        self.deferred_drops = Some(Vec::new());
+        let mut children = Vec::with_capacity(items.len());
+        self.deferred_drops = Some(std::mem::take(&mut merge.deferred_drops));
         for item in items {
             if !(item.is_file() || item.is_folder()) {
                 continue;
             }
-            let (ino, outcome) = match self.upsert(parent, item, now, &mut diff.removed) {
+            let (ino, outcome) = match self.upsert(parent, item, now, &mut merge.diff.removed) {
                 Ok(r) => r,
                 Err(e) => {
                     log::debug!("listing of inode {parent}: skipping {}: {e}", item.id);
                     continue;
                 }
             };
-            seen.insert(ino);
+            merge.seen.insert(ino);
+            if self
+                .inodes
+                .get(&ino)
+                .is_some_and(|i| i.parent == Some(parent))
+            {
+                children.push(ino);
+            }
             match outcome {
-                Outcome::Added => diff.added.push(ino),
-                Outcome::Moved(m) => diff.moved.push(m),
-                Outcome::Updated { changed: true } => diff.changed.push(ino),
+                Outcome::Added => merge.diff.added.push(ino),
+                Outcome::Moved(m) => merge.diff.moved.push(m),
+                Outcome::Updated { changed: true } => merge.diff.changed.push(ino),
                 Outcome::Updated { changed: false } | Outcome::Stale => {}
             }
         }
-        // Local files are not on Box yet: their absence from the listing means nothing.
+        merge.deferred_drops = self.deferred_drops.take().unwrap_or_default();
+        self.touch(parent);
+        Ok(children)
+    }
+
+    /// Ends a listing: children it did not show are detached, unless they are local (not on
+    /// Box yet) or the table learned of them after the listing began (an event or a lookup
+    /// is newer than the pages). Marks the listing complete as of its start, unless one of
+    /// its items left `parent` meanwhile (evicted, or moved by an event): then a later
+    /// lookup lists again rather than trust a listing with a hole.
+    ///
+    /// Evictions wait for the end, so the table briefly holds the whole listing; then the
+    /// least recent inodes go, never `parent`. If that takes some of `parent`'s own
+    /// children (a listing larger than the limit), its listing is left incomplete and
+    /// `added` and `changed` name only the inodes still present (`moved` and `removed` stay
+    /// whole: the kernel may hold the old names).
+    pub fn finish_listing(
+        &mut self,
+        parent: Ino,
+        merge: ListingMerge,
+    ) -> Result<ListingDiff, InodeError> {
+        self.check_dir(parent)?;
+        let ListingMerge {
+            started,
+            mut diff,
+            seen,
+            deferred_drops,
+        } = merge;
+        let learned_since = |i: &Inode| i.attrs_fetched.is_some_and(|t| t > started);
         let gone: Vec<Ino> = self
             .children(parent)
             .into_iter()
-            .filter(|c| !seen.contains(c) && self.inodes.get(c).is_some_and(|i| !i.is_local()))
+            .filter(|c| {
+                !seen.contains(c)
+                    && self
+                        .inodes
+                        .get(c)
+                        .is_some_and(|i| !i.is_local() && !learned_since(i))
+            })
             .collect();
         for ino in gone {
             if let Some(d) = self.detach(ino) {
@@ -818,13 +900,16 @@ impl InodeTable {
             }
             self.maybe_drop(ino);
         }
-        for ino in self.deferred_drops.take().unwrap_or_default() {
+        for ino in deferred_drops {
             self.maybe_drop(ino);
         }
+        let whole = seen
+            .iter()
+            .all(|i| self.inodes.get(i).is_some_and(|n| n.parent == Some(parent)));
         let dir = self.inodes.get_mut(&parent).and_then(|i| i.dir.as_mut());
         let dir = dir.expect("checked to be a directory");
-        dir.listing_complete = true;
-        dir.listing_fetched = Some(now);
+        dir.listing_complete = whole;
+        dir.listing_fetched = Some(started);
         self.touch(parent);
         let evictions_before = self.evictions;
         self.evict_excess(Some(parent));
@@ -1319,6 +1404,67 @@ mod tests {
             .insert_or_update_from_item(ROOT_INO, &file("g", "ÄRGER", 1))
             .unwrap();
         assert_eq!(t.lookup_child(ROOT_INO, "ärger"), Some(g));
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn a_listing_in_pages_hands_out_children_as_they_come() {
+        let mut t = InodeTable::default();
+        let d = t
+            .insert_or_update_from_item(ROOT_INO, &folder("d", "d", 1))
+            .unwrap();
+        let old = t
+            .insert_or_update_from_item(d, &file("9", "old", 1))
+            .unwrap();
+        // A full listing earlier, so that "old" counts as learned before the next one.
+        t.replace_listing(d, &[file("9", "old", 1)]).unwrap();
+
+        let mut merge = t.begin_listing(d).unwrap();
+        let page1 = t
+            .merge_listing_page(d, &[file("1", "a", 1), file("2", "b", 1)], &mut merge)
+            .unwrap();
+        assert_eq!(page1.len(), 2);
+        assert_eq!(t.lookup_child(d, "a"), Some(page1[0]));
+        check_invariants(&t);
+        // Between the pages an event reports a new file the pages will not show.
+        std::thread::sleep(Duration::from_millis(2));
+        let evented = t
+            .insert_or_update_from_item(d, &file("7", "from-an-event", 1))
+            .unwrap();
+        let page2 = t
+            .merge_listing_page(d, &[file("3", "c", 1)], &mut merge)
+            .unwrap();
+        assert_eq!(page2.len(), 1);
+        let diff = t.finish_listing(d, merge).unwrap();
+        // "old" was not in the pages: gone. The file the event told of stays.
+        assert_eq!(
+            diff.removed.iter().map(|r| r.ino).collect::<Vec<_>>(),
+            [old]
+        );
+        assert_eq!(t.lookup_child(d, "from-an-event"), Some(evented));
+        assert_eq!(t.children(d).len(), 4);
+        assert!(t.listing_fresh(d, Duration::from_secs(60), Instant::now()));
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn a_listing_whose_item_moved_away_meanwhile_is_not_complete() {
+        let mut t = InodeTable::default();
+        let d = t
+            .insert_or_update_from_item(ROOT_INO, &folder("d", "d", 1))
+            .unwrap();
+        let mut merge = t.begin_listing(d).unwrap();
+        t.merge_listing_page(d, &[file("1", "a", 1)], &mut merge)
+            .unwrap();
+        // An event moves "a" to the root before the last page.
+        t.insert_or_update_from_item(ROOT_INO, &file("1", "a", 2))
+            .unwrap();
+        t.merge_listing_page(d, &[file("2", "b", 1)], &mut merge)
+            .unwrap();
+        t.finish_listing(d, merge).unwrap();
+        assert_eq!(t.children(d).len(), 1);
+        assert!(t.lookup_child(ROOT_INO, "a").is_some());
+        assert!(!t.get(d).unwrap().listing_complete());
         check_invariants(&t);
     }
 

@@ -1,5 +1,6 @@
 //! Folder listings: fetching a folder's complete listing (pages of 1,000 with markers and the
-//! fields `stat` needs), storing it in the inode table, telling the kernel what changed, and
+//! fields `stat` needs), storing it in the inode table a page at a time (handing each page to
+//! the open directory waiting for it), telling the kernel what changed, and
 //! listing subfolders ahead of a directory walk so that `find` does not pay one round trip
 //! per folder in sequence.
 
@@ -7,6 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::dir_handle::DirHandle;
 use super::errno::FsError;
 use super::inode::{Ino, ListingDiff};
 use super::kernel::Invalidation;
@@ -30,7 +32,7 @@ impl BoxFs {
             let _held = guard.lock().await;
             // Another caller may have listed it while we waited.
             if !self.listing_is_fresh(dir)? {
-                self.fetch_listing(dir).await?;
+                self.fetch_listing(dir, None).await?;
             }
         }
         if prefetch {
@@ -39,7 +41,7 @@ impl BoxFs {
         Ok(())
     }
 
-    fn listing_is_fresh(&self, dir: Ino) -> Result<bool, FsError> {
+    pub(super) fn listing_is_fresh(&self, dir: Ino) -> Result<bool, FsError> {
         let table = lock(&self.table);
         let inode = table
             .get(dir)
@@ -59,9 +61,31 @@ impl BoxFs {
         locks.entry(dir).or_default().clone()
     }
 
-    /// Lists `dir` completely and stores the listing.
-    async fn fetch_listing(&self, dir: Ino) -> Result<(), FsError> {
-        let (box_id, had_listing) = {
+    /// Fills an open directory's handle: with the listing as it arrives when it must be
+    /// fetched, or whole if another caller listed the folder meanwhile. Children the table
+    /// knows besides the listing's pages (local files not uploaded yet) come last.
+    pub(super) async fn fill_dir(self: Arc<Self>, handle: Arc<DirHandle>) {
+        let dir = handle.ino;
+        let outcome = async {
+            let guard = self.listing_lock(dir);
+            let _held = guard.lock().await;
+            if !self.listing_is_fresh(dir)? {
+                self.fetch_listing(dir, Some(&handle)).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if outcome.is_ok() {
+            self.add_children(&handle);
+            self.prefetch_subfolders(dir);
+        }
+        handle.finish(outcome);
+    }
+
+    /// Lists `dir` completely and stores the listing a page at a time; with `sink`, each
+    /// page's entries are handed to that open directory as soon as they are stored.
+    async fn fetch_listing(&self, dir: Ino, sink: Option<&DirHandle>) -> Result<(), FsError> {
+        let (box_id, had_listing, mut merge) = {
             let table = lock(&self.table);
             let inode = table
                 .get(dir)
@@ -69,11 +93,12 @@ impl BoxFs {
             (
                 inode.box_id().to_string(),
                 inode.listing_fetched().is_some(),
+                table.begin_listing(dir)?,
             )
         };
         self.counters.listings.fetch_add(1, Ordering::Relaxed);
         let mut opts = ListOptions::marker().limit(PAGE_LIMIT).fields(STAT_FIELDS);
-        let mut items = Vec::new();
+        let mut listed = 0;
         loop {
             self.counters.listing_pages.fetch_add(1, Ordering::Relaxed);
             let page = match self.client.folder_items_page(&box_id, &opts).await {
@@ -85,18 +110,28 @@ impl BoxFs {
                 Err(e) => return Err(FsError::from(e)),
             };
             let next = opts.next_page(&page);
-            items.extend(page.entries);
+            listed += page.entries.len();
+            {
+                let mut table = lock(&self.table);
+                let children = table.merge_listing_page(dir, &page.entries, &mut merge)?;
+                if let Some(handle) = sink {
+                    let entries = children
+                        .into_iter()
+                        .filter_map(|c| self.dir_entry(&table, c))
+                        .collect();
+                    handle.add(&mut table, entries);
+                }
+            }
             match next {
                 Some(n) => opts = n,
                 None => break,
             }
         }
-        let diff = lock(&self.table).replace_listing(dir, &items)?;
-        if items.len() >= PAGE_LIMIT as usize {
+        let diff = lock(&self.table).finish_listing(dir, merge)?;
+        if listed >= PAGE_LIMIT as usize {
             // A big listing's decoded pages (about 1 KiB an entry) are garbage now; glibc keeps
             // freed memory in its arenas, so without a trim the daemon's resident size would
             // stay at the peak of the largest listings it ever fetched at once.
-            drop(items);
             // SAFETY: malloc_trim only returns free heap pages to the kernel.
             unsafe { libc::malloc_trim(0) };
         }
@@ -109,7 +144,7 @@ impl BoxFs {
 
     /// Lists the subfolders of `dir` that are not listed yet, in the background, a bounded
     /// number at a time across the whole mount.
-    fn prefetch_subfolders(self: &Arc<Self>, dir: Ino) {
+    pub(super) fn prefetch_subfolders(self: &Arc<Self>, dir: Ino) {
         if self.opts.prefetch_per_folder == 0 {
             return;
         }

@@ -9,7 +9,8 @@
 //! **Lock order.** `table` (the inode table) is a `std::sync::Mutex` held only for table
 //! operations, never across an `.await`; `handles` likewise. A directory's `listing_lock` (a
 //! tokio mutex) is held across the listing's requests so that concurrent lookups in a folder
-//! not listed yet cost one listing, not one each; it is always taken before `table`.
+//! not listed yet cost one listing, not one each; it is always taken before `table`. An open
+//! directory's fill ([`dir_handle`]) is taken after `table`.
 //!
 //! **Freshness.** Cached attributes and listings are trusted for `ttl_healthy` while the
 //! event stream runs (events keep them true) and for `ttl_unhealthy` while it does not. The
@@ -27,6 +28,7 @@
 
 pub mod attr;
 pub mod content_cache;
+pub mod dir_handle;
 pub mod errno;
 pub mod events;
 pub mod inode;
@@ -58,6 +60,7 @@ use crate::api::types::Item;
 use crate::api::Client;
 use attr::{FsAttr, Identity};
 use content_cache::ContentCache;
+use dir_handle::{DirHandle, DirView};
 use errno::FsError;
 use events::{OwnChanges, StreamHealth};
 use inode::{Ino, InodeError, InodeTable, Kind, ROOT_INO};
@@ -141,16 +144,6 @@ pub struct DirEntry {
     pub attr: FsAttr,
 }
 
-/// An open directory: the listing as it was at `opendir`, so that a reader paging through it
-/// with offsets sees one consistent list.
-#[derive(Debug)]
-pub struct DirSnapshot {
-    pub ino: Ino,
-    pub parent: Ino,
-    pub attr: FsAttr,
-    pub entries: Vec<DirEntry>,
-}
-
 /// An open regular file.
 pub struct OpenFile {
     pub ino: Ino,
@@ -205,7 +198,7 @@ pub struct BoxFs {
     /// The version of each file the kernel may hold pages of (from its last open).
     open_versions: Mutex<HashMap<Ino, Option<Box<str>>>>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
-    dirs: Mutex<HashMap<u64, Arc<DirSnapshot>>>,
+    dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
     next_fh: AtomicU64,
     prefetch_slots: Arc<Semaphore>,
     quota: Mutex<Option<(Instant, FsStats)>>,
@@ -533,58 +526,74 @@ impl BoxFs {
 
     // ---- directories ------------------------------------------------------------------
 
-    /// `opendir`: a snapshot of the listing, fetched if stale; starts listing subfolders ahead
-    /// of a walk.
+    /// `opendir`: a handle on the listing. A fresh listing is handed out whole; a stale one
+    /// is fetched in the background and handed out page by page as it arrives (see
+    /// [`dir_handle`]). Starts listing subfolders ahead of a walk.
     pub async fn opendir(self: &Arc<Self>, ino: Ino) -> Result<Opened, FsError> {
-        self.ensure_listing(ino, true).await?;
-        let snapshot = {
-            let mut table = lock(&self.table);
+        let fresh = self.listing_is_fresh(ino)?;
+        let handle = {
+            let table = lock(&self.table);
             let inode = table
                 .get(ino)
                 .ok_or_else(|| FsError::not_found(format!("no inode {ino}")))?;
-            if !inode.is_dir() {
-                return Err(FsError::new(libc::ENOTDIR, "not a directory"));
-            }
             let parent = inode.parent().unwrap_or(ROOT_INO);
-            let mut entries: Vec<DirEntry> = table
-                .children(ino)
-                .into_iter()
-                .filter_map(|c| {
-                    let child = table.get(c)?;
-                    Some(DirEntry {
-                        name: child.name().into(),
-                        attr: self.cached_attr(&table, c).ok()?,
-                    })
-                })
-                .collect();
-            entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-            // Pin every entry while the directory is open: a readdirplus reply must be able
-            // to hand the kernel a reference to each, so none may be evicted meanwhile.
-            for e in &entries {
-                table.add_lookup(e.attr.ino);
-            }
-            DirSnapshot {
+            Arc::new(DirHandle::filling(
                 ino,
                 parent,
-                attr: self.cached_attr(&table, ino)?,
-                entries,
-            }
+                self.cached_attr(&table, ino)?,
+            ))
         };
+        // The kernel may reuse the listing it cached at an earlier open only if nothing
+        // changed since, which a listing still to be fetched cannot promise.
         let changed = lock(&self.dirs_changed).remove(&ino);
+        if fresh {
+            self.add_children(&handle);
+            handle.finish(Ok(()));
+            self.prefetch_subfolders(ino);
+        } else {
+            let fs = Arc::clone(self);
+            let filling = Arc::clone(&handle);
+            tokio::spawn(async move { fs.fill_dir(filling).await });
+        }
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.dirs).insert(fh, Arc::new(snapshot));
+        lock(&self.dirs).insert(fh, handle);
         Ok(Opened {
             fh,
-            keep_cache: !changed,
+            keep_cache: fresh && !changed,
         })
     }
 
-    /// The snapshot of an open directory.
-    pub fn dir_snapshot(&self, fh: u64) -> Result<Arc<DirSnapshot>, FsError> {
+    /// Adds every child of the handle's directory to it (those present are skipped), in
+    /// name order.
+    fn add_children(&self, handle: &DirHandle) {
+        let mut table = lock(&self.table);
+        let mut entries: Vec<DirEntry> = table
+            .children(handle.ino)
+            .into_iter()
+            .filter_map(|c| self.dir_entry(&table, c))
+            .collect();
+        entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        handle.add(&mut table, entries);
+    }
+
+    fn dir_entry(&self, table: &InodeTable, ino: Ino) -> Option<DirEntry> {
+        Some(DirEntry {
+            name: table.get(ino)?.name().into(),
+            attr: self.cached_attr(table, ino).ok()?,
+        })
+    }
+
+    /// An open directory.
+    pub fn dir_handle(&self, fh: u64) -> Result<Arc<DirHandle>, FsError> {
         lock(&self.dirs)
             .get(&fh)
             .cloned()
             .ok_or_else(|| FsError::new(libc::EBADF, format!("no open directory {fh}")))
+    }
+
+    /// What an open directory holds so far.
+    pub fn dir_view(&self, fh: u64) -> Result<DirView, FsError> {
+        Ok(self.dir_handle(fh)?.view())
     }
 
     /// One more kernel reference, for each entry a readdirplus reply handed over.
@@ -593,12 +602,9 @@ impl BoxFs {
     }
 
     pub fn releasedir(&self, fh: u64) {
-        let snapshot = lock(&self.dirs).remove(&fh);
-        if let Some(snapshot) = snapshot {
-            let mut table = lock(&self.table);
-            for e in &snapshot.entries {
-                table.forget(e.attr.ino, 1);
-            }
+        let handle = lock(&self.dirs).remove(&fh);
+        if let Some(handle) = handle {
+            handle.release(&mut lock(&self.table));
         }
     }
 

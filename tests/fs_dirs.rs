@@ -1,0 +1,158 @@
+//! Open directories without the kernel, against the emulator with latency: a directory whose
+//! listing must be fetched is handed out a page at a time as the pages arrive (so `ls` works
+//! while the rest is on its way), ends complete and cached, and a listing that fails midway
+//! fails the reader past the last entry it got.
+
+mod common;
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use boxfs::api::{Client, DeveloperToken, Endpoints};
+use boxfs::emulator::Knobs;
+use boxfs::fs::inode::{Ino, ROOT_INO};
+use boxfs::fs::kernel::KernelQueue;
+use boxfs::fs::{BoxFs, FsOptions};
+use bytes::Bytes;
+use common::TestEmu;
+
+/// Latency of every response: far longer than storing a page takes.
+const LATENCY_MS: u64 = 300;
+const ENTRIES: usize = 2500;
+
+/// A folder "Big" of `ENTRIES` files, written straight into the store; returns its id.
+fn seed_big_folder(emu: &TestEmu) -> u64 {
+    let shared = &emu.emulator().shared;
+    let mut store = shared.store();
+    let admin = store.admin;
+    let root = store.users[&admin].root_folder;
+    let now = chrono::Utc::now();
+    let item = store.new_item(
+        boxfs::emulator::store::ItemKind::Folder,
+        "Big",
+        root,
+        admin,
+        admin,
+        now,
+    );
+    let big = store.insert_item(item);
+    for i in 0..ENTRIES {
+        store.add_file(big, &format!("file {i:04}"), admin, Bytes::new(), now);
+    }
+    shared.changed(&store);
+    big
+}
+
+async fn filesystem(emu: &TestEmu) -> Arc<BoxFs> {
+    let client = Client::new(
+        Arc::new(DeveloperToken::new(emu.token.clone())),
+        Endpoints::from_base(&emu.base).expect("endpoints"),
+    );
+    let fs = Arc::new(BoxFs::new(
+        client,
+        FsOptions {
+            prefetch_per_folder: 0,
+            ..FsOptions::default()
+        },
+        None,
+        KernelQueue::discard(),
+    ));
+    fs.init().await.expect("init");
+    fs
+}
+
+/// The emulator with "Big", a filesystem that looked it up (its inode, its Box id), and the
+/// latency turned on from then on.
+async fn slow_big_folder() -> (TestEmu, Arc<BoxFs>, Ino, u64) {
+    let emu = TestEmu::start().await;
+    let big_id = seed_big_folder(&emu);
+    let fs = filesystem(&emu).await;
+    let big = fs
+        .lookup(ROOT_INO, OsStr::new("Big"))
+        .await
+        .expect("lookup")
+        .ino;
+    emu.emulator().set_knobs(Knobs {
+        latency_ms: LATENCY_MS,
+        ..Knobs::default()
+    });
+    (emu, fs, big, big_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_directory_hands_out_pages_before_the_listing_ends() {
+    let (_emu, fs, big, _) = slow_big_folder().await;
+
+    let opened = fs.opendir(big).await.expect("opendir");
+    assert!(
+        !opened.keep_cache,
+        "a listing being fetched cannot keep the kernel's"
+    );
+    let handle = fs.dir_handle(opened.fh).expect("handle");
+    // The first page is there while two more are still to come (each 300 ms away).
+    let first = handle.view_answering(0).await;
+    assert!(first.get(0).is_some());
+    assert!(first.get(999).is_some(), "a whole page at once");
+    assert!(
+        first.done.is_none(),
+        "the listing ended with its first page"
+    );
+    assert!(!first.can_answer(1000));
+
+    let all = handle.view_answering(ENTRIES).await;
+    assert!(matches!(all.done, Some(Ok(()))), "{:?}", all.done);
+    let names: HashSet<String> = (0..ENTRIES)
+        .map(|i| all.get(i).expect("entry").name.to_string())
+        .collect();
+    assert_eq!(names.len(), ENTRIES, "every entry once");
+    assert!(all.get(ENTRIES).is_none());
+    assert!(names.contains("file 2499"));
+    fs.releasedir(opened.fh);
+
+    // Complete and cached now: a lookup and a second open cost no listing.
+    let pages = fs.counters.listing_pages.load(Ordering::Relaxed);
+    fs.lookup(big, OsStr::new("file 1234"))
+        .await
+        .expect("lookup");
+    let again = fs.opendir(big).await.expect("opendir");
+    let view = fs.dir_view(again.fh).expect("view");
+    assert!(matches!(view.done, Some(Ok(()))), "whole at once");
+    assert!(view.get(ENTRIES - 1).is_some());
+    assert_eq!(fs.counters.listing_pages.load(Ordering::Relaxed), pages);
+    fs.releasedir(again.fh);
+    // Every pin was released: nothing is referenced from the open directories any more.
+    let table = fs.table().lock().expect("table");
+    let lookups = |name: &str| {
+        let child = table.lookup_child(big, name).expect("child");
+        table.get(child).expect("inode").lookups()
+    };
+    assert_eq!(lookups("file 0000"), 0);
+    assert_eq!(lookups("file 1234"), 1, "the lookup's own");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_failing_midway_fails_the_reader_past_what_it_got() {
+    let (emu, fs, big, big_id) = slow_big_folder().await;
+
+    let opened = fs.opendir(big).await.expect("opendir");
+    let handle = fs.dir_handle(opened.fh).expect("handle");
+    let first = handle.view_answering(0).await;
+    assert!(first.done.is_none());
+    // The folder goes to the trash while the second page is on its way (the emulator
+    // waits out its latency before it answers).
+    {
+        let shared = &emu.emulator().shared;
+        let mut store = shared.store();
+        let admin = store.admin;
+        store.trash_item(big_id, admin, chrono::Utc::now());
+        shared.changed(&store);
+    }
+    let end = handle.view_answering(1000).await;
+    assert!(end.get(999).is_some(), "the first page stays readable");
+    assert!(end.get(1000).is_none());
+    let err = end.done.expect("ended").expect_err("failed");
+    assert_eq!(err.errno(), libc::ENOENT, "{err}");
+    fs.releasedir(opened.fh);
+}
