@@ -172,6 +172,7 @@ fn reply_readdirplus(fs: &BoxFs, view: &DirView, offset: u64, mut reply: ReplyDi
         return reply.error(errno("readdirplus", e));
     }
     let ttl = fs.kernel_ttl();
+    let mut handed = Vec::new();
     let mut next = offset;
     loop {
         let full = match next {
@@ -202,7 +203,7 @@ fn reply_readdirplus(fs: &BoxFs, view: &DirView, offset: u64, mut reply: ReplyDi
                     // The kernel takes a reference to each entry it was handed (but not
                     // to "." and "..").
                     if !full {
-                        fs.add_lookup(e.attr.ino);
+                        handed.push(e.attr.ino);
                     }
                     full
                 }
@@ -213,6 +214,7 @@ fn reply_readdirplus(fs: &BoxFs, view: &DirView, offset: u64, mut reply: ReplyDi
         }
         next += 1;
     }
+    fs.add_lookups(&handed);
     reply.ok();
 }
 

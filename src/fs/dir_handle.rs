@@ -110,6 +110,13 @@ impl DirHandle {
         self.progress.send_modify(|n| *n += 1);
     }
 
+    /// Those of `inos` not handed out yet.
+    pub fn missing(&self, mut inos: Vec<Ino>) -> Vec<Ino> {
+        let fill = lock(&self.fill);
+        inos.retain(|i| !fill.present.contains(i));
+        inos
+    }
+
     /// No more entries: `result` is what a reader past the last one gets.
     pub fn finish(&self, result: Result<(), FsError>) {
         lock(&self.fill).done.get_or_insert(result);

@@ -14,6 +14,9 @@ use super::inode::{Ino, ListingDiff};
 use super::kernel::Invalidation;
 use super::{lock, BoxFs, STAT_FIELDS};
 use crate::api::folders::ListOptions;
+use crate::api::types::Items;
+use crate::api::BoxResult;
+use tokio::task::JoinHandle;
 
 /// Entries per listing page: Box's maximum.
 const PAGE_LIMIT: u32 = 1000;
@@ -32,7 +35,8 @@ impl BoxFs {
             let _held = guard.lock().await;
             // Another caller may have listed it while we waited.
             if !self.listing_is_fresh(dir)? {
-                self.fetch_listing(dir, None).await?;
+                let listed = self.fetch_listing(dir, None).await?;
+                trim_after_listing(listed);
             }
         }
         if prefetch {
@@ -69,22 +73,31 @@ impl BoxFs {
         let outcome = async {
             let guard = self.listing_lock(dir);
             let _held = guard.lock().await;
-            if !self.listing_is_fresh(dir)? {
-                self.fetch_listing(dir, Some(&handle)).await?;
+            if self.listing_is_fresh(dir)? {
+                return Ok(0);
             }
-            Ok(())
+            self.fetch_listing(dir, Some(&handle)).await
         }
         .await;
-        if outcome.is_ok() {
-            self.add_children(&handle);
-            self.prefetch_subfolders(dir);
-        }
-        handle.finish(outcome);
+        let listed = match outcome {
+            Ok(listed) => {
+                self.add_children(&handle);
+                handle.finish(Ok(()));
+                self.prefetch_subfolders(dir);
+                listed
+            }
+            Err(e) => {
+                handle.finish(Err(e));
+                return;
+            }
+        };
+        trim_after_listing(listed);
     }
 
     /// Lists `dir` completely and stores the listing a page at a time; with `sink`, each
-    /// page's entries are handed to that open directory as soon as they are stored.
-    async fn fetch_listing(&self, dir: Ino, sink: Option<&DirHandle>) -> Result<(), FsError> {
+    /// page's entries are handed to that open directory as soon as they are stored. Returns
+    /// how many entries Box listed.
+    async fn fetch_listing(&self, dir: Ino, sink: Option<&DirHandle>) -> Result<usize, FsError> {
         let (box_id, had_listing, mut merge) = {
             let table = lock(&self.table);
             let inode = table
@@ -97,49 +110,57 @@ impl BoxFs {
             )
         };
         self.counters.listings.fetch_add(1, Ordering::Relaxed);
-        let mut opts = ListOptions::marker().limit(PAGE_LIMIT).fields(STAT_FIELDS);
+        let opts = ListOptions::marker().limit(PAGE_LIMIT).fields(STAT_FIELDS);
+        let mut in_flight = Some(self.request_page(&box_id, opts));
         let mut listed = 0;
-        loop {
-            self.counters.listing_pages.fetch_add(1, Ordering::Relaxed);
-            let page = match self.client.folder_items_page(&box_id, &opts).await {
-                Ok(page) => page,
-                Err(e) if e.is_not_found() => {
+        while let Some(request) = in_flight.take() {
+            let (page, opts) = match request.await {
+                Ok((Ok(page), opts)) => (page, opts),
+                Ok((Err(e), _)) if e.is_not_found() => {
                     self.forget_removed(dir);
                     return Err(FsError::from(e));
                 }
-                Err(e) => return Err(FsError::from(e)),
+                Ok((Err(e), _)) => return Err(FsError::from(e)),
+                Err(e) => return Err(FsError::new(libc::EIO, format!("listing task: {e}"))),
             };
-            let next = opts.next_page(&page);
+            // The next page is asked for before this one is stored: the request's round trip
+            // then overlaps the work of storing and handing out this one.
+            in_flight = opts
+                .next_page(&page)
+                .map(|next| self.request_page(&box_id, next));
             listed += page.entries.len();
-            {
-                let mut table = lock(&self.table);
-                let children = table.merge_listing_page(dir, &page.entries, &mut merge)?;
-                if let Some(handle) = sink {
-                    let entries = children
-                        .into_iter()
-                        .filter_map(|c| self.dir_entry(&table, c))
-                        .collect();
-                    handle.add(&mut table, entries);
-                }
-            }
-            match next {
-                Some(n) => opts = n,
-                None => break,
+            let mut table = lock(&self.table);
+            let children = table.merge_listing_page(dir, &page.entries, &mut merge)?;
+            if let Some(handle) = sink {
+                let entries = children
+                    .into_iter()
+                    .filter_map(|c| self.dir_entry(&table, c))
+                    .collect();
+                handle.add(&mut table, entries);
             }
         }
         let diff = lock(&self.table).finish_listing(dir, merge)?;
-        if listed >= PAGE_LIMIT as usize {
-            // A big listing's decoded pages (about 1 KiB an entry) are garbage now; glibc keeps
-            // freed memory in its arenas, so without a trim the daemon's resident size would
-            // stay at the peak of the largest listings it ever fetched at once.
-            // SAFETY: malloc_trim only returns free heap pages to the kernel.
-            unsafe { libc::malloc_trim(0) };
-        }
         if !diff.is_empty() && had_listing {
             lock(&self.dirs_changed).insert(dir);
             self.kernel.send_all(invalidations_of(dir, &diff));
         }
-        Ok(())
+        Ok(listed)
+    }
+
+    /// One listing page of folder `box_id`, requested at once in a task of its own; the
+    /// task answers with the options it was asked with (the next page's come from both).
+    fn request_page(
+        &self,
+        box_id: &str,
+        opts: ListOptions,
+    ) -> JoinHandle<(BoxResult<Items>, ListOptions)> {
+        self.counters.listing_pages.fetch_add(1, Ordering::Relaxed);
+        let client = self.client.clone();
+        let box_id = box_id.to_string();
+        tokio::spawn(async move {
+            let page = client.folder_items_page(&box_id, &opts).await;
+            (page, opts)
+        })
     }
 
     /// Lists the subfolders of `dir` that are not listed yet, in the background, a bounded
@@ -173,6 +194,17 @@ impl BoxFs {
                 }
             });
         }
+    }
+}
+
+/// After a big listing (`listed` entries), returns the memory its decoded pages took (about
+/// 1 KiB an entry) to the kernel: glibc keeps freed memory in its arenas, so without a trim the
+/// daemon's resident size would stay at the peak of the largest listings it ever fetched at
+/// once. Done after the listing was handed out, off the path a reader waits on.
+fn trim_after_listing(listed: usize) {
+    if listed >= PAGE_LIMIT as usize {
+        // SAFETY: malloc_trim only returns free heap pages to the kernel.
+        unsafe { libc::malloc_trim(0) };
     }
 }
 

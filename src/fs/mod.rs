@@ -567,8 +567,8 @@ impl BoxFs {
     /// name order.
     fn add_children(&self, handle: &DirHandle) {
         let mut table = lock(&self.table);
-        let mut entries: Vec<DirEntry> = table
-            .children(handle.ino)
+        let mut entries: Vec<DirEntry> = handle
+            .missing(table.children(handle.ino))
             .into_iter()
             .filter_map(|c| self.dir_entry(&table, c))
             .collect();
@@ -596,9 +596,12 @@ impl BoxFs {
         Ok(self.dir_handle(fh)?.view())
     }
 
-    /// One more kernel reference, for each entry a readdirplus reply handed over.
-    pub fn add_lookup(&self, ino: Ino) {
-        lock(&self.table).add_lookup(ino);
+    /// One more kernel reference to each entry a readdirplus reply handed over.
+    pub fn add_lookups(&self, inos: &[Ino]) {
+        let mut table = lock(&self.table);
+        for &ino in inos {
+            table.add_lookup(ino);
+        }
     }
 
     pub fn releasedir(&self, fh: u64) {
