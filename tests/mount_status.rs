@@ -2,8 +2,8 @@
 //! `boxfs status` (the account, a healthy stream, API calls that grow with use, an upload in
 //! progress under `--write-back` on a throttled emulator, a mount that is not running or
 //! whose daemon was killed), SIGHUP dropping the metadata cache, SIGTERM finishing pending
-//! uploads, a lost event stream with its last error, and `boxfs unmount` staying quiet when
-//! stderr is not a terminal.
+//! uploads, a lost event stream with its last error, `boxfs unmount` staying quiet when
+//! stderr is not a terminal, and a metadata cache held to its bound.
 
 mod common;
 
@@ -12,7 +12,9 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+use boxfs::emulator::store::ItemKind;
 use boxfs::emulator::{EmulatorConfig, Knobs};
+use bytes::Bytes;
 use common::mount::{count_requests, eventually, is_mounted, TestMount};
 use common::TestEmu;
 use serde_json::Value;
@@ -320,6 +322,74 @@ async fn status_shows_a_lost_stream_with_its_last_error_and_the_errors_by_status
                 .keys()
                 .all(|k| k == "network" || ["429", "500", "503"].contains(&k.as_str())),
             "{seen}"
+        );
+    })
+    .await;
+}
+
+/// A metadata cache far smaller than what is browsed: every listing, stat and read stays
+/// right (folders whose children were evicted are listed again), the kernel's references keep
+/// what it holds, and once the kernel lets go of its dentries the daemon holds no more than
+/// its bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_metadata_cache_stays_within_its_bound_and_right() {
+    const FILES: usize = 150;
+    const BOUND: u64 = 60;
+    let emu = Arc::new(TestEmu::start().await);
+    let content = |name: &str, i: usize| name.repeat(i % 7 + 1);
+    {
+        let shared = &emu.emulator().shared;
+        let mut store = shared.store();
+        let admin = store.admin;
+        let root = store.users[&admin].root_folder;
+        let now = chrono::Utc::now();
+        for folder in ["A", "B"] {
+            let item = store.new_item(ItemKind::Folder, folder, root, admin, admin, now);
+            let id = store.insert_item(item);
+            for i in 0..FILES {
+                let name = format!("{folder}{i:03}.txt");
+                let data = Bytes::from(content(&name, i));
+                store.add_file(id, &name, admin, data, now);
+            }
+        }
+        shared.changed(&store);
+    }
+    let e = emu.clone();
+    blocking(move || {
+        let bound = BOUND.to_string();
+        let m = TestMount::start(&e, &["--metadata-cache-entries", &bound, "--read-only"]);
+        for folder in ["A", "B", "A"] {
+            let listed = std::fs::read_dir(m.path(folder)).expect("readdir").count();
+            assert_eq!(listed, FILES, "{folder}");
+            for i in 0..FILES {
+                let name = format!("{folder}{i:03}.txt");
+                let path = m.path(&format!("{folder}/{name}"));
+                let expected = content(&name, i);
+                let meta = std::fs::metadata(&path).expect("stat");
+                assert_eq!(meta.len(), expected.len() as u64, "{name}");
+                if i % 40 == 0 {
+                    assert_eq!(std::fs::read(&path).expect("read"), expected.as_bytes());
+                }
+            }
+        }
+        let held = status_json(&m.root)["cache"]["inodes"].as_u64().unwrap();
+        assert!(held > BOUND, "the kernel's references are kept: {held}");
+        // The kernel lets go of its unused dentries (and forgets their inodes): the daemon's
+        // table shrinks to its bound.
+        std::fs::write("/proc/sys/vm/drop_caches", "2").expect("drop_caches (needs root)");
+        let shrunk = eventually(Duration::from_secs(5), || {
+            status_json(&m.root)["cache"]["inodes"].as_u64().unwrap() <= BOUND
+        });
+        assert!(shrunk.is_some(), "{}", status_json(&m.root));
+        // Still right afterwards.
+        let name = format!("B{:03}.txt", FILES - 1);
+        assert_eq!(
+            std::fs::read(m.path(&format!("B/{name}"))).expect("read"),
+            content(&name, FILES - 1).as_bytes()
+        );
+        assert_eq!(
+            std::fs::read_dir(m.path("B")).expect("readdir").count(),
+            FILES
         );
     })
     .await;

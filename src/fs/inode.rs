@@ -63,19 +63,20 @@
 //! and marks its parent's listing incomplete, so the next lookup or readdir there asks Box
 //! instead of answering `ENOENT` from a partial index; such parents are collected for
 //! [`InodeTable::take_evicted_parents`]. The kernel needs no word about the evicted inode
-//! itself: it holds no reference to it. The inode a call inserts, renames or lists is kept
-//! even over the limit, but only until the next call that evicts: take the kernel's
-//! reference ([`InodeTable::add_lookup`]) under the same lock as the insert.
+//! itself: it holds no reference to it. The inode a call inserts or renames, and a listing
+//! with all its children, are kept even over the limit, but only until the next call that
+//! evicts: take the kernel's reference ([`InodeTable::add_lookup`]) under the same lock as
+//! the insert.
 //!
 //! Eviction goes leaves first: a directory that reaches the old end of the LRU while it
 //! still holds cached children waits ("overdue") while its children leave in their own LRU
 //! order, and follows right after the last one. So a directory's cached subtree goes with
 //! it, nothing touched more recently than the directory is dropped on its account, and a
 //! referenced inode never loses its ancestors. A full listing larger than the limit is still
-//! stored; its first entries are then evicted (after everything older), the directory
-//! itself stays, and its listing is marked incomplete: names no longer cached are not found
-//! by [`InodeTable::lookup_child`], and with the listing incomplete the caller must ask Box
-//! for them, so such a directory is listed from Box every time.
+//! stored whole; the next call that evicts takes its first entries (after everything older),
+//! the directory itself stays, and its listing is marked incomplete: names no longer cached
+//! are not found by [`InodeTable::lookup_child`], and with the listing incomplete the caller
+//! must ask Box for them, so such a directory is listed from Box every time.
 //!
 //! **Local files and pinned attributes.** A file created through the mount exists only in
 //! the staging area until its upload is confirmed: it gets a *local* id
@@ -324,8 +325,9 @@ pub struct InodeTable {
     /// The most entries `lru` ever held: its index never shrinks (for `approx_heap_bytes`).
     lru_peak: usize,
     /// How many inodes to keep; exceeded only while nothing more can be evicted.
-    /// INVARIANT (between public calls): `inodes.len() <= limit`, or at most one inode in
-    /// `lru` is evictable (not a directory with children): the one the last call kept.
+    /// INVARIANT (between public calls): `inodes.len() <= limit`, or the only inodes in
+    /// `lru` that are evictable (not a directory with children) are what the last call kept:
+    /// one inode, or a listed directory and its children.
     limit: usize,
     /// Directories that lost a cached child to eviction since the caller last asked.
     /// INVARIANT: only live inodes.
@@ -865,11 +867,9 @@ impl InodeTable {
     /// its items left `parent` meanwhile (evicted, or moved by an event): then a later
     /// lookup lists again rather than trust a listing with a hole.
     ///
-    /// Evictions wait for the end, so the table briefly holds the whole listing; then the
-    /// least recent inodes go, never `parent`. If that takes some of `parent`'s own
-    /// children (a listing larger than the limit), its listing is left incomplete and
-    /// `added` and `changed` name only the inodes still present (`moved` and `removed` stay
-    /// whole: the kernel may hold the old names).
+    /// Evictions wait for the end; then the least recent inodes go, but never `parent` or
+    /// its children: a listing larger than the limit (or arriving when the kernel holds the
+    /// whole bound) is kept whole until the next call that evicts.
     pub fn finish_listing(
         &mut self,
         parent: Ino,
@@ -911,12 +911,11 @@ impl InodeTable {
         dir.listing_complete = whole;
         dir.listing_fetched = Some(started);
         self.touch(parent);
-        let evictions_before = self.evictions;
-        self.evict_excess(Some(parent));
-        if self.evictions != evictions_before {
-            diff.added.retain(|i| self.inodes.contains_key(i));
-            diff.changed.retain(|i| self.inodes.contains_key(i));
-        }
+        // The listing itself is spared: the caller is about to look a name up in it, and
+        // evicting its children now would make that name missing from a listing just made.
+        self.evict_excess_sparing(|t, victim| {
+            victim == parent || t.inodes.get(&victim).and_then(|i| i.parent) == Some(parent)
+        });
         Ok(diff)
     }
 
@@ -1035,19 +1034,26 @@ impl InodeTable {
     }
 
     /// Evict least recently used candidates while the table is over its limit, never
-    /// `protect`. A candidate directory with children is left out of the LRU (overdue)
-    /// until `detach` takes its last child; nothing else is skipped, so every call ends
-    /// within the limit or with nothing but `protect` left to evict. Not for use inside a
-    /// listing (`deferred_drops` would keep evicted inodes).
+    /// `protect`. See [`evict_excess_sparing`](Self::evict_excess_sparing).
     fn evict_excess(&mut self, protect: Option<Ino>) {
+        self.evict_excess_sparing(|_, victim| Some(victim) == protect);
+    }
+
+    /// Evict least recently used candidates while the table is over its limit, passing over
+    /// those `spare` names (they are touched again afterwards, in their old order). A
+    /// candidate directory with children is left out of the LRU (overdue) until `detach`
+    /// takes its last child; nothing else is skipped, so every call ends within the limit or
+    /// with nothing but spared inodes left to evict. Not for use inside a listing
+    /// (`deferred_drops` would keep evicted inodes).
+    fn evict_excess_sparing(&mut self, spare: impl Fn(&Self, Ino) -> bool) {
         debug_assert!(self.deferred_drops.is_none());
-        let mut protected_popped = false;
+        let mut spared = Vec::new();
         while self.inodes.len() > self.limit {
             let Some((victim, ())) = self.lru.pop_lru() else {
                 break;
             };
-            if Some(victim) == protect {
-                protected_popped = true;
+            if spare(self, victim) {
+                spared.push(victim);
                 continue;
             }
             let has_children = |i: &Inode| i.dir.as_ref().is_some_and(|d| !d.children.is_empty());
@@ -1068,7 +1074,7 @@ impl InodeTable {
             self.evictions += 1;
             self.maybe_drop(victim);
         }
-        if let Some(ino) = protect.filter(|_| protected_popped) {
+        for ino in spared {
             self.touch(ino);
         }
     }
@@ -1250,21 +1256,34 @@ mod tests {
             assert!(t.inodes.contains_key(&ino), "dead {ino} in the LRU");
         }
         assert!(t.lru.len() <= t.lru_peak);
-        let evictable = t
+        let evictable: Vec<Ino> = t
             .lru
             .iter()
-            .filter(|(ino, ())| {
+            .map(|(&ino, ())| ino)
+            .filter(|ino| {
                 t.inodes[ino]
                     .dir
                     .as_ref()
                     .is_none_or(|d| d.children.is_empty())
             })
-            .count();
+            .collect();
+        // What the last call kept: one inode, or a listed directory and its children.
+        let one_listing = |dir: Ino| {
+            evictable
+                .iter()
+                .all(|&i| i == dir || t.inodes[&i].parent == Some(dir))
+        };
+        let kept = evictable.len() <= 1
+            || evictable
+                .iter()
+                .filter_map(|i| t.inodes[i].parent)
+                .any(one_listing);
         assert!(
-            t.len() <= t.limit() || evictable <= 1,
-            "{} inodes over the limit {} with {evictable} evictable ones left",
+            t.len() <= t.limit() || kept,
+            "{} inodes over the limit {} with {} evictable ones left",
             t.len(),
-            t.limit()
+            t.limit(),
+            evictable.len()
         );
         for p in &t.evicted_parents {
             assert!(t.get(*p).is_some_and(|i| i.is_dir()), "evicted parent {p}");
@@ -1977,24 +1996,28 @@ mod tests {
     }
 
     #[test]
-    fn listing_larger_than_the_limit_keeps_its_last_entries() {
+    fn listing_larger_than_the_limit_is_kept_whole_until_the_next_eviction() {
         let mut t = InodeTable::with_limit("0", 10);
         add(&mut t, ROOT_INO, &file("old1", "old1", 1));
         add(&mut t, ROOT_INO, &file("old2", "old2", 1));
         let d = add(&mut t, ROOT_INO, &folder("d", "d", 1));
         let diff = t.replace_listing(d, &files("f", 50)).unwrap();
-        assert_eq!(t.len(), 10);
+        assert_eq!(diff.added.len(), 50);
         assert!(
             gone(&t, "old1") && gone(&t, "old2"),
             "older entries go first"
         );
-        assert!(t.get(d).is_some(), "the listed directory stays");
-        // Root, d and the last eight entries.
-        let kept: Vec<Ino> = (42..50)
-            .map(|i| t.lookup_child(d, &format!("f{i}")).unwrap())
-            .collect();
-        assert_eq!(diff.added, kept);
+        // Root, d and all fifty entries: a lookup right after the listing finds any name.
+        assert_eq!(t.len(), 52);
+        assert!(t.lookup_child(d, "f0").is_some());
+        assert!(t.get(d).unwrap().listing_complete());
+        check_invariants(&t);
+
+        // The next call that evicts takes the listing's first entries, never the directory.
+        add(&mut t, ROOT_INO, &file("new", "new", 1));
+        assert_eq!(t.len(), 10);
         assert_eq!(t.lookup_child(d, "f0"), None);
+        assert!(t.lookup_child(d, "f49").is_some());
         assert!(!t.get(d).unwrap().listing_complete());
         let mut parents = t.take_evicted_parents();
         parents.sort();
@@ -2005,13 +2028,28 @@ mod tests {
         t.set_limit(1);
         assert!(t.get(d).is_none());
         let d = add(&mut t, ROOT_INO, &folder("d", "d", 2));
-        assert!(t
-            .replace_listing(d, &files("g", 5))
-            .unwrap()
-            .added
-            .is_empty());
-        assert!(t.get(d).is_some_and(|i| !i.listing_complete()));
-        assert_eq!(t.len(), 2);
+        assert_eq!(t.replace_listing(d, &files("g", 5)).unwrap().added.len(), 5);
+        assert!(t.get(d).is_some_and(|i| i.listing_complete()));
+        assert!(t.lookup_child(d, "g4").is_some());
+        check_invariants(&t);
+    }
+
+    /// The kernel references more inodes than the bound: a new folder's listing must still
+    /// answer a lookup in it (it used to be evicted as the only candidate at once).
+    #[test]
+    fn a_listing_made_while_the_kernel_holds_the_whole_bound_stays_for_its_lookup() {
+        let mut t = InodeTable::with_limit("0", 5);
+        let a = add(&mut t, ROOT_INO, &folder("a", "a", 1));
+        t.add_lookup(a);
+        for ino in t.replace_listing(a, &files("f", 10)).unwrap().added {
+            t.add_lookup(ino);
+        }
+        let b = add(&mut t, ROOT_INO, &folder("b", "b", 1));
+        assert!(t.get(b).is_some(), "kept by the call that inserted it");
+        t.replace_listing(ROOT_INO, &[folder("a", "a", 1), folder("b", "b", 1)])
+            .unwrap();
+        assert_eq!(t.lookup_child(ROOT_INO, "b"), Some(b));
+        assert!(t.get(ROOT_INO).unwrap().listing_complete());
         check_invariants(&t);
     }
 

@@ -82,6 +82,10 @@ pub const STAT_FIELDS: &[&str] = &[
     "sha1",
 ];
 
+/// How many times a lookup lists a folder whose listing lost names to eviction before it
+/// answers ENOENT.
+const LOOKUP_ATTEMPTS: u32 = 3;
+
 /// Longest name Box takes, in characters.
 const NAME_MAX: usize = 255;
 
@@ -494,18 +498,31 @@ impl BoxFs {
             libc::EINVAL => FsError::not_found("not a name Box can hold"),
             _ => e,
         })?;
-        self.ensure_listing(parent, false).await?;
-        let mut table = lock(&self.table);
-        // Box compares names case-insensitively, Linux programs case-sensitively: a lookup
-        // matches the exact spelling only. Otherwise the kernel would take `mv a A` for a
-        // rename of a file onto itself and do nothing, and `ls` would show a name other than
-        // the one `stat` succeeded on. Creating `a` beside `A` still fails (EEXIST from Box).
-        let ino = table
-            .lookup_child(parent, name)
-            .filter(|&ino| table.get(ino).is_some_and(|i| i.name() == name))
-            .ok_or_else(|| FsError::not_found(format!("no '{name}' in inode {parent}")))?;
-        let out = then(&mut table, ino);
-        Ok((ino, out))
+        // A miss is only an answer if the listing is still complete: under a full metadata
+        // cache another call may have evicted the name between the listing and this lookup,
+        // and then the folder is listed again (a few times at most).
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            self.ensure_listing(parent, false).await?;
+            let mut table = lock(&self.table);
+            // Box compares names case-insensitively, Linux programs case-sensitively: a lookup
+            // matches the exact spelling only. Otherwise the kernel would take `mv a A` for a
+            // rename of a file onto itself and do nothing, and `ls` would show a name other
+            // than the one `stat` succeeded on. Creating `a` beside `A` still fails (EEXIST
+            // from Box).
+            let found = table
+                .lookup_child(parent, name)
+                .filter(|&ino| table.get(ino).is_some_and(|i| i.name() == name));
+            if let Some(ino) = found {
+                let out = then(&mut table, ino);
+                return Ok((ino, out));
+            }
+            let complete = table.get(parent).is_some_and(|i| i.listing_complete());
+            if complete || attempts >= LOOKUP_ATTEMPTS {
+                return Err(FsError::not_found(format!("no '{name}' in inode {parent}")));
+            }
+        }
     }
 
     /// `lookup`: the child's attributes, and one more kernel reference to it.
