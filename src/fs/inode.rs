@@ -40,8 +40,9 @@
 //! **Listings in pages.** A large listing is stored a page at a time as it arrives, with the
 //! table unlocked between pages, so an open directory can hand out the first entries early.
 //! Meanwhile events and lookups keep changing the table; the end of the listing therefore
-//! removes only children the table has not heard of since the listing began, and marks the
-//! listing complete only if every item it showed is still in place.
+//! removes only children the table has not heard of since the listing began, a page does not
+//! bring back an item removed since the listing began (the table remembers recent removals),
+//! and the listing counts as complete only if every item it showed is still in place.
 //!
 //! **Out-of-order updates.** Box events and listings can arrive late. Each item carries a
 //! `sequence_id` that grows with every change; an update whose `sequence_id` is *lower* than
@@ -334,7 +335,14 @@ pub struct InodeTable {
     evicted_parents: HashSet<Ino>,
     /// Inodes evicted since the table was made.
     evictions: u64,
+    /// When recently removed Box items were removed (by Box id; the most recent
+    /// [`REMOVALS_REMEMBERED`]): a listing page fetched before a removal must not bring the
+    /// item back once its inode is gone (see [`InodeTable::merge_listing_page`]).
+    removed_at: lru::LruCache<Box<str>, Instant>,
 }
+
+/// How many removals the table remembers for listings in progress.
+const REMOVALS_REMEMBERED: usize = 4096;
 
 /// The children-index key of a name: Box compares names case-insensitively.
 fn fold(name: &str) -> Box<str> {
@@ -391,6 +399,9 @@ impl InodeTable {
             limit: max_inodes,
             evicted_parents: HashSet::new(),
             evictions: 0,
+            removed_at: lru::LruCache::new(
+                std::num::NonZeroUsize::new(REMOVALS_REMEMBERED).expect("not zero"),
+            ),
         };
         table.by_id.insert(root_folder_id.into(), ROOT_INO);
         table.inodes.insert(ROOT_INO, root);
@@ -571,6 +582,9 @@ impl InodeTable {
     ) -> Result<Ino, InodeError> {
         let mut displaced = Vec::new();
         let (ino, _) = self.upsert(parent, item, Instant::now(), &mut displaced)?;
+        // Told of it since it was removed (restored from the trash, say): listings may show
+        // it again.
+        self.removed_at.pop(item.id.as_str());
         self.evict_excess(Some(ino));
         Ok(ino)
     }
@@ -752,9 +766,10 @@ impl InodeTable {
         if ino == ROOT_INO {
             return Err(InodeError::Root);
         }
-        if !self.inodes.contains_key(&ino) {
+        let Some(inode) = self.inodes.get(&ino) else {
             return Err(InodeError::NoSuchInode(ino));
-        }
+        };
+        self.removed_at.put(inode.box_id.clone(), Instant::now());
         let was = self.detach(ino);
         self.invalidate_listing(ino);
         self.maybe_drop(ino);
@@ -816,7 +831,9 @@ impl InodeTable {
 
     /// Stores one page of a listing begun with [`begin_listing`](Self::begin_listing): new
     /// items are added, renamed or moved-in ones updated, stale ones ignored, web links
-    /// skipped. Returns the inodes of the page's items that are now children of `parent` (an
+    /// skipped, and so are items [`remove`](Self::remove)d since the listing began (the page
+    /// is older than the removal). Returns the inodes of the page's items that are now
+    /// children of `parent` (an
     /// item whose name a local file holds is not), in page order. The entries are touched in
     /// page order, then `parent`; nothing is evicted or removed before
     /// [`finish_listing`](Self::finish_listing).
@@ -832,6 +849,15 @@ impl InodeTable {
         self.deferred_drops = Some(std::mem::take(&mut merge.deferred_drops));
         for item in items {
             if !(item.is_file() || item.is_folder()) {
+                continue;
+            }
+            // Removed after the listing began: this page is older than the removal.
+            if self
+                .removed_at
+                .peek(item.id.as_str())
+                .is_some_and(|&t| t > merge.started)
+            {
+                log::debug!("listing of inode {parent}: {} was removed since", item.id);
                 continue;
             }
             let (ino, outcome) = match self.upsert(parent, item, now, &mut merge.diff.removed) {
@@ -1133,6 +1159,10 @@ impl InodeTable {
             + self.by_id.capacity() * slot(size_of::<Box<str>>(), size_of::<Ino>())
             + self.evicted_parents.capacity() * slot(size_of::<Ino>(), 0)
             + lru;
+        // Remembered removals: an LRU node (key, value, links) and index slot each.
+        for (id, _) in self.removed_at.iter() {
+            total += id.len() + 64;
+        }
         for inode in self.inodes.values() {
             total += 2 * inode.box_id.len() + inode.name.len();
             total += str_opt(&inode.attrs.etag)
@@ -1463,6 +1493,31 @@ mod tests {
         assert_eq!(t.lookup_child(d, "from-an-event"), Some(evented));
         assert_eq!(t.children(d).len(), 4);
         assert!(t.listing_fresh(d, Duration::from_secs(60), Instant::now()));
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn a_page_older_than_a_removal_does_not_bring_the_item_back() {
+        let mut t = InodeTable::default();
+        let d = t
+            .insert_or_update_from_item(ROOT_INO, &folder("d", "d", 1))
+            .unwrap();
+        let x = t.insert_or_update_from_item(d, &file("1", "x", 1)).unwrap();
+        let mut merge = t.begin_listing(d).unwrap();
+        // The trash event arrives before the page that still shows "x".
+        t.remove(x).unwrap();
+        assert!(t.get(x).is_none(), "dropped: nothing referenced it");
+        let page = t
+            .merge_listing_page(d, &[file("1", "x", 1), file("2", "y", 1)], &mut merge)
+            .unwrap();
+        assert_eq!(page.len(), 1);
+        t.finish_listing(d, merge).unwrap();
+        assert_eq!(t.lookup_child(d, "x"), None);
+        assert!(t.lookup_child(d, "y").is_some());
+        // A listing begun after the removal shows it again (restored from the trash).
+        t.replace_listing(d, &[file("1", "x", 2), file("2", "y", 1)])
+            .unwrap();
+        assert!(t.lookup_child(d, "x").is_some());
         check_invariants(&t);
     }
 
