@@ -5,7 +5,7 @@ use clap::Parser;
 use boxfs::cli::{Cli, Command};
 
 fn main() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    init_logging();
     // `mount.fuse.boxfs`, run by mount(8), has a command line of its own.
     if let Some(code) = boxfs::mount_helper::run_if_invoked_as_helper() {
         std::process::exit(code);
@@ -93,5 +93,20 @@ fn exit_on_error(result: Result<(), String>) {
     if let Err(message) = result {
         eprintln!("boxfs: {message}");
         std::process::exit(1);
+    }
+}
+
+/// Warnings and errors by default; `RUST_LOG` decides when set. By default fuser's own
+/// failure to unmount is left out: once the mount was ended from outside (`boxfs unmount`,
+/// `fusermount3 -u`) fuser tries again and fails with EINVAL every time.
+fn init_logging() {
+    let env = env_logger::Env::default();
+    if std::env::var_os(env_logger::DEFAULT_FILTER_ENV).is_some() {
+        env_logger::Builder::from_env(env).init();
+    } else {
+        env_logger::Builder::new()
+            .filter_level(log::LevelFilter::Warn)
+            .filter_module("fuser::mnt", log::LevelFilter::Error)
+            .init();
     }
 }

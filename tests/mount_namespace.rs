@@ -9,6 +9,7 @@ use std::ffi::CString;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
@@ -572,6 +573,73 @@ async fn a_background_mount_returns_when_ready_and_sigterm_unmounts() {
             !common::mount::is_mounted(&mp)
         });
         assert!(gone.is_some(), "SIGTERM did not unmount");
+    })
+    .await;
+}
+
+/// What Box has no counterpart for gets the errno a filesystem without it gives: links,
+/// symbolic links and special files are EPERM (and nothing reaches Box), ioctls ENOTTY; fsync
+/// of a directory succeeds (namespace changes are on Box when their call returns); `cp` within
+/// the mount and `posix_fallocate` work through the kernel's fallbacks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_and_special_files_are_refused_and_fallbacks_work() {
+    let emu = demo_emu(None).await;
+    let e = emu.clone();
+    blocking(move || {
+        let m = TestMount::start(&e, &[]);
+        let welcome = m.path("Welcome.txt");
+        assert_eq!(
+            errno_of(std::os::unix::fs::symlink("Welcome.txt", m.path("sym"))),
+            libc::EPERM
+        );
+        assert_eq!(
+            errno_of(std::fs::hard_link(&welcome, m.path("hard"))),
+            libc::EPERM
+        );
+        let fifo = CString::new(m.path("fifo").as_os_str().as_bytes()).expect("path");
+        // SAFETY: a valid NUL-terminated path.
+        let made = unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) };
+        assert_eq!(made, -1);
+        assert_eq!(
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EPERM)
+        );
+        for name in ["sym", "hard", "fifo"] {
+            assert!(child_id(&e, "0", name).is_none(), "{name} reached Box");
+        }
+
+        let file = std::fs::File::open(&welcome).expect("open");
+        let mut flags: libc::c_long = 0;
+        // SAFETY: FS_IOC_GETFLAGS writes one long into `flags`.
+        let r = unsafe { libc::ioctl(file.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+        assert_eq!(r, -1);
+        let ioctl_errno = std::io::Error::last_os_error().raw_os_error();
+        assert!(
+            matches!(ioctl_errno, Some(libc::ENOTTY) | Some(libc::EOPNOTSUPP)),
+            "{ioctl_errno:?}"
+        );
+        std::fs::File::open(&m.root)
+            .expect("open the root")
+            .sync_all()
+            .expect("fsync of a directory");
+
+        let copy = m.path("Welcome copy.txt");
+        std::fs::copy(&welcome, &copy).expect("cp within the mount");
+        assert_eq!(
+            std::fs::read(&copy).expect("read"),
+            std::fs::read(&welcome).expect("read")
+        );
+        let out = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&copy)
+            .expect("open");
+        // SAFETY: a valid descriptor; the range is in bounds of off_t.
+        let r = unsafe { libc::posix_fallocate(out.as_raw_fd(), 0, 4096) };
+        assert_eq!(r, 0, "posix_fallocate");
+        drop(out);
+        assert_eq!(std::fs::metadata(&copy).expect("stat").len(), 4096);
+        let id = child_id(&e, "0", "Welcome copy.txt").expect("the copy is on Box");
+        assert_eq!(api_get(&e, &format!("/files/{id}"))["size"], 4096);
     })
     .await;
 }
