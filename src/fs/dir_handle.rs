@@ -163,6 +163,19 @@ impl DirHandle {
     }
 }
 
+/// Ends a fill with EIO when dropped before [`DirHandle::finish`] was called (the task filling
+/// it panicked), so that no reader waits forever.
+pub struct FinishOnDrop(pub Arc<DirHandle>);
+
+impl Drop for FinishOnDrop {
+    fn drop(&mut self) {
+        self.0.finish(Err(FsError::new(
+            libc::EIO,
+            "the listing stopped unfinished",
+        )));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +244,20 @@ mod tests {
         assert_eq!(table.get(a.attr.ino).unwrap().lookups(), 0);
         h.finish(Err(FsError::new(libc::EIO, "listing failed")));
         let view = h.view_answering(7).await;
+        assert_eq!(view.done.unwrap().unwrap_err().errno(), libc::EIO);
+    }
+
+    #[tokio::test]
+    async fn a_fill_that_panics_ends_with_eio_instead_of_a_reader_waiting_forever() {
+        let table = InodeTable::default();
+        let h = Arc::new(DirHandle::filling(1, 1, root_attr(&table)));
+        let guard = FinishOnDrop(h.clone());
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            panic!("a bug while listing");
+        });
+        assert!(task.await.is_err());
+        let view = h.view_answering(0).await;
         assert_eq!(view.done.unwrap().unwrap_err().errno(), libc::EIO);
     }
 }

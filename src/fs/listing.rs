@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::dir_handle::DirHandle;
+use super::dir_handle::{DirHandle, FinishOnDrop};
 use super::errno::FsError;
 use super::inode::{Ino, ListingDiff};
 use super::kernel::Invalidation;
@@ -69,6 +69,7 @@ impl BoxFs {
     /// fetched, or whole if another caller listed the folder meanwhile. Children the table
     /// knows besides the listing's pages (local files not uploaded yet) come last.
     pub(super) async fn fill_dir(self: Arc<Self>, handle: Arc<DirHandle>) {
+        let _unblock_readers = FinishOnDrop(handle.clone());
         let dir = handle.ino;
         let outcome = async {
             let guard = self.listing_lock(dir);
