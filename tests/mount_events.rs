@@ -1,6 +1,7 @@
 //! Changes made by another client, straight through the API, show up in a real mount within
 //! 2 s without remounting: new content, a rename, a move, a trash and a new file. The event
-//! stream lost (every request failing) and recovered: the mount catches up.
+//! stream lost (every request failing) and recovered: the mount catches up. Late events about
+//! a file the mount created and deleted at once do not bring it back.
 
 mod common;
 
@@ -244,6 +245,68 @@ async fn a_lock_taken_elsewhere_shows_in_the_xattrs_within_two_seconds() {
             serde_json::json!({"lock": null}),
         );
         seen_within("unlock", || lock_xattr(&file).is_none());
+    })
+    .await;
+}
+
+/// What a database or an editor does with its journal: create, write, fsync, write again,
+/// fsync, close, delete, look again. Box's events about the uploads arrive after the delete
+/// and must not bring the file back (it came back as a ghost whose reads failed, and SQLite
+/// reported a disk I/O error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_created_and_deleted_at_once_stays_deleted() {
+    const WRITERS: usize = 4;
+    const ROUNDS: usize = 20;
+    let emu = demo_emu().await;
+    let e = emu.clone();
+    blocking(move || {
+        use std::io::Write;
+        let m = Arc::new(TestMount::start(&e, &[]));
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for r in 0..ROUNDS {
+                        let path = m.path(&format!("journal-{w}-{r}"));
+                        let mut f = std::fs::File::create(&path).expect("create");
+                        f.write_all(&[1; 512]).expect("write");
+                        f.sync_all().expect("fsync");
+                        f.write_all(&[2; 12]).expect("write");
+                        f.sync_all().expect("fsync");
+                        drop(f);
+                        std::fs::remove_file(&path).expect("unlink");
+                        for _ in 0..20 {
+                            let err = std::fs::metadata(&path).expect_err("deleted");
+                            assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().expect("writer");
+        }
+        // Once every event has arrived: none of them anywhere.
+        std::thread::sleep(Duration::from_secs(1));
+        let left: Vec<_> = std::fs::read_dir(&m.root)
+            .expect("readdir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("journal-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        let (_, root) = rt().block_on(e.get("/folders/0/items?limit=1000"));
+        let on_box: Vec<_> = root["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter(|i| {
+                i["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("journal-"))
+            })
+            .collect();
+        assert!(on_box.is_empty(), "{on_box:?}");
     })
     .await;
 }

@@ -1439,6 +1439,43 @@ mod tests {
         assert!(x.t.get(f).unwrap().attrs_fetched().is_some());
     }
 
+    /// A file the mount created and deleted at once (an editor's or a database's journal):
+    /// the event of its creation arrives after the delete, and must not bring it back.
+    #[test]
+    fn the_late_event_of_an_item_we_deleted_does_not_bring_it_back() {
+        let mut x = fixture();
+        let a = x.a;
+        let created = file("55", "db-journal", "10", 0);
+        let ino = x.t.insert_or_update_from_item(a, &item(&created)).unwrap();
+        x.t.remove(ino).unwrap();
+        assert!(x
+            .apply(&event("j1", "ITEM_UPLOAD", created.clone()))
+            .is_empty());
+        assert_eq!(x.t.lookup_child(a, "db-journal"), None);
+        assert_eq!(x.t.by_box_id("55"), None);
+        // The same while the file is still open (its inode detached, not dropped), after a
+        // second version: neither version's event brings it back.
+        let journal = file("56", "db2-journal", "10", 0);
+        let ino = x.t.insert_or_update_from_item(a, &item(&journal)).unwrap();
+        x.t.add_lookup(ino);
+        let second = file("56", "db2-journal", "10", 1);
+        x.t.insert_or_update_from_item(a, &item(&second)).unwrap();
+        x.t.remove(ino).unwrap();
+        assert!(x.t.get(ino).is_some(), "still open");
+        for (n, ev) in [journal, second].into_iter().enumerate() {
+            assert!(x
+                .apply(&event(&format!("k{n}"), "ITEM_UPLOAD", ev))
+                .is_empty());
+            assert_eq!(x.t.lookup_child(a, "db2-journal"), None);
+        }
+        // Restored from the trash elsewhere (a higher sequence_id): it is back.
+        let restored = file("55", "db-journal", "10", 2);
+        assert!(!x
+            .apply(&event("j2", "ITEM_UNDELETE_VIA_TRASH", restored))
+            .is_empty());
+        assert!(x.t.lookup_child(a, "db-journal").is_some());
+    }
+
     #[test]
     fn unknown_items_under_unknown_parents_are_ignored() {
         let mut x = fixture();

@@ -47,7 +47,10 @@
 //! **Out-of-order updates.** Box events and listings can arrive late. Each item carries a
 //! `sequence_id` that grows with every change; an update whose `sequence_id` is *lower* than
 //! the one held is stale and ignored entirely (no attribute, name or parent change). An
-//! update without a `sequence_id` (Box leaves it out for some mini items) is applied.
+//! update without a `sequence_id` (Box leaves it out for some mini items) is applied. The
+//! table also remembers its recent removals with the `sequence_id` the item had: word of a
+//! removed item that is no newer (the event of its upload, arriving after the mount deleted
+//! it) is refused with [`InodeError::RemovedSince`], whether its inode is gone or still open.
 //!
 //! **TTLs.** The table records *when* attributes and listings were fetched; callers decide
 //! freshness with [`InodeTable::attrs_fresh`] / [`InodeTable::listing_fresh`] and their own
@@ -245,6 +248,10 @@ pub enum InodeError {
     MoveUnderItself,
     #[error("empty name")]
     EmptyName,
+    /// Box's word about an item the table removed, no newer than the removal (an event or a
+    /// listing page that was on its way when the item was deleted or trashed).
+    #[error("item {0} was removed since")]
+    RemovedSince(Box<str>),
 }
 
 /// An entry that lost its place in the tree: tell the kernel `inval_entry(parent, name)`.
@@ -335,10 +342,25 @@ pub struct InodeTable {
     evicted_parents: HashSet<Ino>,
     /// Inodes evicted since the table was made.
     evictions: u64,
-    /// When recently removed Box items were removed (by Box id; the most recent
-    /// [`REMOVALS_REMEMBERED`]): a listing page fetched before a removal must not bring the
-    /// item back once its inode is gone (see [`InodeTable::merge_listing_page`]).
-    removed_at: lru::LruCache<Box<str>, Instant>,
+    /// Recently removed Box items (by Box id; the most recent [`REMOVALS_REMEMBERED`]): an
+    /// event or a listing page that was on its way when an item was removed must not bring
+    /// it back once its inode is gone (see [`Removal`]).
+    removed_at: lru::LruCache<Box<str>, Removal>,
+}
+
+/// When an item was removed, and the `sequence_id` it had then.
+#[derive(Debug, Clone, Copy)]
+struct Removal {
+    at: Instant,
+    sequence_id: Option<u64>,
+}
+
+impl Removal {
+    /// Whether Box's `item` is no newer than this removal: its `sequence_id` is not above
+    /// the one removed (a restore from the trash raises it).
+    fn outdates(&self, item: &Item) -> bool {
+        matches!((self.sequence_id, parse_seq(item)), (Some(removed), Some(seq)) if seq <= removed)
+    }
 }
 
 /// How many removals the table remembers for listings in progress.
@@ -598,6 +620,15 @@ impl InodeTable {
     ) -> Result<(Ino, Outcome), InodeError> {
         self.check_dir(parent)?;
         let seq = parse_seq(item);
+        // Removed (its inode dropped, or detached but still open): word of it that is no
+        // newer than the removal must not put it back in the tree.
+        if self
+            .removed_at
+            .peek(item.id.as_str())
+            .is_some_and(|r| r.outdates(item))
+        {
+            return Err(InodeError::RemovedSince(item.id.as_str().into()));
+        }
         if let Some(&ino) = self.by_id.get(item.id.as_str()) {
             let inode = self
                 .inodes
@@ -769,7 +800,11 @@ impl InodeTable {
         let Some(inode) = self.inodes.get(&ino) else {
             return Err(InodeError::NoSuchInode(ino));
         };
-        self.removed_at.put(inode.box_id.clone(), Instant::now());
+        let removal = Removal {
+            at: Instant::now(),
+            sequence_id: inode.attrs.sequence_id,
+        };
+        self.removed_at.put(inode.box_id.clone(), removal);
         let was = self.detach(ino);
         self.invalidate_listing(ino);
         self.maybe_drop(ino);
@@ -855,7 +890,7 @@ impl InodeTable {
             if self
                 .removed_at
                 .peek(item.id.as_str())
-                .is_some_and(|&t| t > merge.started)
+                .is_some_and(|r| r.at > merge.started)
             {
                 log::debug!("listing of inode {parent}: {} was removed since", item.id);
                 continue;
@@ -1518,6 +1553,30 @@ mod tests {
         t.replace_listing(d, &[file("1", "x", 2), file("2", "y", 1)])
             .unwrap();
         assert!(t.lookup_child(d, "x").is_some());
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn word_of_a_removed_item_no_newer_than_its_removal_is_refused() {
+        let mut t = InodeTable::default();
+        let x = t
+            .insert_or_update_from_item(ROOT_INO, &file("1", "x", 3))
+            .unwrap();
+        t.remove(x).unwrap();
+        for seq in [2, 3] {
+            assert!(matches!(
+                t.insert_or_update_from_item(ROOT_INO, &file("1", "x", seq)),
+                Err(InodeError::RemovedSince(_))
+            ));
+        }
+        assert_eq!(t.lookup_child(ROOT_INO, "x"), None);
+        // A listing begun later that still shows the old item skips it too.
+        t.replace_listing(ROOT_INO, &[file("1", "x", 3)]).unwrap();
+        assert_eq!(t.lookup_child(ROOT_INO, "x"), None);
+        // Newer: restored.
+        t.insert_or_update_from_item(ROOT_INO, &file("1", "x", 4))
+            .unwrap();
+        assert!(t.lookup_child(ROOT_INO, "x").is_some());
         check_invariants(&t);
     }
 

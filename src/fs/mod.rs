@@ -223,7 +223,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl From<InodeError> for FsError {
     fn from(e: InodeError) -> FsError {
         let errno = match e {
-            InodeError::NoSuchInode(_) => libc::ENOENT,
+            InodeError::NoSuchInode(_) | InodeError::RemovedSince(_) => libc::ENOENT,
             InodeError::NotADirectory(_) => libc::ENOTDIR,
             InodeError::Root => libc::EBUSY,
             InodeError::MoveUnderItself | InodeError::EmptyName => libc::EINVAL,
