@@ -804,6 +804,11 @@ impl InodeTable {
             at: Instant::now(),
             sequence_id: inode.attrs.sequence_id,
         };
+        log::debug!(
+            "removed {} at sequence_id {:?}",
+            inode.box_id,
+            removal.sequence_id
+        );
         self.removed_at.put(inode.box_id.clone(), removal);
         let was = self.detach(ino);
         self.invalidate_listing(ino);
