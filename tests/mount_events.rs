@@ -284,8 +284,11 @@ async fn a_file_created_and_deleted_at_once_stays_deleted() {
                 })
             })
             .collect();
-        for w in writers {
-            w.join().expect("writer");
+        // Every writer is joined before any failure is raised, so that the mount is still
+        // unmounted when one of them failed.
+        let results: Vec<_> = writers.into_iter().map(|w| w.join()).collect();
+        for r in results {
+            r.expect("writer");
         }
         // Once every event has arrived: none of them anywhere.
         std::thread::sleep(Duration::from_secs(1));
