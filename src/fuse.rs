@@ -141,26 +141,27 @@ fn listing_failure(view: &DirView, offset: u64) -> Option<&FsError> {
     }
 }
 
+/// The offset after entry `index`.
+fn offset_after(index: usize) -> u64 {
+    index as u64 + 3
+}
+
 /// Answers `readdir` from `offset` with as many entries of `view` as fit.
 fn reply_readdir(view: &DirView, offset: u64, mut reply: ReplyDirectory) {
     if let Some(e) = listing_failure(view, offset) {
         return reply.error(errno("readdir", e));
     }
-    let dots = [
-        (view.ino, FileType::Directory, "."),
-        (view.parent, FileType::Directory, ".."),
-    ];
-    let mut next = offset;
-    while let Some((ino, kind, name)) = match next {
-        0 | 1 => dots.get(next as usize).map(|&(i, k, n)| (i, k, n)),
-        n => view
-            .get(entry_index(n))
-            .map(|e| (e.attr.ino, file_type(e.attr.kind), &*e.name)),
-    } {
-        if reply.add(INodeNo(ino), next + 1, kind, name) {
+    let dots = [(view.ino, ".", 1), (view.parent, "..", 2)];
+    for &(ino, name, next) in dots.iter().skip(offset as usize) {
+        if reply.add(INodeNo(ino), next, FileType::Directory, name) {
+            return reply.ok();
+        }
+    }
+    for (i, e) in view.entries_from(entry_index(offset)) {
+        let kind = file_type(e.attr.kind);
+        if reply.add(INodeNo(e.attr.ino), offset_after(i), kind, &*e.name) {
             break;
         }
-        next += 1;
     }
     reply.ok();
 }
@@ -172,47 +173,33 @@ fn reply_readdirplus(fs: &BoxFs, view: &DirView, offset: u64, mut reply: ReplyDi
         return reply.error(errno("readdirplus", e));
     }
     let ttl = fs.kernel_ttl();
-    let mut handed = Vec::new();
-    let mut next = offset;
-    loop {
-        let full = match next {
-            0 => reply.add(
-                INodeNo(view.ino),
-                1,
-                ".",
-                &ttl,
-                &to_file_attr(&view.attr),
-                Generation(0),
-            ),
-            1 => {
-                let mut parent = to_file_attr(&view.attr);
-                parent.ino = INodeNo(view.parent);
-                reply.add(INodeNo(view.parent), 2, "..", &ttl, &parent, Generation(0))
-            }
-            n => match view.get(entry_index(n)) {
-                None => break,
-                Some(e) => {
-                    let full = reply.add(
-                        INodeNo(e.attr.ino),
-                        n + 1,
-                        &*e.name,
-                        &ttl,
-                        &to_file_attr(&e.attr),
-                        Generation(0),
-                    );
-                    // The kernel takes a reference to each entry it was handed (but not
-                    // to "." and "..").
-                    if !full {
-                        handed.push(e.attr.ino);
-                    }
-                    full
-                }
-            },
+    let dir_attr = to_file_attr(&view.attr);
+    let dots = [(view.ino, ".", 1), (view.parent, "..", 2)];
+    for &(ino, name, next) in dots.iter().skip(offset as usize) {
+        let attr = FileAttr {
+            ino: INodeNo(ino),
+            ..dir_attr
         };
-        if full {
+        if reply.add(INodeNo(ino), next, name, &ttl, &attr, Generation(0)) {
+            return reply.ok();
+        }
+    }
+    let mut handed = Vec::new();
+    for (i, e) in view.entries_from(entry_index(offset)) {
+        let attr = to_file_attr(&e.attr);
+        let name = &*e.name;
+        if reply.add(
+            INodeNo(e.attr.ino),
+            offset_after(i),
+            name,
+            &ttl,
+            &attr,
+            Generation(0),
+        ) {
             break;
         }
-        next += 1;
+        // The kernel takes a reference to each entry it was handed (but not to "." and "..").
+        handed.push(e.attr.ino);
     }
     fs.add_lookups(&handed);
     reply.ok();

@@ -66,6 +66,26 @@ impl DirView {
         None
     }
 
+    /// The entries from `index` on, each with its index: finds the page once, then walks
+    /// (a reply hands out its entries in order, so `get` per entry would search every time).
+    pub fn entries_from(&self, index: usize) -> impl Iterator<Item = (usize, &DirEntry)> {
+        let mut skip = index;
+        let mut first_page = self.pages.len();
+        for (p, page) in self.pages.iter().enumerate() {
+            if skip < page.len() {
+                first_page = p;
+                break;
+            }
+            skip -= page.len();
+        }
+        self.pages[first_page..]
+            .iter()
+            .flat_map(|page| page.iter())
+            .skip(skip)
+            .zip(index..)
+            .map(|(entry, i)| (i, entry))
+    }
+
     /// Whether entry `index` can be answered now: it exists, or no more will come.
     pub fn can_answer(&self, index: usize) -> bool {
         index < self.len || self.done.is_some()
@@ -259,5 +279,26 @@ mod tests {
         assert!(task.await.is_err());
         let view = h.view_answering(0).await;
         assert_eq!(view.done.unwrap().unwrap_err().errno(), libc::EIO);
+    }
+
+    #[test]
+    fn entries_from_walks_across_pages_like_get() {
+        let mut table = InodeTable::default();
+        let h = DirHandle::filling(1, 1, root_attr(&table));
+        let page1 = vec![entry(&mut table, "1"), entry(&mut table, "2")];
+        let page2 = vec![entry(&mut table, "3")];
+        h.add(&mut table, page1);
+        h.add(&mut table, page2);
+        let view = h.view();
+        for from in 0..5 {
+            let walked: Vec<(usize, Ino)> = view
+                .entries_from(from)
+                .map(|(i, e)| (i, e.attr.ino))
+                .collect();
+            let by_get: Vec<(usize, Ino)> = (from..3)
+                .map(|i| (i, view.get(i).unwrap().attr.ino))
+                .collect();
+            assert_eq!(walked, by_get, "from {from}");
+        }
     }
 }

@@ -12,7 +12,7 @@ use super::dir_handle::{DirHandle, FinishOnDrop};
 use super::errno::FsError;
 use super::inode::{Ino, ListingDiff};
 use super::kernel::Invalidation;
-use super::{lock, BoxFs, STAT_FIELDS};
+use super::{lock, BoxFs, DirEntry, STAT_FIELDS};
 use crate::api::folders::ListOptions;
 use crate::api::types::Items;
 use crate::api::BoxResult;
@@ -30,19 +30,28 @@ impl BoxFs {
         dir: Ino,
         prefetch: bool,
     ) -> Result<(), FsError> {
-        if !self.listing_is_fresh(dir)? {
-            let guard = self.listing_lock(dir);
-            let _held = guard.lock().await;
-            // Another caller may have listed it while we waited.
-            if !self.listing_is_fresh(dir)? {
-                let listed = self.fetch_listing(dir, None).await?;
-                trim_after_listing(listed);
-            }
-        }
+        let listed = self.list_if_stale(dir, None).await?;
+        trim_after_listing(listed);
         if prefetch {
             self.prefetch_subfolders(dir);
         }
         Ok(())
+    }
+
+    /// Lists `dir` unless its cached listing is fresh, one caller at a time per folder (a
+    /// caller that waited finds the listing fresh and asks nothing); with `sink`, each page
+    /// is handed to that open directory as it is stored. Returns how many entries Box listed
+    /// (0 when the cache was fresh).
+    async fn list_if_stale(&self, dir: Ino, sink: Option<&DirHandle>) -> Result<usize, FsError> {
+        if self.listing_is_fresh(dir)? {
+            return Ok(0);
+        }
+        let guard = self.listing_lock(dir);
+        let _held = guard.lock().await;
+        if self.listing_is_fresh(dir)? {
+            return Ok(0);
+        }
+        self.fetch_listing(dir, sink).await
     }
 
     pub(super) fn listing_is_fresh(&self, dir: Ino) -> Result<bool, FsError> {
@@ -66,33 +75,34 @@ impl BoxFs {
     }
 
     /// Fills an open directory's handle: with the listing as it arrives when it must be
-    /// fetched, or whole if another caller listed the folder meanwhile. Children the table
-    /// knows besides the listing's pages (local files not uploaded yet) come last.
+    /// fetched, or whole if another caller listed the folder meanwhile.
     pub(super) async fn fill_dir(self: Arc<Self>, handle: Arc<DirHandle>) {
         let _unblock_readers = FinishOnDrop(handle.clone());
-        let dir = handle.ino;
-        let outcome = async {
-            let guard = self.listing_lock(dir);
-            let _held = guard.lock().await;
-            if self.listing_is_fresh(dir)? {
-                return Ok(0);
-            }
-            self.fetch_listing(dir, Some(&handle)).await
-        }
-        .await;
-        let listed = match outcome {
+        match self.list_if_stale(handle.ino, Some(&handle)).await {
             Ok(listed) => {
-                self.add_children(&handle);
-                handle.finish(Ok(()));
-                self.prefetch_subfolders(dir);
-                listed
+                self.finish_dir(&handle);
+                trim_after_listing(listed);
             }
-            Err(e) => {
-                handle.finish(Err(e));
-                return;
-            }
-        };
-        trim_after_listing(listed);
+            Err(e) => handle.finish(Err(e)),
+        }
+    }
+
+    /// Ends the handle of a directory whose listing is complete: the children not handed out
+    /// yet (all of them for a listing that was fresh; local files not uploaded yet otherwise)
+    /// in name order, then the end. Starts listing subfolders ahead of a walk.
+    pub(super) fn finish_dir(self: &Arc<Self>, handle: &DirHandle) {
+        {
+            let mut table = lock(&self.table);
+            let mut entries: Vec<DirEntry> = handle
+                .missing(table.children(handle.ino))
+                .into_iter()
+                .filter_map(|c| self.dir_entry(&table, c))
+                .collect();
+            entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            handle.add(&mut table, entries);
+        }
+        handle.finish(Ok(()));
+        self.prefetch_subfolders(handle.ino);
     }
 
     /// Lists `dir` completely and stores the listing a page at a time; with `sink`, each
@@ -166,7 +176,7 @@ impl BoxFs {
 
     /// Lists the subfolders of `dir` that are not listed yet, in the background, a bounded
     /// number at a time across the whole mount.
-    pub(super) fn prefetch_subfolders(self: &Arc<Self>, dir: Ino) {
+    fn prefetch_subfolders(self: &Arc<Self>, dir: Ino) {
         if self.opts.prefetch_per_folder == 0 {
             return;
         }

@@ -564,9 +564,7 @@ impl BoxFs {
         // changed since, which a listing still to be fetched cannot promise.
         let changed = lock(&self.dirs_changed).remove(&ino);
         if fresh {
-            self.add_children(&handle);
-            handle.finish(Ok(()));
-            self.prefetch_subfolders(ino);
+            self.finish_dir(&handle);
         } else {
             let fs = Arc::clone(self);
             let filling = Arc::clone(&handle);
@@ -578,19 +576,6 @@ impl BoxFs {
             fh,
             keep_cache: fresh && !changed,
         })
-    }
-
-    /// Adds every child of the handle's directory to it (those present are skipped), in
-    /// name order.
-    fn add_children(&self, handle: &DirHandle) {
-        let mut table = lock(&self.table);
-        let mut entries: Vec<DirEntry> = handle
-            .missing(table.children(handle.ino))
-            .into_iter()
-            .filter_map(|c| self.dir_entry(&table, c))
-            .collect();
-        entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        handle.add(&mut table, entries);
     }
 
     fn dir_entry(&self, table: &InodeTable, ino: Ino) -> Option<DirEntry> {
