@@ -25,6 +25,7 @@ use crate::api::endpoints::Endpoints;
 use crate::api::events::StreamType;
 use crate::api::types::User;
 use crate::api::Client;
+use crate::cache_dir::CacheDir;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::fs::attr::Identity;
 use crate::fs::content_cache::ContentCache;
@@ -75,6 +76,7 @@ pub struct MountRequest {
     pub backend: Backend,
     pub as_user: Option<String>,
     pub fs: FsOptions,
+    /// The cache directory ([`CacheDir`]): content in `content/`, held locked while mounted.
     pub cache_dir: PathBuf,
     pub cache_size: u64,
     pub allow_other: bool,
@@ -90,30 +92,8 @@ pub struct Mounted {
     session: Option<BackgroundSession>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     emulator: Option<Emulator>,
-}
-
-/// The default content-cache directory of a mount point: one per mount point under the XDG
-/// cache directory, so two mounts never evict each other's chunks.
-pub fn default_cache_dir(mountpoint: &Path) -> PathBuf {
-    let base = directories::ProjectDirs::from("", "", "boxfs")
-        .map(|d| d.cache_dir().to_path_buf())
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("mounts").join(file_name_of(mountpoint))
-}
-
-/// A mount point as one file name (`/mnt/box` → `mnt-box`).
-pub fn file_name_of(mountpoint: &Path) -> String {
-    let name: String = mountpoint
-        .to_string_lossy()
-        .trim_matches('/')
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    if name.is_empty() {
-        "root".into()
-    } else {
-        name
-    }
+    /// Held until the daemon is done with the cache (its uploads included).
+    _cache: CacheDir,
 }
 
 /// The source the mount shows: [`SOURCE_ENV`] when the mount helper set it to something a
@@ -214,6 +194,11 @@ impl MountRequest {
         let mountpoint = std::path::absolute(&self.mountpoint)
             .map_err(|e| format!("mount point {}: {e}", self.mountpoint.display()))?;
         check_mountpoint(&mountpoint)?;
+        // Before anything reads or cleans the cache or the staged files: one daemon each.
+        let cache_dir = self.cache_dir.clone();
+        let claimed = tokio::task::spawn_blocking(move || CacheDir::claim(&cache_dir))
+            .await
+            .map_err(|e| e.to_string())??;
         let (client, emulator, me) = self.client().await?;
         let account = Account {
             login: me.login,
@@ -227,8 +212,9 @@ impl MountRequest {
             Some(id) => client.as_user(id),
             None => client,
         };
-        let cache = ContentCache::open(&self.cache_dir, self.cache_size)
-            .map_err(|e| format!("content cache {}: {e}", self.cache_dir.display()))?;
+        let content_dir = self.cache_dir.join("content");
+        let cache = ContentCache::open(&content_dir, self.cache_size)
+            .map_err(|e| format!("content cache {}: {e}", content_dir.display()))?;
         let (queue, invalidations) = KernelQueue::new();
         let fs = Arc::new(BoxFs::new(
             client,
@@ -326,6 +312,7 @@ impl MountRequest {
             session: Some(session),
             tasks,
             emulator,
+            _cache: claimed,
         })
     }
 
@@ -517,13 +504,10 @@ pub fn report_ready(log_file: Option<&Path>) {
     let target = log_file
         .and_then(|p| {
             if let Some(dir) = p.parent() {
-                let _ = std::fs::create_dir_all(dir);
+                let _ = crate::private_fs::create_dirs_private(dir);
             }
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .ok()
+            // Private whatever the umask: the log names files and folders.
+            crate::private_fs::open_private_append(p).ok()
         })
         .or_else(|| {
             std::fs::OpenOptions::new()
