@@ -23,5 +23,6 @@ pub mod private_fs;
 pub mod run_as;
 pub mod sd_notify;
 pub mod search_cli;
+pub mod secret_args;
 pub mod status_cli;
 pub mod unmount_progress;

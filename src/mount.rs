@@ -204,7 +204,7 @@ impl MountRequest {
             login: me.login,
             name: me.name,
             user_id: me.id,
-            api_url: client.endpoints().api.to_string(),
+            api_url: crate::api::secret::redact_url(&client.endpoints().api),
             as_user: self.as_user.clone(),
             root_folder_id: self.fs.root_folder_id.clone(),
         };
@@ -455,27 +455,61 @@ impl Mounted {
 }
 
 /// `boxfs mount` without `--foreground`: starts the daemon as a detached child and returns
-/// when it is ready (exit 0) or has failed (its message, exit 1).
-pub fn spawn_daemon(args: Vec<OsString>) -> Result<(), String> {
+/// when it is ready (exit 0) or has failed (its message, exit 1). Flags that may carry a
+/// secret reach the child through a pipe, not its command line ([`crate::secret_args`]).
+/// `env`, when given, is the child's whole environment (a mount helper that changed user).
+/// The child inherits no descriptor but its standard ones and that pipe.
+pub fn spawn_daemon(
+    args: Vec<OsString>,
+    env: Option<Vec<(OsString, OsString)>>,
+) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the boxfs binary: {e}"))?;
+    let (public, secret) = crate::secret_args::split(args);
+    let pipe = match secret.is_empty() {
+        true => None,
+        false => Some(
+            crate::secret_args::SecretPipe::new(&secret)
+                .map_err(|e| format!("cannot start the mount daemon: {e}"))?,
+        ),
+    };
     let mut cmd = Command::new(exe);
-    cmd.args(args)
+    if let Some(env) = env {
+        cmd.env_clear().envs(env);
+    }
+    cmd.args(public)
         .arg("--foreground")
         .env(READY_ENV, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    // SAFETY: setsid is async-signal-safe; the child leaves our session and terminal so it
-    // survives the shell that started it.
+    use std::os::fd::AsRawFd;
+    let keep = pipe.as_ref().map(|p| p.read.as_raw_fd());
+    if let Some(fd) = keep {
+        cmd.env(crate::secret_args::SECRETS_FD_ENV, fd.to_string());
+    }
+    // SAFETY: only async-signal-safe calls (setsid, close_range or fcntl) between fork and
+    // exec. setsid: the child leaves our session and terminal so it survives the shell that
+    // started it. Every descriptor above 2 that mount(8), a shell or root's session left open
+    // is closed at exec, except the pipe of secret flags.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::setsid();
+            close_inherited_descriptors();
+            if let Some(fd) = keep {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             Ok(())
         });
     }
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start the mount daemon: {e}"))?;
+    if let Some(pipe) = pipe {
+        pipe.send()
+            .map_err(|e| format!("cannot pass the secret flags to the mount daemon: {e}"))?;
+    }
     let stdout = child.stdout.take().expect("piped");
     for line in BufReader::new(stdout).lines() {
         match line {
@@ -488,6 +522,31 @@ pub fn spawn_daemon(args: Vec<OsString>) -> Result<(), String> {
     Err(format!(
         "the mount daemon exited ({status}) before the mount was ready"
     ))
+}
+
+/// Marks every descriptor above 2 close-on-exec (between fork and exec: no allocation).
+/// close_range(2) does it in one call; kernels before 5.11 lack the flag, so then each
+/// descriptor up to the limit is marked.
+fn close_inherited_descriptors() {
+    // SAFETY: plain system calls on descriptor numbers; none is closed before exec.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) == 0
+        {
+            return;
+        }
+        let limit = match libc::sysconf(libc::_SC_OPEN_MAX) {
+            n if n > 0 => n.min(1 << 20) as i32,
+            _ => 1024,
+        };
+        for fd in 3..limit {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
 }
 
 /// In the daemon child: tell the waiting parent the mount is ready, then send our output to
