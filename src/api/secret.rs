@@ -100,6 +100,12 @@ pub fn redact_url(url: &url::Url) -> String {
 /// that does not parse as a URL is shown with everything before an `@` replaced.
 pub fn redact_url_text(text: &str) -> String {
     match url::Url::parse(text) {
+        // Shown as written (no trailing `/` added) when there is nothing to hide.
+        Ok(url)
+            if url.password().is_none() && !url.query_pairs().any(|(k, _)| is_secret_key(&k)) =>
+        {
+            text.to_string()
+        }
         Ok(url) => redact_url(&url),
         Err(_) => match text.rsplit_once('@') {
             Some((_, host)) => format!("***@{host}"),
@@ -171,7 +177,7 @@ mod tests {
             redact_url_text("https://me:pw@h/base"),
             "https://me:***@h/base"
         );
-        assert_eq!(redact_url_text("http://h/x"), "http://h/x");
+        assert_eq!(redact_url_text("http://h"), "http://h");
     }
 
     #[test]
