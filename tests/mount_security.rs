@@ -256,3 +256,40 @@ async fn a_daemon_started_for_a_user_gets_the_users_environment_only() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_writes_the_configuration_and_tokens_private_under_umask_000() {
+    let t = TestEmu::start().await;
+    let (base, token) = (t.base.clone(), t.token.clone());
+    blocking(move || {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg("umask 000; exec \"$@\"")
+            .arg("sh")
+            .arg(BOXFS)
+            .args(["login", "--api-url", &base, "--token", &token])
+            .env("HOME", dir.path().join("home"))
+            .env("XDG_CONFIG_HOME", dir.path().join("config"))
+            .env("XDG_DATA_HOME", dir.path().join("data"))
+            .stdin(Stdio::null());
+        for (var, _) in std::env::vars() {
+            if var.starts_with("BOXFS_") {
+                cmd.env_remove(var);
+            }
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        for private_dir in ["config", "config/boxfs", "data", "data/boxfs"] {
+            assert_eq!(mode(&dir.path().join(private_dir)), 0o700, "{private_dir}");
+        }
+        for private_file in ["config/boxfs/config.toml", "data/boxfs/tokens.json"] {
+            assert_eq!(
+                mode(&dir.path().join(private_file)),
+                0o600,
+                "{private_file}"
+            );
+        }
+    })
+    .await;
+}
