@@ -141,8 +141,9 @@ pub struct MountArgs {
     /// Act as this user (admins and service accounts: Box's As-User header).
     #[arg(long, value_name = "USER_ID", env = "BOXFS_AS_USER")]
     pub as_user: Option<String>,
-    /// Where file content is cached (default: one directory per mount point under the XDG
-    /// cache directory).
+    /// Where file content is cached and writes are staged (default: one directory per mount
+    /// point under the XDG cache directory). An existing directory must be empty or boxfs's,
+    /// and one mount at a time uses it.
     #[arg(long, value_name = "DIR", env = "BOXFS_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Bound of the content cache, in bytes (suffixes K, M, G, T) [default: 8G].
