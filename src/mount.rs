@@ -8,7 +8,10 @@
 //! Background mode: `boxfs mount` without `--foreground` starts itself again as a detached
 //! child (`--foreground` plus [`READY_ENV`]), relays the child's messages until the child says
 //! the mount is ready, and exits 0 then (or with the child's error). The child then sends its
-//! log to a file instead of the terminal that is about to go away.
+//! log to a file instead of the terminal that is about to go away. Flags that may carry a
+//! secret reach the child through a pipe, never its command line ([`crate::secret_args`]),
+//! and it inherits no other descriptor. Before anything touches the cache directory the
+//! daemon claims it ([`CacheDir`]: one daemon per cache, and only a directory boxfs made).
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
