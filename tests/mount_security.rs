@@ -49,6 +49,17 @@ fn unmount(mnt: &Path) {
     assert!(out.status.success(), "boxfs unmount: {out:?}");
 }
 
+/// Unmounts when dropped, so a failing test leaves no mount behind.
+struct UnmountOnDrop(std::path::PathBuf);
+
+impl Drop for UnmountOnDrop {
+    fn drop(&mut self) {
+        if is_mounted(&self.0) {
+            let _ = Command::new("fusermount3").arg("-uz").arg(&self.0).output();
+        }
+    }
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("test body")
 }
@@ -78,6 +89,7 @@ async fn a_background_mount_shows_no_secret_and_nothing_it_writes_is_readable_by
             ],
             &planted,
         );
+        let _guard = UnmountOnDrop(mnt.clone());
         assert!(out.status.success(), "{out:?}");
         assert_eq!(
             std::fs::read(mnt.join("hello.txt")).unwrap(),
@@ -222,6 +234,7 @@ async fn a_daemon_started_for_a_user_gets_the_users_environment_only() {
             .stdin(Stdio::null())
             .output()
             .unwrap();
+        let _guard = UnmountOnDrop(mnt.clone());
         assert!(out.status.success(), "{out:?}");
         let daemon = DaemonRecord::find(&mnt).expect("the daemon recorded itself");
         let environ = std::fs::read(format!("/proc/{}/environ", daemon.pid)).unwrap();
