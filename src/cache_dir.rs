@@ -372,6 +372,24 @@ mod tests {
     }
 
     #[test]
+    fn the_default_directory_of_an_earlier_boxfs_moves_to_the_new_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mounts = tmp.path().join("mounts");
+        std::fs::create_dir_all(mounts.join("mnt-box/staging")).unwrap();
+        std::fs::write(mounts.join("mnt-box/staging/1-2-3.data"), b"x").unwrap();
+        let new = mounts.join(mount_file_name(Path::new("/mnt/box")));
+        adopt_older_default(&mounts, Path::new("/mnt/box"), &new);
+        assert!(new.join("staging/1-2-3.data").is_file());
+        assert!(!mounts.join("mnt-box").exists());
+        // A directory that is not an earlier cache stays where it is.
+        std::fs::create_dir_all(mounts.join("mnt-other")).unwrap();
+        std::fs::write(mounts.join("mnt-other/notes.txt"), b"mine").unwrap();
+        let other = mounts.join(mount_file_name(Path::new("/mnt/other")));
+        adopt_older_default(&mounts, Path::new("/mnt/other"), &other);
+        assert!(mounts.join("mnt-other/notes.txt").is_file() && !other.exists());
+    }
+
+    #[test]
     fn a_cache_directory_of_another_user_is_refused() {
         if private_fs::euid() != 0 {
             return; // chown needs root
