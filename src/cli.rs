@@ -7,6 +7,7 @@ use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
 use crate::api::{Client, Secret};
+use crate::cache_dir::default_cache_dir;
 use crate::config::settings::{parse_octal, parse_size, SettingValue};
 use crate::config::{
     self, AuthKind, Config, Effective, Mode, Selection, Settings, Size, StoreSpec,
@@ -15,9 +16,7 @@ use crate::daemon::DaemonRecord;
 use crate::emulator::{Emulator, EmulatorConfig, Knobs};
 use crate::fs::FsOptions;
 use crate::login::LoginOptions;
-use crate::mount::{
-    default_cache_dir, identity, report_ready, unmount_path, Backend, MountRequest,
-};
+use crate::mount::{identity, report_ready, unmount_path, Backend, MountRequest};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -142,8 +141,9 @@ pub struct MountArgs {
     /// Act as this user (admins and service accounts: Box's As-User header).
     #[arg(long, value_name = "USER_ID", env = "BOXFS_AS_USER")]
     pub as_user: Option<String>,
-    /// Where file content is cached (default: one directory per mount point under the XDG
-    /// cache directory).
+    /// Where file content is cached and writes are staged (default: one directory per mount
+    /// point under the XDG cache directory). An existing directory must be empty or boxfs's,
+    /// and one mount at a time uses it.
     #[arg(long, value_name = "DIR", env = "BOXFS_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
     /// Bound of the content cache, in bytes (suffixes K, M, G, T) [default: 8G].
@@ -230,10 +230,10 @@ impl MountArgs {
             let (auth, endpoints) = config::authenticator(&eff)?;
             Backend::Api(Client::new(auth, endpoints))
         };
-        let cache_dir = v
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| default_cache_dir(&self.mountpoint));
+        let cache_dir = match &v.cache_dir {
+            Some(dir) => dir.clone(),
+            None => default_cache_dir(&self.mountpoint)?,
+        };
         Ok(MountRequest {
             mountpoint: self.mountpoint.clone(),
             backend,
@@ -263,7 +263,7 @@ impl MountArgs {
                     .clone()
                     .unwrap_or_else(|| cache_dir.join("boxfs.log")),
             ),
-            cache_dir: cache_dir.join("content"),
+            cache_dir: cache_dir.clone(),
             cache_size: v.cache_size.map_or(config::DEFAULT_CACHE_SIZE, |s| s.0),
             allow_other: v.allow_other == Some(true),
         })
@@ -274,6 +274,7 @@ impl MountArgs {
 pub async fn run_mount(args: MountArgs) -> Result<(), String> {
     let request = args.request()?;
     let log_file = request.log_file.clone();
+    let staging_dir = request.fs.staging_dir.clone().unwrap_or_default();
     let root_folder_id = request.fs.root_folder_id.clone();
     let api_url = if args.emulator {
         Some("emulator".to_string())
@@ -284,7 +285,7 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
     let control = crate::mount_status::serve_control(&mounted);
     let record = DaemonRecord::write(
         &mounted.mountpoint,
-        request_staging(&args),
+        staging_dir,
         root_folder_id,
         api_url,
         control.as_ref().map(|(path, _)| path.clone()),
@@ -299,13 +300,6 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
         record.remove();
     }
     result
-}
-
-fn request_staging(args: &MountArgs) -> PathBuf {
-    args.cache_dir
-        .clone()
-        .unwrap_or_else(|| default_cache_dir(&args.mountpoint))
-        .join("staging")
 }
 
 /// Runs `boxfs unmount`: unmounts, then waits for the daemon to finish the uploads it has

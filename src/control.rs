@@ -9,7 +9,6 @@
 //! timeouts.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,8 +43,7 @@ pub fn serve(path: &Path, handler: Handler) -> std::io::Result<JoinHandle<()>> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let listener = UnixListener::from_std(bind_private(path)?)?;
     Ok(tokio::spawn(async move {
         loop {
             match listener.accept().await {
@@ -64,6 +62,54 @@ pub fn serve(path: &Path, handler: Handler) -> std::io::Result<JoinHandle<()>> {
             }
         }
     }))
+}
+
+/// A listening socket at `path` that is 0600 from the moment it exists. The socket's mode is
+/// set on its descriptor before `bind` (Linux gives the file the socket inode's mode, less
+/// the umask), so there is no window in which others may connect and no `chmod` by path,
+/// which could be sent elsewhere by a swapped name. The umask is process-wide and other
+/// threads create files meanwhile, so it is left alone. The runtime directory the socket
+/// sits in is 0700 as well ([`crate::daemon`]), which alone already keeps others out.
+fn bind_private(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let bytes = path.as_os_str().as_encoded_bytes();
+    // SAFETY: an all-zero sockaddr_un is valid; it is filled in below.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the socket path is too long or holds a NUL",
+        ));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: plain socket(2); the descriptor is owned at once.
+    let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor nothing else owns.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let listener = std::os::unix::net::UnixListener::from(socket);
+    use std::os::fd::AsRawFd;
+    let raw = listener.as_raw_fd();
+    // SAFETY: fchmod, bind and listen on our own descriptor with a valid, initialized address.
+    let failed = unsafe {
+        libc::fchmod(raw, 0o600) != 0
+            || libc::bind(
+                raw,
+                (&addr as *const libc::sockaddr_un).cast(),
+                std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t,
+            ) != 0
+            || libc::listen(raw, 128) != 0
+    };
+    if failed {
+        return Err(std::io::Error::last_os_error());
+    }
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
 async fn answer(stream: tokio::net::UnixStream, handler: Handler) -> std::io::Result<()> {
@@ -122,6 +168,7 @@ pub fn socket_beside(record: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[tokio::test]
     async fn a_request_gets_the_handlers_answer_and_nonsense_a_refusal() {

@@ -6,15 +6,18 @@
 //! it waits for. The record also says which Box folder the mount shows and on which API,
 //! so that `boxfs search` can print its results as paths inside a running mount, and where
 //! the daemon's control socket is ([`crate::control`]: `boxfs status`, and the progress line
-//! of `boxfs unmount`). The directory is created private to the user (0700).
+//! of `boxfs unmount`). The directory is created private to the user (0700), records are
+//! written 0600 under a random name and renamed into place.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use std::os::unix::fs::MetadataExt;
+
+use crate::cache_dir::mount_file_name;
 use crate::fs::staging::StagingDir;
-use crate::mount::file_name_of;
 use crate::unmount_progress::UnmountProgress;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -36,40 +39,68 @@ pub struct DaemonRecord {
     path: PathBuf,
 }
 
-fn runtime_dir() -> PathBuf {
-    directories::BaseDirs::new()
-        .and_then(|d| d.runtime_dir().map(|r| r.join("boxfs")))
-        .unwrap_or_else(|| {
-            // SAFETY: getuid cannot fail.
-            let uid = unsafe { libc::getuid() };
-            std::env::temp_dir().join(format!("boxfs-{uid}"))
-        })
+/// Where daemon records and control sockets live, private to the effective user:
+/// `$XDG_RUNTIME_DIR/boxfs` when that directory is the user's own and closed to others;
+/// else `/run/boxfs` for root; else `boxfs-UID` in the temporary directory. Any of them is
+/// used only as a real directory owned by the user with mode 0700
+/// ([`crate::private_fs::check_private_dir`]): anyone can create `/tmp/boxfs-0` first.
+fn runtime_dir_for(euid: u32, xdg_runtime_dir: Option<PathBuf>, temp: &Path) -> PathBuf {
+    let usable_xdg = xdg_runtime_dir.filter(|dir| {
+        dir.is_absolute()
+            && std::fs::symlink_metadata(dir)
+                .is_ok_and(|m| m.is_dir() && m.uid() == euid && m.mode() & 0o022 == 0)
+    });
+    match usable_xdg {
+        Some(dir) => dir.join("boxfs"),
+        None if euid == 0 => PathBuf::from("/run/boxfs"),
+        None => temp.join(format!("boxfs-{euid}")),
+    }
 }
 
-fn record_path(mountpoint: &Path) -> PathBuf {
-    let abs = std::path::absolute(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
-    runtime_dir().join(format!("{}.json", file_name_of(&abs)))
+fn chosen_runtime_dir() -> PathBuf {
+    runtime_dir_for(
+        crate::private_fs::euid(),
+        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+        &std::env::temp_dir(),
+    )
 }
 
-/// The runtime directory, created private to the user if it is missing.
-fn create_runtime_dir() -> std::io::Result<PathBuf> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = runtime_dir();
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)?;
-    // An older boxfs created it with the default mode: the control sockets are in it.
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+/// The runtime directory, created private to the user if it is missing; an unsafe one is
+/// refused with a message that names it and its owner.
+fn create_runtime_dir() -> Result<PathBuf, String> {
+    let dir = chosen_runtime_dir();
+    crate::private_fs::ensure_private_dir(&dir, crate::private_fs::euid())?;
     Ok(dir)
+}
+
+/// The runtime directory if it exists and is safe to read records from (a record planted
+/// by someone else could name any socket).
+fn existing_runtime_dir() -> Option<PathBuf> {
+    let dir = chosen_runtime_dir();
+    match crate::private_fs::check_private_dir(&dir, crate::private_fs::euid()) {
+        Ok(()) => Some(dir),
+        Err(e) => {
+            if dir.exists() {
+                log::warn!("{e}");
+            }
+            None
+        }
+    }
+}
+
+/// The record's file name for `mountpoint` (the mount point made absolute).
+fn record_name(mountpoint: &Path) -> String {
+    let abs = std::path::absolute(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
+    format!("{}.json", mount_file_name(&abs))
 }
 
 /// Where the daemon of `mountpoint` listens for `boxfs status` (the runtime directory is
 /// created if needed).
-pub fn control_socket_path(mountpoint: &Path) -> std::io::Result<PathBuf> {
-    create_runtime_dir()?;
-    Ok(crate::control::socket_beside(&record_path(mountpoint)))
+pub fn control_socket_path(mountpoint: &Path) -> Result<PathBuf, String> {
+    let dir = create_runtime_dir()?;
+    Ok(crate::control::socket_beside(
+        &dir.join(record_name(mountpoint)),
+    ))
 }
 
 /// Whether `pid` is a live process (a zombie waiting for its parent is not).
@@ -93,7 +124,15 @@ impl DaemonRecord {
         api_url: Option<String>,
         control_socket: Option<PathBuf>,
     ) -> Option<DaemonRecord> {
-        let path = record_path(mountpoint);
+        let dir = match create_runtime_dir() {
+            Ok(dir) => dir,
+            Err(e) => {
+                log::warn!("cannot record the daemon: {e}");
+                return None;
+            }
+        };
+        let name = record_name(mountpoint);
+        let path = dir.join(&name);
         let record = DaemonRecord {
             pid: std::process::id(),
             mountpoint: std::path::absolute(mountpoint)
@@ -105,13 +144,8 @@ impl DaemonRecord {
             path: path.clone(),
         };
         let write = || -> std::io::Result<()> {
-            create_runtime_dir()?;
-            let tmp = path.with_extension("json.tmp");
-            std::fs::write(
-                &tmp,
-                serde_json::to_vec(&record).map_err(std::io::Error::other)?,
-            )?;
-            std::fs::rename(&tmp, &path)
+            let bytes = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
+            crate::private_fs::replace_file(&dir, &name, &bytes)
         };
         match write() {
             Ok(()) => Some(record),
@@ -124,7 +158,7 @@ impl DaemonRecord {
 
     /// The live daemon of `mountpoint`, if one recorded itself.
     pub fn find(mountpoint: &Path) -> Option<DaemonRecord> {
-        let path = record_path(mountpoint);
+        let path = existing_runtime_dir()?.join(record_name(mountpoint));
         let bytes = std::fs::read(&path).ok()?;
         let mut record: DaemonRecord = serde_json::from_slice(&bytes).ok()?;
         record.path = path;
@@ -133,7 +167,7 @@ impl DaemonRecord {
 
     /// Every live daemon that recorded itself.
     pub fn running() -> Vec<DaemonRecord> {
-        let Ok(dir) = std::fs::read_dir(runtime_dir()) else {
+        let Some(Ok(dir)) = existing_runtime_dir().map(std::fs::read_dir) else {
             return Vec::new();
         };
         dir.filter_map(Result::ok)
@@ -164,7 +198,8 @@ impl DaemonRecord {
 
     /// A record left by a daemon that is gone (it was killed): the pid it named.
     pub fn stale(mountpoint: &Path) -> Option<u32> {
-        let bytes = std::fs::read(record_path(mountpoint)).ok()?;
+        let path = existing_runtime_dir()?.join(record_name(mountpoint));
+        let bytes = std::fs::read(path).ok()?;
         let record: DaemonRecord = serde_json::from_slice(&bytes).ok()?;
         (!alive(record.pid)).then_some(record.pid)
     }
@@ -203,5 +238,44 @@ impl DaemonRecord {
         } else if pending > 0 {
             eprintln!("boxfs: all uploads done");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_runtime_directory_is_the_users_own_or_root_s_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let temp = Path::new("/tmp");
+        let me = crate::private_fs::euid();
+        let xdg = tmp.path().join("xdg");
+        std::fs::create_dir(&xdg).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(
+            runtime_dir_for(me, Some(xdg.clone()), temp),
+            xdg.join("boxfs")
+        );
+        // Writable by others, or someone else's: not used.
+        std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let fallback = if me == 0 {
+            PathBuf::from("/run/boxfs")
+        } else {
+            temp.join(format!("boxfs-{me}"))
+        };
+        assert_eq!(runtime_dir_for(me, Some(xdg.clone()), temp), fallback);
+        std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(
+            runtime_dir_for(me + 1, Some(xdg.clone()), temp),
+            temp.join(format!("boxfs-{}", me + 1))
+        );
+        assert_eq!(runtime_dir_for(0, None, temp), PathBuf::from("/run/boxfs"));
+        assert_eq!(runtime_dir_for(1000, None, temp), temp.join("boxfs-1000"));
+        assert_eq!(
+            runtime_dir_for(1000, Some("relative".into()), temp),
+            temp.join("boxfs-1000")
+        );
     }
 }

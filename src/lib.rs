@@ -4,6 +4,7 @@
 //! benchmark runs against.
 
 pub mod api;
+pub mod cache_dir;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -18,8 +19,10 @@ pub mod login;
 pub mod mount;
 pub mod mount_helper;
 pub mod mount_status;
+pub mod private_fs;
 pub mod run_as;
 pub mod sd_notify;
 pub mod search_cli;
+pub mod secret_args;
 pub mod status_cli;
 pub mod unmount_progress;

@@ -10,7 +10,12 @@ fn main() {
     if let Some(code) = boxfs::mount_helper::run_if_invoked_as_helper() {
         std::process::exit(code);
     }
-    let cli = Cli::parse();
+    // A background mount's daemon: its secret flags come through a pipe, not its argv.
+    let argv = boxfs::secret_args::argv_with_received_secrets().unwrap_or_else(|message| {
+        eprintln!("boxfs: {message}");
+        std::process::exit(1);
+    });
+    let cli = Cli::parse_from(argv);
     // Before any thread starts: the mount helper may change user (setuid=).
     let offline = match &cli.command {
         Command::MountHelper(args) => std::process::exit(boxfs::mount_helper::run(args)),
@@ -30,7 +35,7 @@ fn main() {
         });
         if !foreground {
             let argv: Vec<_> = std::env::args_os().skip(1).collect();
-            if let Err(message) = boxfs::mount::spawn_daemon(argv) {
+            if let Err(message) = boxfs::mount::spawn_daemon(argv, None) {
                 eprintln!("boxfs: {message}");
                 std::process::exit(1);
             }

@@ -8,7 +8,10 @@
 //! Background mode: `boxfs mount` without `--foreground` starts itself again as a detached
 //! child (`--foreground` plus [`READY_ENV`]), relays the child's messages until the child says
 //! the mount is ready, and exits 0 then (or with the child's error). The child then sends its
-//! log to a file instead of the terminal that is about to go away.
+//! log to a file instead of the terminal that is about to go away. Flags that may carry a
+//! secret reach the child through a pipe, never its command line ([`crate::secret_args`]),
+//! and it inherits no other descriptor. Before anything touches the cache directory the
+//! daemon claims it ([`CacheDir`]: one daemon per cache, and only a directory boxfs made).
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
@@ -25,6 +28,7 @@ use crate::api::endpoints::Endpoints;
 use crate::api::events::StreamType;
 use crate::api::types::User;
 use crate::api::Client;
+use crate::cache_dir::CacheDir;
 use crate::emulator::{Emulator, EmulatorConfig};
 use crate::fs::attr::Identity;
 use crate::fs::content_cache::ContentCache;
@@ -75,6 +79,7 @@ pub struct MountRequest {
     pub backend: Backend,
     pub as_user: Option<String>,
     pub fs: FsOptions,
+    /// The cache directory ([`CacheDir`]): content in `content/`, held locked while mounted.
     pub cache_dir: PathBuf,
     pub cache_size: u64,
     pub allow_other: bool,
@@ -90,30 +95,8 @@ pub struct Mounted {
     session: Option<BackgroundSession>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     emulator: Option<Emulator>,
-}
-
-/// The default content-cache directory of a mount point: one per mount point under the XDG
-/// cache directory, so two mounts never evict each other's chunks.
-pub fn default_cache_dir(mountpoint: &Path) -> PathBuf {
-    let base = directories::ProjectDirs::from("", "", "boxfs")
-        .map(|d| d.cache_dir().to_path_buf())
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("mounts").join(file_name_of(mountpoint))
-}
-
-/// A mount point as one file name (`/mnt/box` → `mnt-box`).
-pub fn file_name_of(mountpoint: &Path) -> String {
-    let name: String = mountpoint
-        .to_string_lossy()
-        .trim_matches('/')
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    if name.is_empty() {
-        "root".into()
-    } else {
-        name
-    }
+    /// Held until the daemon is done with the cache (its uploads included).
+    _cache: CacheDir,
 }
 
 /// The source the mount shows: [`SOURCE_ENV`] when the mount helper set it to something a
@@ -214,12 +197,17 @@ impl MountRequest {
         let mountpoint = std::path::absolute(&self.mountpoint)
             .map_err(|e| format!("mount point {}: {e}", self.mountpoint.display()))?;
         check_mountpoint(&mountpoint)?;
+        // Before anything reads or cleans the cache or the staged files: one daemon each.
+        let cache_dir = self.cache_dir.clone();
+        let claimed = tokio::task::spawn_blocking(move || CacheDir::claim(&cache_dir))
+            .await
+            .map_err(|e| e.to_string())??;
         let (client, emulator, me) = self.client().await?;
         let account = Account {
             login: me.login,
             name: me.name,
             user_id: me.id,
-            api_url: client.endpoints().api.to_string(),
+            api_url: crate::api::secret::redact_url(&client.endpoints().api),
             as_user: self.as_user.clone(),
             root_folder_id: self.fs.root_folder_id.clone(),
         };
@@ -227,8 +215,9 @@ impl MountRequest {
             Some(id) => client.as_user(id),
             None => client,
         };
-        let cache = ContentCache::open(&self.cache_dir, self.cache_size)
-            .map_err(|e| format!("content cache {}: {e}", self.cache_dir.display()))?;
+        let content_dir = self.cache_dir.join("content");
+        let cache = ContentCache::open(&content_dir, self.cache_size)
+            .map_err(|e| format!("content cache {}: {e}", content_dir.display()))?;
         let (queue, invalidations) = KernelQueue::new();
         let fs = Arc::new(BoxFs::new(
             client,
@@ -326,6 +315,7 @@ impl MountRequest {
             session: Some(session),
             tasks,
             emulator,
+            _cache: claimed,
         })
     }
 
@@ -468,27 +458,61 @@ impl Mounted {
 }
 
 /// `boxfs mount` without `--foreground`: starts the daemon as a detached child and returns
-/// when it is ready (exit 0) or has failed (its message, exit 1).
-pub fn spawn_daemon(args: Vec<OsString>) -> Result<(), String> {
+/// when it is ready (exit 0) or has failed (its message, exit 1). Flags that may carry a
+/// secret reach the child through a pipe, not its command line ([`crate::secret_args`]).
+/// `env`, when given, is the child's whole environment (a mount helper that changed user).
+/// The child inherits no descriptor but its standard ones and that pipe.
+pub fn spawn_daemon(
+    args: Vec<OsString>,
+    env: Option<Vec<(OsString, OsString)>>,
+) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the boxfs binary: {e}"))?;
+    let (public, secret) = crate::secret_args::split(args);
+    let pipe = match secret.is_empty() {
+        true => None,
+        false => Some(
+            crate::secret_args::SecretPipe::new(&secret)
+                .map_err(|e| format!("cannot start the mount daemon: {e}"))?,
+        ),
+    };
     let mut cmd = Command::new(exe);
-    cmd.args(args)
+    if let Some(env) = env {
+        cmd.env_clear().envs(env);
+    }
+    cmd.args(public)
         .arg("--foreground")
         .env(READY_ENV, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    // SAFETY: setsid is async-signal-safe; the child leaves our session and terminal so it
-    // survives the shell that started it.
+    use std::os::fd::AsRawFd;
+    let keep = pipe.as_ref().map(|p| p.read.as_raw_fd());
+    if let Some(fd) = keep {
+        cmd.env(crate::secret_args::SECRETS_FD_ENV, fd.to_string());
+    }
+    // SAFETY: only async-signal-safe calls (setsid, close_range or fcntl) between fork and
+    // exec. setsid: the child leaves our session and terminal so it survives the shell that
+    // started it. Every descriptor above 2 that mount(8), a shell or root's session left open
+    // is closed at exec, except the pipe of secret flags.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::setsid();
+            close_inherited_descriptors();
+            if let Some(fd) = keep {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             Ok(())
         });
     }
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start the mount daemon: {e}"))?;
+    if let Some(pipe) = pipe {
+        pipe.send()
+            .map_err(|e| format!("cannot pass the secret flags to the mount daemon: {e}"))?;
+    }
     let stdout = child.stdout.take().expect("piped");
     for line in BufReader::new(stdout).lines() {
         match line {
@@ -501,6 +525,31 @@ pub fn spawn_daemon(args: Vec<OsString>) -> Result<(), String> {
     Err(format!(
         "the mount daemon exited ({status}) before the mount was ready"
     ))
+}
+
+/// Marks every descriptor above 2 close-on-exec (between fork and exec: no allocation).
+/// close_range(2) does it in one call; kernels before 5.11 lack the flag, so then each
+/// descriptor up to the limit is marked.
+fn close_inherited_descriptors() {
+    // SAFETY: plain system calls on descriptor numbers; none is closed before exec.
+    unsafe {
+        if libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) == 0
+        {
+            return;
+        }
+        let limit = match libc::sysconf(libc::_SC_OPEN_MAX) {
+            n if n > 0 => n.min(1 << 20) as i32,
+            _ => 1024,
+        };
+        for fd in 3..limit {
+            libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        }
+    }
 }
 
 /// In the daemon child: tell the waiting parent the mount is ready, then send our output to
@@ -517,13 +566,10 @@ pub fn report_ready(log_file: Option<&Path>) {
     let target = log_file
         .and_then(|p| {
             if let Some(dir) = p.parent() {
-                let _ = std::fs::create_dir_all(dir);
+                let _ = crate::private_fs::create_dirs_private(dir);
             }
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .ok()
+            // Private whatever the umask: the log names files and folders.
+            crate::private_fs::open_private_append(p).ok()
         })
         .or_else(|| {
             std::fs::OpenOptions::new()

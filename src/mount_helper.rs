@@ -106,7 +106,8 @@ const IGNORED_WITH_VALUE: &[&str] = &["user", "comment"];
 const NOT_OPTIONS: &[&str] = &["mountpoint", "profile", "foreground", "help"];
 
 /// Secrets do not belong in /etc/fstab (world-readable) or on a command line (`ps` shows it).
-const SECRETS: &[&str] = &["token", "client_secret"];
+/// A token store may carry a Redis password or a command's secret arguments.
+const SECRETS: &[&str] = &["token", "client_secret", "token_store"];
 
 /// What the helper runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +176,21 @@ pub fn translate(helper: &HelperArgs) -> Result<Translation, String> {
                 "option {name}: secrets do not belong in mount options (fstab is readable by \
                  everyone); put `{key}` in the profile of the configuration file, or use \
                  `boxfs login`"
+            ));
+        }
+        if key == "api_url"
+            && value.is_some_and(|v| {
+                v.split("//").nth(1).is_some_and(|rest| {
+                    rest.split('/')
+                        .next()
+                        .is_some_and(|host| host.contains('@'))
+                })
+            })
+        {
+            return Err(format!(
+                "option {name}: a URL with user:password@ does not belong in mount options \
+                 (fstab is readable by everyone); put `api_url` in the profile of the \
+                 configuration file"
             ));
         }
         match (key.as_str(), value) {
@@ -269,10 +285,14 @@ pub fn run(helper: &HelperArgs) -> i32 {
         }
         eprintln!("{HELPER_NAME}: boxfs {}", translation.args.join(" "));
     }
+    let mut daemon_env = None;
     if let Some(user) = &translation.run_as {
-        if let Err(message) = crate::run_as::become_user(user) {
-            eprintln!("{HELPER_NAME}: {message}");
-            return EXIT_USAGE;
+        match crate::run_as::become_user(user) {
+            Ok(env) => daemon_env = env,
+            Err(message) => {
+                eprintln!("{HELPER_NAME}: {message}");
+                return EXIT_USAGE;
+            }
         }
     }
     // The configuration is read as the user the mount runs as, so a missing profile or a bad
@@ -295,9 +315,13 @@ pub fn run(helper: &HelperArgs) -> i32 {
     if helper.fake {
         return 0;
     }
-    // Still one thread: the daemon inherits the variable.
-    std::env::set_var(crate::mount::SOURCE_ENV, &helper.source);
-    match crate::mount::spawn_daemon(translation.args.into_iter().map(OsString::from).collect()) {
+    match &mut daemon_env {
+        Some(env) => env.push((crate::mount::SOURCE_ENV.into(), (&helper.source).into())),
+        // Still one thread: the daemon inherits the variable.
+        None => std::env::set_var(crate::mount::SOURCE_ENV, &helper.source),
+    }
+    let args = translation.args.into_iter().map(OsString::from).collect();
+    match crate::mount::spawn_daemon(args, daemon_env) {
         Ok(()) => 0,
         Err(message) => {
             eprintln!("{HELPER_NAME}: {message}");
@@ -456,6 +480,17 @@ mod tests {
         assert!(err("-", "cache_size").contains("needs a value"));
         assert!(err("-", "token=abc").contains("secrets"));
         assert!(err("-", "client_secret=abc").contains("secrets"));
+        let store = err("-", "token_store=redis://:pw@h/0");
+        assert!(
+            store.contains("configuration file") && !store.contains(":pw@"),
+            "{store}"
+        );
+        let url = err("-", "api_url=https://me:pw@h/box");
+        assert!(
+            url.contains("configuration file") && !url.contains(":pw@"),
+            "{url}"
+        );
+        assert!(translate(&helper("-", "api_url=http://h/box")).is_ok());
         assert!(err("-", "foreground").contains("unknown option"));
         assert!(err("-", "profile=x").contains("unknown option"));
         assert!(err("-", "emulator,api_url=http://x").contains("do not go together"));
@@ -492,7 +527,7 @@ mod tests {
         }
         assert!(!names
             .iter()
-            .any(|n| ["token=", "client_secret=", "profile="]
+            .any(|n| ["token=", "client_secret=", "token_store=", "profile="]
                 .iter()
                 .any(|p| n.starts_with(p))));
         // Every listed option translates.

@@ -192,8 +192,11 @@ pub fn serve_control(
         ControlRequest::Status => serde_json::to_value(daemon.status())
             .unwrap_or_else(|e| json!({ "error": e.to_string() })),
     });
-    let started = crate::daemon::control_socket_path(&mounted.mountpoint)
-        .and_then(|path| crate::control::serve(&path, handler).map(|task| (path, task)));
+    let started = crate::daemon::control_socket_path(&mounted.mountpoint).and_then(|path| {
+        crate::control::serve(&path, handler)
+            .map(|task| (path.clone(), task))
+            .map_err(|e| format!("{}: {e}", path.display()))
+    });
     match started {
         Ok(served) => Some(served),
         Err(e) => {

@@ -19,7 +19,12 @@ pub struct Endpoints {
 }
 
 fn parse(s: &str) -> Result<Url, BoxError> {
-    Url::parse(s).map_err(|e| BoxError::Config(format!("'{s}' is not a valid URL: {e}")))
+    Url::parse(s).map_err(|e| {
+        BoxError::Config(format!(
+            "'{}' is not a valid URL: {e}",
+            super::secret::redact_url_text(s)
+        ))
+    })
 }
 
 impl Endpoints {
@@ -39,7 +44,10 @@ impl Endpoints {
         let base = base.trim_end_matches('/');
         let url = parse(base)?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err(BoxError::Config(format!("'{base}' is not an http(s) URL")));
+            return Err(BoxError::Config(format!(
+                "'{}' is not an http(s) URL",
+                super::secret::redact_url_text(base)
+            )));
         }
         Endpoints::from_parts(
             &format!("{base}/2.0"),

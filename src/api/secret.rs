@@ -48,7 +48,7 @@ impl From<&str> for Secret {
 }
 
 /// Query and form keys whose values are secrets.
-const SECRET_KEYS: [&str; 12] = [
+const SECRET_KEYS: [&str; 13] = [
     // A realtime long-poll URL's channel lets anyone listen to the account's events.
     "channel",
     "access_token",
@@ -62,14 +62,21 @@ const SECRET_KEYS: [&str; 12] = [
     "subject_token",
     "actor_token",
     "passphrase",
+    // redis+unix:///run/redis.sock?pass=…
+    "pass",
 ];
 
 pub fn is_secret_key(key: &str) -> bool {
     SECRET_KEYS.iter().any(|k| k.eq_ignore_ascii_case(key))
 }
 
-/// A URL fit for a log line: the values of secret query parameters are replaced.
+/// A URL fit for a log line: a password (`user:password@`) and the values of secret query
+/// parameters are replaced.
 pub fn redact_url(url: &url::Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
     if url.query().is_none() {
         return url.to_string();
     }
@@ -87,6 +94,24 @@ pub fn redact_url(url: &url::Url) -> String {
     let mut out = url.clone();
     out.query_pairs_mut().clear().extend_pairs(pairs);
     out.to_string()
+}
+
+/// A URL written in text (a setting, a message) fit to be shown, as [`redact_url`]. Text
+/// that does not parse as a URL is shown with everything before an `@` replaced.
+pub fn redact_url_text(text: &str) -> String {
+    match url::Url::parse(text) {
+        // Shown as written (no trailing `/` added) when there is nothing to hide.
+        Ok(url)
+            if url.password().is_none() && !url.query_pairs().any(|(k, _)| is_secret_key(&k)) =>
+        {
+            text.to_string()
+        }
+        Ok(url) => redact_url(&url),
+        Err(_) => match text.rsplit_once('@') {
+            Some((_, host)) => format!("***@{host}"),
+            None => text.to_string(),
+        },
+    }
 }
 
 /// A JSON value fit for a log line: values under secret keys are replaced, recursively.
@@ -135,6 +160,24 @@ mod tests {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s:?} {s}"), "Secret(***) ***");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn passwords_in_urls_never_show() {
+        for (text, hidden) in [
+            ("redis+unix:///run/redis.sock?db=0&pass=hunter2", "hunter2"),
+            ("redis://:hunter2@h:6379/0?key=k", "hunter2"),
+            ("https://me:hunter2@box.example.com/base", "hunter2"),
+            ("not a url but:hunter2@host", "hunter2"),
+        ] {
+            let shown = redact_url_text(text);
+            assert!(!shown.contains(hidden), "{text} -> {shown}");
+        }
+        assert_eq!(
+            redact_url_text("https://me:pw@h/base"),
+            "https://me:***@h/base"
+        );
+        assert_eq!(redact_url_text("http://h"), "http://h");
     }
 
     #[test]

@@ -286,6 +286,10 @@ impl Effective {
                 {
                     value = format!("file ({})", self.token_store_shown());
                 }
+                // An API behind a proxy may carry `user:password@`.
+                if key == "api_url" {
+                    value = crate::api::secret::redact_url_text(&value);
+                }
                 let source = match self.source(key) {
                     Some(s) => self.describe(key, s),
                     None => "not set".into(),
@@ -380,7 +384,9 @@ mod tests {
     #[test]
     fn show_masks_secrets_and_names_sources() {
         let c = config(
-            "client_secret = \"hunter2\"\ntoken_store = \"redis://:pw@h/0\"\n",
+            "client_secret = \"hunter2\"\ntoken_store = \"redis://:pw@h/0\"\n\
+             api_url = \"https://me:apipw@proxy.example/box\"\n\
+             [profiles.unix]\ntoken_store = \"redis+unix:///run/r.sock?db=1&pass=sockpw\"\n",
             "default",
         );
         let env = |v: &str| (v == "BOXFS_TOKEN").then(|| "tok-123".to_string());
@@ -388,9 +394,25 @@ mod tests {
             .resolve_with_env(Settings::default(), &env)
             .unwrap()
             .show();
-        for secret in ["hunter2", "tok-123", ":pw@"] {
+        for secret in ["hunter2", "tok-123", ":pw@", "apipw"] {
             assert!(!shown.contains(secret), "{shown}");
         }
+        let mut unix = c.clone();
+        unix.profile = "unix".into();
+        let eff = unix.resolve_with_env(Settings::default(), &env).unwrap();
+        assert!(!eff.show().contains("sockpw"), "{}", eff.show());
+        assert!(eff.show().contains("/run/r.sock"), "{}", eff.show());
+        // Errors about the URL do not quote the password either.
+        let bad = Settings {
+            api_url: Some("ftp://me:apipw@h".into()),
+            ..Settings::default()
+        };
+        let err = c
+            .resolve_with_env(bad, &env)
+            .unwrap()
+            .endpoints()
+            .unwrap_err();
+        assert!(!err.contains("apipw") && err.contains("ftp://"), "{err}");
         assert!(
             shown.contains("environment variable BOXFS_TOKEN"),
             "{shown}"

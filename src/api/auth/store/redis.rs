@@ -31,15 +31,10 @@ else
 end
 "#;
 
-/// A Redis URL fit for messages: the password replaced.
+/// A Redis URL fit for messages: the password (`:pw@`, or `?pass=` of `redis+unix://`)
+/// replaced.
 pub(crate) fn redact_url_str(spec: &str) -> String {
-    match url::Url::parse(spec) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => spec.to_string(),
-    }
+    crate::api::secret::redact_url_text(spec)
 }
 
 pub struct RedisTokenStore {
