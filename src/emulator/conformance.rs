@@ -658,7 +658,13 @@ impl Validator {
                 return Response::from_parts(parts, Body::empty());
             }
         };
-        let found = self.find_violations(method.as_str(), template, status, &bytes, partial);
+        let mut found = self.find_violations(method.as_str(), template, status, &bytes, partial);
+        found.extend(undocumented_error_code(
+            method.as_str(),
+            template,
+            status,
+            &bytes,
+        ));
         self.record(&found);
         Response::from_parts(parts, Body::from(bytes))
     }
@@ -819,6 +825,32 @@ impl Validator {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+}
+
+/// An error body whose `code` Box does not document for its status (see
+/// [`super::error_codes`]).
+fn undocumented_error_code(
+    method: &str,
+    template: &str,
+    status: u16,
+    body: &[u8],
+) -> Option<String> {
+    if status < 400 {
+        return None;
+    }
+    let value: Value = serde_json::from_slice(body).ok()?;
+    if value.get("type").and_then(Value::as_str) != Some("error") {
+        return None;
+    }
+    let code = value.get("code").and_then(Value::as_str)?;
+    (!super::error_codes::is_documented(status, code)).then(|| {
+        format!(
+            "{} {} {status}: /code: `{code}` is not an error code Box documents for {status} \
+             (error_codes.rs)",
+            method.to_ascii_uppercase(),
+            openapi_path(template)
+        )
+    })
 }
 
 /// Shortens a message that quotes a large instance, keeping both ends (the instance starts
@@ -1104,6 +1136,27 @@ mod tests {
         assert!(
             found[0].starts_with("GET /users/me 200: /id: "),
             "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn error_codes_come_from_box_table() {
+        let body = |status: u16, code: &str| {
+            json!({"type": "error", "status": status, "code": code}).to_string()
+        };
+        let t = "/2.0/folders";
+        assert_eq!(
+            undocumented_error_code("POST", t, 409, body(409, "item_name_in_use").as_bytes()),
+            None
+        );
+        let v = undocumented_error_code("POST", t, 404, body(404, "item_name_in_use").as_bytes());
+        assert!(v.is_some_and(|l| l.starts_with("POST /folders 404: /code: `item_name_in_use`")));
+        assert!(undocumented_error_code("POST", t, 400, body(400, "made_up").as_bytes()).is_some());
+        // Not an error body, or not an error status: nothing to say.
+        assert_eq!(undocumented_error_code("POST", t, 200, b"{}"), None);
+        assert_eq!(
+            undocumented_error_code("POST", t, 400, br#"{"error": "invalid_grant"}"#),
+            None
         );
     }
 

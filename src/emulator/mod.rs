@@ -11,6 +11,7 @@ pub mod collaborations;
 pub mod conformance;
 pub mod demo;
 pub mod error;
+pub mod error_codes;
 pub mod events;
 pub mod files;
 pub mod folders;
