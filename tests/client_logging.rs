@@ -270,7 +270,10 @@ async fn no_secret_is_ever_logged() {
     let with_token = Request::new(Method::GET, endpoints.api("/users/me"))
         .query("access_token", &access)
         .unauthenticated();
+    // That query parameter is not in Box's description: expected to break it.
+    t.expect_bad(true);
     let _ = user.empty(with_token).await;
+    t.expect_bad(false);
     let err = user.user("99999999").await.unwrap_err();
     assert!(err.is_not_found());
     shown.push_str(&format!("{err} {err:?}"));

@@ -9,33 +9,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use boxfs::emulator::EmulatorConfig;
-use common::TestEmu;
+use common::{venv_python, TestEmu};
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The venv's python, or a failure that says how to make it.
-fn venv_python() -> PathBuf {
-    let python = manifest_dir().join("target/client-venv/bin/python");
-    let ok = python.exists()
-        && std::process::Command::new(&python)
-            .args(["-c", "import boxsdk, jwt, cryptography"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-    assert!(
-        ok,
-        "{} with boxsdk is missing: run `bash .ci/install-deps` once (it creates target/client-venv \
-         from tests/clients/requirements.txt){}",
-        python.display(),
-        if std::env::var_os("CI").is_some() {
-            "; CI must run .ci/install-deps before the tests"
-        } else {
-            ""
-        }
-    );
-    python
 }
 
 const LONGPOLL_TIMEOUT: u64 = 2;

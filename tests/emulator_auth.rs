@@ -156,6 +156,8 @@ async fn authorization_code_flow_with_rotating_refresh() {
 #[tokio::test]
 async fn token_endpoint_refuses_bad_input() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let (client_id, secret) = creds(&t);
     let (s, e) = token_call(&t, &[("client_id", &client_id)]).await;
     assert_eq!(
@@ -225,6 +227,7 @@ async fn token_endpoint_refuses_bad_input() {
         .to_str()
         .unwrap()
         .contains("error=unsupported_response_type"));
+    t.expect_bad(false);
 }
 
 #[tokio::test]

@@ -83,6 +83,8 @@ async fn folder_move_may_rename_in_the_same_request() {
 #[tokio::test]
 async fn file_update_sets_content_modified_at() {
     let t = TestEmu::start().await;
+    // The last request below breaks Box's description on purpose.
+    t.expect_bad(true);
     let f = t.upload_file("0", "f.txt", b"x").await;
     let id = f["id"].as_str().unwrap();
     let (s, r) = t
@@ -104,6 +106,7 @@ async fn file_update_sets_content_modified_at() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    t.expect_bad(false);
 }
 
 /// boxsdk's `File.promote_version`: an old version becomes current again, as a new version.

@@ -10,6 +10,8 @@ use serde_json::json;
 #[tokio::test]
 async fn collaborator_reaches_the_folder_until_removed() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let (s, user) = t
         .post_json(
             "/users",
@@ -82,4 +84,5 @@ async fn collaborator_reaches_the_folder_until_removed() {
         )
         .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+    t.expect_bad(false);
 }

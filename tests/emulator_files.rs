@@ -245,6 +245,8 @@ async fn get_file_standard_fields_and_conditional_get() {
 #[tokio::test]
 async fn bad_ids_and_bad_input_get_box_errors() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let r = root(&t);
     let dir = folder(&t, r, "Dir");
     let id = file(&t, r, "a.txt", b"a");
@@ -359,6 +361,7 @@ async fn bad_ids_and_bad_input_get_box_errors() {
         400,
         "bad_request",
     );
+    t.expect_bad(false);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -730,6 +733,8 @@ async fn locks_block_other_users() {
 #[tokio::test]
 async fn delete_restore_and_purge_a_file() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let r = root(&t);
     let dir = folder(&t, r, "Dir");
     let id = file(&t, dir, "gone.txt", b"bye");
@@ -810,6 +815,7 @@ async fn delete_restore_and_purge_a_file() {
     assert!(!store(&t).items.contains_key(&id.parse::<Id>().unwrap()));
     let (_, body) = get(&t, "/folders/trash/items").await;
     assert_eq!(body["total_count"], 0);
+    t.expect_bad(false);
 }
 
 #[tokio::test]
@@ -976,6 +982,8 @@ async fn folder_trash_inspect_restore_and_purge() {
 #[tokio::test]
 async fn trash_listing_pages_and_sorts() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let r = root(&t);
     let mut ids = Vec::new();
     for i in 0..7 {
@@ -1090,6 +1098,7 @@ async fn trash_listing_pages_and_sorts() {
     );
     let (_, body) = get(&t, "/folders/trash/items?limit=5000").await;
     assert_eq!(body["limit"], 1000);
+    t.expect_bad(false);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1098,6 +1107,8 @@ async fn trash_listing_pages_and_sorts() {
 #[tokio::test]
 async fn copy_files() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let r = root(&t);
     let dst = folder(&t, r, "Dest");
     let id = file(&t, r, "orig.txt", b"version one");
@@ -1211,6 +1222,7 @@ async fn copy_files() {
         404,
         "trashed",
     );
+    t.expect_bad(false);
 }
 
 #[tokio::test]
@@ -1683,6 +1695,8 @@ async fn shared_link_create_update_download_and_remove() {
 #[tokio::test]
 async fn shared_link_rules_are_enforced() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let r = root(&t);
     let id = file(&t, r, "rules.txt", b"r");
     let id2 = file(&t, r, "other.txt", b"o");
@@ -1835,11 +1849,14 @@ async fn shared_link_rules_are_enforced() {
             .count()
             == 2
     );
+    t.expect_bad(false);
 }
 
 #[tokio::test]
 async fn shared_items_and_the_boxapi_header() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let r = root(&t);
     let dir = folder(&t, r, "Public");
     let inner = file(&t, dir, "inside.txt", b"inside");
@@ -2093,6 +2110,7 @@ async fn shared_items_and_the_boxapi_header() {
     )
     .await;
     assert_eq!(status, 200);
+    t.expect_bad(false);
 }
 
 #[test]

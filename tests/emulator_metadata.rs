@@ -59,6 +59,8 @@ async fn typed_template(t: &TestEmu) -> Value {
 #[tokio::test]
 async fn templates_are_created_listed_and_read() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let eid = t.emulator().info.enterprise_id.clone();
     let tpl = typed_template(&t).await;
     assert_eq!(tpl["type"], "metadata_template");
@@ -191,6 +193,7 @@ async fn templates_are_created_listed_and_read() {
         .get("/metadata_templates/enterprise/contractInfo/schema")
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    t.expect_bad(false);
 }
 
 #[tokio::test]
@@ -281,6 +284,8 @@ async fn properties_instance_lifecycle_on_a_file() {
 #[tokio::test]
 async fn values_are_checked_against_the_template() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     typed_template(&t).await;
     let me = fx::admin(&t);
     let f = fx::file(&t, me, fx::root(&t, me), "deal.pdf", b"%PDF");
@@ -371,11 +376,14 @@ async fn values_are_checked_against_the_template() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    t.expect_bad(false);
 }
 
 #[tokio::test]
 async fn patches_are_atomic() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     typed_template(&t).await;
     let me = fx::admin(&t);
     let f = fx::file(&t, me, fx::root(&t, me), "deal.pdf", b"%PDF");
@@ -456,11 +464,14 @@ async fn patches_are_atomic() {
     let (status, updated) = patch(&t, &path, json!([])).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(updated["$version"], 2);
+    t.expect_bad(false);
 }
 
 #[tokio::test]
 async fn folders_have_metadata_but_the_root_does_not() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let me = fx::admin(&t);
     let root = fx::root(&t, me);
     let d = fx::folder(&t, me, root, "Projects");
@@ -499,6 +510,7 @@ async fn folders_have_metadata_but_the_root_does_not() {
     }
     let (status, _) = t.get(&format!("/folders/{root}/metadata")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    t.expect_bad(false);
 }
 
 #[tokio::test]

@@ -145,6 +145,8 @@ async fn finds_names_descriptions_and_text() {
 #[tokio::test]
 async fn operators_phrases_and_content_types() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let tr = tree(&t);
     let q = |s: &str| format!("query={}", enc(s));
     assert_eq!(
@@ -183,11 +185,14 @@ async fn operators_phrases_and_content_types() {
     assert_eq!(ids(&descriptions), set(&[tr.projects, tr.readme]));
     let (status, _) = t.get("/search?query=x&content_types=smell").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    t.expect_bad(false);
 }
 
 #[tokio::test]
 async fn filters_narrow_the_results() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let tr = tree(&t);
     let me = fx::admin(&t);
 
@@ -314,11 +319,14 @@ async fn filters_narrow_the_results() {
         .unwrap()
         .clone();
     assert_eq!(trashed["item_status"], "trashed");
+    t.expect_bad(false);
 }
 
 #[tokio::test]
 async fn paging_fields_and_sorting() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let me = fx::admin(&t);
     let root = fx::root(&t, me);
     let mut made = Vec::new();
@@ -366,11 +374,14 @@ async fn paging_fields_and_sorting() {
     assert_eq!(wrapped["type"], "search_results_with_shared_links");
     assert_eq!(wrapped["entries"][0]["type"], "search_result");
     assert_eq!(wrapped["entries"][0]["item"]["type"], "file");
+    t.expect_bad(false);
 }
 
 #[tokio::test]
 async fn bad_input_is_a_400() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let (status, body) = t.get("/search").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["type"], "error");
@@ -401,11 +412,14 @@ async fn bad_input_is_a_400() {
     // A query with nothing searchable finds nothing.
     let body = search(&t, "query=-").await;
     assert_eq!(body["total_count"], 0);
+    t.expect_bad(false);
 }
 
 #[tokio::test]
 async fn metadata_filters() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let me = fx::admin(&t);
     let root = fx::root(&t, me);
     let (status, _) = t
@@ -529,4 +543,5 @@ async fn metadata_filters() {
             "{body}"
         );
     }
+    t.expect_bad(false);
 }

@@ -93,6 +93,8 @@ async fn upload_with_chunked_transfer_encoding() {
 #[tokio::test]
 async fn attributes_after_the_file_is_refused() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let attrs = json!({"name": "late.txt", "parent": {"id": "0"}}).to_string();
     let body = raw_multipart(&[
         ("file", true, b"content first"),
@@ -118,6 +120,7 @@ async fn attributes_after_the_file_is_refused() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{out}");
     assert_eq!(out["code"], "metadata_after_file_contents");
+    t.expect_bad(false);
 }
 
 #[tokio::test]
@@ -142,6 +145,8 @@ async fn content_md5_mismatch_stores_nothing() {
 #[tokio::test]
 async fn bad_attributes_are_refused() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     for (attrs, status, code) in [
         (json!({"parent": {"id": "0"}}), 400, "bad_request"),
         (json!({"name": "a.txt"}), 400, "bad_request"),
@@ -188,6 +193,7 @@ async fn bad_attributes_are_refused() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(child_count(&t, root(&t)), 0);
+    t.expect_bad(false);
 }
 
 #[tokio::test]
@@ -635,6 +641,8 @@ async fn session_creation_errors() {
         ..Default::default()
     })
     .await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     t.upload_file("0", "taken.bin", b"t").await;
     for (body, status, code) in [
         (
@@ -698,11 +706,14 @@ async fn session_creation_errors() {
         assert_eq!(out["code"], code, "{body}: {out}");
     }
     assert!(t.emulator().shared.store().sessions.is_empty());
+    t.expect_bad(false);
 }
 
 #[tokio::test]
 async fn part_errors_and_idempotent_resend() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let content = Pattern::new().bytes(SESSION_SIZE);
     let (_, session) = create_session(
         &t,
@@ -801,6 +812,7 @@ async fn part_errors_and_idempotent_resend() {
     ))
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    t.expect_bad(false);
 }
 
 #[tokio::test]
@@ -863,6 +875,8 @@ async fn commit_answers_202_while_parts_are_processed() {
 #[tokio::test]
 async fn commit_errors() {
     let t = TestEmu::start().await;
+    // Some requests below break Box's description on purpose.
+    t.expect_bad(true);
     let content = Pattern::new().bytes(SESSION_SIZE);
     let (_, session) = create_session(
         &t,
@@ -928,6 +942,7 @@ async fn commit_errors() {
     // Nothing was committed and the session is still there.
     assert_eq!(child_count(&t, root(&t)), 1);
     assert_eq!(t.emulator().shared.store().sessions.len(), 1);
+    t.expect_bad(false);
 }
 
 #[tokio::test]

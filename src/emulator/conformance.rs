@@ -1,7 +1,9 @@
-//! Response conformance: every JSON response the emulator sends can be checked against the
-//! response schema Box's OpenAPI 3.0 description gives for that path, method and status.
-//! The integration-test harness turns this on and fails a test on any mismatch, so the
-//! emulator cannot drift from what real Box clients expect.
+//! Conformance: every JSON response the emulator sends can be checked against the response
+//! schema Box's OpenAPI 3.0 description gives for that path, method and status, and every
+//! request against the operation's parameters and body (see [`requests`]). The
+//! integration-test harness turns this on and fails a test on any mismatch, and on a run
+//! whose calls no check saw (see [`coverage`]), so neither the emulator nor the clients run
+//! against it can drift from what Box describes.
 //!
 //! OpenAPI 3.0 schemas are not plain JSON Schema, so the description is converted once at
 //! load time and handed to the `jsonschema` crate as one in-memory resource:
@@ -31,6 +33,12 @@ use jsonschema::{Draft, Registry};
 use serde_json::{json, Map, Value};
 
 use super::anyhow_like::{Result, StartError};
+
+mod coverage;
+mod requests;
+
+pub use coverage::{Coverage, NOT_DESCRIBED};
+pub use requests::{EXPECT_INVALID, MAX_CHECKED_BODY};
 
 /// The URI under which the converted description is registered.
 const DOC_URI: &str = "urn:box:openapi";
@@ -66,6 +74,8 @@ struct Operation {
     statuses: BTreeSet<String>,
     /// Statuses with an `application/json` schema.
     json_statuses: BTreeSet<String>,
+    /// What a request to this operation may carry (see [`requests`]).
+    request: requests::RequestShape,
 }
 
 /// What a response is checked against, for one operation.
@@ -138,11 +148,21 @@ fn fragment_escape(segment: &str) -> String {
     out
 }
 
-/// The OpenAPI path of a matched route: without the `/2.0` or `/api/2.0` prefix.
+/// The OpenAPI path of a matched route: without the `/2.0` or `/api/2.0` prefix. OAuth
+/// routes are described relative to their own servers: `account.box.com/api/oauth2` serves
+/// `/authorize`, and the token endpoints are also answered under `/api/oauth2`.
 fn openapi_path(template: &str) -> &str {
+    if template.ends_with("/oauth2/authorize") {
+        return "/authorize";
+    }
     let path = template
         .strip_prefix("/api/2.0")
         .or_else(|| template.strip_prefix("/2.0"))
+        .or_else(|| {
+            template
+                .strip_prefix("/api")
+                .filter(|p| p.starts_with("/oauth2/"))
+        })
         .unwrap_or(template);
     // Box's Python SDK sends its preflight to `/files/content/`: the same operation.
     match path.strip_suffix('/') {
@@ -207,6 +227,7 @@ fn convert_schema(schema: &mut Value) {
         }
     }
     fix_required_typo(map);
+    drop_undefined_required(map);
     let nullable = map.remove("nullable") == Some(Value::Bool(true));
     if !nullable {
         return;
@@ -249,6 +270,25 @@ fn fix_required_typo(map: &mut Map<String, Value>) {
                 *r = json!("access");
             }
         }
+    }
+}
+
+/// A plain object schema that requires a property it does not define cannot be met by
+/// anything Box sends or accepts (`PostOAuth2Revoke` requires `grant_type`, which token
+/// revocation does not take): such names are dropped from `required`.
+fn drop_undefined_required(map: &mut Map<String, Value>) {
+    let composite = ["$ref", "allOf", "anyOf", "oneOf", "additionalProperties"]
+        .iter()
+        .any(|k| map.contains_key(*k));
+    let Some(Value::Object(props)) = map.get("properties") else {
+        return;
+    };
+    if composite {
+        return;
+    }
+    let defined: BTreeSet<String> = props.keys().cloned().collect();
+    if let Some(Value::Array(required)) = map.get_mut("required") {
+        required.retain(|r| r.as_str().is_some_and(|r| defined.contains(r)));
     }
 }
 
@@ -419,8 +459,8 @@ fn discriminate(schemas: &Map<String, Value>, value: &mut Value) {
     }
 }
 
-/// Builds the converted document: the component schemas and, per operation, only the
-/// JSON response schemas.
+/// Builds the converted document: the component schemas and, per operation, the JSON
+/// response schemas and the request's parameter and body schemas.
 fn convert_document(spec: &Value) -> Result<(Value, Vec<Operation>)> {
     let mut schemas = spec
         .pointer("/components/schemas")
@@ -447,11 +487,13 @@ fn convert_document(spec: &Value) -> Result<(Value, Vec<Operation>)> {
             else {
                 continue;
             };
+            let (request, request_doc) = requests::RequestShape::convert(&item[method]);
             let mut op = Operation {
                 key: key.clone(),
                 method: method.to_string(),
                 statuses: BTreeSet::new(),
                 json_statuses: BTreeSet::new(),
+                request,
             };
             let mut out_responses = Map::new();
             for (status, response) in responses {
@@ -466,7 +508,9 @@ fn convert_document(spec: &Value) -> Result<(Value, Vec<Operation>)> {
                     op.json_statuses.insert(status.clone());
                 }
             }
-            out_item.insert(method.to_string(), json!({"responses": out_responses}));
+            let mut out_op = request_doc;
+            out_op.insert("responses".into(), Value::Object(out_responses));
+            out_item.insert(method.to_string(), Value::Object(out_op));
             operations.push(op);
         }
         out_paths.insert(key.clone(), Value::Object(out_item));
@@ -485,6 +529,8 @@ fn convert_document(spec: &Value) -> Result<(Value, Vec<Operation>)> {
 /// same file in this process (the test suite starts many emulators).
 struct Spec {
     registry: Registry,
+    /// The converted document itself, for walks the validator cannot do (unknown fields).
+    doc: Value,
     /// (method, normalized OpenAPI path without `#variation`) → operations (variations).
     operations: HashMap<(String, String), Vec<Operation>>,
     /// Schema location → compiled validator (`None`: the schema did not compile).
@@ -504,7 +550,7 @@ impl Spec {
         let (doc, ops) = convert_document(spec)?;
         let registry = Registry::options()
             .draft(Draft::Draft7)
-            .build([(DOC_URI, Draft::Draft7.create_resource(doc))])
+            .build([(DOC_URI, Draft::Draft7.create_resource(doc.clone()))])
             .map_err(|e| StartError(format!("cannot register the OpenAPI description: {e}")))?;
         let mut operations: HashMap<(String, String), Vec<Operation>> = HashMap::new();
         for op in ops {
@@ -520,6 +566,7 @@ impl Spec {
         }
         Ok(Spec {
             registry,
+            doc,
             operations,
             compiled: Mutex::new(HashMap::new()),
         })
@@ -530,6 +577,9 @@ impl Spec {
 pub struct Validator {
     spec: Arc<Spec>,
     violations: Mutex<Vec<String>>,
+    coverage: coverage::Counters,
+    /// While `Some`: requests are expected to break the description; counts those that did.
+    expecting_invalid: Mutex<Option<u64>>,
 }
 
 impl Validator {
@@ -578,6 +628,8 @@ impl Validator {
         Validator {
             spec,
             violations: Mutex::new(Vec::new()),
+            coverage: coverage::Counters::default(),
+            expecting_invalid: Mutex::new(None),
         }
     }
 
@@ -596,6 +648,7 @@ impl Validator {
         {
             return response;
         }
+        self.coverage.response_checked();
         let status = response.status().as_u16();
         let (parts, body) = response.into_parts();
         let bytes = match axum::body::to_bytes(body, usize::MAX).await {
@@ -605,7 +658,13 @@ impl Validator {
                 return Response::from_parts(parts, Body::empty());
             }
         };
-        let found = self.find_violations(method.as_str(), template, status, &bytes, partial);
+        let mut found = self.find_violations(method.as_str(), template, status, &bytes, partial);
+        found.extend(undocumented_error_code(
+            method.as_str(),
+            template,
+            status,
+            &bytes,
+        ));
         self.record(&found);
         Response::from_parts(parts, Body::from(bytes))
     }
@@ -766,6 +825,32 @@ impl Validator {
             .unwrap_or_else(|e| e.into_inner())
             .clone()
     }
+}
+
+/// An error body whose `code` Box does not document for its status (see
+/// [`super::error_codes`]).
+fn undocumented_error_code(
+    method: &str,
+    template: &str,
+    status: u16,
+    body: &[u8],
+) -> Option<String> {
+    if status < 400 {
+        return None;
+    }
+    let value: Value = serde_json::from_slice(body).ok()?;
+    if value.get("type").and_then(Value::as_str) != Some("error") {
+        return None;
+    }
+    let code = value.get("code").and_then(Value::as_str)?;
+    (!super::error_codes::is_documented(status, code)).then(|| {
+        format!(
+            "{} {} {status}: /code: `{code}` is not an error code Box documents for {status} \
+             (error_codes.rs)",
+            method.to_ascii_uppercase(),
+            openapi_path(template)
+        )
+    })
 }
 
 /// Shortens a message that quotes a large instance, keeping both ends (the instance starts
@@ -1051,6 +1136,27 @@ mod tests {
         assert!(
             found[0].starts_with("GET /users/me 200: /id: "),
             "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn error_codes_come_from_box_table() {
+        let body = |status: u16, code: &str| {
+            json!({"type": "error", "status": status, "code": code}).to_string()
+        };
+        let t = "/2.0/folders";
+        assert_eq!(
+            undocumented_error_code("POST", t, 409, body(409, "item_name_in_use").as_bytes()),
+            None
+        );
+        let v = undocumented_error_code("POST", t, 404, body(404, "item_name_in_use").as_bytes());
+        assert!(v.is_some_and(|l| l.starts_with("POST /folders 404: /code: `item_name_in_use`")));
+        assert!(undocumented_error_code("POST", t, 400, body(400, "made_up").as_bytes()).is_some());
+        // Not an error body, or not an error status: nothing to say.
+        assert_eq!(undocumented_error_code("POST", t, 200, b"{}"), None);
+        assert_eq!(
+            undocumented_error_code("POST", t, 400, br#"{"error": "invalid_grant"}"#),
+            None
         );
     }
 

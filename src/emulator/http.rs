@@ -157,12 +157,31 @@ fn router(shared: AppState) -> Router {
         .with_state(shared)
 }
 
-async fn not_found() -> ApiError {
-    ApiError::new(404, "not_found", "Not Found: no such endpoint")
+/// Marks the answer of the fallback route: a request that reached no route is not counted
+/// as an API call the validator should have checked.
+#[derive(Clone, Copy)]
+struct NoRoute;
+
+async fn not_found() -> Response {
+    let mut response =
+        ApiError::new(404, "not_found", "Not Found: no such endpoint").into_response();
+    response.extensions_mut().insert(NoRoute);
+    response
 }
 
-async fn method_not_allowed() -> ApiError {
-    ApiError::new(405, "method_not_allowed", "Method Not Allowed")
+fn is_json_response(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
+
+async fn method_not_allowed() -> Response {
+    let mut response =
+        ApiError::new(405, "method_not_allowed", "Method Not Allowed").into_response();
+    response.extensions_mut().insert(NoRoute);
+    response
 }
 
 async fn get_knobs(State(sh): State<AppState>) -> Json<Knobs> {
@@ -211,14 +230,25 @@ async fn middleware(State(sh): State<AppState>, req: Request, next: Next) -> Res
     if !control && knobs.latency_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(knobs.latency_ms)).await;
     }
+    let mut req = req;
+    if let (Some(validator), Some(template), None) = (&sh.conformance, &template, &response) {
+        req = validator.check_request(template, req).await;
+    }
     let mut response = match response {
         Some(r) => r,
         None => next.run(req).await,
     };
-    // Every error body carries a request id; give the response the same one in a header.
-    if let (Some(validator), Some(template)) = (&sh.conformance, &template) {
-        let partial = query.split('&').any(|kv| kv.starts_with("fields="));
-        response = validator.check(&method, template, partial, response).await;
+    if let Some(validator) = &sh.conformance {
+        if response.extensions().get::<NoRoute>().is_none() {
+            validator.count_call(&path, is_json_response(&response));
+            if let Some(template) = &template {
+                validator.check_route(method.as_str(), template, &path);
+            }
+        }
+        if let Some(template) = &template {
+            let partial = query.split('&').any(|kv| kv.starts_with("fields="));
+            response = validator.check(&method, template, partial, response).await;
+        }
     }
     if let Some(log) = &sh.request_log {
         let line = json!({

@@ -11,6 +11,7 @@ pub mod collaborations;
 pub mod conformance;
 pub mod demo;
 pub mod error;
+pub mod error_codes;
 pub mod events;
 pub mod files;
 pub mod folders;
@@ -57,7 +58,8 @@ pub struct EmulatorConfig {
     pub upload_session_ttl_secs: u64,
     /// Storage quota of each new user in bytes (-1 unlimited).
     pub quota_bytes: i64,
-    /// Validate every JSON response against this OpenAPI description.
+    /// Validate every request and every JSON response against this OpenAPI description
+    /// (the name predates the request checks).
     pub validate_responses: Option<PathBuf>,
     /// Answer HTTPS `CONNECT`s to Box's hosts, writing the CA certificate clients must
     /// trust to this file.
@@ -182,13 +184,22 @@ impl Emulator {
         self.shared.set_knobs(knobs)
     }
 
-    /// Responses that did not match Box's OpenAPI description so far.
+    /// Requests and responses that did not match Box's OpenAPI description so far.
     pub fn conformance_violations(&self) -> Vec<String> {
         self.shared
             .conformance
             .as_ref()
             .map(|c| c.violations())
             .unwrap_or_default()
+    }
+
+    /// With validation on: why the checks look switched off (API calls were made but none
+    /// was checked), if they do.
+    pub fn conformance_gap(&self) -> Option<String> {
+        self.shared
+            .conformance
+            .as_ref()
+            .and_then(|c| c.coverage_gap())
     }
 
     /// Stops serving and writes the state to disk (with `--data`).

@@ -40,10 +40,9 @@ fn errno_of_api(status: u16, code: &str) -> c_int {
     match code {
         "item_name_in_use" => return libc::EEXIST,
         "not_found" | "trashed" => return libc::ENOENT,
-        "access_denied"
-        | "access_denied_insufficient_permissions"
-        | "forbidden"
-        | "forbidden_by_policy" => return libc::EACCES,
+        "access_denied_insufficient_permissions" | "forbidden" | "forbidden_by_policy" => {
+            return libc::EACCES
+        }
         // A lock is still a refusal for open/write/rename; flock contexts use
         // `FsError::flock_errno`, which turns it into EWOULDBLOCK.
         CODE_ITEM_LOCKED => return libc::EACCES,
@@ -200,6 +199,49 @@ pub type FsResult<T> = Result<T, FsError>;
 mod tests {
     use super::*;
     use crate::api::error::ApiErrorInfo;
+    use crate::emulator::error_codes::{statuses_of, BOX_ERROR_CODES};
+
+    /// Every code this module gives its own errno is one Box documents (a misspelt code
+    /// would never match), and maps so at each status Box documents it for.
+    #[test]
+    fn the_mapping_follows_box_error_table() {
+        let expected: &[(&str, c_int)] = &[
+            ("item_name_in_use", libc::EEXIST),
+            ("not_found", libc::ENOENT),
+            ("trashed", libc::ENOENT),
+            ("access_denied_insufficient_permissions", libc::EACCES),
+            ("forbidden", libc::EACCES),
+            ("forbidden_by_policy", libc::EACCES),
+            (CODE_ITEM_LOCKED, libc::EACCES),
+            ("storage_limit_exceeded", libc::ENOSPC),
+            ("file_size_limit_exceeded", libc::EFBIG),
+            ("folder_not_empty", libc::ENOTEMPTY),
+            ("item_name_invalid", libc::EINVAL),
+            ("cyclical_folder_structure", libc::EINVAL),
+            ("item_name_too_long", libc::ENAMETOOLONG),
+            ("precondition_failed", libc::ESTALE),
+            ("operation_blocked_temporary", libc::EIO),
+        ];
+        for (code, errno) in expected {
+            let statuses = statuses_of(code);
+            assert!(!statuses.is_empty(), "{code} is not in Box's error table");
+            for status in statuses {
+                assert_eq!(errno_of_api(status, code), *errno, "{status} {code}");
+            }
+        }
+        // Every documented code gets an errno by its status at least: none is 0, and a
+        // refusal (401, 403) is never reported as a missing file or an I/O failure.
+        for (status, code, _) in BOX_ERROR_CODES {
+            let errno = errno_of(&api(*status, code));
+            assert_ne!(errno, 0, "{status} {code}");
+            if matches!(status, 401 | 403) {
+                assert!(
+                    matches!(errno, libc::EACCES | libc::ENOSPC | libc::EFBIG),
+                    "{status} {code}: {errno}"
+                );
+            }
+        }
+    }
 
     fn api(status: u16, code: &str) -> BoxError {
         BoxError::Api(Box::new(ApiErrorInfo {

@@ -1,6 +1,8 @@
-//! Shared harness for integration tests: an in-process emulator that checks every JSON
-//! response it sends against Box's OpenAPI description, a reqwest client, and small
-//! request helpers. Dropping a `TestEmu` fails the test if any response broke the spec.
+//! Shared harness for integration tests: an in-process emulator that checks every request
+//! it receives and every JSON response it sends against Box's OpenAPI description, a
+//! reqwest client, and small request helpers. Dropping a `TestEmu` fails the test if any
+//! request or response broke the description, or if API calls were made but none was
+//! checked (the checks must not be able to switch off unnoticed).
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -11,6 +13,29 @@ use serde_json::Value;
 
 pub fn openapi_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/box-openapi/openapi.json")
+}
+
+/// The venv's python, or a failure that says how to make it.
+pub fn venv_python() -> PathBuf {
+    let python = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/client-venv/bin/python");
+    let ok = python.exists()
+        && std::process::Command::new(&python)
+            .args(["-c", "import boxsdk, jwt, cryptography"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+    assert!(
+        ok,
+        "{} with boxsdk is missing: run `bash .ci/install-deps` once (it creates target/client-venv \
+         from tests/clients/requirements.txt){}",
+        python.display(),
+        if std::env::var_os("CI").is_some() {
+            "; CI must run .ci/install-deps before the tests"
+        } else {
+            ""
+        }
+    );
+    python
 }
 
 pub struct TestEmu {
@@ -61,6 +86,13 @@ impl TestEmu {
         self.http.request(method, url).bearer_auth(&self.token)
     }
 
+    /// A request with the admin's token that breaks Box's OpenAPI description on purpose
+    /// (to test the emulator's 400s): the validator then requires that it does.
+    pub fn bad_req(&self, method: Method, url: &str) -> reqwest::RequestBuilder {
+        self.req(method, url)
+            .header(boxfs::emulator::conformance::EXPECT_INVALID, "1")
+    }
+
     /// Sends and returns status and JSON body (Null when empty or not JSON).
     pub async fn send(rb: reqwest::RequestBuilder) -> (StatusCode, Value) {
         let resp = rb.send().await.expect("request sent");
@@ -84,6 +116,20 @@ impl TestEmu {
 
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
         Self::send(self.req(Method::DELETE, &self.api(path))).await
+    }
+
+    /// `get`, `post_json` and `put_json` for requests that break Box's description on
+    /// purpose (see [`TestEmu::bad_req`]).
+    pub async fn bad_get(&self, path: &str) -> (StatusCode, Value) {
+        Self::send(self.bad_req(Method::GET, &self.api(path))).await
+    }
+
+    pub async fn bad_post_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        Self::send(self.bad_req(Method::POST, &self.api(path)).json(&body)).await
+    }
+
+    pub async fn bad_put_json(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        Self::send(self.bad_req(Method::PUT, &self.api(path)).json(&body)).await
     }
 
     /// Creates a folder and returns its id.
@@ -161,9 +207,30 @@ impl TestEmu {
         (uid, token)
     }
 
-    /// Responses so far that broke Box's OpenAPI description.
+    /// Requests and responses so far that broke Box's OpenAPI description.
     pub fn violations(&self) -> Vec<String> {
         self.emulator().conformance_violations()
+    }
+
+    /// Requests until `expect_bad(false)` break Box's description on purpose; at least one
+    /// of them must (see `Validator::expect_invalid_requests`).
+    pub fn expect_bad(&self, on: bool) {
+        self.emulator()
+            .shared
+            .conformance
+            .as_ref()
+            .expect("test emulators validate")
+            .expect_invalid_requests(on);
+    }
+
+    /// How many requests and responses were checked so far.
+    pub fn coverage(&self) -> boxfs::emulator::conformance::Coverage {
+        self.emulator()
+            .shared
+            .conformance
+            .as_ref()
+            .expect("test emulators validate")
+            .coverage()
     }
 }
 
@@ -175,10 +242,13 @@ impl Drop for TestEmu {
         let violations = self.violations();
         assert!(
             violations.is_empty(),
-            "{} response(s) do not match Box's OpenAPI description:\n{}",
+            "{} request(s) or response(s) do not match Box's OpenAPI description:\n{}",
             violations.len(),
             violations.join("\n")
         );
+        if let Some(gap) = self.emulator().conformance_gap() {
+            panic!("{gap}");
+        }
     }
 }
 pub mod mount;

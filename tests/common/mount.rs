@@ -10,6 +10,9 @@ use std::time::{Duration, Instant};
 
 use super::TestEmu;
 
+/// How long `TestMount::start` waits for the daemon to say it serves the mount.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub struct TestMount {
     pub root: PathBuf,
     pub cache_dir: PathBuf,
@@ -55,15 +58,33 @@ impl TestMount {
             .spawn()
             .expect("boxfs runs");
         let stdout = child.stdout.take().expect("stdout");
-        let ready = BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .any(|l| l.contains("boxfs-mount-ready"));
-        assert!(
-            ready,
-            "boxfs mount did not become ready: {:?}",
-            child.wait()
-        );
+        // The readiness line is read on its own thread, so a daemon that hangs before it
+        // fails the test after `READY_TIMEOUT` instead of blocking it forever.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let ready = BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .any(|l| l.contains("boxfs-mount-ready"));
+            let _ = tx.send(ready);
+        });
+        match rx.recv_timeout(READY_TIMEOUT) {
+            Ok(true) => {}
+            Ok(false) => panic!(
+                "boxfs mount did not become ready: {:?}\n{}",
+                child.wait(),
+                std::fs::read_to_string(&log_file).unwrap_or_default()
+            ),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = Command::new("fusermount3").arg("-uz").arg(&root).output();
+                panic!(
+                    "boxfs mount was not ready within {READY_TIMEOUT:?}; log:\n{}",
+                    std::fs::read_to_string(&log_file).unwrap_or_default()
+                );
+            }
+        }
         TestMount {
             root,
             cache_dir,
