@@ -73,7 +73,7 @@ fn grant(
     user: Id,
     client_id: &str,
     kind: TokenKind,
-    ttl: u64,
+    ttl: i64,
 ) -> serde_json::Value {
     let access = issue_token(store, user, client_id, kind, ttl);
     let mut out = json!({
