@@ -40,7 +40,7 @@ pub fn token_lifetime(expires_in: &serde_json::Value) -> Option<Duration> {
         serde_json::Value::String(s) => s.trim().parse::<f64>().ok()?,
         _ => return None,
     };
-    if !(secs >= 0.0) {
+    if secs.is_nan() || secs < 0.0 {
         return None;
     }
     Some(Duration::from_secs_f64(
