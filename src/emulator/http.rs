@@ -65,15 +65,9 @@ pub async fn start(config: EmulatorConfig) -> StartResult<Emulator> {
         p.save(&store)?;
     }
     let request_log = match &config.request_log {
-        Some(path) => Some(Mutex::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| {
-                    StartError(format!("cannot open request log {}: {e}", path.display()))
-                })?,
-        )),
+        Some(path) => Some(Mutex::new(open_request_log(path).map_err(|e| {
+            StartError(format!("cannot open request log {}: {e}", path.display()))
+        })?)),
         None => None,
     };
     let conformance = config
@@ -132,6 +126,40 @@ pub async fn start(config: EmulatorConfig) -> StartResult<Emulator> {
         }
     });
     Ok(Emulator::from_parts(info, shared, tx, task))
+}
+
+/// The request log, 0600 whatever the umask (an existing one is made so): it records who did
+/// what, which is nobody else's business.
+fn open_request_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
+/// A request's path as the log shows it: download URLs carry their credential in the path
+/// (`/dl/<token>`), which is replaced.
+fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/dl/") {
+        Some(_) => "/dl/[redacted]".to_string(),
+        None => path.to_string(),
+    }
+}
+
+/// A query as the log shows it: the realtime long-poll's `channel=` value is a credential.
+fn loggable_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("channel") => format!("{k}=[redacted]"),
+            _ => kv.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn router(shared: AppState) -> Router {
@@ -223,8 +251,8 @@ async fn middleware(State(sh): State<AppState>, req: Request, next: Next) -> Res
     if let Some(log) = &sh.request_log {
         let line = json!({
             "method": method.as_str(),
-            "path": path,
-            "query": query,
+            "path": loggable_path(&path),
+            "query": loggable_query(&query),
             "status": response.status().as_u16(),
             "as_user": as_user,
             "duration_ms": started.elapsed().as_secs_f64() * 1000.0,
@@ -476,4 +504,40 @@ pub fn empty_body() -> Body {
 
 pub fn is_method(m: &Method, want: &str) -> bool {
     m.as_str() == want
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_request_log_hides_download_tokens_and_realtime_channels() {
+        assert_eq!(loggable_path("/dl/s3cr3t-token"), "/dl/[redacted]");
+        assert_eq!(
+            loggable_path("/2.0/files/1/content"),
+            "/2.0/files/1/content"
+        );
+        assert_eq!(
+            loggable_query("channel=abc123&stream_type=all&Channel=x"),
+            "channel=[redacted]&stream_type=all&Channel=[redacted]"
+        );
+        assert_eq!(loggable_query("fields=name"), "fields=name");
+        assert_eq!(loggable_query(""), "");
+    }
+
+    #[test]
+    fn the_request_log_is_private_even_if_it_existed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("requests.jsonl");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(open_request_log(&path).unwrap());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let fresh = tmp.path().join("new.jsonl");
+        drop(open_request_log(&fresh).unwrap());
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 }
