@@ -28,6 +28,11 @@ use super::{Emulator, EmulatorConfig, Knobs, Shared};
 
 pub type AppState = Arc<Shared>;
 
+/// The largest request body any route but the uploads reads (JSON, forms): anything
+/// larger is refused with 413 as it arrives, so an unauthenticated client cannot make the
+/// process buffer what it likes.
+pub const MAX_BODY: usize = 1 << 20;
+
 pub fn new_request_id() -> String {
     let n: u64 = rand::thread_rng().gen();
     format!("{n:016x}")
@@ -181,7 +186,7 @@ fn router(shared: AppState) -> Router {
             shared.clone(),
             middleware,
         ))
-        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared)
 }
 
@@ -243,6 +248,15 @@ async fn middleware(State(sh): State<AppState>, req: Request, next: Next) -> Res
         Some(r) => r,
         None => next.run(req).await,
     };
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json(&response) {
+        // axum's own refusal is plain text; Box answers with its error JSON.
+        response = ApiError::new(
+            413,
+            "request_entity_too_large",
+            format!("Request body exceeds the limit of {MAX_BODY} bytes"),
+        )
+        .into_response();
+    }
     // Every error body carries a request id; give the response the same one in a header.
     if let (Some(validator), Some(template)) = (&sh.conformance, &template) {
         let partial = query.split('&').any(|kv| kv.starts_with("fields="));
@@ -262,6 +276,14 @@ async fn middleware(State(sh): State<AppState>, req: Request, next: Next) -> Res
         let _ = writeln!(f, "{line}");
     }
     response
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"))
 }
 
 fn inject_fault(conn: Option<&ConnInfo>) -> Response {
