@@ -202,7 +202,33 @@ async fn get_knobs(State(sh): State<AppState>) -> Json<Knobs> {
     Json(sh.knobs())
 }
 
-async fn put_knobs(State(sh): State<AppState>, body: Bytes) -> ApiResult<Json<Knobs>> {
+/// Changing the knobs can slow, fault or starve every client: only the admin may (a valid
+/// access token of the enterprise's admin user, such as the developer token `boxfs emulator`
+/// prints first).
+fn require_admin(sh: &Shared, headers: &HeaderMap) -> ApiResult<()> {
+    let token = bearer(headers).ok_or_else(ApiError::unauthorized)?;
+    let store = sh.store();
+    let now = chrono::Utc::now();
+    let t = store
+        .access_tokens
+        .get(&token)
+        .filter(|t| t.expires_at > now)
+        .ok_or_else(ApiError::unauthorized)?;
+    if t.user != store.admin {
+        return Err(ApiError::forbidden(
+            "access_denied_insufficient_permissions",
+            "Only the emulator's admin may change its knobs",
+        ));
+    }
+    Ok(())
+}
+
+async fn put_knobs(
+    State(sh): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Knobs>> {
+    require_admin(&sh, &headers)?;
     let knobs: Knobs = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("bad knobs: {e}")))?;
     sh.set_knobs(knobs.clone());
