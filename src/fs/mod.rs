@@ -227,7 +227,9 @@ impl From<InodeError> for FsError {
             InodeError::NoSuchInode(_) | InodeError::RemovedSince(_) => libc::ENOENT,
             InodeError::NotADirectory(_) => libc::ENOTDIR,
             InodeError::Root => libc::EBUSY,
-            InodeError::MoveUnderItself | InodeError::EmptyName => libc::EINVAL,
+            InodeError::MoveUnderItself | InodeError::EmptyName | InodeError::UnusableName(_) => {
+                libc::EINVAL
+            }
         };
         FsError::new(errno, e.to_string())
     }
