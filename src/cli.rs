@@ -452,8 +452,14 @@ pub struct EmulatorArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub commit_retry_polls: u32,
     /// Lifetime of access tokens (OAuth, JWT, client credentials).
-    #[arg(long, default_value_t = 3600, value_name = "SECS")]
-    pub token_ttl: u64,
+    /// Any value, even negative, is answered as `expires_in` (to test clients).
+    #[arg(
+        long,
+        default_value_t = 3600,
+        value_name = "SECS",
+        allow_negative_numbers = true
+    )]
+    pub token_ttl: i64,
     /// How long a realtime long-poll waits before answering `reconnect`.
     #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub longpoll_timeout: u64,

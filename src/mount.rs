@@ -295,13 +295,13 @@ impl MountRequest {
             log::info!("{recovered} file(s) staged by an earlier run are being uploaded");
         }
         let tasks = vec![
-            tokio::spawn(kernel::drain(
+            kernel::spawn_drain(
                 invalidations,
                 CacheAwareNotifier {
                     fs: fs.clone(),
                     kernel: FuseNotifier(notifier),
                 },
-            )),
+            ),
             follower.spawn(position),
             fs.spawn_uploader(),
         ];

@@ -35,12 +35,12 @@ fn shared_app_config() -> &'static str {
 
 impl Setup {
     /// An emulator with an app config written for it, and a request log.
-    async fn start(token_ttl_secs: u64) -> Setup {
+    async fn start(token_ttl_secs: i64) -> Setup {
         Setup::start_with(token_ttl_secs, false).await
     }
 
     /// With `fresh_app`, the emulator generates the app config file itself.
-    async fn start_with(token_ttl_secs: u64, fresh_app: bool) -> Setup {
+    async fn start_with(token_ttl_secs: i64, fresh_app: bool) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("config.json");
         let log_path = dir.path().join("requests.jsonl");

@@ -277,3 +277,34 @@ async fn a_spent_refresh_token_is_a_clear_typed_error() {
     // A still works.
     client(&t, Arc::new(a)).me().await.unwrap();
 }
+
+#[tokio::test]
+async fn absurd_token_lifetimes_are_clamped_and_the_new_pair_is_kept() {
+    for ttl in [1_000_000_000_000_000_000i64, i64::MAX, -5] {
+        let t = TestEmu::start_with(EmulatorConfig {
+            token_ttl_secs: ttl,
+            ..EmulatorConfig::default()
+        })
+        .await;
+        let (auth, seen) = oauth(&t);
+        let first = login(&t, &auth).await;
+        let year = chrono::Utc::now() + chrono::Duration::days(367);
+        match first.expires_at {
+            Some(at) => assert!(ttl > 0 && at < year, "ttl {ttl}: expires {at}"),
+            None => assert!(ttl < 0, "ttl {ttl}: a negative lifetime is unknown"),
+        }
+        // A refresh, where a panic would lose the pair Box just rotated: it is handed on.
+        let auth = Arc::new(auth);
+        auth.refresh(&first.access_token).await.unwrap();
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 2, "ttl {ttl}");
+        assert_ne!(seen[1].refresh_token, first.refresh_token);
+        assert_eq!(auth.tokens().as_ref(), Some(&seen[1]));
+        if ttl > 0 {
+            assert_eq!(
+                client(&t, auth.clone()).me().await.unwrap().login,
+                "admin@example.com"
+            );
+        }
+    }
+}

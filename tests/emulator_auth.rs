@@ -577,3 +577,17 @@ async fn users_me_reports_quota() {
     let (s, _) = t.post_json("/users", json!({"name": "No Login"})).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn unauthenticated_authorizations_keep_a_bounded_number_of_codes() {
+    let t = TestEmu::start().await;
+    let max = boxfs::emulator::auth::MAX_AUTH_CODES;
+    let mut last = String::new();
+    for i in 0..max + 50 {
+        last = authorize(&t, &format!("s{i}")).await.0;
+    }
+    let held = t.emulator().shared.store().auth_codes.len();
+    assert!(held <= max, "{held} codes held");
+    // The newest code still works.
+    assert!(t.emulator().shared.store().auth_codes.contains_key(&last));
+}

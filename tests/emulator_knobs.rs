@@ -125,18 +125,27 @@ async fn faults_are_injected_and_never_half_applied() {
 async fn knobs_can_be_changed_over_http() {
     let t = TestEmu::start().await;
     let url = format!("{}/_emulator/knobs", t.base);
+    let change = json!({"latency_ms": 5, "duplicate_event_rate": 0.5});
+    // Without a token, or with another user's, nothing changes.
+    let resp = t.http.put(&url).json(&change).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let (_, other_token) = t.other_user(None);
     let resp = t
         .http
         .put(&url)
-        .json(&json!({"latency_ms": 5, "duplicate_event_rate": 0.5}))
+        .bearer_auth(&other_token)
+        .json(&change)
         .send()
         .await
         .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(t.emulator().knobs().latency_ms, 0);
+    let resp = t.req(Method::PUT, &url).json(&change).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(t.emulator().knobs().latency_ms, 5);
     let got: Value = t.http.get(&url).send().await.unwrap().json().await.unwrap();
     assert_eq!(got["duplicate_event_rate"], 0.5);
-    let resp = t.http.put(&url).body("{nope").send().await.unwrap();
+    let resp = t.req(Method::PUT, &url).body("{nope").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
 }
 

@@ -643,3 +643,52 @@ async fn links_and_special_files_are_refused_and_fallbacks_work() {
     })
     .await;
 }
+
+/// Box allows names a directory entry cannot carry; the emulator's API refuses most of them,
+/// so they go into its store directly. Such items are left out with a warning, and the rest
+/// of the folder lists and reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_linux_cannot_show_are_left_out_and_the_folder_still_lists() {
+    use boxfs::emulator::store::{ItemKind, Version};
+    let emu = Arc::new(TestEmu::start().await);
+    let long = "l".repeat(256);
+    {
+        let mut store = emu.emulator().shared.store();
+        let admin = store.admin;
+        let root = store.users[&admin].root_folder;
+        let now = chrono::Utc::now();
+        for name in ["a/b", "nul\0x", ".", "..", long.as_str(), "fine.txt"] {
+            let data = bytes::Bytes::from(format!("content of {name}"));
+            let sha1 = hex::encode(Sha1::digest(&data));
+            let size = data.len() as u64;
+            store.blobs.insert(sha1.clone(), data);
+            let mut f = store.new_item(ItemKind::File, name, root, admin, admin, now);
+            let id = store.alloc_id();
+            f.versions.push(Version {
+                id,
+                sha1,
+                size,
+                name: name.into(),
+                created_at: now,
+                modified_by: admin,
+            });
+            store.insert_item(f);
+        }
+    }
+    let e = emu.clone();
+    tokio::task::spawn_blocking(move || {
+        let m = TestMount::start(&e, &[]);
+        let names: Vec<String> = std::fs::read_dir(&m.root)
+            .expect("readdir works")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, vec!["fine.txt".to_string()]);
+        assert_eq!(
+            std::fs::read_to_string(m.path("fine.txt")).expect("read"),
+            "content of fine.txt"
+        );
+        assert!(m.log().contains("leaving out Box item"), "{}", m.log());
+    })
+    .await
+    .expect("test body");
+}

@@ -190,7 +190,77 @@ async fn a_small_cache_size_bounds_the_content_cache() {
     .await;
 }
 
-/// Bytes of regular files under `dir`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_in_a_cached_chunk_is_caught_and_read_again() {
+    let log = tempfile::NamedTempFile::new().expect("log");
+    let emu = emu_with_log(log.path()).await;
+    let data = pattern(3 << 20, 21);
+    let sha1 = seed_file(&emu, "rot.bin", data);
+    let e = emu.clone();
+    blocking(move || {
+        let m = TestMount::start(&e, &[]);
+        assert_eq!(sha1_of_file(&m.path("rot.bin")), sha1);
+        // Chunks are stored off the reply path: wait for all three.
+        let content = m.cache_dir.join("content");
+        let chunks = || -> Vec<std::path::PathBuf> {
+            let mut found = Vec::new();
+            let mut stack = vec![content.clone()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if e.path().is_dir() {
+                        stack.push(e.path());
+                    } else if name.parse::<u64>().is_ok() {
+                        found.push(e.path());
+                    }
+                }
+            }
+            found.sort();
+            found
+        };
+        assert!(
+            common::mount::eventually(std::time::Duration::from_secs(10), || chunks().len() == 3)
+                .is_some(),
+            "chunks cached: {:?}",
+            chunks()
+        );
+        // Bit rot in the middle chunk.
+        let victim = chunks()
+            .into_iter()
+            .find(|p| p.file_name().is_some_and(|n| n == "1"))
+            .expect("chunk 1");
+        let mut bytes = std::fs::read(&victim).expect("chunk");
+        bytes[12_345] ^= 0x20;
+        std::fs::write(&victim, &bytes).expect("flip");
+        // The kernel's copy must go too, or the next read never reaches the daemon.
+        std::fs::write("/proc/sys/vm/drop_caches", "1").expect("drop_caches (needs root)");
+        let before = downloads(&log_path_of(&e));
+        assert_eq!(sha1_of_file(&m.path("rot.bin")), sha1);
+        assert!(
+            downloads(&log_path_of(&e)) > before,
+            "the damaged chunk was fetched again"
+        );
+        let warnings = m.log().matches("fails its checksum").count();
+        assert_eq!(
+            warnings,
+            1,
+            "one warning for the damaged chunk:\n{}",
+            m.log()
+        );
+    })
+    .await;
+}
+
+fn log_path_of(emu: &TestEmu) -> std::path::PathBuf {
+    emu.emulator()
+        .shared
+        .config
+        .request_log
+        .clone()
+        .expect("request log")
+}
+
+/// Bytes of cached chunks under `dir`.
 fn du(dir: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![dir.to_path_buf()];
@@ -200,7 +270,8 @@ fn du(dir: &Path) -> u64 {
             if meta.is_dir() {
                 stack.push(e.path());
             } else if e.file_name() != "meta" {
-                total += meta.len();
+                // What the cache accounts: chunk bytes, without each chunk's 8-byte hash.
+                total += meta.len().saturating_sub(8);
             }
         }
     }

@@ -73,7 +73,7 @@ fn grant(
     user: Id,
     client_id: &str,
     kind: TokenKind,
-    ttl: u64,
+    ttl: i64,
 ) -> serde_json::Value {
     let access = issue_token(store, user, client_id, kind, ttl);
     let mut out = json!({
@@ -96,6 +96,27 @@ fn grant(
         out["refresh_token"] = json!(refresh);
     }
     out
+}
+
+/// Auth codes waiting to be exchanged, at most. Authorizing needs no authentication, so
+/// without a bound every request would grow the store until the codes expire.
+pub const MAX_AUTH_CODES: usize = 1000;
+
+/// Makes room for one more auth code: expired ones go, then the oldest.
+fn bound_auth_codes(store: &mut Store) {
+    let now = Utc::now();
+    store.auth_codes.retain(|_, c| c.expires_at > now);
+    while store.auth_codes.len() >= MAX_AUTH_CODES {
+        let oldest = store
+            .auth_codes
+            .iter()
+            .min_by_key(|(_, c)| c.expires_at)
+            .map(|(code, _)| code.clone());
+        match oldest {
+            Some(code) => store.auth_codes.remove(&code),
+            None => break,
+        };
+    }
 }
 
 async fn token(State(sh): State<AppState>, body: Bytes) -> ApiResult<Response> {
@@ -404,6 +425,7 @@ fn authorize_inner(sh: &AppState, q: &HashMap<String, String>) -> Response {
         None => store.admin,
     };
     let code = random_token(32);
+    bound_auth_codes(&mut store);
     store.auth_codes.insert(
         code.clone(),
         AuthCode {

@@ -28,6 +28,11 @@ use super::{Emulator, EmulatorConfig, Knobs, Shared};
 
 pub type AppState = Arc<Shared>;
 
+/// The largest request body any route but the uploads reads (JSON, forms): anything
+/// larger is refused with 413 as it arrives, so an unauthenticated client cannot make the
+/// process buffer what it likes.
+pub const MAX_BODY: usize = 1 << 20;
+
 pub fn new_request_id() -> String {
     let n: u64 = rand::thread_rng().gen();
     format!("{n:016x}")
@@ -65,15 +70,9 @@ pub async fn start(config: EmulatorConfig) -> StartResult<Emulator> {
         p.save(&store)?;
     }
     let request_log = match &config.request_log {
-        Some(path) => Some(Mutex::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| {
-                    StartError(format!("cannot open request log {}: {e}", path.display()))
-                })?,
-        )),
+        Some(path) => Some(Mutex::new(open_request_log(path).map_err(|e| {
+            StartError(format!("cannot open request log {}: {e}", path.display()))
+        })?)),
         None => None,
     };
     let conformance = config
@@ -134,6 +133,40 @@ pub async fn start(config: EmulatorConfig) -> StartResult<Emulator> {
     Ok(Emulator::from_parts(info, shared, tx, task))
 }
 
+/// The request log, 0600 whatever the umask (an existing one is made so): it records who did
+/// what, which is nobody else's business.
+fn open_request_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    Ok(file)
+}
+
+/// A request's path as the log shows it: download URLs carry their credential in the path
+/// (`/dl/<token>`), which is replaced.
+fn loggable_path(path: &str) -> String {
+    match path.strip_prefix("/dl/") {
+        Some(_) => "/dl/[redacted]".to_string(),
+        None => path.to_string(),
+    }
+}
+
+/// A query as the log shows it: the realtime long-poll's `channel=` value is a credential.
+fn loggable_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if k.eq_ignore_ascii_case("channel") => format!("{k}=[redacted]"),
+            _ => kv.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 fn router(shared: AppState) -> Router {
     Router::new()
         .merge(super::auth::routes())
@@ -153,7 +186,7 @@ fn router(shared: AppState) -> Router {
             shared.clone(),
             middleware,
         ))
-        .layer(axum::extract::DefaultBodyLimit::disable())
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared)
 }
 
@@ -188,7 +221,33 @@ async fn get_knobs(State(sh): State<AppState>) -> Json<Knobs> {
     Json(sh.knobs())
 }
 
-async fn put_knobs(State(sh): State<AppState>, body: Bytes) -> ApiResult<Json<Knobs>> {
+/// Changing the knobs can slow, fault or starve every client: only the admin may (a valid
+/// access token of the enterprise's admin user, such as the developer token `boxfs emulator`
+/// prints first).
+fn require_admin(sh: &Shared, headers: &HeaderMap) -> ApiResult<()> {
+    let token = bearer(headers).ok_or_else(ApiError::unauthorized)?;
+    let store = sh.store();
+    let now = chrono::Utc::now();
+    let t = store
+        .access_tokens
+        .get(&token)
+        .filter(|t| t.expires_at > now)
+        .ok_or_else(ApiError::unauthorized)?;
+    if t.user != store.admin {
+        return Err(ApiError::forbidden(
+            "access_denied_insufficient_permissions",
+            "Only the emulator's admin may change its knobs",
+        ));
+    }
+    Ok(())
+}
+
+async fn put_knobs(
+    State(sh): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Knobs>> {
+    require_admin(&sh, &headers)?;
     let knobs: Knobs = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("bad knobs: {e}")))?;
     sh.set_knobs(knobs.clone());
@@ -238,6 +297,15 @@ async fn middleware(State(sh): State<AppState>, req: Request, next: Next) -> Res
         Some(r) => r,
         None => next.run(req).await,
     };
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json_response(&response) {
+        // axum's own refusal is plain text; Box answers with its error JSON.
+        response = ApiError::new(
+            413,
+            "request_entity_too_large",
+            format!("Request body exceeds the limit of {MAX_BODY} bytes"),
+        )
+        .into_response();
+    }
     if let Some(validator) = &sh.conformance {
         if response.extensions().get::<NoRoute>().is_none() {
             validator.count_call(&path, is_json_response(&response));
@@ -253,8 +321,8 @@ async fn middleware(State(sh): State<AppState>, req: Request, next: Next) -> Res
     if let Some(log) = &sh.request_log {
         let line = json!({
             "method": method.as_str(),
-            "path": path,
-            "query": query,
+            "path": loggable_path(&path),
+            "query": loggable_query(&query),
             "status": response.status().as_u16(),
             "as_user": as_user,
             "duration_ms": started.elapsed().as_secs_f64() * 1000.0,
@@ -506,4 +574,40 @@ pub fn empty_body() -> Body {
 
 pub fn is_method(m: &Method, want: &str) -> bool {
     m.as_str() == want
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_request_log_hides_download_tokens_and_realtime_channels() {
+        assert_eq!(loggable_path("/dl/s3cr3t-token"), "/dl/[redacted]");
+        assert_eq!(
+            loggable_path("/2.0/files/1/content"),
+            "/2.0/files/1/content"
+        );
+        assert_eq!(
+            loggable_query("channel=abc123&stream_type=all&Channel=x"),
+            "channel=[redacted]&stream_type=all&Channel=[redacted]"
+        );
+        assert_eq!(loggable_query("fields=name"), "fields=name");
+        assert_eq!(loggable_query(""), "");
+    }
+
+    #[test]
+    fn the_request_log_is_private_even_if_it_existed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("requests.jsonl");
+        std::fs::write(&path, b"").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(open_request_log(&path).unwrap());
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let fresh = tmp.path().join("new.jsonl");
+        drop(open_request_log(&fresh).unwrap());
+        let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
 }

@@ -50,8 +50,9 @@ pub struct EmulatorConfig {
     pub jwt_config: Option<PathBuf>,
     /// One JSON line per request.
     pub request_log: Option<PathBuf>,
-    /// Lifetime of OAuth, JWT and client-credentials access tokens.
-    pub token_ttl_secs: u64,
+    /// Lifetime of OAuth, JWT and client-credentials access tokens, answered as `expires_in`
+    /// as it is: tests set absurd values (10^18, negative) to check that clients survive them.
+    pub token_ttl_secs: i64,
     /// How long the realtime long-poll holds before answering `reconnect`.
     pub longpoll_timeout_secs: u64,
     /// Lifetime of chunked upload sessions.

@@ -64,7 +64,8 @@ fn is_sha1_name(name: &str) -> bool {
     name.len() == 40 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Writes `path` atomically: a temporary file in the same directory, fsync, rename.
+/// Writes `path` atomically: a temporary file in the same directory, fsync, rename. The file
+/// is 0600 whatever the umask: `state.json` holds client secrets and tokens.
 fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
@@ -73,7 +74,12 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", uuid::Uuid::new_v4().simple()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
         drop(f);
@@ -301,6 +307,9 @@ mod tests {
         let path = dir.path().join("f.json");
         write_atomic(&path, b"one").expect("write");
         write_atomic(&path, b"two").expect("write");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "state.json holds secrets");
         assert_eq!(std::fs::read(&path).expect("read"), b"two");
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .expect("list")

@@ -198,6 +198,39 @@ impl Parser {
     }
 }
 
+/// The longest `query` accepted, in bytes, and the deepest nesting of parentheses and `NOT`s.
+/// The parser and the matcher recurse, so an unbounded query (20,000 `(`) would overflow the
+/// stack and abort the whole server; it gets a 400 instead.
+const MAX_QUERY_LEN: usize = 2048;
+const MAX_QUERY_DEPTH: usize = 32;
+
+/// Refuses a query too long or nested too deep to parse safely.
+fn check_query_size(query: &str) -> ApiResult<()> {
+    if query.len() > MAX_QUERY_LEN {
+        return Err(invalid(
+            "query",
+            format!("'query' must be at most {MAX_QUERY_LEN} bytes long"),
+        ));
+    }
+    let (mut parens, mut nots, mut deepest) = (0usize, 0usize, 0usize);
+    for token in lex(query) {
+        match token {
+            Token::Open => parens += 1,
+            Token::Close => parens = parens.saturating_sub(1),
+            Token::Not => nots += 1,
+            _ => nots = 0,
+        }
+        deepest = deepest.max(parens + nots);
+    }
+    if deepest > MAX_QUERY_DEPTH {
+        return Err(invalid(
+            "query",
+            format!("'query' nests parentheses and NOTs more than {MAX_QUERY_DEPTH} deep"),
+        ));
+    }
+    Ok(())
+}
+
 fn parse_query(query: &str) -> Option<Expr> {
     let mut p = Parser {
         tokens: lex(query),
@@ -612,6 +645,9 @@ enum Trash {
 async fn search(ctx: Ctx, q: Query) -> ApiResult<Response> {
     let query = q.get("query").filter(|s| !s.trim().is_empty()).cloned();
     let mdfilters_raw = q.get("mdfilters").filter(|s| !s.trim().is_empty()).cloned();
+    if let Some(query) = &query {
+        check_query_size(query)?;
+    }
     if query.is_none() && mdfilters_raw.is_none() {
         return Err(ApiError::new(
             400,

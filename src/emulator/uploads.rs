@@ -40,6 +40,9 @@ pub fn routes() -> Router<AppState> {
             options(preflight::new_version),
         )
         .merge(sessions::routes())
+        // Content is streamed, never buffered whole: the only routes without the body limit
+        // every other route has (see `http::MAX_BODY`).
+        .layer(axum::extract::DefaultBodyLimit::disable())
 }
 
 /// Where uploaded content goes.

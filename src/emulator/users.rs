@@ -113,7 +113,7 @@ pub fn issue_token(
     user: Id,
     client_id: &str,
     kind: TokenKind,
-    ttl_secs: u64,
+    ttl_secs: i64,
 ) -> String {
     let token = random_token(32);
     store.access_tokens.insert(
@@ -122,10 +122,22 @@ pub fn issue_token(
             user,
             client_id: client_id.to_string(),
             kind,
-            expires_at: Utc::now() + chrono::Duration::seconds(ttl_secs as i64),
+            expires_at: expiry(Utc::now(), ttl_secs),
         },
     );
     token
+}
+
+/// `now + ttl_secs`, saturating: `--token-ttl` may be absurd on purpose (clients must
+/// survive a token endpoint answering `expires_in` of 10^18 or -5), and must not panic here.
+fn expiry(now: chrono::DateTime<Utc>, ttl_secs: i64) -> chrono::DateTime<Utc> {
+    chrono::TimeDelta::try_seconds(ttl_secs)
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(if ttl_secs < 0 {
+            chrono::DateTime::<Utc>::MIN_UTC
+        } else {
+            chrono::DateTime::<Utc>::MAX_UTC
+        })
 }
 
 /// On first start: the enterprise, its admin and the default app. On every start: a fresh

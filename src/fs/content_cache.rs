@@ -4,10 +4,22 @@
 //! Layout: `<dir>/<file id>/<version>/<chunk index>`, plus `<dir>/<file id>/<version>/meta`
 //! holding the file size and the chunk size the chunks were cut with. The version is Box's
 //! sha1 of the content or a file_version id, so a changed file lands in another directory and
-//! is never served stale. Chunks are written to a `.tmp-*` file and renamed into place, and
-//! every read checks the chunk's length against the size in the key, so a crash can leave
-//! nothing that passes for a valid chunk: filesystems do not persist a size beyond the data
-//! that reached disk, so a torn write reads back short (or empty) and is rejected.
+//! is never served stale. Chunks are written to a `.tmp-*` file and renamed into place.
+//!
+//! Integrity: each chunk file carries a hash of its bytes (see [`super::chunk_file`]), and
+//! every read checks the file's length and that hash before serving it, so a crash, a torn
+//! write or bit rot leaves nothing that passes for a valid chunk: a chunk that fails is
+//! deleted with one warning and read again from Box. Where the key carries Box's SHA-1 of the
+//! file, the moment the cache holds every chunk of that version (the `put` of the last missing
+//! chunk, on the blocking thread that stores chunks, never on a read) all chunks are read back
+//! and the file's SHA-1 compared with Box's; on a mismatch the whole version is dropped, with
+//! one warning. This costs one extra read of the file from disk (usually the page cache) and
+//! SHA-1 at about 1 GB/s (SHA-NI), once per assembly: a version that stays complete is not
+//! checked again, one whose chunk was evicted and fetched again is checked again when
+//! complete. Between checks the per-chunk hashes guard what was verified.
+//!
+//! Modes: the cache directory and everything under it are the user's alone whatever the
+//! umask: directories 0700, chunk and `meta` files 0600.
 //!
 //! The in-memory index (LRU order, byte counts, chunks being written) lives under one
 //! `std::sync::Mutex` that is never held across file I/O. The methods are synchronous and use
@@ -21,13 +33,16 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use bytes::Bytes;
 use lru::LruCache;
+use sha1::{Digest, Sha1};
+
+use super::chunk_file;
 
 /// Default chunk size: 1 MiB.
 pub const DEFAULT_CHUNK_SIZE: u64 = 1 << 20;
@@ -43,6 +58,9 @@ pub struct ContentKey {
     pub version: String,
     /// The size of this version in bytes; it decides how long each chunk must be.
     pub size: u64,
+    /// Box's SHA-1 of this version's content (hex), if known: the whole file is checked
+    /// against it once every chunk is cached.
+    pub sha1: Option<String>,
 }
 
 impl ContentKey {
@@ -51,7 +69,14 @@ impl ContentKey {
             file_id: file_id.into(),
             version: version.into(),
             size,
+            sha1: None,
         }
+    }
+
+    /// The same key with Box's SHA-1 of the content.
+    pub fn with_sha1(mut self, sha1: Option<&str>) -> ContentKey {
+        self.sha1 = sha1.map(str::to_ascii_lowercase);
+        self
     }
 }
 
@@ -75,6 +100,56 @@ struct Index {
     /// the eviction of its version's last chunk (as does the `meta` file, a few bytes): removing
     /// the directory then would race with a `put` of the same version. `open` clears both.
     versions: HashMap<(String, String), u64>,
+    /// Per version with chunks in `lru`: how many, and whether the whole file was checked
+    /// against Box's SHA-1 since it was last complete.
+    assembly: HashMap<(String, String), Assembly>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Assembly {
+    chunks: u64,
+    verified: bool,
+}
+
+impl Index {
+    /// Records chunk `id` of `len` bytes as cached and most recently used.
+    fn insert_chunk(&mut self, id: ChunkId, len: u64) {
+        let vkey = version_of(&id);
+        match self.lru.put(id, len) {
+            Some(old) => self.used -= old,
+            None => self.assembly.entry(vkey).or_default().chunks += 1,
+        }
+        self.used += len;
+    }
+
+    /// Forgets chunk `id`, returning its length if it was cached.
+    fn remove_chunk(&mut self, id: &ChunkId) -> Option<u64> {
+        let len = self.lru.pop(id)?;
+        self.used -= len;
+        self.uncount(id);
+        Some(len)
+    }
+
+    /// Forgets the least recently used chunk.
+    fn pop_lru(&mut self) -> Option<(ChunkId, u64)> {
+        let (id, len) = self.lru.pop_lru()?;
+        self.used -= len;
+        self.uncount(&id);
+        Some((id, len))
+    }
+
+    /// One chunk of `id`'s version fewer: the version is no longer complete, so it is checked
+    /// again once it is.
+    fn uncount(&mut self, id: &ChunkId) {
+        let vkey = version_of(id);
+        if let Some(a) = self.assembly.get_mut(&vkey) {
+            a.chunks = a.chunks.saturating_sub(1);
+            a.verified = false;
+            if a.chunks == 0 {
+                self.assembly.remove(&vkey);
+            }
+        }
+    }
 }
 
 /// A bounded on-disk cache of file content in chunks. See the module documentation.
@@ -110,7 +185,7 @@ impl ContentCache {
             ));
         }
         let dir = dir.into();
-        fs::create_dir_all(&dir)?;
+        chunk_file::create_private_dir(&dir)?;
         let cache = ContentCache {
             dir,
             max_bytes,
@@ -121,6 +196,7 @@ impl ContentCache {
                 reserved: 0,
                 writing: HashMap::new(),
                 versions: HashMap::new(),
+                assembly: HashMap::new(),
             }),
         };
         cache.rebuild()?;
@@ -171,28 +247,37 @@ impl ContentCache {
             }
             index.lru.get(&id)?;
         }
-        let path = self.chunk_path(&id);
-        match fs::read(&path) {
-            Ok(data) if data.len() as u64 == expected => Some(Bytes::from(data)),
-            Ok(data) => {
-                log::warn!(
-                    "content cache: {} has {} bytes, expected {expected}; dropping it",
-                    path.display(),
-                    data.len()
-                );
-                self.forget(&id);
-                remove_file_quietly(&path);
-                None
-            }
+        self.read_chunk(&id, expected).map(Bytes::from)
+    }
+
+    /// Reads chunk `id` from disk and checks it. A chunk that is missing, or fails its length
+    /// or hash, is dropped from the index (and disk) and reads as `None`.
+    fn read_chunk(&self, id: &ChunkId, expected: u64) -> Option<Vec<u8>> {
+        let path = self.chunk_path(id);
+        let damage = match fs::read(&path) {
+            Ok(file) => match chunk_file::decode(file, expected) {
+                Ok(data) => return Some(data),
+                Err(damage) => damage,
+            },
             Err(e) => {
                 if e.kind() != io::ErrorKind::NotFound {
                     log::warn!("content cache: reading {}: {e}", path.display());
                 }
                 // Evicted or invalidated between the index lookup and the read, or lost.
-                self.forget(&id);
-                None
+                self.forget(id);
+                return None;
             }
-        }
+        };
+        log::warn!(
+            "content cache: chunk {} of file {} (version {}) {damage}; dropping it, it will be \
+             read from Box again",
+            id.index,
+            id.file_id,
+            id.version
+        );
+        self.forget(id);
+        remove_file_quietly(&path);
+        None
     }
 
     /// Stores chunk `chunk` of `key`, evicting least recently used chunks to make room.
@@ -238,11 +323,10 @@ impl ContentCache {
             let mut victims = Vec::new();
             while index.used + index.reserved + expected > self.max_bytes {
                 // Chunks being written are not in `lru`, so they are never victims.
-                let Some((victim, len)) = index.lru.pop_lru() else {
+                let Some((victim, _)) = index.pop_lru() else {
                     // Everything left is being written: no room now.
                     return Ok(false);
                 };
-                index.used -= len;
                 victims.push(victim);
             }
             index.reserved += expected;
@@ -260,9 +344,18 @@ impl ContentCache {
         let cancelled = index.writing.remove(&id).unwrap_or(true);
         match written {
             Ok(()) if !cancelled => {
-                index.versions.insert(vkey, key.size);
-                index.lru.put(id, expected);
-                index.used += expected;
+                index.versions.insert(vkey.clone(), key.size);
+                index.insert_chunk(id, expected);
+                let now_complete = index.assembly.get_mut(&vkey).is_some_and(|a| {
+                    let first = !a.verified && a.chunks == self.chunk_count(key.size);
+                    // Marked before checking, so that two `put`s never both check.
+                    a.verified |= first;
+                    first
+                });
+                drop(index);
+                if now_complete {
+                    self.verify_whole_file(key);
+                }
                 Ok(true)
             }
             Ok(()) => {
@@ -289,9 +382,7 @@ impl ContentCache {
                 .map(|(id, _)| id.clone())
                 .collect();
             for id in doomed {
-                if let Some(len) = index.lru.pop(&id) {
-                    index.used -= len;
-                }
+                index.remove_chunk(&id);
             }
             for (id, cancelled) in index.writing.iter_mut() {
                 if id.file_id == file_id {
@@ -316,20 +407,77 @@ impl ContentCache {
         data: &[u8],
     ) -> io::Result<()> {
         let vdir = self.dir.join(&id.file_id).join(&id.version);
-        fs::create_dir_all(&vdir)?;
+        chunk_file::create_private_dirs(&vdir)?;
         if write_meta {
             let meta = format!("{size} {}\n", self.chunk_size);
-            write_atomically(&vdir, META, meta.as_bytes())?;
+            write_atomically(&vdir, META, &[meta.as_bytes()])?;
         }
-        write_atomically(&vdir, &id.index.to_string(), data)
+        let trailer = chunk_file::trailer(data);
+        write_atomically(&vdir, &id.index.to_string(), &[data, &trailer])
+    }
+
+    /// Reads every chunk of `key` back and compares the file's SHA-1 with Box's, dropping the
+    /// whole version on a mismatch. Called once the last missing chunk was stored; a chunk
+    /// that fails its own check (or vanished) ends the check: the version is incomplete again.
+    fn verify_whole_file(&self, key: &ContentKey) {
+        let Some(want) = key.sha1.as_deref().filter(|s| is_sha1_hex(s)) else {
+            return;
+        };
+        let mut hasher = Sha1::new();
+        for chunk in 0..self.chunk_count(key.size) {
+            let (Some(id), Some(expected)) = (
+                self.chunk_id(key, chunk),
+                self.expected_len(key.size, chunk),
+            ) else {
+                return;
+            };
+            let Some(data) = self.read_chunk(&id, expected) else {
+                return;
+            };
+            hasher.update(&data);
+        }
+        let got = hex::encode(hasher.finalize());
+        if got != want {
+            log::warn!(
+                "content cache: file {} (version {}) has SHA-1 {got} in the cache where Box \
+                 says {want}; dropping the cached copy, it will be read from Box again",
+                key.file_id,
+                key.version
+            );
+            self.invalidate_version(&key.file_id, &key.version);
+        }
+    }
+
+    /// Forgets and deletes one version of a file (see [`ContentCache::invalidate_file`]).
+    fn invalidate_version(&self, file_id: &str, version: &str) {
+        let of_version = |id: &ChunkId| id.file_id == file_id && id.version == version;
+        {
+            let mut index = self.lock();
+            let doomed: Vec<ChunkId> = index
+                .lru
+                .iter()
+                .map(|(id, _)| id)
+                .filter(|id| of_version(id))
+                .cloned()
+                .collect();
+            for id in doomed {
+                index.remove_chunk(&id);
+            }
+            for (id, cancelled) in index.writing.iter_mut() {
+                if of_version(id) {
+                    *cancelled = true;
+                }
+            }
+            index
+                .versions
+                .remove(&(file_id.to_string(), version.to_string()));
+        }
+        remove_anything(&self.dir.join(file_id).join(version));
     }
 
     /// Drops `id` from the index (if there) after its file turned out missing or damaged.
     fn forget(&self, id: &ChunkId) {
-        let mut index = self.lock();
-        if let Some(len) = index.lru.pop(id) {
-            index.used -= len;
-        }
+        self.lock().remove_chunk(id);
     }
 
     fn lock(&self) -> MutexGuard<'_, Index> {
@@ -408,14 +556,12 @@ impl ContentCache {
             let mut index = self.lock();
             index.versions = versions;
             for (_, id, len) in found {
-                index.lru.put(id, len);
-                index.used += len;
+                index.insert_chunk(id, len);
             }
             while index.used > self.max_bytes {
-                let Some((victim, len)) = index.lru.pop_lru() else {
+                let Some((victim, _)) = index.pop_lru() else {
                     break;
                 };
-                index.used -= len;
                 victims.push(victim);
             }
         }
@@ -446,7 +592,9 @@ impl ContentCache {
             let index = cname.parse::<u64>().ok().filter(|i| i.to_string() == cname);
             let expected = index.and_then(|i| self.expected_len(size, i));
             match (index, expected) {
-                (Some(index), Some(expected)) if meta.is_file() && meta.len() == expected => {
+                (Some(index), Some(expected))
+                    if meta.is_file() && meta.len() == chunk_file::file_len(expected) =>
+                {
                     let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
                     let id = ChunkId {
                         file_id: file_id.to_string(),
@@ -455,7 +603,8 @@ impl ContentCache {
                     };
                     found.push((mtime, id, expected));
                 }
-                // Temp files of interrupted writes, truncated chunks, strangers.
+                // Temp files of interrupted writes, truncated chunks (or chunks written before
+                // they carried a hash), strangers.
                 _ => remove_anything(&cpath),
             }
         }
@@ -488,20 +637,21 @@ fn valid_name(name: &str) -> bool {
         && name != META
 }
 
-/// Writes `data` to `dir/name` through a temporary file and a rename, so `dir/name` is either
-/// absent, the old content or the whole new content. No fsync: this is a cache, and a torn
-/// write after a crash is caught by the length check when the index is rebuilt.
-fn write_atomically(dir: &Path, name: &str, data: &[u8]) -> io::Result<()> {
+/// Box's SHA-1s are 40 hex digits; anything else cannot be checked against.
+fn is_sha1_hex(s: &str) -> bool {
+    s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Writes `parts` to `dir/name` through a temporary file (0600) and a rename, so `dir/name`
+/// is either absent, the old content or the whole new content. No fsync: this is a cache, and
+/// a torn write after a crash is caught by the length and hash checks.
+fn write_atomically(dir: &Path, name: &str, parts: &[&[u8]]) -> io::Result<()> {
     let tmp = dir.join(format!(
         "{TMP_PREFIX}{name}-{}",
         uuid::Uuid::new_v4().simple()
     ));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(data)?;
-        drop(file);
-        fs::rename(&tmp, dir.join(name))
-    })();
+    let result =
+        chunk_file::write_new_private(&tmp, parts).and_then(|()| fs::rename(&tmp, dir.join(name)));
     if result.is_err() {
         remove_file_quietly(&tmp);
     }
@@ -700,6 +850,108 @@ mod tests {
         fs::remove_file(tmp.path().join("3/v/0")).unwrap();
         assert!(cache.get(&k, 0).is_none());
         assert!(!cache.contains(&k, 0));
+        assert_eq!(cache.used_bytes(), 0);
+    }
+
+    #[test]
+    fn a_flipped_byte_is_a_miss_and_the_chunk_can_be_stored_again() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = open(tmp.path(), 1024);
+        let k = key("4", "v", 40);
+        for i in 0..3 {
+            let len = if i == 2 { 8 } else { 16 };
+            cache.put(&k, i, &content(len, i as u8)).unwrap();
+        }
+        let path = tmp.path().join("4/v/1");
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[5] ^= 0x01;
+        fs::write(&path, &bytes).unwrap();
+        assert!(cache.get(&k, 1).is_none());
+        assert!(!cache.contains(&k, 1));
+        assert!(!path.exists());
+        assert_eq!(cache.used_bytes(), 24);
+        // Its neighbours are untouched, and the chunk is stored again from Box.
+        assert_eq!(&cache.get(&k, 0).unwrap()[..], &content(16, 0)[..]);
+        assert!(cache.put(&k, 1, &content(16, 1)).unwrap());
+        assert_eq!(&cache.get(&k, 1).unwrap()[..], &content(16, 1)[..]);
+        // A damaged trailer is caught as well, also after a restart.
+        let mut bytes = fs::read(tmp.path().join("4/v/2")).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x80;
+        fs::write(tmp.path().join("4/v/2"), &bytes).unwrap();
+        drop(cache);
+        let cache = open(tmp.path(), 1024);
+        assert!(cache.get(&k, 2).is_none());
+        assert_eq!(cache.used_bytes(), 32);
+    }
+
+    #[test]
+    fn chunks_without_a_hash_are_not_trusted_after_a_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        let k = key("5", "v", 16);
+        {
+            let cache = open(tmp.path(), 1024);
+            cache.put(&k, 0, &content(16, 0)).unwrap();
+        }
+        // A chunk as an older cache wrote it: the bytes alone.
+        fs::write(tmp.path().join("5/v/0"), content(16, 0)).unwrap();
+        let cache = open(tmp.path(), 1024);
+        assert_eq!(cache.used_bytes(), 0);
+        assert!(cache.get(&k, 0).is_none());
+    }
+
+    fn sha1_of(data: &[u8]) -> String {
+        hex::encode(Sha1::digest(data))
+    }
+
+    #[test]
+    fn a_complete_file_is_checked_against_box_sha1() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = open(tmp.path(), 1024);
+        let data = content(40, 7);
+        let store_all = |k: &ContentKey, data: &[u8]| {
+            // Out of order, as parallel parts arrive.
+            for i in [2u64, 0, 1] {
+                let start = (i * CHUNK) as usize;
+                let end = (start + CHUNK as usize).min(data.len());
+                cache.put(k, i, &data[start..end]).unwrap();
+            }
+        };
+        let good = key("6", "v1", 40).with_sha1(Some(&sha1_of(&data).to_uppercase()));
+        store_all(&good, &data);
+        assert_eq!(cache.used_bytes(), 40);
+        assert!((0..3).all(|i| cache.contains(&good, i)));
+
+        // Box's SHA-1 disagrees with what was stored (a file that changed under a download
+        // by sha1, say): the whole version goes once its last chunk arrives.
+        let bad = key("6", "v2", 40).with_sha1(Some(&sha1_of(b"something else")));
+        store_all(&bad, &data);
+        assert!((0..3).all(|i| !cache.contains(&bad, i)));
+        assert!(!tmp.path().join("6/v2").exists());
+        assert_eq!(cache.used_bytes(), 40);
+        // Without a SHA-1 (or a malformed one) there is nothing to check against.
+        let unknown = key("7", "v", 40).with_sha1(Some("not-a-sha1"));
+        store_all(&unknown, &data);
+        assert!((0..3).all(|i| cache.contains(&unknown, i)));
+    }
+
+    #[test]
+    fn a_version_evicted_in_part_is_checked_again_when_complete() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = open(tmp.path(), 1024);
+        let data = content(32, 1);
+        let k = key("8", "v", 32).with_sha1(Some(&sha1_of(&data)));
+        cache.put(&k, 0, &data[..16]).unwrap();
+        cache.put(&k, 1, &data[16..]).unwrap();
+        assert!(cache.contains(&k, 0) && cache.contains(&k, 1));
+        // Chunk 1 rots and is dropped; what comes back from "Box" is wrong this time.
+        let path = tmp.path().join("8/v/1");
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[0] ^= 0xff;
+        fs::write(&path, &bytes).unwrap();
+        assert!(cache.get(&k, 1).is_none());
+        cache.put(&k, 1, &content(16, 99)).unwrap();
+        assert!(!cache.contains(&k, 0) && !cache.contains(&k, 1));
         assert_eq!(cache.used_bytes(), 0);
     }
 

@@ -489,7 +489,12 @@ impl EventApplier {
             Err(e) => {
                 // A move that cannot be right as things stand (under itself: events of
                 // several items out of order): forget where it is, a listing will tell.
-                log::debug!("event about {} not applied ({e}); detaching it", item.id);
+                // A name Linux cannot show leaves the item out of the mount.
+                if matches!(e, super::inode::InodeError::UnusableName(_)) {
+                    log::warn!("leaving out Box item {}: {e}", item.id);
+                } else {
+                    log::debug!("event about {} not applied ({e}); detaching it", item.id);
+                }
                 if let Some(ino) = ino {
                     detach(table, ino, fx);
                 }

@@ -248,10 +248,37 @@ pub enum InodeError {
     MoveUnderItself,
     #[error("empty name")]
     EmptyName,
+    /// A name from Box no Linux directory entry can carry: see [`check_box_name`].
+    #[error(
+        "name {0:?} cannot be a file name here (a '/' or NUL, '.' or '..', or over 255 bytes)"
+    )]
+    UnusableName(Box<str>),
     /// Box's word about an item the table removed, no newer than the removal (an event or a
     /// listing page that was on its way when the item was deleted or trashed).
     #[error("item {0} was removed since")]
     RemovedSince(Box<str>),
+}
+
+/// The longest name a directory entry may have, in bytes (`statfs` says so as `name_max`).
+pub const NAME_MAX: usize = 255;
+
+/// Whether a name Box gave can be a directory entry. Box allows names that Linux cannot
+/// show: one containing `/` or NUL, `.` and `..`, and names longer than 255 bytes. Such an
+/// item is left out of the mount (the listing skips it with a warning, an event about it is
+/// ignored) rather than shown under a made-up name: a made-up name could collide with a real
+/// one, and writes through it would have to be mapped back. The rest of the folder lists.
+pub fn check_box_name(name: &str) -> Result<(), InodeError> {
+    if name.is_empty() {
+        return Err(InodeError::EmptyName);
+    }
+    if name == "."
+        || name == ".."
+        || name.len() > NAME_MAX
+        || name.bytes().any(|b| b == b'/' || b == 0)
+    {
+        return Err(InodeError::UnusableName(name.into()));
+    }
+    Ok(())
 }
 
 /// An entry that lost its place in the tree: tell the kernel `inval_entry(parent, name)`.
@@ -630,6 +657,11 @@ impl InodeTable {
             return Err(InodeError::RemovedSince(item.id.as_str().into()));
         }
         if let Some(&ino) = self.by_id.get(item.id.as_str()) {
+            // Checked before anything changes: an item renamed to an unusable name must look
+            // unseen, so that a listing detaches it.
+            if !item.name.is_empty() && ino != ROOT_INO {
+                check_box_name(&item.name)?;
+            }
             let inode = self
                 .inodes
                 .get_mut(&ino)
@@ -668,9 +700,7 @@ impl InodeTable {
             let moved = self.relink(ino, parent, new_name, displaced);
             return Ok((ino, Outcome::Moved(moved)));
         }
-        if item.name.is_empty() {
-            return Err(InodeError::EmptyName);
-        }
+        check_box_name(&item.name)?;
         let ino = self.next_ino;
         self.next_ino += 1;
         let kind = Kind::of(item);
@@ -902,6 +932,13 @@ impl InodeTable {
             }
             let (ino, outcome) = match self.upsert(parent, item, now, &mut merge.diff.removed) {
                 Ok(r) => r,
+                Err(e @ InodeError::UnusableName(_)) => {
+                    log::warn!(
+                        "listing of inode {parent}: leaving out Box item {}: {e}",
+                        item.id
+                    );
+                    continue;
+                }
                 Err(e) => {
                     log::debug!("listing of inode {parent}: skipping {}: {e}", item.id);
                     continue;
@@ -1893,6 +1930,48 @@ mod tests {
         assert_eq!(
             t.insert_or_update_from_item(ROOT_INO, &file("g", "", 1)),
             Err(InodeError::EmptyName)
+        );
+        check_invariants(&t);
+    }
+
+    #[test]
+    fn names_linux_cannot_show_are_left_out_and_the_rest_lists() {
+        let mut t = InodeTable::default();
+        let long = "x".repeat(NAME_MAX + 1);
+        let longest = "é".repeat(NAME_MAX / 2);
+        let items = vec![
+            file("1", "a/b", 1),
+            file("2", "nul\0name", 1),
+            file("3", ".", 1),
+            file("4", "..", 1),
+            file("5", &long, 1),
+            file("6", "fine", 1),
+            file("7", &longest, 1),
+            file("8", "...", 1),
+        ];
+        let diff = t.replace_listing(ROOT_INO, &items).unwrap();
+        assert_eq!(diff.added.len(), 3);
+        let mut names: Vec<String> = t
+            .children(ROOT_INO)
+            .into_iter()
+            .map(|ino| t.get(ino).unwrap().name().to_string())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            vec!["...".to_string(), "fine".into(), longest.clone()]
+        );
+        assert!(t.lookup_child(ROOT_INO, ".").is_none());
+        // A listed file renamed on Box to an unusable name leaves the folder.
+        let diff = t
+            .replace_listing(ROOT_INO, &[file("6", "x/y", 2), file("7", &longest, 1)])
+            .unwrap();
+        assert_eq!(diff.removed.len() + diff.moved.len(), 2, "{diff:?}");
+        assert!(t.lookup_child(ROOT_INO, "fine").is_none());
+        assert!(t.lookup_child(ROOT_INO, "x/y").is_none());
+        assert_eq!(
+            t.insert_or_update_from_item(ROOT_INO, &file("9", "..", 1)),
+            Err(InodeError::UnusableName("..".into()))
         );
         check_invariants(&t);
     }

@@ -3,11 +3,13 @@
 //! The kernel caches names (dentries), attributes, directory listings and page contents, each
 //! with the TTLs we hand it. When Box changes under it (an event from another client, or a
 //! listing we fetched again that differs) the filesystem computes [`Invalidation`]s and pushes
-//! them into a [`KernelQueue`]. A separate task drains the queue into a [`KernelNotify`] (fuser's
-//! `Notifier` in the mount, a recorder in tests). Sending from a task of its own matters: an
-//! invalidation of a directory sent from inside a FUSE handler working on that directory
-//! deadlocks the whole mount, because the kernel holds the directory's lock while it waits for
-//! our reply.
+//! them into a [`KernelQueue`]. A dedicated OS thread drains the queue into a [`KernelNotify`]
+//! (fuser's `Notifier` in the mount, a recorder in tests). Sending from a thread of its own
+//! matters twice: an invalidation of a directory sent from inside a FUSE handler working on
+//! that directory deadlocks the whole mount, because the kernel holds the directory's lock
+//! while it waits for our reply; and `inval_entry`/`inval_inode` can block on kernel locks
+//! held by requests that wait for replies the tokio workers are computing, so a notification
+//! blocked on a worker could starve the very replies that would unblock it.
 
 use tokio::sync::mpsc;
 
@@ -75,11 +77,92 @@ impl KernelNotify for KernelQueue {
     }
 }
 
-/// Delivers queued invalidations to `notify` until every sender is gone. Runs as a task of
-/// its own (see the module note for why).
-pub async fn drain(mut rx: mpsc::UnboundedReceiver<Invalidation>, notify: impl KernelNotify) {
-    while let Some(inv) = rx.recv().await {
-        // The notifier writes to /dev/fuse: a short blocking write, never a network wait.
+/// Delivers queued invalidations to `notify` until every sender is gone, blocking the
+/// calling thread (see the module note for why it must be a thread of its own).
+pub fn drain_blocking(mut rx: mpsc::UnboundedReceiver<Invalidation>, notify: impl KernelNotify) {
+    while let Some(inv) = rx.blocking_recv() {
+        // The notifier writes to /dev/fuse: usually a short write, never a network wait,
+        // but it may wait for kernel locks.
         notify.notify(&inv);
+    }
+}
+
+/// Starts [`drain_blocking`] on a dedicated OS thread (never a tokio worker). The returned
+/// task ends when the thread does; aborting it leaves the thread to end with the last sender.
+/// Needs a tokio runtime.
+pub fn spawn_drain(
+    rx: mpsc::UnboundedReceiver<Invalidation>,
+    notify: impl KernelNotify,
+) -> tokio::task::JoinHandle<()> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    let spawned = std::thread::Builder::new()
+        .name("boxfs-kernel".into())
+        .spawn(move || {
+            drain_blocking(rx, notify);
+            let _ = done_tx.send(());
+        });
+    tokio::spawn(async move {
+        match spawned {
+            Ok(_) => {
+                let _ = done_rx.await;
+            }
+            Err(e) => log::error!(
+                "cannot start the kernel notification thread ({e}); the kernel's caches \
+                 will only expire with their TTLs"
+            ),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    /// A notifier that blocks, as `inval_entry` may on a kernel lock.
+    struct Slow(Arc<Mutex<Vec<(Invalidation, String)>>>);
+
+    impl KernelNotify for Slow {
+        fn notify(&self, inv: &Invalidation) {
+            std::thread::sleep(Duration::from_millis(300));
+            let thread = std::thread::current().name().unwrap_or("").to_string();
+            self.0.lock().unwrap().push((inv.clone(), thread));
+        }
+    }
+
+    #[test]
+    fn a_blocked_notification_never_holds_a_runtime_worker() {
+        // One worker only: a drain on it would stall every other task for 300 ms a time.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        rt.block_on(async {
+            let (queue, rx) = KernelQueue::new();
+            let drained = spawn_drain(rx, Slow(seen.clone()));
+            queue.send_all((1..=3).map(Invalidation::Inode));
+            let started = Instant::now();
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert!(
+                started.elapsed() < Duration::from_millis(250),
+                "the runtime stalled for {:?}",
+                started.elapsed()
+            );
+            drop(queue);
+            tokio::time::timeout(Duration::from_secs(5), drained)
+                .await
+                .expect("the drain ends with its senders")
+                .unwrap();
+        });
+        let seen = seen.lock().unwrap();
+        assert_eq!(
+            seen.iter().map(|(inv, _)| inv.clone()).collect::<Vec<_>>(),
+            (1..=3).map(Invalidation::Inode).collect::<Vec<_>>()
+        );
+        assert!(seen.iter().all(|(_, thread)| thread == "boxfs-kernel"));
     }
 }

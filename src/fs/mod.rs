@@ -27,6 +27,7 @@
 //! one) go through a [`kernel::KernelQueue`], never straight to the kernel: see `kernel.rs`.
 
 pub mod attr;
+pub mod chunk_file;
 pub mod content_cache;
 pub mod dir_handle;
 pub mod errno;
@@ -226,7 +227,9 @@ impl From<InodeError> for FsError {
             InodeError::NoSuchInode(_) | InodeError::RemovedSince(_) => libc::ENOENT,
             InodeError::NotADirectory(_) => libc::ENOTDIR,
             InodeError::Root => libc::EBUSY,
-            InodeError::MoveUnderItself | InodeError::EmptyName => libc::EINVAL,
+            InodeError::MoveUnderItself | InodeError::EmptyName | InodeError::UnusableName(_) => {
+                libc::EINVAL
+            }
         };
         FsError::new(errno, e.to_string())
     }
@@ -624,7 +627,7 @@ impl BoxFs {
         if !fresh {
             self.getattr(ino).await?;
         }
-        let (file_id, size, version) = {
+        let (file_id, size, version, sha1) = {
             let table = lock(&self.table);
             let inode = table
                 .get(ino)
@@ -637,6 +640,7 @@ impl BoxFs {
                 inode.box_id().to_string(),
                 a.size,
                 a.version.clone().or_else(|| a.sha1.clone()),
+                a.sha1.clone(),
             )
         };
         // The kernel's pages of this file are still right if the version did not change
@@ -646,7 +650,7 @@ impl BoxFs {
             let previous = versions.insert(ino, version.clone());
             version.is_some() && previous.as_ref() == Some(&version)
         };
-        let reader = self.reader_of(file_id, version.as_deref(), size);
+        let reader = self.reader_of(file_id, version.as_deref(), sha1.as_deref(), size);
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         lock(&self.files).insert(fh, Arc::new(OpenFile { ino, reader }));
         self.note_reader(fh, ino);
@@ -655,7 +659,13 @@ impl BoxFs {
 
     /// A reader of the version stat showed (its id; Box's sha1 when the id is unknown), so a
     /// file changed during a read never mixes two versions.
-    fn reader_of(&self, file_id: String, version: Option<&str>, size: u64) -> FileReader {
+    fn reader_of(
+        &self,
+        file_id: String,
+        version: Option<&str>,
+        sha1: Option<&str>,
+        size: u64,
+    ) -> FileReader {
         FileReader::new(
             self.client.clone(),
             self.cache.clone(),
@@ -663,6 +673,7 @@ impl BoxFs {
                 file_id,
                 version: version.unwrap_or_default().to_string(),
                 size,
+                sha1: sha1.map(str::to_string),
             },
             self.opts.read.clone(),
         )

@@ -101,6 +101,9 @@ pub struct FileVersionRef {
     /// of the content (downloads then read the current version and check its ETag).
     pub version: String,
     pub size: u64,
+    /// Box's SHA-1 of this version's content, if known: the content cache checks whole files
+    /// against it.
+    pub sha1: Option<String>,
 }
 
 /// What a reader did so far.
@@ -150,7 +153,8 @@ impl FileReader {
             .map(|c| c.chunk_size())
             .unwrap_or(cfg.random_align);
         let version_is_id = is_box_id(&file.version);
-        let key = ContentKey::new(&file.file_id, &file.version, file.size);
+        let key = ContentKey::new(&file.file_id, &file.version, file.size)
+            .with_sha1(file.sha1.as_deref());
         FileReader {
             inner: Arc::new(Inner {
                 client,

@@ -111,9 +111,8 @@ pub struct StagingDir {
 impl StagingDir {
     /// Opens (creating it, private to the user) the staging directory `dir`.
     pub fn open(dir: &Path) -> std::io::Result<StagingDir> {
-        std::fs::create_dir_all(dir)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        // Missing parents are created 0700 too, whatever the umask.
+        super::chunk_file::create_private_dir(dir)?;
         Ok(StagingDir {
             dir: dir.to_path_buf(),
             next: AtomicU64::new(0),

@@ -473,11 +473,15 @@ impl BoxFs {
         base: Option<Base>,
     ) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let version = lock(&self.table)
+        let (version, sha1) = lock(&self.table)
             .get(ino)
-            .and_then(|i| i.attrs().version.clone().or_else(|| i.attrs().sha1.clone()));
+            .map(|i| {
+                let a = i.attrs();
+                (a.version.clone().or_else(|| a.sha1.clone()), a.sha1.clone())
+            })
+            .unwrap_or_default();
         // Reads before the first write (nothing staged yet) come from Box like any reader's.
-        let reader = self.reader_of(file_id, version.as_deref(), size);
+        let reader = self.reader_of(file_id, version.as_deref(), sha1.as_deref(), size);
         lock(&self.files).insert(fh, Arc::new(OpenFile { ino, reader }));
         self.writes.inner().handles.insert(
             fh,

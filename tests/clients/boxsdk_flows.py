@@ -374,13 +374,15 @@ def chunked_upload(ctx):
     # by itself: start() then returns None and resume() commits again, as the SDK's docs say.
     data = open(path, "rb").read()[::-1]
     knobs = requests.get(f"{BASE}/_emulator/knobs", timeout=10).json()
-    requests.put(f"{BASE}/_emulator/knobs", timeout=10,
+    admin = {"Authorization": f"Bearer {DEV_TOKEN}"}  # only the admin may change knobs
+    requests.put(f"{BASE}/_emulator/knobs", timeout=10, headers=admin,
                  json={**knobs, "commit_retry_polls": API.MAX_RETRY_ATTEMPTS + 1},
                  ).raise_for_status()
     try:
         session = ctx.client.file(uploaded.id).create_upload_session(file_size=len(data))
     finally:
-        requests.put(f"{BASE}/_emulator/knobs", json=knobs, timeout=10).raise_for_status()
+        requests.put(f"{BASE}/_emulator/knobs", json=knobs, timeout=10,
+                     headers=admin).raise_for_status()
     eq(list(session.get_parts()), [], "no parts yet")
     uploader = session.get_chunked_uploader_for_stream(io.BytesIO(data), len(data))
     eq(uploader.start(), None, "start() after the SDK's retries of a 202 commit")

@@ -19,6 +19,7 @@ use super::super::endpoints::Endpoints;
 use super::super::error::{BoxError, BoxResult};
 use super::super::secret::Secret;
 use super::super::users::check_id;
+use super::store::token_lifetime;
 use super::{Authenticator, DeveloperToken};
 
 /// Who a JWT or client-credentials token acts as.
@@ -110,12 +111,11 @@ pub(crate) async fn exchange(client: &Client, fields: Vec<(String, String)>) -> 
             "the token endpoint answered an empty access_token".into(),
         ));
     }
-    let lifetime = match answer.expires_in {
-        Some(Value::Number(n)) => n.as_u64().map(Duration::from_secs),
-        Some(Value::String(s)) => s.trim().parse().ok().map(Duration::from_secs),
-        _ => None,
-    }
-    .unwrap_or(DEFAULT_LIFETIME);
+    let lifetime = answer
+        .expires_in
+        .as_ref()
+        .and_then(token_lifetime)
+        .unwrap_or(DEFAULT_LIFETIME);
     Ok(Minted {
         token: answer.access_token,
         lifetime,
@@ -185,7 +185,10 @@ impl Minter {
         let margin = RENEW_MARGIN.min(minted.lifetime / 2);
         *current = Some(Current {
             token: minted.token.clone(),
-            renew_at: asked_at + (minted.lifetime - margin),
+            // `lifetime` is clamped; the fallback only guards the arithmetic.
+            renew_at: asked_at
+                .checked_add(minted.lifetime - margin)
+                .unwrap_or(asked_at + DEFAULT_LIFETIME),
         });
         Ok(minted.token)
     }

@@ -18,7 +18,7 @@ use reqwest::Method;
 use serde::Deserialize;
 use url::Url;
 
-use super::store::{TokenPair, TokenStore};
+use super::store::{token_lifetime, TokenPair, TokenStore};
 use super::Authenticator;
 use crate::api::client::{http_client, Client, Request, RetryPolicy};
 use crate::api::endpoints::Endpoints;
@@ -39,8 +39,9 @@ pub type TokenCallback = Arc<dyn Fn(&TokenPair) + Send + Sync>;
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: Secret,
+    /// Any JSON: an absurd value is clamped, never a reason to lose the new pair.
     #[serde(default)]
-    expires_in: Option<u64>,
+    expires_in: Option<serde_json::Value>,
     #[serde(default)]
     refresh_token: Option<Secret>,
 }
@@ -50,7 +51,7 @@ impl TokenResponse {
         TokenPair::new(
             self.access_token,
             self.refresh_token,
-            self.expires_in.map(Duration::from_secs),
+            self.expires_in.as_ref().and_then(token_lifetime),
         )
     }
 }

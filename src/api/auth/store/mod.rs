@@ -26,6 +26,28 @@ pub use file::FileTokenStore;
 pub use memory::MemoryTokenStore;
 pub use redis::RedisTokenStore;
 
+/// The longest lifetime believed of an access token. Box's live about an hour; a token
+/// endpoint that says 10^18 seconds is wrong, and such a value would overflow `Instant` and
+/// chrono arithmetic (a panic, in the refresh path after Box already rotated the pair).
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// The lifetime a token endpoint's `expires_in` (seconds, as a JSON number or string) gives,
+/// clamped to [`MAX_TOKEN_LIFETIME`]. A negative, fractional-NaN or unreadable value says
+/// nothing usable: `None`, the lifetime is unknown and only a 401 tells.
+pub fn token_lifetime(expires_in: &serde_json::Value) -> Option<Duration> {
+    let secs = match expires_in {
+        serde_json::Value::Number(n) => n.as_f64()?,
+        serde_json::Value::String(s) => s.trim().parse::<f64>().ok()?,
+        _ => return None,
+    };
+    if secs.is_nan() || secs < 0.0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(
+        secs.min(MAX_TOKEN_LIFETIME.as_secs_f64()),
+    ))
+}
+
 /// How long a holder waits for another holder's refresh before giving up.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(75);
 
@@ -56,8 +78,9 @@ impl TokenPair {
             access_token: access_token.into(),
             refresh_token,
             expires_at: expires_in
+                .map(|d| d.min(MAX_TOKEN_LIFETIME))
                 .and_then(|d| chrono::Duration::from_std(d).ok())
-                .map(|d| now + d),
+                .and_then(|d| now.checked_add_signed(d)),
             obtained_at: Some(now),
         }
     }
@@ -71,12 +94,14 @@ impl TokenPair {
         };
         let mut margin = chrono::Duration::from_std(margin).unwrap_or(chrono::Duration::MAX);
         if let Some(obtained) = self.obtained_at {
-            let half_life = (expires_at - obtained) / 2;
+            let half_life = expires_at.signed_duration_since(obtained) / 2;
             if half_life < margin {
                 margin = half_life.max(chrono::Duration::zero());
             }
         }
-        Utc::now() + margin >= expires_at
+        Utc::now()
+            .checked_add_signed(margin)
+            .is_none_or(|t| t >= expires_at)
     }
 
     /// Whether the access token's lifetime is over.
@@ -182,6 +207,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn token_lifetimes_are_read_leniently_and_clamped() {
+        use serde_json::json;
+        let secs = |v: serde_json::Value| token_lifetime(&v).map(|d| d.as_secs());
+        assert_eq!(secs(json!(3600)), Some(3600));
+        assert_eq!(secs(json!("3600")), Some(3600));
+        assert_eq!(secs(json!(3599.5)), Some(3599));
+        let max = MAX_TOKEN_LIFETIME.as_secs();
+        assert_eq!(secs(json!(1_000_000_000_000_000_000u64)), Some(max));
+        assert_eq!(secs(json!(u64::MAX)), Some(max));
+        assert_eq!(secs(json!("1e300")), Some(max));
+        assert_eq!(secs(json!(-5)), None);
+        assert_eq!(secs(json!("-1")), None);
+        assert_eq!(secs(json!("NaN")), None);
+        assert_eq!(secs(json!(null)), None);
+        assert_eq!(secs(json!("soon")), None);
+    }
+
+    #[test]
     fn short_lived_tokens_are_not_stale_on_arrival() {
         let p = TokenPair::new("a", None, Some(Duration::from_secs(10)));
         assert!(!p.needs_refresh(Duration::from_secs(60)));
@@ -194,6 +237,17 @@ mod tests {
         p.expires_at = Some(Utc::now() + chrono::Duration::seconds(30));
         assert!(p.needs_refresh(Duration::from_secs(60)));
         assert!(!TokenPair::new("a", None, None).needs_refresh(Duration::from_secs(60)));
+        // Absurd lifetimes are clamped to a year, never a panic.
+        for huge in [
+            Duration::MAX,
+            Duration::from_secs(1_000_000_000_000_000_000),
+        ] {
+            let p = TokenPair::new("a", None, Some(huge));
+            let at = p.expires_at.expect("clamped");
+            assert!(at <= Utc::now() + chrono::Duration::days(367));
+            assert!(!p.needs_refresh(Duration::MAX));
+            assert!(!p.is_expired());
+        }
     }
 
     #[test]
