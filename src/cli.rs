@@ -272,6 +272,7 @@ impl MountArgs {
 
 /// Runs `boxfs mount --foreground` (also the daemon half of a background mount).
 pub async fn run_mount(args: MountArgs) -> Result<(), String> {
+    crate::daemon::check_runtime_dir()?;
     let request = args.request()?;
     let log_file = request.log_file.clone();
     let staging_dir = request.fs.staging_dir.clone().unwrap_or_default();

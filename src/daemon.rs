@@ -94,6 +94,15 @@ fn record_name(mountpoint: &Path) -> String {
     format!("{}.json", mount_file_name(&abs))
 }
 
+/// Checks, before anything is mounted, that the runtime directory is safe to hold this
+/// mount's record and control socket (creating it if needed): a mount refuses to start
+/// rather than run without them or put them where someone else could reach them.
+pub fn check_runtime_dir() -> Result<(), String> {
+    create_runtime_dir()
+        .map(|_| ())
+        .map_err(|e| format!("unsafe runtime directory: {e}"))
+}
+
 /// Where the daemon of `mountpoint` listens for `boxfs status` (the runtime directory is
 /// created if needed).
 pub fn control_socket_path(mountpoint: &Path) -> Result<PathBuf, String> {

@@ -1,8 +1,8 @@
 //! What a running mount shows of itself to other local users: no secret in the daemon's
 //! command line, no inherited descriptor, no file or directory others can read whatever the
 //! umask; and what it refuses: a second daemon on one cache directory, a cache directory
-//! full of someone's files, root's environment passed to a user's daemon. Needs root and
-//! /dev/fuse.
+//! full of someone's files, root's environment passed to a user's daemon, a runtime
+//! directory planted by someone else. Needs root and /dev/fuse.
 
 mod common;
 
@@ -305,4 +305,77 @@ async fn login_writes_the_configuration_and_tokens_private_under_umask_000() {
         }
     })
     .await;
+}
+
+/// Runs `boxfs ARGS` as user nobody (uid and gid 65534) with `tmp` as its temporary
+/// directory and no `XDG_RUNTIME_DIR`: the case of a user whose runtime directory is
+/// `boxfs-UID` under the temporary directory, where anyone may have planted it first.
+fn boxfs_as_nobody(args: &[&str], tmp: &Path) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(BOXFS);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", tmp)
+        .env("TMPDIR", tmp)
+        .env("BOXFS_CONFIG", "/dev/null")
+        .stdin(Stdio::null());
+    // SAFETY: setgroups, setgid and setuid are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(65534) != 0
+                || libc::setuid(65534) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().expect("boxfs runs")
+}
+
+#[test]
+fn a_mount_refuses_a_runtime_directory_someone_else_planted() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    std::os::unix::fs::chown(&mnt, Some(65534), Some(65534)).unwrap();
+    let runtime = tmp.path().join("boxfs-65534");
+    let args = [
+        "mount",
+        mnt.to_str().unwrap(),
+        "--foreground",
+        "--api-url",
+        "http://127.0.0.1:9",
+        "--token",
+        "x",
+    ];
+
+    // A directory of root's, open to all, where nobody's records would go.
+    std::fs::create_dir(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = boxfs_as_nobody(&args, tmp.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("unsafe runtime directory")
+            && stderr.contains(runtime.to_str().unwrap())
+            && stderr.contains("root"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&runtime).unwrap().count(), 0);
+
+    // A link to a directory that is nobody's own is refused too: it could be swapped.
+    std::fs::remove_dir(&runtime).unwrap();
+    let target = tmp.path().join("elsewhere");
+    std::fs::create_dir(&target).unwrap();
+    std::os::unix::fs::chown(&target, Some(65534), Some(65534)).unwrap();
+    std::os::unix::fs::symlink(&target, &runtime).unwrap();
+    let out = boxfs_as_nobody(&args, tmp.path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
 }
