@@ -17,11 +17,11 @@ use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use boxfs::api::folders::ListOptions;
-use boxfs::api::upload::UploadOptions;
-use boxfs::api::{Client, DeveloperToken, Endpoints};
-use boxfs::emulator::store::{Id, ItemKind, Store, Version};
-use boxfs::emulator::{Emulator, EmulatorConfig, Knobs};
+use box_client::folders::ListOptions;
+use box_client::upload::UploadOptions;
+use box_client::{Client, DeveloperToken, Endpoints};
+use box_emulator::store::{Id, ItemKind, Store, Version};
+use box_emulator::{Emulator, EmulatorConfig, Knobs};
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use sha1::{Digest, Sha1};
@@ -1086,8 +1086,8 @@ fn get_xattr(path: &Path, name: &str) -> Result<String, String> {
 }
 
 fn bench_xattrs(world: &World) -> Vec<Row> {
-    use boxfs::api::files::LockOptions;
-    use boxfs::api::metadata::{FieldType, ItemRef, NewTemplate, TemplateField};
+    use box_client::files::LockOptions;
+    use box_client::metadata::{FieldType, ItemRef, NewTemplate, TemplateField};
 
     let figure = "10. lock + metadata set, both read back";
     let target = "<= 1.2x baseline";

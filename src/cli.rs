@@ -6,17 +6,17 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
-use crate::api::{Client, Secret};
 use crate::cache_dir::default_cache_dir;
 use crate::config::settings::{parse_octal, parse_size, SettingValue};
 use crate::config::{
     self, AuthKind, Config, Effective, Mode, Selection, Settings, Size, StoreSpec,
 };
 use crate::daemon::DaemonRecord;
-use crate::emulator::{Emulator, EmulatorConfig, Knobs};
 use crate::fs::FsOptions;
 use crate::login::LoginOptions;
 use crate::mount::{identity, report_ready, unmount_path, Backend, MountRequest};
+use box_client::{Client, Secret};
+use box_emulator::{Emulator, EmulatorConfig, Knobs};
 
 #[derive(Debug, Parser)]
 #[command(

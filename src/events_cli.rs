@@ -14,10 +14,10 @@ use std::io::Write;
 use clap::Args;
 use serde_json::Value;
 
-use crate::api::events::{Event, EventStreamOptions, EventsQuery, RecentIds, MAX_EVENTS_LIMIT};
-use crate::api::Client;
 use crate::cli::ConnectionArgs;
 use crate::config;
+use box_client::events::{Event, EventStreamOptions, EventsQuery, RecentIds, MAX_EVENTS_LIMIT};
+use box_client::Client;
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {

@@ -172,7 +172,7 @@ fn reply_readdirplus(fs: &BoxFs, view: &DirView, offset: u64, mut reply: ReplyDi
     if let Some(e) = listing_failure(view, offset) {
         return reply.error(errno("readdirplus", e));
     }
-    let ttl = fs.kernel_ttl();
+    let ttl = fs.readdirplus_ttl(view);
     let dir_attr = to_file_attr(&view.attr);
     let dots = [(view.ino, ".", 1), (view.parent, "..", 2)];
     for &(ino, name, next) in dots.iter().skip(offset as usize) {

@@ -1,20 +1,20 @@
-//! boxfs: Box.com as a Linux filesystem. The crate holds the Rust Box client (`api`), the
-//! command line (`cli`) with its configuration file (`config`) and logins (`login`), the
-//! filesystem layer (`fs`), and the Box API emulator (`emulator`) that every test and
-//! benchmark runs against.
+//! boxfs: Box.com as a Linux filesystem. This crate holds the filesystem layer (`fs`), the
+//! FUSE adapter (`fuse`), the mount's daemon (`mount`, `daemon`, `control`), and the command
+//! line (`cli`) with its configuration file (`config`) and logins (`login`). The Box client
+//! is the crate `box_client`, and the Box API emulator that `boxfs emulator` runs, and that
+//! every test and benchmark runs against, is the crate `box_emulator`.
 
-pub mod api;
 pub mod cache_dir;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
-pub mod emulator;
 pub mod events_cli;
 pub mod fs;
 pub mod fuse;
 pub mod generate;
 pub mod human;
+pub mod log_filter;
 pub mod login;
 pub mod mount;
 pub mod mount_helper;

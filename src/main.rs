@@ -105,9 +105,10 @@ fn exit_on_error(result: Result<(), String>) {
 /// failure to unmount is left out: once the mount was ended from outside (`boxfs unmount`,
 /// `fusermount3 -u`) fuser tries again and fails with EINVAL every time.
 fn init_logging() {
-    let env = env_logger::Env::default();
-    if std::env::var_os(env_logger::DEFAULT_FILTER_ENV).is_some() {
-        env_logger::Builder::from_env(env).init();
+    if let Ok(spec) = std::env::var(env_logger::DEFAULT_FILTER_ENV) {
+        env_logger::Builder::new()
+            .parse_filters(&boxfs::log_filter::widen_boxfs_directives(&spec))
+            .init();
     } else {
         env_logger::Builder::new()
             .filter_level(log::LevelFilter::Warn)

@@ -23,13 +23,7 @@ use std::sync::Arc;
 
 use fuser::{BackgroundSession, Config, MountOption, SessionACL};
 
-use crate::api::auth::DeveloperToken;
-use crate::api::endpoints::Endpoints;
-use crate::api::events::StreamType;
-use crate::api::types::User;
-use crate::api::Client;
 use crate::cache_dir::CacheDir;
-use crate::emulator::{Emulator, EmulatorConfig};
 use crate::fs::attr::Identity;
 use crate::fs::content_cache::ContentCache;
 use crate::fs::events::{EventFollower, FollowerOptions};
@@ -37,6 +31,12 @@ use crate::fs::kernel::{self, Invalidation, KernelNotify, KernelQueue};
 use crate::fs::{BoxFs, FsOptions};
 use crate::fuse::{FuseAdapter, FuseNotifier};
 use crate::mount_status::Account;
+use box_client::auth::DeveloperToken;
+use box_client::endpoints::Endpoints;
+use box_client::events::StreamType;
+use box_client::types::User;
+use box_client::Client;
+use box_emulator::{Emulator, EmulatorConfig};
 
 /// Set in the environment of the detached child of a background mount: it prints
 /// [`READY_LINE`] on stdout once the mount serves, then moves its output to the log file.
@@ -207,7 +207,7 @@ impl MountRequest {
             login: me.login,
             name: me.name,
             user_id: me.id,
-            api_url: crate::api::secret::redact_url(&client.endpoints().api),
+            api_url: box_client::secret::redact_url(&client.endpoints().api),
             as_user: self.as_user.clone(),
             root_folder_id: self.fs.root_folder_id.clone(),
         };

@@ -11,9 +11,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::api::stats::RequestStats;
 use crate::control::ControlRequest;
 use crate::fs::BoxFs;
+use box_client::stats::RequestStats;
 
 /// Who the mount is signed in as, and where.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -15,13 +15,13 @@ use clap::Args;
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
-use crate::api::folders::ListOptions;
-use crate::api::search::{FieldFilter, ItemType, MetadataFilter, SearchQuery, MAX_SEARCH_LIMIT};
-use crate::api::types::Item;
-use crate::api::Client;
 use crate::cli::ConnectionArgs;
 use crate::config::{self, DEFAULT_ROOT_FOLDER};
 use crate::daemon::DaemonRecord;
+use box_client::folders::ListOptions;
+use box_client::search::{FieldFilter, ItemType, MetadataFilter, SearchQuery, MAX_SEARCH_LIMIT};
+use box_client::types::Item;
+use box_client::Client;
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
@@ -278,7 +278,7 @@ pub async fn run_search(args: SearchArgs) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::types::{FolderMini, PathCollection};
+    use box_client::types::{FolderMini, PathCollection};
     use serde_json::json;
 
     fn item(kind: &str, id: &str, name: &str, above: &[(&str, &str)]) -> Item {

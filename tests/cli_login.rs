@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use boxfs::emulator::EmulatorConfig;
+use box_emulator::EmulatorConfig;
 use common::redis::RedisServer;
 use common::TestEmu;
 use serde_json::Value;

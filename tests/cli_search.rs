@@ -9,8 +9,8 @@ use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use boxfs::api::metadata::{FieldType, ItemRef, NewTemplate, TemplateField};
-use boxfs::api::{Client, DeveloperToken, Endpoints};
+use box_client::metadata::{FieldType, ItemRef, NewTemplate, TemplateField};
+use box_client::{Client, DeveloperToken, Endpoints};
 use common::mount::TestMount;
 use common::TestEmu;
 use serde_json::json;

@@ -10,8 +10,8 @@ use std::ffi::OsStr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use boxfs::api::{Client, DeveloperToken, Endpoints};
-use boxfs::emulator::Knobs;
+use box_client::{Client, DeveloperToken, Endpoints};
+use box_emulator::Knobs;
 use boxfs::fs::inode::{Ino, ROOT_INO};
 use boxfs::fs::kernel::KernelQueue;
 use boxfs::fs::{BoxFs, FsOptions};
@@ -30,7 +30,7 @@ fn seed_big_folder(emu: &TestEmu) -> u64 {
     let root = store.users[&admin].root_folder;
     let now = chrono::Utc::now();
     let item = store.new_item(
-        boxfs::emulator::store::ItemKind::Folder,
+        box_emulator::store::ItemKind::Folder,
         "Big",
         root,
         admin,

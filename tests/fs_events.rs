@@ -8,11 +8,11 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use boxfs::api::events::{EventStreamOptions, StreamType};
-use boxfs::api::folders::ListOptions;
-use boxfs::api::upload::UploadOptions;
-use boxfs::api::{Client, RetryPolicy};
-use boxfs::emulator::{EmulatorConfig, Knobs};
+use box_client::events::{EventStreamOptions, StreamType};
+use box_client::folders::ListOptions;
+use box_client::upload::UploadOptions;
+use box_client::{Client, RetryPolicy};
+use box_emulator::{EmulatorConfig, Knobs};
 use boxfs::fs::events::{
     EventFollower, FollowerOptions, Invalidation, KernelNotify, OwnChanges, StreamHealth,
 };
@@ -252,7 +252,7 @@ async fn echoes_of_the_mounts_own_changes_tell_the_kernel_nothing() {
 
     // What the mount does: mark the change in flight, change through the API, record Box's
     // answer in the table, end the change. The echo may arrive before the answer.
-    let record = |parent: Ino, item: &boxfs::api::types::Item| {
+    let record = |parent: Ino, item: &box_client::types::Item| {
         m.table
             .lock()
             .unwrap()
@@ -279,7 +279,7 @@ async fn echoes_of_the_mounts_own_changes_tell_the_kernel_nothing() {
     drop(change);
     let change = own.item(&f_id);
     let locked = c
-        .lock_file(&f_id, &boxfs::api::files::LockOptions::default())
+        .lock_file(&f_id, &box_client::files::LockOptions::default())
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -9,9 +9,9 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use boxfs::api::upload::UploadOptions;
-use boxfs::api::{Client, DeveloperToken, Endpoints};
-use boxfs::emulator::{EmulatorConfig, Knobs};
+use box_client::upload::UploadOptions;
+use box_client::{Client, DeveloperToken, Endpoints};
+use box_emulator::{EmulatorConfig, Knobs};
 use boxfs::fs::content_cache::ContentCache;
 use boxfs::fs::read::{FileReader, FileVersionRef, ReadConfig, ReadStats};
 use common::TestEmu;

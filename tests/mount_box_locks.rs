@@ -11,7 +11,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use boxfs::emulator::EmulatorConfig;
+use box_emulator::EmulatorConfig;
 use common::mount::{count_requests, TestMount};
 use common::TestEmu;
 use reqwest::Method;

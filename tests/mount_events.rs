@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use boxfs::emulator::{EmulatorConfig, Knobs};
+use box_emulator::{EmulatorConfig, Knobs};
 use common::mount::{eventually, TestMount};
 use common::TestEmu;
 use reqwest::Method;

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use boxfs::emulator::EmulatorConfig;
+use box_emulator::EmulatorConfig;
 use common::mount::{count_requests, TestMount};
 use common::TestEmu;
 use serde_json::Value;
@@ -379,7 +379,7 @@ async fn ls_l_of_a_big_folder_costs_two_listing_calls_and_nothing_per_entry() {
     let emu = demo_emu(Some(log.path())).await;
     let folder = emu.mkdir("0", "Big").await;
     {
-        use boxfs::emulator::store::ItemKind;
+        use box_emulator::store::ItemKind;
         let mut store = emu.emulator().shared.store();
         let admin = store.admin;
         let parent: u64 = folder.parse().expect("id");
@@ -649,7 +649,7 @@ async fn links_and_special_files_are_refused_and_fallbacks_work() {
 /// of the folder lists and reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_linux_cannot_show_are_left_out_and_the_folder_still_lists() {
-    use boxfs::emulator::store::{ItemKind, Version};
+    use box_emulator::store::{ItemKind, Version};
     let emu = Arc::new(TestEmu::start().await);
     let long = "l".repeat(256);
     {

@@ -8,8 +8,8 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
-use boxfs::emulator::store::{ItemKind, Version};
-use boxfs::emulator::EmulatorConfig;
+use box_emulator::store::{ItemKind, Version};
+use box_emulator::EmulatorConfig;
 use bytes::Bytes;
 use common::mount::{count_requests, TestMount};
 use common::TestEmu;

@@ -12,8 +12,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use boxfs::emulator::store::ItemKind;
-use boxfs::emulator::{EmulatorConfig, Knobs};
+use box_emulator::store::ItemKind;
+use box_emulator::{EmulatorConfig, Knobs};
 use bytes::Bytes;
 use common::mount::{count_requests, eventually, is_mounted, TestMount};
 use common::TestEmu;

@@ -5,7 +5,6 @@
 //! surviving `kill -9`, and `--write-back`.
 
 mod common;
-mod upload_helpers;
 
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -13,11 +12,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use boxfs::emulator::{EmulatorConfig, Knobs};
+use box_emulator::{EmulatorConfig, Knobs};
 use common::mount::{count_requests, eventually, TestMount};
+use common::uploads::{sha1_hex, stored_content, Pattern};
 use common::TestEmu;
 use serde_json::Value;
-use upload_helpers::{sha1_hex, stored_content, Pattern};
 
 async fn emu_with(config: EmulatorConfig) -> Arc<TestEmu> {
     Arc::new(TestEmu::start_with(config).await)

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use boxfs::emulator::EmulatorConfig;
+use box_emulator::EmulatorConfig;
 use common::mount::{count_requests, TestMount};
 use common::TestEmu;
 use reqwest::{Method, StatusCode};
@@ -908,7 +908,7 @@ async fn a_read_only_mount_refuses_changes() {
 /// made elsewhere.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_record_boxs_answer_and_invalidation_drops_the_cache() {
-    use boxfs::api::{Client, DeveloperToken, Endpoints};
+    use box_client::{Client, DeveloperToken, Endpoints};
     use boxfs::fs::inode::ROOT_INO;
     use boxfs::fs::kernel::KernelQueue;
     use boxfs::fs::{BoxFs, FsOptions};

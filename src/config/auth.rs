@@ -12,12 +12,12 @@ use std::sync::Arc;
 
 use super::settings::SettingValue;
 use super::{Effective, DEFAULT_PROFILE};
-use crate::api::auth::store::redis::redact_url_str;
-use crate::api::auth::{
+use box_client::auth::{
     CcgAuth, CommandToken, FileTokenStore, JwtAuth, JwtConfig, OAuth2, RedisTokenStore,
     StoredToken, Subject, TokenStore,
 };
-use crate::api::{Authenticator, DeveloperToken, Endpoints, Secret};
+use box_client::secret::redact_url_text;
+use box_client::{Authenticator, DeveloperToken, Endpoints, Secret};
 
 /// How a profile authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +112,7 @@ impl SettingValue for StoreSpec {
         match self {
             StoreSpec::File(None) => "file".into(),
             StoreSpec::File(Some(p)) => format!("file:{}", p.display()),
-            StoreSpec::Redis(url) => redact_url_str(url),
+            StoreSpec::Redis(url) => redact_url_text(url),
             StoreSpec::Command(argv) if argv.len() > 1 => format!("command:{} ***", argv[0]),
             StoreSpec::Command(argv) => format!("command:{}", argv.join(" ")),
         }

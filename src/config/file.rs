@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::settings::{FileLayout, Settings};
-use crate::api::auth::store::file::write_atomically;
+use box_client::auth::store::file::write_atomically;
 
 /// What a new configuration file starts with.
 const NEW_FILE_HEADER: &str = "# boxfs configuration. Top-level keys apply to every profile; \

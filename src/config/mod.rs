@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::api::Endpoints;
 pub use auth::{authenticator, AuthKind, StoreSpec};
+use box_client::Endpoints;
 pub use settings::{Mode, Settings, Size};
 
 /// The profile used when none is named.
@@ -288,7 +288,7 @@ impl Effective {
                 }
                 // An API behind a proxy may carry `user:password@`.
                 if key == "api_url" {
-                    value = crate::api::secret::redact_url_text(&value);
+                    value = box_client::secret::redact_url_text(&value);
                 }
                 let source = match self.source(key) {
                     Some(s) => self.describe(key, s),

@@ -16,7 +16,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::auth::{AuthKind, StoreSpec};
-use crate::api::Secret;
+use box_client::Secret;
 
 /// A value as TOML (or the environment) wrote it, before the key's type reads it.
 #[derive(Debug, Clone, PartialEq)]

@@ -25,6 +25,9 @@ pub struct DirHandle {
     pub parent: Ino,
     /// The directory's own attributes, for "." in readdirplus.
     pub attr: FsAttr,
+    /// The directory's [`names_generation`](super::kernel::KernelQueue::names_generation)
+    /// when it was opened: names invalidated since may still be among the entries.
+    pub names_generation: u64,
     fill: Mutex<Fill>,
     /// Bumped whenever entries are added or the fill ends.
     progress: watch::Sender<u64>,
@@ -48,6 +51,7 @@ pub struct DirView {
     pub ino: Ino,
     pub parent: Ino,
     pub attr: FsAttr,
+    pub names_generation: u64,
     pages: Vec<Arc<[DirEntry]>>,
     len: usize,
     /// `None` while more entries may come.
@@ -95,11 +99,12 @@ impl DirView {
 impl DirHandle {
     /// A handle whose entries will be added with [`add`](Self::add) and ended with
     /// [`finish`](Self::finish).
-    pub fn filling(ino: Ino, parent: Ino, attr: FsAttr) -> DirHandle {
+    pub fn filling(ino: Ino, parent: Ino, attr: FsAttr, names_generation: u64) -> DirHandle {
         DirHandle {
             ino,
             parent,
             attr,
+            names_generation,
             fill: Mutex::new(Fill::default()),
             progress: watch::Sender::new(0),
         }
@@ -150,6 +155,7 @@ impl DirHandle {
             ino: self.ino,
             parent: self.parent,
             attr: self.attr.clone(),
+            names_generation: self.names_generation,
             pages: fill.pages.clone(),
             len: fill.len,
             done: fill.done.clone(),
@@ -199,8 +205,8 @@ impl Drop for FinishOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::types::Item;
     use crate::fs::attr::Identity;
+    use box_client::types::Item;
     use std::time::Duration;
 
     fn entry(table: &mut InodeTable, id: &str) -> DirEntry {
@@ -226,7 +232,7 @@ mod tests {
     #[tokio::test]
     async fn a_reader_ahead_of_the_listing_waits_for_the_next_page() {
         let mut table = InodeTable::default();
-        let h = Arc::new(DirHandle::filling(1, 1, root_attr(&table)));
+        let h = Arc::new(DirHandle::filling(1, 1, root_attr(&table), 0));
         let a = entry(&mut table, "1");
         h.add(&mut table, vec![a.clone()]);
         assert!(h.view().can_answer(0));
@@ -257,7 +263,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_listing_reaches_the_reader_and_a_late_page_after_release_is_not_pinned() {
         let mut table = InodeTable::default();
-        let h = DirHandle::filling(1, 1, root_attr(&table));
+        let h = DirHandle::filling(1, 1, root_attr(&table), 0);
         h.release(&mut table);
         let a = entry(&mut table, "1");
         h.add(&mut table, vec![a.clone()]);
@@ -270,7 +276,7 @@ mod tests {
     #[tokio::test]
     async fn a_fill_that_panics_ends_with_eio_instead_of_a_reader_waiting_forever() {
         let table = InodeTable::default();
-        let h = Arc::new(DirHandle::filling(1, 1, root_attr(&table)));
+        let h = Arc::new(DirHandle::filling(1, 1, root_attr(&table), 0));
         let guard = FinishOnDrop(h.clone());
         let task = tokio::spawn(async move {
             let _guard = guard;
@@ -284,7 +290,7 @@ mod tests {
     #[test]
     fn entries_from_walks_across_pages_like_get() {
         let mut table = InodeTable::default();
-        let h = DirHandle::filling(1, 1, root_attr(&table));
+        let h = DirHandle::filling(1, 1, root_attr(&table), 0);
         let page1 = vec![entry(&mut table, "1"), entry(&mut table, "2")];
         let page2 = vec![entry(&mut table, "3")];
         h.add(&mut table, page1);

@@ -7,7 +7,7 @@
 
 use libc::c_int;
 
-use crate::api::error::BoxError;
+use box_client::error::BoxError;
 
 /// Box's code for an item another user locked. It answers 403, like any other refusal.
 const CODE_ITEM_LOCKED: &str = "access_denied_item_locked";
@@ -198,8 +198,8 @@ pub type FsResult<T> = Result<T, FsError>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::error::ApiErrorInfo;
-    use crate::emulator::error_codes::{statuses_of, BOX_ERROR_CODES};
+    use box_client::error::ApiErrorInfo;
+    use box_emulator::error_codes::{statuses_of, BOX_ERROR_CODES};
 
     /// Every code this module gives its own errno is one Box documents (a misspelt code
     /// would never match), and maps so at each status Box documents it for.

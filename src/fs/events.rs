@@ -64,9 +64,9 @@ use tokio::task::JoinHandle;
 use super::content_cache::ContentCache;
 use super::inode::{Attrs, Ino, InodeTable, ROOT_INO};
 pub use super::kernel::{Invalidation, KernelNotify};
-use crate::api::events::{Event, EventStreamOptions, FeedStatus, RecentIds};
-use crate::api::types::Item;
-use crate::api::Client;
+use box_client::events::{Event, EventStreamOptions, FeedStatus, RecentIds};
+use box_client::types::Item;
+use box_client::Client;
 
 // ---- health ------------------------------------------------------------------------
 
@@ -1643,8 +1643,8 @@ mod tests {
     async fn follower_health_settles_and_gaps_revalidate() {
         // Never contacted: only the status logic runs.
         let client = Client::new(
-            Arc::new(crate::api::DeveloperToken::new("unused")),
-            crate::api::Endpoints::from_base("http://127.0.0.1:9").unwrap(),
+            Arc::new(box_client::DeveloperToken::new("unused")),
+            box_client::Endpoints::from_base("http://127.0.0.1:9").unwrap(),
         );
         let x = fixture();
         let kernel = Arc::new(Recorder::default());

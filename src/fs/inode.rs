@@ -95,7 +95,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::api::types::Item;
+use box_client::types::Item;
 
 /// An inode number as the kernel sees it.
 pub type Ino = u64;
@@ -250,7 +250,7 @@ pub enum InodeError {
     EmptyName,
     /// A name from Box no Linux directory entry can carry: see [`check_box_name`].
     #[error(
-        "name {0:?} cannot be a file name here (a '/' or NUL, '.' or '..', or over 255 bytes)"
+        "name {0:?} cannot be a file name here (a '/' or NUL, '.' or '..', or over 255 characters)"
     )]
     UnusableName(Box<str>),
     /// Box's word about an item the table removed, no newer than the removal (an event or a
@@ -259,11 +259,19 @@ pub enum InodeError {
     RemovedSince(Box<str>),
 }
 
-/// The longest name a directory entry may have, in bytes (`statfs` says so as `name_max`).
-pub const NAME_MAX: usize = 255;
+/// The longest name Box gives an item, in characters.
+pub const NAME_MAX_CHARS: usize = 255;
 
-/// Whether a name Box gave can be a directory entry. Box allows names that Linux cannot
-/// show: one containing `/` or NUL, `.` and `..`, and names longer than 255 bytes. Such an
+/// The longest name a directory entry may have here, in bytes: Box's 255 characters of up
+/// to four bytes each. FUSE carries names of up to 1,024 bytes, so a Japanese or Greek name
+/// that Box accepts shows even when it is longer than ext4's 255 bytes. (`statfs` still
+/// says 255 as `name_max`: the bound tools keep the names they make up within, and one Box
+/// takes whatever the characters.)
+pub const NAME_MAX_BYTES: usize = 4 * NAME_MAX_CHARS;
+
+/// Whether a name Box gave can be a directory entry. A server can send names that Linux
+/// cannot show: one containing `/` or NUL, `.` and `..`, and names longer than Box's 255
+/// characters (which a kernel would refuse past 1,024 bytes, failing the whole listing). Such an
 /// item is left out of the mount (the listing skips it with a warning, an event about it is
 /// ignored) rather than shown under a made-up name: a made-up name could collide with a real
 /// one, and writes through it would have to be mapped back. The rest of the folder lists.
@@ -273,7 +281,8 @@ pub fn check_box_name(name: &str) -> Result<(), InodeError> {
     }
     if name == "."
         || name == ".."
-        || name.len() > NAME_MAX
+        || name.len() > NAME_MAX_BYTES
+        || name.chars().count() > NAME_MAX_CHARS
         || name.bytes().any(|b| b == b'/' || b == 0)
     {
         return Err(InodeError::UnusableName(name.into()));
@@ -1430,7 +1439,7 @@ mod tests {
         let mut t = InodeTable::default();
         let mut it = file("f1", "a.txt", 3);
         it.sha1 = Some("abc".into());
-        it.file_version = Some(crate::api::types::FileVersion {
+        it.file_version = Some(box_client::types::FileVersion {
             id: "v9".into(),
             ..Default::default()
         });
@@ -1937,8 +1946,9 @@ mod tests {
     #[test]
     fn names_linux_cannot_show_are_left_out_and_the_rest_lists() {
         let mut t = InodeTable::default();
-        let long = "x".repeat(NAME_MAX + 1);
-        let longest = "é".repeat(NAME_MAX / 2);
+        let long = "x".repeat(NAME_MAX_CHARS + 1);
+        // 255 characters of two bytes: longer than ext4 allows, a name Box takes.
+        let longest = "é".repeat(NAME_MAX_CHARS);
         let items = vec![
             file("1", "a/b", 1),
             file("2", "nul\0name", 1),
@@ -1991,7 +2001,7 @@ mod tests {
                     n += 1;
                     let mut it = file(&format!("1{n:011}"), &format!("Document {d}-{i}.pdf"), 3);
                     it.sha1 = Some("da39a3ee5e6b4b0d3255bfef95601890afd80709".into());
-                    it.file_version = Some(crate::api::types::FileVersion {
+                    it.file_version = Some(box_client::types::FileVersion {
                         id: format!("2{n:011}"),
                         ..Default::default()
                     });

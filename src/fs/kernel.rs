@@ -11,9 +11,13 @@
 //! held by requests that wait for replies the tokio workers are computing, so a notification
 //! blocked on a worker could starve the very replies that would unblock it.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use tokio::sync::mpsc;
 
 use super::inode::Ino;
+use super::lock;
 
 /// One thing the kernel must forget.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,13 +49,25 @@ pub trait KernelNotify: Send + Sync + 'static {
 #[derive(Debug, Clone)]
 pub struct KernelQueue {
     tx: mpsc::UnboundedSender<Invalidation>,
+    names: Arc<NameChanges>,
+}
+
+/// How many times the names in each directory were invalidated. An open directory's entries
+/// were read before the changes counted after its opening; handed to the kernel with
+/// `readdirplus`, they would bring back a name just invalidated, for a whole entry TTL (the
+/// kernel orders an invalidation only after lookups already running, not after a
+/// `readdirplus` answered later from an older listing).
+#[derive(Debug, Default)]
+struct NameChanges {
+    by_dir: Mutex<HashMap<Ino, u64>>,
 }
 
 impl KernelQueue {
     /// A queue and its receiving end, to hand to [`drain`].
     pub fn new() -> (KernelQueue, mpsc::UnboundedReceiver<Invalidation>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (KernelQueue { tx }, rx)
+        let names = Arc::default();
+        (KernelQueue { tx, names }, rx)
     }
 
     /// A queue whose invalidations go nowhere (tests of the filesystem without a kernel).
@@ -60,7 +76,21 @@ impl KernelQueue {
     }
 
     pub fn send(&self, inv: Invalidation) {
+        if let Invalidation::Entry { parent, .. } | Invalidation::Delete { parent, .. } = &inv {
+            *lock(&self.names.by_dir).entry(*parent).or_default() += 1;
+        }
         let _ = self.tx.send(inv);
+    }
+
+    /// A count that changes whenever a name in `dir` is invalidated: taken when a directory
+    /// is opened, compared with [`names_changed_since`](Self::names_changed_since) later.
+    pub fn names_generation(&self, dir: Ino) -> u64 {
+        lock(&self.names.by_dir).get(&dir).copied().unwrap_or(0)
+    }
+
+    /// Whether a name in `dir` was invalidated since `generation` was taken.
+    pub fn names_changed_since(&self, dir: Ino, generation: u64) -> bool {
+        self.names_generation(dir) != generation
     }
 
     pub fn send_all(&self, invs: impl IntoIterator<Item = Invalidation>) {
@@ -117,8 +147,35 @@ pub fn spawn_drain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_directory_whose_names_were_invalidated_says_so_to_earlier_readers() {
+        let queue = KernelQueue::discard();
+        let (dir, other) = (5, 6);
+        let opened = queue.names_generation(dir);
+        let other_opened = queue.names_generation(other);
+        queue.send(Invalidation::Attrs(dir));
+        queue.send(Invalidation::Inode(dir));
+        assert!(!queue.names_changed_since(dir, opened), "not a name");
+        queue.send(Invalidation::Entry {
+            parent: dir,
+            name: "f0".into(),
+        });
+        assert!(queue.names_changed_since(dir, opened));
+        let clone = queue.clone();
+        let reopened = clone.names_generation(dir);
+        clone.send(Invalidation::Delete {
+            parent: dir,
+            child: 9,
+            name: "g0".into(),
+        });
+        assert!(
+            queue.names_changed_since(dir, reopened),
+            "clones share the counts"
+        );
+        assert!(!queue.names_changed_since(other, other_opened));
+    }
 
     /// A notifier that blocks, as `inval_entry` may on a kernel lock.
     struct Slow(Arc<Mutex<Vec<(Invalidation, String)>>>);

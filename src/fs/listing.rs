@@ -13,9 +13,9 @@ use super::errno::FsError;
 use super::inode::{Ino, ListingDiff};
 use super::kernel::Invalidation;
 use super::{lock, BoxFs, DirEntry, STAT_FIELDS};
-use crate::api::folders::ListOptions;
-use crate::api::types::Items;
-use crate::api::BoxResult;
+use box_client::folders::ListOptions;
+use box_client::types::Items;
+use box_client::BoxResult;
 use tokio::task::JoinHandle;
 
 /// Entries per listing page: Box's maximum.

@@ -27,9 +27,9 @@ use chrono::{DateTime, Utc};
 use super::errno::FsError;
 use super::inode::Ino;
 use super::{lock, BoxFs};
-use crate::api::files::LockOptions;
-use crate::api::types::{Item, Lock};
-use crate::api::Client;
+use box_client::files::LockOptions;
+use box_client::types::{Item, Lock};
+use box_client::Client;
 
 /// How often a blocked lock request asks Box again.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);

@@ -1,7 +1,7 @@
 //! The filesystem layer: Box seen as a tree of inodes, one `async fn` per filesystem operation,
 //! testable without the kernel. [`BoxFs`] owns the metadata cache (the [`inode`] table, bounded in LRU order),
 //! the open file and directory handles, the read path ([`read`]) and the content cache, and talks to Box through the
-//! [`crate::api::Client`]. `fuse.rs` is the only caller that sees fuser types; the events task
+//! [`box_client::Client`]. `fuse.rs` is the only caller that sees fuser types; the events task
 //! ([`events`]) is the other way in.
 //!
 //! # Design note
@@ -57,9 +57,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use crate::api::types::Item;
-use crate::api::Client;
 use attr::{FsAttr, Identity};
+use box_client::types::Item;
+use box_client::Client;
 use content_cache::ContentCache;
 use dir_handle::{DirHandle, DirView};
 use errno::FsError;
@@ -86,9 +86,6 @@ pub const STAT_FIELDS: &[&str] = &[
 /// How many times a lookup lists a folder whose listing lost names to eviction before it
 /// answers ENOENT.
 const LOOKUP_ATTEMPTS: u32 = 3;
-
-/// Longest name Box takes, in characters.
-const NAME_MAX: usize = 255;
 
 /// How the filesystem behaves; `FsOptions::default()` is what `boxfs mount` uses.
 #[derive(Debug, Clone)]
@@ -241,7 +238,7 @@ fn box_name(name: &OsStr) -> Result<&str, FsError> {
     let name = std::str::from_utf8(name.as_bytes())
         .map_err(|_| FsError::new(libc::EINVAL, format!("{name:?} is not valid UTF-8")))?;
     // Box counts characters, not bytes: 255 characters are fine however many bytes they take.
-    if name.chars().count() > NAME_MAX {
+    if name.chars().count() > inode::NAME_MAX_CHARS {
         return Err(FsError::new(
             libc::ENAMETOOLONG,
             "Box allows names of at most 255 characters",
@@ -348,6 +345,20 @@ impl BoxFs {
     }
 
     /// The TTL to hand the kernel for entries and attributes right now.
+    /// How long the kernel may keep the names and attributes `readdirplus` hands it from
+    /// `view`: not at all if a name in the directory was invalidated since it was opened
+    /// (the entries may predate the change), else the usual [`kernel_ttl`](Self::kernel_ttl).
+    pub fn readdirplus_ttl(&self, view: &DirView) -> Duration {
+        if self
+            .kernel
+            .names_changed_since(view.ino, view.names_generation)
+        {
+            Duration::ZERO
+        } else {
+            self.kernel_ttl()
+        }
+    }
+
     pub fn kernel_ttl(&self) -> Duration {
         if self.healthy() {
             self.opts.kernel_ttl_healthy
@@ -551,6 +562,8 @@ impl BoxFs {
     /// [`dir_handle`]). Starts listing subfolders ahead of a walk.
     pub async fn opendir(self: &Arc<Self>, ino: Ino) -> Result<Opened, FsError> {
         let fresh = self.listing_is_fresh(ino)?;
+        // Taken before the entries are read: a name invalidated after this is not trusted.
+        let names_generation = self.kernel.names_generation(ino);
         let handle = {
             let table = lock(&self.table);
             let inode = table
@@ -561,6 +574,7 @@ impl BoxFs {
                 ino,
                 parent,
                 self.cached_attr(&table, ino)?,
+                names_generation,
             ))
         };
         // The kernel may reuse the listing it cached at an earlier open only if nothing
@@ -721,7 +735,8 @@ impl BoxFs {
             blocks: total / BLOCK,
             blocks_free: total.saturating_sub(used) / BLOCK,
             files: lock(&self.table).len() as u64,
-            name_max: NAME_MAX as u32,
+            // What tools keep the names they make within (see `inode::NAME_MAX_BYTES`).
+            name_max: inode::NAME_MAX_CHARS as u32,
         };
         *lock(&self.quota) = Some((Instant::now(), stats));
         Ok(stats)

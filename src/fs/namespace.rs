@@ -13,7 +13,7 @@ use super::attr::FsAttr;
 use super::errno::FsError;
 use super::inode::{is_local_id, Ino, Kind, ROOT_INO};
 use super::{box_name, lock, BoxFs};
-use crate::api::types::Item;
+use box_client::types::Item;
 
 /// `renameat2` flags (the kernel passes them through FUSE unchanged).
 pub const RENAME_NOREPLACE: u32 = libc::RENAME_NOREPLACE;

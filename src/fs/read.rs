@@ -45,8 +45,8 @@ use tokio::task::AbortHandle;
 
 use super::content_cache::{ContentCache, ContentKey};
 use super::errno::{FsError, FsResult};
-use crate::api::files::{ByteRange, DownloadUrl};
-use crate::api::{BoxError, Client};
+use box_client::files::{ByteRange, DownloadUrl};
+use box_client::{BoxError, Client};
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;

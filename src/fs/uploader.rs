@@ -31,9 +31,9 @@ use super::staging::{conflict_name, Journal, Target};
 use super::upload_progress::{RunningUpload, UploadCounters};
 use super::write::{blocking, Staged, StagedState, RENAME_GRACE, RENAME_GRACE_MAX};
 use super::{lock, BoxFs, STAT_FIELDS};
-use crate::api::error::BoxError;
-use crate::api::types::Item;
-use crate::api::upload::{SessionHook, UploadOptions, MIN_CHUNKED_SIZE};
+use box_client::error::BoxError;
+use box_client::types::Item;
+use box_client::upload::{SessionHook, UploadOptions, MIN_CHUNKED_SIZE};
 
 /// Uploads running at once from the queue. Small files cost Box a round trip each, so many
 /// travel together; Box's own limit (240 uploads a minute per user) answers 429 with

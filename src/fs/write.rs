@@ -56,8 +56,8 @@ use super::errno::FsError;
 use super::inode::{Ino, Kind};
 use super::staging::{Journal, StagingDir, Target};
 use super::{box_name, lock, BoxFs, OpenFile, Opened, STAT_FIELDS};
-use crate::api::files::DownloadOptions;
-use crate::api::types::Item;
+use box_client::files::DownloadOptions;
+use box_client::types::Item;
 
 /// How long a new file's staged copy is kept after its upload, for a rename over another
 /// file (an editor's save) to turn into a new version of that file.
@@ -1046,7 +1046,7 @@ impl BoxFs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::types::{Lock, UserMini};
+    use box_client::types::{Lock, UserMini};
 
     fn locked(by: &str, expires: Option<String>) -> Item {
         Item {

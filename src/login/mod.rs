@@ -12,11 +12,11 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::auth::{JwtConfig, OAuth2, TokenPair};
-use crate::api::types::User;
-use crate::api::{Authenticator, Client, DeveloperToken, Endpoints};
 use crate::config::{authenticator, AuthKind, Config, Effective, Settings, Source, StoreSpec};
 use crate::human::human_bytes;
+use box_client::auth::{JwtConfig, OAuth2, TokenPair};
+use box_client::types::User;
+use box_client::{Authenticator, Client, DeveloperToken, Endpoints};
 use redirect::{Page, RedirectListener};
 
 /// What `boxfs login` was asked for beyond the configuration keys.

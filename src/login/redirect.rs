@@ -14,8 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use crate::api::auth::oauth::{check_state, code_from_redirect};
-use crate::api::Secret;
+use box_client::auth::oauth::{check_state, code_from_redirect};
+use box_client::Secret;
 
 /// The path Box redirects to.
 pub const CALLBACK_PATH: &str = "/callback";

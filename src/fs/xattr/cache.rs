@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use super::names::TemplateRef;
 use super::seen::SeenInstances;
 use super::values::Schema;
-use crate::api::metadata::MetadataInstance;
-use crate::api::types::Item;
 use crate::fs::inode::Ino;
 use crate::fs::lock;
+use box_client::metadata::MetadataInstance;
+use box_client::types::Item;
 
 /// How long values fetched from Box answer reads.
 pub const XATTR_TTL: Duration = Duration::from_secs(5);

@@ -88,10 +88,10 @@ use serde_json::{Map, Value};
 use super::errno::FsError;
 use super::inode::{Ino, Kind, ROOT_INO};
 use super::{lock, BoxFs, STAT_FIELDS};
-use crate::api::error::BoxResult;
-use crate::api::folders::{SharedLinkSettings, ROOT_FOLDER};
-use crate::api::metadata::{ItemRef, MetadataInstance, MetadataPatch};
-use crate::api::types::Item;
+use box_client::error::BoxResult;
+use box_client::folders::{SharedLinkSettings, ROOT_FOLDER};
+use box_client::metadata::{ItemRef, MetadataInstance, MetadataPatch};
+use box_client::types::Item;
 pub use cache::{XattrCache, XATTR_TTL};
 use names::{
     active_lock, attribute_names, find_instance, item_value, to_json_bytes, Fact, NameError,

@@ -5,11 +5,11 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::api::metadata::{
+use crate::fs::errno::FsError;
+use box_client::metadata::{
     check_scope, check_template_key, MetadataInstance, GLOBAL_SCOPE, PROPERTIES_TEMPLATE,
 };
-use crate::api::types::{Item, Lock};
-use crate::fs::errno::FsError;
+use box_client::types::{Item, Lock};
 
 /// Every attribute of ours starts with this.
 pub const PREFIX: &str = "user.box.";
@@ -316,7 +316,7 @@ pub fn sized_reply(value: Vec<u8>, size: u32) -> Result<XattrReply, FsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::types::{FileVersion, SharedLink, UserMini};
+    use box_client::types::{FileVersion, SharedLink, UserMini};
     use serde_json::{json, Map, Value};
 
     fn tref(scope: &str, template: &str) -> TemplateRef {

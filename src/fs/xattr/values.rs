@@ -7,12 +7,12 @@ use std::ffi::OsStr;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value};
 
-use crate::api::files::LockOptions;
-use crate::api::folders::SharedLinkAccess;
-use crate::api::metadata::{
+use crate::fs::errno::FsError;
+use box_client::files::LockOptions;
+use box_client::folders::SharedLinkAccess;
+use box_client::metadata::{
     FieldType, MetadataPatch, MetadataTemplate, TemplateField, GLOBAL_SCOPE, PROPERTIES_TEMPLATE,
 };
-use crate::fs::errno::FsError;
 
 pub(super) fn invalid(message: impl Into<String>) -> FsError {
     FsError::new(libc::EINVAL, message)
@@ -262,7 +262,7 @@ pub(super) fn read_only(name: &OsStr) -> FsError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::metadata::FieldOption;
+    use box_client::metadata::FieldOption;
     use serde_json::json;
 
     #[test]
