@@ -26,6 +26,12 @@ pub struct Pattern {
     block: Vec<u8>,
 }
 
+impl Default for Pattern {
+    fn default() -> Self {
+        Pattern::new()
+    }
+}
+
 impl Pattern {
     pub fn new() -> Pattern {
         let mut x: u32 = 0x1234_5678;
