@@ -7,20 +7,20 @@ use boxfs::cli::{Cli, Command};
 fn main() {
     init_logging();
     // `mount.fuse.boxfs`, run by mount(8), has a command line of its own.
-    if let Some(code) = boxfs::mount_helper::run_if_invoked_as_helper() {
+    if let Some(code) = boxfs::cli::mount_helper::run_if_invoked_as_helper() {
         std::process::exit(code);
     }
     // A background mount's daemon: its secret flags come through a pipe, not its argv.
-    let argv = boxfs::secret_args::argv_with_received_secrets().unwrap_or_else(|message| {
+    let argv = boxfs::daemon::secret_args::argv_with_received_secrets().unwrap_or_else(|message| {
         eprintln!("boxfs: {message}");
         std::process::exit(1);
     });
     let cli = Cli::parse_from(argv);
     // Before any thread starts: the mount helper may change user (setuid=).
     let offline = match &cli.command {
-        Command::MountHelper(args) => std::process::exit(boxfs::mount_helper::run(args)),
-        Command::Completions(args) => Some(boxfs::generate::print_completions(args)),
-        Command::ManPages(args) => Some(boxfs::generate::write_man_pages(args)),
+        Command::MountHelper(args) => std::process::exit(boxfs::cli::mount_helper::run(args)),
+        Command::Completions(args) => Some(boxfs::cli::generate::print_completions(args)),
+        Command::ManPages(args) => Some(boxfs::cli::generate::write_man_pages(args)),
         _ => None,
     };
     if let Some(result) = offline {
@@ -35,7 +35,7 @@ fn main() {
         });
         if !foreground {
             let argv: Vec<_> = std::env::args_os().skip(1).collect();
-            if let Err(message) = boxfs::mount::spawn_daemon(argv, None) {
+            if let Err(message) = boxfs::daemon::mount::spawn_daemon(argv, None) {
                 eprintln!("boxfs: {message}");
                 std::process::exit(1);
             }
@@ -61,7 +61,7 @@ fn main() {
     // Search has its own exit statuses: 1 for no match, 2 for errors.
     let command = match cli.command {
         Command::Search(args) => {
-            let code = match runtime.block_on(boxfs::search_cli::run_search(args)) {
+            let code = match runtime.block_on(boxfs::cli::search::run_search(args)) {
                 Ok(true) => 0,
                 Ok(false) => 1,
                 Err(message) => {
@@ -83,9 +83,9 @@ fn main() {
             Command::Whoami(args) => boxfs::cli::run_whoami(args).await,
             Command::Config(args) => boxfs::cli::run_config(args),
             // Taken above for its exit statuses; kept here so the match stays exhaustive.
-            Command::Search(args) => boxfs::search_cli::run_search(args).await.map(|_| ()),
-            Command::Status(args) => boxfs::status_cli::run_status(args),
-            Command::Events(args) => boxfs::events_cli::run_events(args).await,
+            Command::Search(args) => boxfs::cli::search::run_search(args).await.map(|_| ()),
+            Command::Status(args) => boxfs::cli::status::run_status(args),
+            Command::Events(args) => boxfs::cli::events::run_events(args).await,
             // Run above, before the runtime started.
             Command::Completions(_) | Command::ManPages(_) | Command::MountHelper(_) => Ok(()),
         }
@@ -107,7 +107,7 @@ fn exit_on_error(result: Result<(), String>) {
 fn init_logging() {
     if let Ok(spec) = std::env::var(env_logger::DEFAULT_FILTER_ENV) {
         env_logger::Builder::new()
-            .parse_filters(&boxfs::log_filter::widen_boxfs_directives(&spec))
+            .parse_filters(&boxfs::cli::log_filter::widen_boxfs_directives(&spec))
             .init();
     } else {
         env_logger::Builder::new()

@@ -663,7 +663,7 @@ async fn mount_needs_no_flags_after_login() {
     let mnt_arg = mnt.to_str().unwrap();
     let mut child = home
         .cmd(&["mount", mnt_arg, "--foreground"])
-        .env(boxfs::mount::READY_ENV, "1")
+        .env(boxfs::daemon::mount::READY_ENV, "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -13,10 +13,10 @@ use box_client::folders::ListOptions;
 use box_client::upload::UploadOptions;
 use box_client::{Client, RetryPolicy};
 use box_emulator::{EmulatorConfig, Knobs};
-use boxfs::fs::events::{
+use boxfs::fs::sync::events::{
     EventFollower, FollowerOptions, Invalidation, KernelNotify, OwnChanges, StreamHealth,
 };
-use boxfs::fs::inode::{Ino, InodeTable, ROOT_INO};
+use boxfs::fs::tree::inode::{Ino, InodeTable, ROOT_INO};
 use common::TestEmu;
 use tokio::task::JoinHandle;
 

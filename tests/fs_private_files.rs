@@ -5,8 +5,8 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use boxfs::fs::content_cache::{ContentCache, ContentKey};
-use boxfs::fs::staging::{Journal, StagingDir, Target};
+use boxfs::fs::read::content_cache::{ContentCache, ContentKey};
+use boxfs::fs::write::staging::{Journal, StagingDir, Target};
 
 fn mode(p: &Path) -> u32 {
     std::fs::symlink_metadata(p)

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use box_client::upload::UploadOptions;
 use box_client::{Client, DeveloperToken, Endpoints};
 use box_emulator::{EmulatorConfig, Knobs};
-use boxfs::fs::content_cache::ContentCache;
-use boxfs::fs::read::{FileReader, FileVersionRef, ReadConfig, ReadStats};
+use boxfs::fs::read::content_cache::ContentCache;
+use boxfs::fs::read::reader::{FileReader, FileVersionRef, ReadConfig, ReadStats};
 use common::TestEmu;
 use sha1::{Digest, Sha1};
 

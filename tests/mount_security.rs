@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use boxfs::daemon::DaemonRecord;
+use boxfs::daemon::record::DaemonRecord;
 use common::mount::{eventually, is_mounted};
 use common::TestEmu;
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use boxfs::daemon::DaemonRecord;
+use boxfs::daemon::record::DaemonRecord;
 use common::mount::{eventually, is_mounted};
 use common::TestEmu;
 
@@ -261,7 +261,7 @@ async fn a_foreground_mount_tells_systemd_when_it_is_ready() {
             .arg(&config)
             .arg(&mnt)
             .env("NOTIFY_SOCKET", &socket_path)
-            .env_remove(boxfs::mount::READY_ENV)
+            .env_remove(boxfs::daemon::mount::READY_ENV)
             .stdin(Stdio::null())
             .spawn()
             .unwrap();

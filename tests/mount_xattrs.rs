@@ -904,13 +904,13 @@ async fn a_read_only_mount_refuses_changes() {
 
 /// Without a kernel: our own changes store Box's answer (its new etag and sequence_id) in
 /// the inode table, so that the event Box sends about them later finds nothing new; and
-/// `invalidate_xattrs` (the events task's way in) drops values cached from before a change
-/// made elsewhere.
+/// an invalidation of the inode queued for the kernel (the events task's way in) drops values
+/// cached from before a change made elsewhere, with no kernel draining the queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_record_boxs_answer_and_invalidation_drops_the_cache() {
     use box_client::{Client, DeveloperToken, Endpoints};
-    use boxfs::fs::inode::ROOT_INO;
-    use boxfs::fs::kernel::KernelQueue;
+    use boxfs::fs::sync::kernel::KernelQueue;
+    use boxfs::fs::tree::inode::ROOT_INO;
     use boxfs::fs::{BoxFs, FsOptions};
     use std::ffi::OsStr;
     use std::sync::atomic::Ordering;
@@ -993,7 +993,8 @@ async fn changes_record_boxs_answer_and_invalidation_drops_the_cache() {
         fs.getxattr(ino, lock).await.is_ok(),
         "served from the cache"
     );
-    fs.invalidate_xattrs(ino);
+    fs.kernel_queue()
+        .send(boxfs::fs::sync::kernel::Invalidation::Attrs(ino));
     assert_eq!(
         fs.getxattr(ino, lock).await.map_err(|e| e.errno()),
         Err(libc::ENODATA)

@@ -6,8 +6,8 @@
 
 use std::path::Path;
 
+use boxfs::cli::mount_helper::{translate, HelperArgs, HELPER_NAME};
 use boxfs::cli::Cli;
-use boxfs::mount_helper::{translate, HelperArgs, HELPER_NAME};
 use clap::error::ErrorKind;
 use clap::Parser;
 

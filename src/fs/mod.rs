@@ -24,27 +24,16 @@
 //! with `table`.
 //!
 //! **Kernel invalidations** computed here (a listing fetched again that differs from the cached
-//! one) go through a [`kernel::KernelQueue`], never straight to the kernel: see `kernel.rs`.
+//! one) go through a [`sync::kernel::KernelQueue`], never straight to the kernel: see `kernel.rs`.
 
-pub mod attr;
-pub mod chunk_file;
-pub mod content_cache;
-pub mod dir_handle;
 pub mod errno;
-pub mod events;
-pub mod inode;
-pub mod kernel;
-mod listing;
-pub mod locks;
-mod namespace;
 pub mod read;
-mod staged_names;
-pub mod staging;
-pub mod upload_progress;
-mod uploader;
-pub use uploader::UploadStatus;
+pub mod sync;
+pub mod tree;
 pub mod write;
 pub mod xattr;
+
+pub use write::uploader::UploadStatus;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -57,16 +46,16 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use attr::{FsAttr, Identity};
 use box_client::types::Item;
 use box_client::Client;
-use content_cache::ContentCache;
-use dir_handle::{DirHandle, DirView};
 use errno::FsError;
-use events::{OwnChanges, StreamHealth};
-use inode::{Ino, InodeError, InodeTable, Kind, ROOT_INO};
-use kernel::KernelQueue;
-use read::{FileReader, FileVersionRef, ReadConfig};
+use read::content_cache::ContentCache;
+use read::reader::{FileReader, FileVersionRef, ReadConfig};
+use sync::events::{OwnChanges, StreamHealth};
+use sync::kernel::KernelQueue;
+use tree::attr::{FsAttr, Identity};
+use tree::dir_handle::{DirHandle, DirView};
+use tree::inode::{Ino, InodeError, InodeTable, Kind, ROOT_INO};
 
 /// Fields every item fetched for `stat` carries (listings and single items alike).
 pub const STAT_FIELDS: &[&str] = &[
@@ -121,7 +110,7 @@ pub struct FsOptions {
 impl Default for FsOptions {
     fn default() -> Self {
         FsOptions {
-            root_folder_id: inode::DEFAULT_ROOT_FOLDER_ID.to_string(),
+            root_folder_id: tree::inode::DEFAULT_ROOT_FOLDER_ID.to_string(),
             identity: Identity::default(),
             ttl_healthy: Duration::from_secs(3600),
             ttl_unhealthy: Duration::from_secs(2),
@@ -205,11 +194,11 @@ pub struct BoxFs {
     prefetch_slots: Arc<Semaphore>,
     quota: Mutex<Option<(Instant, FsStats)>>,
     /// Values of the `user.box.` extended attributes, kept briefly (see [`xattr`]).
-    xattrs: xattr::XattrCache,
+    xattrs: Arc<xattr::XattrCache>,
     /// Staged writes and their uploads (see `write.rs`).
-    writes: write::Writes,
+    writes: write::writes::Writes,
     /// The Box locks this mount took (`Some` with `--box-locks` only).
-    locks: Option<locks::BoxLocks>,
+    locks: Option<write::locks::BoxLocks>,
     pub counters: FsCounters,
 }
 
@@ -238,7 +227,7 @@ fn box_name(name: &OsStr) -> Result<&str, FsError> {
     let name = std::str::from_utf8(name.as_bytes())
         .map_err(|_| FsError::new(libc::EINVAL, format!("{name:?} is not valid UTF-8")))?;
     // Box counts characters, not bytes: 255 characters are fine however many bytes they take.
-    if name.chars().count() > inode::NAME_MAX_CHARS {
+    if name.chars().count() > tree::inode::NAME_MAX_CHARS {
         return Err(FsError::new(
             libc::ENAMETOOLONG,
             "Box allows names of at most 255 characters",
@@ -256,13 +245,18 @@ impl BoxFs {
     ) -> BoxFs {
         let table = InodeTable::with_limit(&opts.root_folder_id, opts.max_inodes);
         let staging = opts.staging_dir.as_deref().and_then(|dir| {
-            staging::StagingDir::open(dir)
+            write::staging::StagingDir::open(dir)
                 .map_err(|e| {
                     log::error!("staging directory {}: {e}; writes are off", dir.display())
                 })
                 .ok()
         });
-        let locks = opts.box_locks.then(|| locks::BoxLocks::new(client.clone()));
+        let locks = opts
+            .box_locks
+            .then(|| write::locks::BoxLocks::new(client.clone()));
+        // Our own caches go stale on the same path as the kernel's.
+        let xattrs = Arc::new(xattr::XattrCache::default());
+        kernel.also_invalidate(xattrs.clone());
         BoxFs {
             client,
             table: Arc::new(Mutex::new(table)),
@@ -278,8 +272,8 @@ impl BoxFs {
             next_fh: AtomicU64::new(1),
             prefetch_slots: Arc::new(Semaphore::new(opts.prefetch_parallel.max(1))),
             quota: Mutex::default(),
-            xattrs: xattr::XattrCache::default(),
-            writes: write::Writes::new(staging, opts.write_back),
+            xattrs,
+            writes: write::writes::Writes::new(staging, opts.write_back),
             locks,
             counters: FsCounters::default(),
             opts,
@@ -323,7 +317,7 @@ impl BoxFs {
     /// Staged files keep their data and their local attributes. Returns how many kernel
     /// invalidations were sent.
     pub fn drop_metadata_cache(&self) -> usize {
-        let invs = events::revalidate_all(&mut lock(&self.table));
+        let invs = sync::events::revalidate_all(&mut lock(&self.table));
         self.xattrs.clear();
         self.health.record_revalidation();
         let n = invs.len();
@@ -462,7 +456,7 @@ impl BoxFs {
     fn forget_removed(&self, ino: Ino) {
         let detached = lock(&self.table).remove(ino).ok().flatten();
         if let Some(d) = detached {
-            self.kernel.send(kernel::Invalidation::Delete {
+            self.kernel.send(sync::kernel::Invalidation::Delete {
                 parent: d.parent,
                 child: d.ino,
                 name: d.name,
@@ -735,8 +729,8 @@ impl BoxFs {
             blocks: total / BLOCK,
             blocks_free: total.saturating_sub(used) / BLOCK,
             files: lock(&self.table).len() as u64,
-            // What tools keep the names they make within (see `inode::NAME_MAX_BYTES`).
-            name_max: inode::NAME_MAX_CHARS as u32,
+            // What tools keep the names they make within (see `tree::inode::NAME_MAX_BYTES`).
+            name_max: tree::inode::NAME_MAX_CHARS as u32,
         };
         *lock(&self.quota) = Some((Instant::now(), stats));
         Ok(stats)

@@ -44,7 +44,7 @@ impl TestMount {
             .arg("--log-file")
             .arg(&log_file)
             .args(extra)
-            .env(boxfs::mount::READY_ENV, "1")
+            .env(boxfs::daemon::mount::READY_ENV, "1")
             // Whatever the user running the tests configured stays out of the test mounts.
             .env("BOXFS_CONFIG", "/dev/null")
             .env_remove("BOXFS_PROFILE")

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use super::names::TemplateRef;
 use super::seen::SeenInstances;
 use super::values::Schema;
-use crate::fs::inode::Ino;
 use crate::fs::lock;
+use crate::fs::tree::inode::Ino;
 use box_client::metadata::MetadataInstance;
 use box_client::types::Item;
 
@@ -102,6 +102,17 @@ pub struct XattrCache {
     /// Answers from requests started before this are stale for every inode
     /// ([`XattrCache::clear`]). Taken only while `slots` is held.
     cleared_at: std::sync::Mutex<Option<Instant>>,
+}
+
+/// A lock, a shared link or metadata changed elsewhere reaches us as an invalidation of the
+/// item's inode (its etag does not move for all of them): the values cached for it go.
+impl crate::fs::sync::kernel::StaleCache for XattrCache {
+    fn invalidate(&self, inv: &crate::fs::sync::kernel::Invalidation) {
+        use crate::fs::sync::kernel::Invalidation;
+        if let Invalidation::Inode(ino) | Invalidation::Attrs(ino) = inv {
+            XattrCache::invalidate(self, *ino);
+        }
+    }
 }
 
 impl XattrCache {

@@ -55,7 +55,8 @@
 //!
 //! Values are fetched on demand (the item with `fields=`, the metadata instances with one
 //! `GET .../metadata` that lists them all) and kept for [`XATTR_TTL`], or until
-//! [`BoxFs::invalidate_xattrs`] (the events task) drops them; a cached item is also
+//! an invalidation of the inode drops them (the cache hears of every one the kernel queue
+//! carries, see `XattrCache`'s `StaleCache`); a cached item is also
 //! dropped when the inode table learns a newer `sequence_id`. Our own changes put Box's
 //! answer in the cache (a lock or link change is answered with the item and its fields, a
 //! metadata change with the instance), so reading back what was just set asks nothing. `user.box.id` and
@@ -85,9 +86,9 @@ use std::time::Instant;
 use chrono::Utc;
 use serde_json::{Map, Value};
 
-use super::errno::FsError;
-use super::inode::{Ino, Kind, ROOT_INO};
 use super::{lock, BoxFs, STAT_FIELDS};
+use crate::fs::errno::FsError;
+use crate::fs::tree::inode::{Ino, Kind, ROOT_INO};
 use box_client::error::BoxResult;
 use box_client::folders::{SharedLinkSettings, ROOT_FOLDER};
 use box_client::metadata::{ItemRef, MetadataInstance, MetadataPatch};
@@ -241,12 +242,6 @@ impl BoxFs {
         let schema = Arc::new(Schema::of(&template));
         self.xattrs.store_template(tref, schema.clone());
         Ok(schema)
-    }
-
-    /// Forgets the attribute values cached for `ino`: for the events task, when Box reports
-    /// a lock, shared link or metadata change made elsewhere.
-    pub fn invalidate_xattrs(&self, ino: Ino) {
-        self.xattrs.invalidate(ino);
     }
 
     /// `getxattr`: the value of attribute `name` of `ino`.

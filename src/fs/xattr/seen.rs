@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use super::names::TemplateRef;
-use crate::fs::inode::Ino;
 use crate::fs::lock;
+use crate::fs::tree::inode::Ino;
 
 /// How long a value read stays the basis of writes. A write this much later than the read
 /// is checked only against what Box has when it is made.

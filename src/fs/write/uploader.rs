@@ -7,7 +7,7 @@
 //! data was based on (`upload_new_version`); the client sends one multipart request below
 //! 20 MB and an upload session with parallel parts above. The session's id goes into the
 //! journal as soon as Box opened it, so an interrupted upload resumes from the parts Box
-//! holds. Box's answer is stored in the inode table while our [`super::events::OwnChanges`]
+//! holds. Box's answer is stored in the inode table while our [`crate::fs::sync::events::OwnChanges`]
 //! guard is held, so the event Box sends about our upload changes nothing.
 //!
 //! **Conflicts never lose data.** If Box's version moved on since the data was staged
@@ -25,12 +25,12 @@ use sha1::{Digest, Sha1};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
-use super::errno::FsError;
-use super::kernel::Invalidation;
-use super::staging::{conflict_name, Journal, Target};
-use super::upload_progress::{RunningUpload, UploadCounters};
-use super::write::{blocking, Staged, StagedState, RENAME_GRACE, RENAME_GRACE_MAX};
-use super::{lock, BoxFs, STAT_FIELDS};
+use crate::fs::errno::FsError;
+use crate::fs::sync::kernel::Invalidation;
+use crate::fs::write::staging::{conflict_name, Journal, Target};
+use crate::fs::write::upload_progress::{RunningUpload, UploadCounters};
+use crate::fs::write::writes::{blocking, Staged, StagedState, RENAME_GRACE, RENAME_GRACE_MAX};
+use crate::fs::{lock, BoxFs, STAT_FIELDS};
 use box_client::error::BoxError;
 use box_client::types::Item;
 use box_client::upload::{SessionHook, UploadOptions, MIN_CHUNKED_SIZE};
@@ -106,7 +106,7 @@ async fn sha1_of(file: Arc<std::fs::File>, size: u64) -> Result<String, FsError>
 impl BoxFs {
     /// Uploads `staged` now (waiting for an upload of it already running). On failure the
     /// data stays staged and a retry is queued.
-    pub(super) async fn upload_now(&self, staged: &Arc<Staged>) -> Result<(), FsError> {
+    pub(in crate::fs) async fn upload_now(&self, staged: &Arc<Staged>) -> Result<(), FsError> {
         match self.upload_staged(staged).await {
             Ok(()) => {
                 self.writes.inner().queue.remove(&staged.key);
@@ -123,13 +123,12 @@ impl BoxFs {
         let target = staged.state().target.clone();
         let failures = {
             let mut inner = self.writes.inner();
-            let p = inner
-                .queue
-                .entry(staged.key.clone())
-                .or_insert(super::write::Pending {
+            let p = inner.queue.entry(staged.key.clone()).or_insert(
+                crate::fs::write::writes::Pending {
                     due: Instant::now(),
                     failures: 0,
-                });
+                },
+            );
             let delay = retry_delay(p.failures, e);
             p.due = Instant::now() + delay;
             p.failures += 1;

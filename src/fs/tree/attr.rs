@@ -4,7 +4,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::inode::{Ino, Inode, Kind};
+use crate::fs::tree::inode::{Ino, Inode, Kind};
 
 /// The block size `stat` reports for files. `cp`, `cat` and friends size their buffers from
 /// it, so a large one means fewer, larger reads through FUSE.

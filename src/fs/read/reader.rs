@@ -43,8 +43,8 @@ use futures_util::future::try_join_all;
 use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
 
-use super::content_cache::{ContentCache, ContentKey};
-use super::errno::{FsError, FsResult};
+use crate::fs::errno::{FsError, FsResult};
+use crate::fs::read::content_cache::{ContentCache, ContentKey};
 use box_client::files::{ByteRange, DownloadUrl};
 use box_client::{BoxError, Client};
 

@@ -1,20 +1,28 @@
 //! The `boxfs` command line: subcommands and their flags (clap), and what each runs.
 
+pub mod events;
+pub mod generate;
+pub mod log_filter;
+pub mod login;
+pub mod mount_helper;
+pub mod search;
+pub mod status;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand};
 
-use crate::cache_dir::default_cache_dir;
+use crate::cli::login::LoginOptions;
 use crate::config::settings::{parse_octal, parse_size, SettingValue};
 use crate::config::{
     self, AuthKind, Config, Effective, Mode, Selection, Settings, Size, StoreSpec,
 };
-use crate::daemon::DaemonRecord;
+use crate::daemon::cache_dir::default_cache_dir;
+use crate::daemon::mount::{identity, report_ready, unmount_path, Backend, MountRequest};
+use crate::daemon::record::DaemonRecord;
 use crate::fs::FsOptions;
-use crate::login::LoginOptions;
-use crate::mount::{identity, report_ready, unmount_path, Backend, MountRequest};
 use box_client::{Client, Secret};
 use box_emulator::{Emulator, EmulatorConfig, Knobs};
 
@@ -48,22 +56,22 @@ pub enum Command {
     Config(ConfigArgs),
     /// Search Box (text, type, folder, metadata) and print the results as paths inside a
     /// running mount, or as Box paths. Exit status 1 when nothing matches.
-    Search(crate::search_cli::SearchArgs),
+    Search(crate::cli::search::SearchArgs),
     /// Show how running mounts are doing: account, event stream, caches, uploads, API calls.
     /// Exit status 1 when the mount is not running.
-    Status(crate::status_cli::StatusArgs),
+    Status(crate::cli::status::StatusArgs),
     /// Print the account's events (from Box's earliest retained, or --stream-position), or
     /// follow them as they happen with --follow.
-    Events(crate::events_cli::EventsArgs),
+    Events(crate::cli::events::EventsArgs),
     /// Print a shell completion script: `boxfs completions bash >
     /// ~/.local/share/bash-completion/completions/boxfs` (zsh, fish, elvish, powershell too).
-    Completions(crate::generate::CompletionsArgs),
+    Completions(crate::cli::generate::CompletionsArgs),
     /// Write the manual pages into DIR (for packaging).
     #[command(hide = true)]
-    ManPages(crate::generate::ManPagesArgs),
+    ManPages(crate::cli::generate::ManPagesArgs),
     /// The mount(8) helper, as `mount.fuse.boxfs` runs it (see mount.fuse.boxfs(8)).
     #[command(hide = true)]
-    MountHelper(crate::mount_helper::HelperArgs),
+    MountHelper(crate::cli::mount_helper::HelperArgs),
 }
 
 /// A flag's text read as the configuration key reads it.
@@ -272,7 +280,7 @@ impl MountArgs {
 
 /// Runs `boxfs mount --foreground` (also the daemon half of a background mount).
 pub async fn run_mount(args: MountArgs) -> Result<(), String> {
-    crate::daemon::check_runtime_dir()?;
+    crate::daemon::record::check_runtime_dir()?;
     let request = args.request()?;
     let log_file = request.log_file.clone();
     let staging_dir = request.fs.staging_dir.clone().unwrap_or_default();
@@ -283,7 +291,7 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
         args.settings()?.values.api_url
     };
     let mounted = request.mount().await?;
-    let control = crate::mount_status::serve_control(&mounted);
+    let control = crate::daemon::control::serve_control(&mounted);
     let record = DaemonRecord::write(
         &mounted.mountpoint,
         staging_dir,
@@ -382,19 +390,22 @@ impl LoginArgs {
 pub async fn run_login(args: LoginArgs) -> Result<(), String> {
     let config = Config::load_for_login(&args.connection.select)?;
     let (given, options) = args.given();
-    println!("{}", crate::login::login(&config, given, options).await?);
+    println!(
+        "{}",
+        crate::cli::login::login(&config, given, options).await?
+    );
     Ok(())
 }
 
 /// Runs `boxfs logout`.
 pub async fn run_logout(args: ConnectionArgs) -> Result<(), String> {
-    println!("{}", crate::login::logout(&args.settings()?).await?);
+    println!("{}", crate::cli::login::logout(&args.settings()?).await?);
     Ok(())
 }
 
 /// Runs `boxfs whoami`.
 pub async fn run_whoami(args: ConnectionArgs) -> Result<(), String> {
-    println!("{}", crate::login::whoami(&args.settings()?).await?);
+    println!("{}", crate::cli::login::whoami(&args.settings()?).await?);
     Ok(())
 }
 

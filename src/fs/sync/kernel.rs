@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use super::inode::Ino;
-use super::lock;
+use crate::fs::lock;
+use crate::fs::tree::inode::Ino;
 
 /// One thing the kernel must forget.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,10 +46,25 @@ pub trait KernelNotify: Send + Sync + 'static {
 
 /// The sending half: cheap to clone, never blocks, never fails (invalidations sent after the
 /// mount ended are dropped).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct KernelQueue {
     tx: mpsc::UnboundedSender<Invalidation>,
     names: Arc<NameChanges>,
+    also: Arc<Mutex<Vec<Arc<dyn StaleCache>>>>,
+}
+
+impl std::fmt::Debug for KernelQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelQueue").finish_non_exhaustive()
+    }
+}
+
+/// A cache of the filesystem's own that goes stale with the kernel's (the extended
+/// attributes: a lock or metadata changed elsewhere moves no etag it could check). It is told
+/// when an invalidation is queued, on the same path as the kernel, whether a kernel drains the
+/// queue or not (tests of the filesystem run without one).
+pub trait StaleCache: Send + Sync + 'static {
+    fn invalidate(&self, inv: &Invalidation);
 }
 
 /// How many times the names in each directory were invalidated. An open directory's entries
@@ -67,7 +82,8 @@ impl KernelQueue {
     pub fn new() -> (KernelQueue, mpsc::UnboundedReceiver<Invalidation>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let names = Arc::default();
-        (KernelQueue { tx, names }, rx)
+        let also = Arc::default();
+        (KernelQueue { tx, names, also }, rx)
     }
 
     /// A queue whose invalidations go nowhere (tests of the filesystem without a kernel).
@@ -75,7 +91,15 @@ impl KernelQueue {
         KernelQueue::new().0
     }
 
+    /// Tells `cache` of every invalidation queued from now on, by any clone of this queue.
+    pub fn also_invalidate(&self, cache: Arc<dyn StaleCache>) {
+        lock(&self.also).push(cache);
+    }
+
     pub fn send(&self, inv: Invalidation) {
+        for cache in lock(&self.also).iter() {
+            cache.invalidate(&inv);
+        }
         if let Invalidation::Entry { parent, .. } | Invalidation::Delete { parent, .. } = &inv {
             *lock(&self.names.by_dir).entry(*parent).or_default() += 1;
         }

@@ -1,5 +1,5 @@
 //! `boxfs status [MOUNTPOINT] [--json]`: asks one running mount (or each of them) over its
-//! control socket ([`crate::control`]) how it is doing, and prints the account, the event
+//! control socket ([`crate::daemon::control`]) how it is doing, and prints the account, the event
 //! stream, the caches, the uploads and the API calls, compactly for a person or as the
 //! daemon's JSON. A mount point with no running daemon (or a record its daemon left when it
 //! was killed) is an error: a message and exit status 1.
@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::Value;
 
-use crate::control::{self, ControlRequest};
-use crate::daemon::DaemonRecord;
+use crate::daemon::control::{self, ControlRequest};
+use crate::daemon::record::DaemonRecord;
+use crate::daemon::status::{MountStatus, UploadsStatus};
 use crate::human::{human_bytes, human_duration, human_rate, thousands};
-use crate::mount_status::{MountStatus, UploadsStatus};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -233,7 +233,7 @@ fn uploads_text(u: &UploadsStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mount_status::RunningUpload;
+    use crate::daemon::status::RunningUpload;
 
     #[test]
     fn figures_read_as_people_write_them() {

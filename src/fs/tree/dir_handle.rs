@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
 
-use super::attr::FsAttr;
-use super::errno::FsError;
-use super::inode::{Ino, InodeTable};
-use super::{lock, DirEntry};
+use crate::fs::errno::FsError;
+use crate::fs::tree::attr::FsAttr;
+use crate::fs::tree::inode::{Ino, InodeTable};
+use crate::fs::{lock, DirEntry};
 
 /// An open directory.
 #[derive(Debug)]
@@ -25,7 +25,7 @@ pub struct DirHandle {
     pub parent: Ino,
     /// The directory's own attributes, for "." in readdirplus.
     pub attr: FsAttr,
-    /// The directory's [`names_generation`](super::kernel::KernelQueue::names_generation)
+    /// The directory's [`names_generation`](crate::fs::sync::kernel::KernelQueue::names_generation)
     /// when it was opened: names invalidated since may still be among the entries.
     pub names_generation: u64,
     fill: Mutex<Fill>,
@@ -205,7 +205,7 @@ impl Drop for FinishOnDrop {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::attr::Identity;
+    use crate::fs::tree::attr::Identity;
     use box_client::types::Item;
     use std::time::Duration;
 
@@ -215,7 +215,7 @@ mod tests {
         }))
         .unwrap();
         let ino = table
-            .insert_or_update_from_item(super::super::inode::ROOT_INO, &item)
+            .insert_or_update_from_item(crate::fs::tree::inode::ROOT_INO, &item)
             .unwrap();
         let attr = FsAttr::of(ino, table.get(ino).unwrap(), 0, &Identity::default());
         DirEntry {
@@ -225,7 +225,7 @@ mod tests {
     }
 
     fn root_attr(table: &InodeTable) -> FsAttr {
-        let ino = super::super::inode::ROOT_INO;
+        let ino = crate::fs::tree::inode::ROOT_INO;
         FsAttr::of(ino, table.get(ino).unwrap(), 0, &Identity::default())
     }
 

@@ -112,7 +112,7 @@ impl StagingDir {
     /// Opens (creating it, private to the user) the staging directory `dir`.
     pub fn open(dir: &Path) -> std::io::Result<StagingDir> {
         // Missing parents are created 0700 too, whatever the umask.
-        super::chunk_file::create_private_dir(dir)?;
+        crate::fs::read::chunk_file::create_private_dir(dir)?;
         Ok(StagingDir {
             dir: dir.to_path_buf(),
             next: AtomicU64::new(0),

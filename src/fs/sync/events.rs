@@ -61,9 +61,9 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
-use super::content_cache::ContentCache;
-use super::inode::{Attrs, Ino, InodeTable, ROOT_INO};
-pub use super::kernel::{Invalidation, KernelNotify};
+use crate::fs::read::content_cache::ContentCache;
+pub use crate::fs::sync::kernel::{Invalidation, KernelNotify};
+use crate::fs::tree::inode::{Attrs, Ino, InodeTable, ROOT_INO};
 use box_client::events::{Event, EventStreamOptions, FeedStatus, RecentIds};
 use box_client::types::Item;
 use box_client::Client;
@@ -490,7 +490,7 @@ impl EventApplier {
                 // A move that cannot be right as things stand (under itself: events of
                 // several items out of order): forget where it is, a listing will tell.
                 // A name Linux cannot show leaves the item out of the mount.
-                if matches!(e, super::inode::InodeError::UnusableName(_)) {
+                if matches!(e, crate::fs::tree::inode::InodeError::UnusableName(_)) {
                     log::warn!("leaving out Box item {}: {e}", item.id);
                 } else {
                     log::debug!("event about {} not applied ({e}); detaching it", item.id);

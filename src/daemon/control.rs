@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -29,7 +29,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "snake_case")]
 pub enum ControlRequest {
-    /// The mount's figures (a [`crate::mount_status::MountStatus`]).
+    /// The mount's figures (a [`crate::daemon::status::MountStatus`]).
     Status,
 }
 
@@ -69,7 +69,7 @@ pub fn serve(path: &Path, handler: Handler) -> std::io::Result<JoinHandle<()>> {
 /// the umask), so there is no window in which others may connect and no `chmod` by path,
 /// which could be sent elsewhere by a swapped name. The umask is process-wide and other
 /// threads create files meanwhile, so it is left alone. The runtime directory the socket
-/// sits in is 0700 as well ([`crate::daemon`]), which alone already keeps others out.
+/// sits in is 0700 as well ([`crate::daemon::record`]), which alone already keeps others out.
 fn bind_private(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
     use std::os::fd::{FromRawFd, OwnedFd};
     let bytes = path.as_os_str().as_encoded_bytes();
@@ -163,6 +163,35 @@ pub fn socket_beside(record: &Path) -> PathBuf {
     use sha1::{Digest, Sha1};
     let digest = hex::encode(Sha1::digest(record.as_os_str().as_encoded_bytes()));
     record.with_file_name(format!("{}.sock", &digest[..20]))
+}
+
+/// Starts answering `boxfs status` for `mounted` on its control socket: the socket's path
+/// and the task (abort it when the daemon exits). Best effort: a mount works without it.
+pub fn serve_control(
+    mounted: &super::mount::Mounted,
+) -> Option<(PathBuf, tokio::task::JoinHandle<()>)> {
+    let daemon = Arc::new(super::status::Daemon {
+        fs: mounted.fs.clone(),
+        account: mounted.account.clone(),
+        mountpoint: mounted.mountpoint.clone(),
+        started: Instant::now(),
+    });
+    let handler: Handler = Arc::new(move |request| match request {
+        ControlRequest::Status => serde_json::to_value(daemon.status())
+            .unwrap_or_else(|e| json!({ "error": e.to_string() })),
+    });
+    let started = super::record::control_socket_path(&mounted.mountpoint).and_then(|path| {
+        serve(&path, handler)
+            .map(|task| (path.clone(), task))
+            .map_err(|e| format!("{}: {e}", path.display()))
+    });
+    match started {
+        Ok(served) => Some(served),
+        Err(e) => {
+            log::warn!("no control socket (boxfs status will not reach this mount): {e}");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

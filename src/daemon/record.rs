@@ -5,7 +5,7 @@
 //! `boxfs unmount` finds the daemon here and waits for it to exit, saying how many uploads
 //! it waits for. The record also says which Box folder the mount shows and on which API,
 //! so that `boxfs search` can print its results as paths inside a running mount, and where
-//! the daemon's control socket is ([`crate::control`]: `boxfs status`, and the progress line
+//! the daemon's control socket is ([`crate::daemon::control`]: `boxfs status`, and the progress line
 //! of `boxfs unmount`). The directory is created private to the user (0700), records are
 //! written 0600 under a random name and renamed into place.
 
@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use std::os::unix::fs::MetadataExt;
 
-use crate::cache_dir::mount_file_name;
-use crate::fs::staging::StagingDir;
-use crate::unmount_progress::UnmountProgress;
+use crate::daemon::cache_dir::mount_file_name;
+use crate::daemon::unmount_progress::UnmountProgress;
+use crate::fs::write::staging::StagingDir;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DaemonRecord {
@@ -32,7 +32,7 @@ pub struct DaemonRecord {
     /// for `--emulator`, whose account nothing else reaches).
     #[serde(default)]
     pub api_url: Option<String>,
-    /// The daemon's control socket ([`crate::control`]), beside the record.
+    /// The daemon's control socket ([`crate::daemon::control`]), beside the record.
     #[serde(default)]
     pub control_socket: Option<PathBuf>,
     #[serde(skip)]
@@ -107,7 +107,7 @@ pub fn check_runtime_dir() -> Result<(), String> {
 /// created if needed).
 pub fn control_socket_path(mountpoint: &Path) -> Result<PathBuf, String> {
     let dir = create_runtime_dir()?;
-    Ok(crate::control::socket_beside(
+    Ok(crate::daemon::control::socket_beside(
         &dir.join(record_name(mountpoint)),
     ))
 }

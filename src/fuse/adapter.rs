@@ -1,9 +1,8 @@
-//! The FUSE adapter: the only module that sees fuser's types. It exists so that everything
-//! else can be async and tested without a kernel. Each request is turned into a call on
-//! [`BoxFs`] that runs as a task on the tokio runtime and answers the kernel when it is done,
-//! so the FUSE dispatch thread never waits for the network and many processes can list and
-//! read at once. Kernel invalidations go out through [`FuseNotifier`], from the queue's own
-//! task, never from inside a handler.
+//! The FUSE adapter. It exists so that everything else can be async and tested without a
+//! kernel. Each request is turned into a call on [`BoxFs`] that runs as a task on the tokio
+//! runtime and answers the kernel when it is done, so the FUSE dispatch thread never waits
+//! for the network and many processes can list and read at once. Kernel invalidations go out
+//! through [`FuseNotifier`], from the queue's own thread, never from inside a handler.
 
 use std::ffi::OsStr;
 use std::future::Future;
@@ -18,12 +17,12 @@ use fuser::{
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use crate::fs::attr::FsAttr;
-use crate::fs::dir_handle::DirView;
 use crate::fs::errno::FsError;
-use crate::fs::inode::Kind;
-use crate::fs::kernel::{Invalidation, KernelNotify};
-use crate::fs::write::SetAttr;
+use crate::fs::sync::kernel::{Invalidation, KernelNotify};
+use crate::fs::tree::attr::FsAttr;
+use crate::fs::tree::dir_handle::DirView;
+use crate::fs::tree::inode::Kind;
+use crate::fs::write::writes::SetAttr;
 use crate::fs::xattr::{sized_reply, XattrReply};
 use crate::fs::BoxFs;
 

@@ -9,10 +9,10 @@
 use std::ffi::OsStr;
 use std::sync::Arc;
 
-use super::attr::FsAttr;
-use super::errno::FsError;
-use super::inode::{is_local_id, Ino, Kind, ROOT_INO};
-use super::{box_name, lock, BoxFs};
+use crate::fs::errno::FsError;
+use crate::fs::tree::attr::FsAttr;
+use crate::fs::tree::inode::{is_local_id, Ino, Kind, ROOT_INO};
+use crate::fs::{box_name, lock, BoxFs};
 use box_client::types::Item;
 
 /// `renameat2` flags (the kernel passes them through FUSE unchanged).
@@ -41,7 +41,7 @@ impl BoxFs {
         })
     }
 
-    pub(super) fn box_id_of_dir(&self, ino: Ino) -> Result<String, FsError> {
+    pub(in crate::fs) fn box_id_of_dir(&self, ino: Ino) -> Result<String, FsError> {
         let t = self.target(ino)?;
         if t.kind != Kind::Dir {
             return Err(FsError::new(libc::ENOTDIR, "not a directory"));
@@ -50,7 +50,7 @@ impl BoxFs {
     }
 
     /// The child `name` of `parent`, if there is one.
-    pub(super) async fn existing(
+    pub(in crate::fs) async fn existing(
         self: &Arc<Self>,
         parent: Ino,
         name: &OsStr,

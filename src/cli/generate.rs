@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
 
+use crate::cli::mount_helper::{self, HelperArgs};
 use crate::cli::Cli;
-use crate::mount_helper::{self, HelperArgs};
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {

@@ -8,11 +8,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::dir_handle::{DirHandle, FinishOnDrop};
-use super::errno::FsError;
-use super::inode::{Ino, ListingDiff};
-use super::kernel::Invalidation;
-use super::{lock, BoxFs, DirEntry, STAT_FIELDS};
+use crate::fs::errno::FsError;
+use crate::fs::sync::kernel::Invalidation;
+use crate::fs::tree::dir_handle::{DirHandle, FinishOnDrop};
+use crate::fs::tree::inode::{Ino, ListingDiff};
+use crate::fs::{lock, BoxFs, DirEntry, STAT_FIELDS};
 use box_client::folders::ListOptions;
 use box_client::types::Items;
 use box_client::BoxResult;
@@ -25,7 +25,7 @@ impl BoxFs {
     /// Makes sure `dir`'s cached listing is complete and fresh, fetching it if not. Concurrent
     /// callers for one folder share one fetch. With `prefetch`, subfolders not listed yet are
     /// then listed in the background (a directory walk is likely to visit them next).
-    pub(super) async fn ensure_listing(
+    pub(in crate::fs) async fn ensure_listing(
         self: &Arc<Self>,
         dir: Ino,
         prefetch: bool,
@@ -54,7 +54,7 @@ impl BoxFs {
         self.fetch_listing(dir, sink).await
     }
 
-    pub(super) fn listing_is_fresh(&self, dir: Ino) -> Result<bool, FsError> {
+    pub(in crate::fs) fn listing_is_fresh(&self, dir: Ino) -> Result<bool, FsError> {
         let table = lock(&self.table);
         let inode = table
             .get(dir)
@@ -76,7 +76,7 @@ impl BoxFs {
 
     /// Fills an open directory's handle: with the listing as it arrives when it must be
     /// fetched, or whole if another caller listed the folder meanwhile.
-    pub(super) async fn fill_dir(self: Arc<Self>, handle: Arc<DirHandle>) {
+    pub(in crate::fs) async fn fill_dir(self: Arc<Self>, handle: Arc<DirHandle>) {
         let _unblock_readers = FinishOnDrop(handle.clone());
         match self.list_if_stale(handle.ino, Some(&handle)).await {
             Ok(listed) => {
@@ -90,7 +90,7 @@ impl BoxFs {
     /// Ends the handle of a directory whose listing is complete: the children not handed out
     /// yet (all of them for a listing that was fresh; local files not uploaded yet otherwise)
     /// in name order, then the end. Starts listing subfolders ahead of a walk.
-    pub(super) fn finish_dir(self: &Arc<Self>, handle: &DirHandle) {
+    pub(in crate::fs) fn finish_dir(self: &Arc<Self>, handle: &DirHandle) {
         {
             let mut table = lock(&self.table);
             let mut entries: Vec<DirEntry> = handle

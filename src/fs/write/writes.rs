@@ -1,7 +1,7 @@
 //! Writing: create, write, truncate, utimens, flush, fsync and release, and what renames and
 //! unlinks must do about files with staged data. Data never goes to Box as it is written:
-//! it goes to a *staged* copy in the staging area ([`super::staging`]), which is uploaded
-//! on close (flush), fsync, or from the upload queue ([`super::uploader`]).
+//! it goes to a *staged* copy in the staging area ([`crate::fs::write::staging`]), which is uploaded
+//! on close (flush), fsync, or from the upload queue ([`crate::fs::write::uploader`]).
 //!
 //! # Design note
 //!
@@ -51,11 +51,11 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use futures_util::StreamExt;
 
-use super::attr::FsAttr;
-use super::errno::FsError;
-use super::inode::{Ino, Kind};
-use super::staging::{Journal, StagingDir, Target};
-use super::{box_name, lock, BoxFs, OpenFile, Opened, STAT_FIELDS};
+use crate::fs::errno::FsError;
+use crate::fs::tree::attr::FsAttr;
+use crate::fs::tree::inode::{Ino, Kind};
+use crate::fs::write::staging::{Journal, StagingDir, Target};
+use crate::fs::{box_name, lock, BoxFs, OpenFile, Opened, STAT_FIELDS};
 use box_client::files::DownloadOptions;
 use box_client::types::Item;
 
@@ -69,44 +69,44 @@ pub const RENAME_GRACE_MAX: u64 = 64 << 20;
 const FETCH_BLOCK: usize = 1 << 20;
 
 /// One staged file: its data on local disk and what is known about it.
-pub(super) struct Staged {
-    pub(super) key: String,
-    pub(super) file: Arc<std::fs::File>,
+pub(in crate::fs) struct Staged {
+    pub(in crate::fs) key: String,
+    pub(in crate::fs) file: Arc<std::fs::File>,
     /// Writes and truncations take it shared, an upload exclusively.
-    pub(super) content: tokio::sync::RwLock<()>,
+    pub(in crate::fs) content: tokio::sync::RwLock<()>,
     /// One upload of this data at a time.
-    pub(super) upload: tokio::sync::Mutex<()>,
+    pub(in crate::fs) upload: tokio::sync::Mutex<()>,
     /// The journal on disk, `Some` exactly while the data is dirty.
-    pub(super) journal: tokio::sync::Mutex<Option<Journal>>,
-    pub(super) state: Mutex<StagedState>,
+    pub(in crate::fs) journal: tokio::sync::Mutex<Option<Journal>>,
+    pub(in crate::fs) state: Mutex<StagedState>,
 }
 
 #[derive(Debug, Clone)]
-pub(super) struct StagedState {
+pub(in crate::fs) struct StagedState {
     /// The inode it is the data of (`None` for entries recovered at start-up).
-    pub(super) ino: Option<Ino>,
-    pub(super) target: Target,
-    pub(super) size: u64,
-    pub(super) mtime: SystemTime,
+    pub(in crate::fs) ino: Option<Ino>,
+    pub(in crate::fs) target: Target,
+    pub(in crate::fs) size: u64,
+    pub(in crate::fs) mtime: SystemTime,
     /// `utimens` set `mtime` (it goes into the journal).
-    pub(super) explicit_mtime: bool,
-    pub(super) dirty: bool,
+    pub(in crate::fs) explicit_mtime: bool,
+    pub(in crate::fs) dirty: bool,
     /// The file was unlinked or replaced: its data never goes to Box.
-    pub(super) discarded: bool,
+    pub(in crate::fs) discarded: bool,
     /// Created through this mount (a rename over another file makes it a new version).
-    pub(super) created_here: bool,
+    pub(in crate::fs) created_here: bool,
     /// Kept after an upload until then, for a rename (see [`RENAME_GRACE`]).
-    pub(super) keep_until: Option<Instant>,
+    pub(in crate::fs) keep_until: Option<Instant>,
     /// An upload session Box holds parts of (recovered entries).
-    pub(super) session_id: Option<String>,
+    pub(in crate::fs) session_id: Option<String>,
 }
 
 impl Staged {
-    pub(super) fn state(&self) -> std::sync::MutexGuard<'_, StagedState> {
+    pub(in crate::fs) fn state(&self) -> std::sync::MutexGuard<'_, StagedState> {
         lock(&self.state)
     }
 
-    pub(super) fn snapshot(&self) -> StagedState {
+    pub(in crate::fs) fn snapshot(&self) -> StagedState {
         self.state().clone()
     }
 }
@@ -143,37 +143,37 @@ pub struct SetAttr {
 
 /// Pending uploads: when each is due and how often it failed.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Pending {
-    pub(super) due: Instant,
-    pub(super) failures: u32,
+pub(in crate::fs) struct Pending {
+    pub(in crate::fs) due: Instant,
+    pub(in crate::fs) failures: u32,
 }
 
 #[derive(Default)]
-pub(super) struct WritesInner {
+pub(in crate::fs) struct WritesInner {
     /// Staged entries by key (all of them, recovered ones included).
-    pub(super) entries: HashMap<String, Arc<Staged>>,
+    pub(in crate::fs) entries: HashMap<String, Arc<Staged>>,
     /// Staged entries by inode.
-    pub(super) by_ino: HashMap<Ino, Arc<Staged>>,
+    pub(in crate::fs) by_ino: HashMap<Ino, Arc<Staged>>,
     handles: HashMap<u64, Handle>,
     /// Uploads waiting in the queue, by staged key.
-    pub(super) queue: HashMap<String, Pending>,
+    pub(in crate::fs) queue: HashMap<String, Pending>,
     /// Per-inode locks so that two first writes stage a file once.
     stage_locks: HashMap<Ino, Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// The write side of the filesystem.
-pub(super) struct Writes {
-    pub(super) staging: Option<Arc<StagingDir>>,
-    pub(super) write_back: Option<Duration>,
-    pub(super) inner: Mutex<WritesInner>,
+pub(in crate::fs) struct Writes {
+    pub(in crate::fs) staging: Option<Arc<StagingDir>>,
+    pub(in crate::fs) write_back: Option<Duration>,
+    pub(in crate::fs) inner: Mutex<WritesInner>,
     /// Wakes the upload queue.
-    pub(super) wake: tokio::sync::Notify,
+    pub(in crate::fs) wake: tokio::sync::Notify,
     /// The uploads running now, and totals.
-    pub(super) progress: super::upload_progress::UploadProgress,
+    pub(in crate::fs) progress: crate::fs::write::upload_progress::UploadProgress,
 }
 
 impl Writes {
-    pub(super) fn new(staging: Option<StagingDir>, write_back: Option<Duration>) -> Writes {
+    pub(in crate::fs) fn new(staging: Option<StagingDir>, write_back: Option<Duration>) -> Writes {
         Writes {
             staging: staging.map(Arc::new),
             write_back,
@@ -183,11 +183,11 @@ impl Writes {
         }
     }
 
-    pub(super) fn inner(&self) -> std::sync::MutexGuard<'_, WritesInner> {
+    pub(in crate::fs) fn inner(&self) -> std::sync::MutexGuard<'_, WritesInner> {
         lock(&self.inner)
     }
 
-    pub(super) fn staged(&self, ino: Ino) -> Option<Arc<Staged>> {
+    pub(in crate::fs) fn staged(&self, ino: Ino) -> Option<Arc<Staged>> {
         self.inner().by_ino.get(&ino).cloned()
     }
 
@@ -198,7 +198,7 @@ impl Writes {
     }
 
     /// Queues the upload of `key` in `delay`; an earlier due time already queued stays.
-    pub(super) fn schedule(&self, key: &str, delay: Duration) {
+    pub(in crate::fs) fn schedule(&self, key: &str, delay: Duration) {
         let due = Instant::now() + delay;
         {
             let mut inner = self.inner();
@@ -218,7 +218,7 @@ impl Writes {
     /// safe. Data uploaded by the close itself never needs it: until Box confirmed, the
     /// program was promised nothing, and a crash of the daemon alone loses nothing that is
     /// written but not synced.
-    pub(super) fn sync_later(&self, key: &str) {
+    pub(in crate::fs) fn sync_later(&self, key: &str) {
         let Some(staging) = self.staging.clone() else {
             return;
         };
@@ -236,7 +236,7 @@ impl Writes {
     }
 
     /// [`Writes::sync_later`], awaited: for data left staged when the mount ends.
-    pub(super) async fn sync_now(&self, staged: &Arc<Staged>) -> Result<(), FsError> {
+    pub(in crate::fs) async fn sync_now(&self, staged: &Arc<Staged>) -> Result<(), FsError> {
         let staging = self.staging()?.clone();
         let staged = staged.clone();
         blocking(move || sync_staged(&staging, &staged)).await
@@ -251,7 +251,7 @@ impl Writes {
     }
 
     /// Whether any handle on `ino` is open, and whether any of them writes.
-    pub(super) fn open_on(&self, ino: Ino) -> (bool, bool) {
+    pub(in crate::fs) fn open_on(&self, ino: Ino) -> (bool, bool) {
         let inner = self.inner();
         let mut any = false;
         let mut writer = false;
@@ -291,7 +291,7 @@ fn rfc3339(t: SystemTime) -> String {
 }
 
 /// Async wrapper for blocking file work.
-pub(super) async fn blocking<T: Send + 'static>(
+pub(in crate::fs) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> Result<T, FsError> {
     tokio::task::spawn_blocking(f)
@@ -334,7 +334,7 @@ impl BoxFs {
     }
 
     /// Records a handle opened for reading, so that a staged copy it reads stays.
-    pub(super) fn note_reader(&self, fh: u64, ino: Ino) {
+    pub(in crate::fs) fn note_reader(&self, fh: u64, ino: Ino) {
         self.writes.inner().handles.insert(
             fh,
             Handle {
@@ -347,7 +347,7 @@ impl BoxFs {
     }
 
     /// The staged data of `ino`, if it is staged: what `read` answers instead of Box.
-    pub(super) async fn read_staged(
+    pub(in crate::fs) async fn read_staged(
         &self,
         ino: Ino,
         offset: u64,
@@ -660,7 +660,7 @@ impl BoxFs {
     }
 
     /// The Box folder id and name of `ino`.
-    pub(super) fn place_of(&self, ino: Ino) -> Result<(String, String), FsError> {
+    pub(in crate::fs) fn place_of(&self, ino: Ino) -> Result<(String, String), FsError> {
         let table = lock(&self.table);
         let inode = table
             .get(ino)
@@ -717,7 +717,7 @@ impl BoxFs {
     }
 
     /// Makes `staged` dirty: writes its journal first (so the change survives a crash).
-    pub(super) async fn mark_dirty(&self, staged: &Arc<Staged>) -> Result<(), FsError> {
+    pub(in crate::fs) async fn mark_dirty(&self, staged: &Arc<Staged>) -> Result<(), FsError> {
         let mut journal = staged.journal.lock().await;
         if journal.is_some() {
             return Ok(());
@@ -742,7 +742,7 @@ impl BoxFs {
     }
 
     /// Rewrites the journal of a dirty entry after its target or mtime changed.
-    pub(super) async fn rewrite_journal(&self, staged: &Arc<Staged>) -> Result<(), FsError> {
+    pub(in crate::fs) async fn rewrite_journal(&self, staged: &Arc<Staged>) -> Result<(), FsError> {
         let mut journal = staged.journal.lock().await;
         let Some(old) = journal.clone() else {
             return Ok(());
@@ -916,7 +916,7 @@ impl BoxFs {
     }
 
     /// Uploads now, or queues the upload with `--write-back`.
-    pub(super) async fn upload_on_close(&self, staged: &Arc<Staged>) -> Result<(), FsError> {
+    pub(in crate::fs) async fn upload_on_close(&self, staged: &Arc<Staged>) -> Result<(), FsError> {
         if !staged.state().dirty {
             return Ok(());
         }
@@ -974,7 +974,7 @@ impl BoxFs {
 
     /// Drops a staged entry nothing needs any more: clean (or discarded), no handle open on
     /// its inode, no grace left, no upload running. Its inode is unpinned.
-    pub(super) async fn maybe_retire(&self, staged: &Arc<Staged>) {
+    pub(in crate::fs) async fn maybe_retire(&self, staged: &Arc<Staged>) {
         let st = staged.snapshot();
         if st.dirty && !st.discarded {
             return;
@@ -1019,7 +1019,7 @@ impl BoxFs {
 
     /// The data of `staged` will never go to Box (its file was unlinked or replaced).
     /// Handles still open keep reading and writing it.
-    pub(super) async fn discard(&self, staged: &Arc<Staged>) {
+    pub(in crate::fs) async fn discard(&self, staged: &Arc<Staged>) {
         {
             let mut journal = staged.journal.lock().await;
             *journal = None;
@@ -1037,7 +1037,7 @@ impl BoxFs {
     }
 
     /// A local file goes away before it ever reached Box.
-    pub(super) async fn drop_local(&self, ino: Ino, staged: &Arc<Staged>) {
+    pub(in crate::fs) async fn drop_local(&self, ino: Ino, staged: &Arc<Staged>) {
         let _ = lock(&self.table).remove(ino);
         self.discard(staged).await;
     }

@@ -24,9 +24,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::errno::FsError;
-use super::inode::Ino;
-use super::{lock, BoxFs};
+use crate::fs::errno::FsError;
+use crate::fs::tree::inode::Ino;
+use crate::fs::{lock, BoxFs};
 use box_client::files::LockOptions;
 use box_client::types::{Item, Lock};
 use box_client::Client;

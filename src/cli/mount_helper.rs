@@ -287,7 +287,7 @@ pub fn run(helper: &HelperArgs) -> i32 {
     }
     let mut daemon_env = None;
     if let Some(user) = &translation.run_as {
-        match crate::run_as::become_user(user) {
+        match crate::daemon::run_as::become_user(user) {
             Ok(env) => daemon_env = env,
             Err(message) => {
                 eprintln!("{HELPER_NAME}: {message}");
@@ -316,12 +316,15 @@ pub fn run(helper: &HelperArgs) -> i32 {
         return 0;
     }
     match &mut daemon_env {
-        Some(env) => env.push((crate::mount::SOURCE_ENV.into(), (&helper.source).into())),
+        Some(env) => env.push((
+            crate::daemon::mount::SOURCE_ENV.into(),
+            (&helper.source).into(),
+        )),
         // Still one thread: the daemon inherits the variable.
-        None => std::env::set_var(crate::mount::SOURCE_ENV, &helper.source),
+        None => std::env::set_var(crate::daemon::mount::SOURCE_ENV, &helper.source),
     }
     let args = translation.args.into_iter().map(OsString::from).collect();
-    match crate::mount::spawn_daemon(args, daemon_env) {
+    match crate::daemon::mount::spawn_daemon(args, daemon_env) {
         Ok(()) => 0,
         Err(message) => {
             eprintln!("{HELPER_NAME}: {message}");

@@ -1,4 +1,4 @@
-//! Renames and unlinks of files with staged data ([`super::write`]), which Box must not
+//! Renames and unlinks of files with staged data ([`crate::fs::write::writes`]), which Box must not
 //! simply see as renames and deletions.
 //!
 //! A local file (created here, not uploaded yet) is renamed or removed here only: Box has
@@ -6,22 +6,22 @@
 //! editors save: write `.name.swp`, rename it over `name`) becomes a *new version* of that
 //! file: the target keeps its Box id, its history and its shared links, and the temporary
 //! file, if it was uploaded already, goes to the trash. For that, a new file's staged copy
-//! is kept for [`super::write::RENAME_GRACE`] after its upload (files up to
-//! [`super::write::RENAME_GRACE_MAX`] bytes).
+//! is kept for [`crate::fs::write::writes::RENAME_GRACE`] after its upload (files up to
+//! [`crate::fs::write::writes::RENAME_GRACE_MAX`] bytes).
 //! Whatever the replaced file had staged is discarded with it. The upload of the new
 //! version waits for the renamed file's writers to close it (or happens now, or is
 //! queued with `--write-back`, if nobody writes it).
 
-use super::errno::FsError;
-use super::inode::{Ino, InodeTable, Kind};
-use super::staging::Target;
-use super::{lock, BoxFs};
+use crate::fs::errno::FsError;
+use crate::fs::tree::inode::{Ino, InodeTable, Kind};
+use crate::fs::write::staging::Target;
+use crate::fs::{lock, BoxFs};
 
 impl BoxFs {
     /// `unlink` of a staged file: a local file is dropped here and never reaches Box
     /// (returns true: nothing more to do); an uploaded one loses its staged data and is
     /// trashed on Box by the caller.
-    pub(super) async fn unlink_staged(&self, ino: Ino) -> bool {
+    pub(in crate::fs) async fn unlink_staged(&self, ino: Ino) -> bool {
         let Some(staged) = self.writes.staged(ino) else {
             return false;
         };
@@ -40,7 +40,7 @@ impl BoxFs {
     /// `rename` of a staged file that Box must not see as a rename: a local file (renamed
     /// here only), or a file created here renamed over an existing Box file (uploaded as a
     /// new version of that file). Returns false when the caller should rename on Box.
-    pub(super) async fn rename_staged(
+    pub(in crate::fs) async fn rename_staged(
         &self,
         src: Ino,
         new_parent: Ino,
@@ -147,7 +147,7 @@ impl BoxFs {
     }
 
     /// After a rename on Box of a file with staged data: its journal follows.
-    pub(super) async fn staged_moved(&self, ino: Ino, new_parent_id: &str, new_name: &str) {
+    pub(in crate::fs) async fn staged_moved(&self, ino: Ino, new_parent_id: &str, new_name: &str) {
         if let Some(staged) = self.writes.staged(ino) {
             let target = staged.state().target.moved(new_parent_id, new_name);
             staged.state().target = target;
@@ -158,7 +158,7 @@ impl BoxFs {
     }
 
     /// Whether `dir` holds local files (not on Box yet): Box would delete it as empty.
-    pub(super) fn has_local_children(&self, table: &InodeTable, dir: Ino) -> bool {
+    pub(in crate::fs) fn has_local_children(&self, table: &InodeTable, dir: Ino) -> bool {
         table
             .children(dir)
             .iter()

@@ -1,16 +1,16 @@
 //! The progress line `boxfs unmount` keeps updated on a terminal while the daemon finishes
 //! its uploads: files left, bytes done of the total, rate. The figures come from the
-//! daemon's control socket while it answers ([`crate::control`]), else from the count of
+//! daemon's control socket while it answers ([`crate::daemon::control`]), else from the count of
 //! staged files on disk (all that is known once the daemon stopped answering).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::control::{self, ControlRequest};
-use crate::fs::staging::StagingDir;
+use crate::daemon::control::{self, ControlRequest};
+use crate::daemon::status::UploadsStatus;
+use crate::fs::write::staging::StagingDir;
 use crate::human::{human_bytes, human_rate};
-use crate::mount_status::UploadsStatus;
 
 /// How often the line is drawn again.
 const REDRAW_EVERY: Duration = Duration::from_millis(250);

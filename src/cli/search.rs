@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::cli::ConnectionArgs;
 use crate::config::{self, DEFAULT_ROOT_FOLDER};
-use crate::daemon::DaemonRecord;
+use crate::daemon::record::DaemonRecord;
 use box_client::folders::ListOptions;
 use box_client::search::{FieldFilter, ItemType, MetadataFilter, SearchQuery, MAX_SEARCH_LIMIT};
 use box_client::types::Item;

@@ -1,7 +1,7 @@
 //! What a running mount says about itself (`boxfs status`): the account, the event stream,
 //! the caches, the uploads and the API calls, gathered by the daemon from the filesystem,
 //! the uploader, the events task's health and the client's request counters, and sent as
-//! JSON over the control socket ([`crate::control`]). The same types read the JSON back on
+//! JSON over the control socket ([`crate::daemon::control`]). The same types read the JSON back on
 //! the command line. Times are ages in seconds at the moment of the answer.
 
 use std::path::PathBuf;
@@ -9,9 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use crate::control::ControlRequest;
 use crate::fs::BoxFs;
 use box_client::stats::RequestStats;
 
@@ -173,35 +171,6 @@ impl Daemon {
                 uploaded_bytes: uploads.uploaded_bytes,
             },
             api: fs.client().request_stats(),
-        }
-    }
-}
-
-/// Starts answering `boxfs status` for `mounted` on its control socket: the socket's path
-/// and the task (abort it when the daemon exits). Best effort: a mount works without it.
-pub fn serve_control(
-    mounted: &crate::mount::Mounted,
-) -> Option<(PathBuf, tokio::task::JoinHandle<()>)> {
-    let daemon = Arc::new(Daemon {
-        fs: mounted.fs.clone(),
-        account: mounted.account.clone(),
-        mountpoint: mounted.mountpoint.clone(),
-        started: Instant::now(),
-    });
-    let handler: crate::control::Handler = Arc::new(move |request| match request {
-        ControlRequest::Status => serde_json::to_value(daemon.status())
-            .unwrap_or_else(|e| json!({ "error": e.to_string() })),
-    });
-    let started = crate::daemon::control_socket_path(&mounted.mountpoint).and_then(|path| {
-        crate::control::serve(&path, handler)
-            .map(|task| (path.clone(), task))
-            .map_err(|e| format!("{}: {e}", path.display()))
-    });
-    match started {
-        Ok(served) => Some(served),
-        Err(e) => {
-            log::warn!("no control socket (boxfs status will not reach this mount): {e}");
-            None
         }
     }
 }

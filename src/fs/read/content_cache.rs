@@ -6,7 +6,7 @@
 //! sha1 of the content or a file_version id, so a changed file lands in another directory and
 //! is never served stale. Chunks are written to a `.tmp-*` file and renamed into place.
 //!
-//! Integrity: each chunk file carries a hash of its bytes (see [`super::chunk_file`]), and
+//! Integrity: each chunk file carries a hash of its bytes (see [`crate::fs::read::chunk_file`]), and
 //! every read checks the file's length and that hash before serving it, so a crash, a torn
 //! write or bit rot leaves nothing that passes for a valid chunk: a chunk that fails is
 //! deleted with one warning and read again from Box. Where the key carries Box's SHA-1 of the
@@ -42,7 +42,7 @@ use bytes::Bytes;
 use lru::LruCache;
 use sha1::{Digest, Sha1};
 
-use super::chunk_file;
+use crate::fs::read::chunk_file;
 
 /// Default chunk size: 1 MiB.
 pub const DEFAULT_CHUNK_SIZE: u64 = 1 << 20;

@@ -1,7 +1,7 @@
 //! Mounting and unmounting: everything between "the user typed `boxfs mount`" and "the
 //! kernel sends requests to [`crate::fuse::FuseAdapter`]". It checks the credentials and the
 //! mount point before anything is mounted (so mistakes are reported, not mounted), clears a
-//! stale mount left by a killed daemon, starts the fuser session, the kernel-invalidation
+//! stale mount left by a killed daemon, starts the FUSE session, the kernel-invalidation
 //! queue and the events task, and on SIGTERM/SIGINT or an external `fusermount3 -u` ends them
 //! in order. SIGHUP drops the metadata cache ([`BoxFs::drop_metadata_cache`]).
 //!
@@ -9,7 +9,7 @@
 //! child (`--foreground` plus [`READY_ENV`]), relays the child's messages until the child says
 //! the mount is ready, and exits 0 then (or with the child's error). The child then sends its
 //! log to a file instead of the terminal that is about to go away. Flags that may carry a
-//! secret reach the child through a pipe, never its command line ([`crate::secret_args`]),
+//! secret reach the child through a pipe, never its command line ([`crate::daemon::secret_args`]),
 //! and it inherits no other descriptor. Before anything touches the cache directory the
 //! daemon claims it ([`CacheDir`]: one daemon per cache, and only a directory boxfs made).
 
@@ -21,16 +21,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use fuser::{BackgroundSession, Config, MountOption, SessionACL};
-
-use crate::cache_dir::CacheDir;
-use crate::fs::attr::Identity;
-use crate::fs::content_cache::ContentCache;
-use crate::fs::events::{EventFollower, FollowerOptions};
-use crate::fs::kernel::{self, Invalidation, KernelNotify, KernelQueue};
+use crate::daemon::cache_dir::CacheDir;
+use crate::daemon::status::Account;
+use crate::fs::read::content_cache::ContentCache;
+use crate::fs::sync::events::{EventFollower, FollowerOptions};
+use crate::fs::sync::kernel::{self, KernelQueue};
+use crate::fs::tree::attr::Identity;
 use crate::fs::{BoxFs, FsOptions};
-use crate::fuse::{FuseAdapter, FuseNotifier};
-use crate::mount_status::Account;
+use crate::fuse::{FuseSession, SessionOptions};
 use box_client::auth::DeveloperToken;
 use box_client::endpoints::Endpoints;
 use box_client::events::StreamType;
@@ -46,22 +44,6 @@ pub const READY_ENV: &str = "BOXFS_MOUNT_READY_PIPE";
 /// and systemd recognise the fstab line as mounted. Otherwise the source is `boxfs`.
 pub const SOURCE_ENV: &str = "BOXFS_MOUNT_SOURCE";
 const READY_LINE: &str = "boxfs-mount-ready";
-
-/// Tells the kernel, and drops our own short-lived caches of what changed (the extended
-/// attributes: a lock or metadata changed elsewhere moves no etag we could check).
-struct CacheAwareNotifier {
-    fs: Arc<BoxFs>,
-    kernel: FuseNotifier,
-}
-
-impl KernelNotify for CacheAwareNotifier {
-    fn notify(&self, inv: &Invalidation) {
-        if let Invalidation::Inode(ino) | Invalidation::Attrs(ino) = inv {
-            self.fs.invalidate_xattrs(*ino);
-        }
-        self.kernel.notify(inv);
-    }
-}
 
 /// Where to find Box and how to authenticate.
 #[derive(Debug, Clone)]
@@ -92,7 +74,7 @@ pub struct Mounted {
     pub mountpoint: PathBuf,
     /// Who the mount is signed in as, and where.
     pub account: Account,
-    session: Option<BackgroundSession>,
+    session: Option<FuseSession>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     emulator: Option<Emulator>,
     /// Held until the daemon is done with the cache (its uploads included).
@@ -240,45 +222,16 @@ impl MountRequest {
             )
         })?;
 
-        // The kernel shows the type as fuse.boxfs (/proc/mounts, findmnt, what fstab lines
-        // name) only when the subtype reaches it. fuser hands its Subtype option to
-        // fusermount3 alone, so root, which mounts without fusermount3, passes it as a kernel
-        // option (fusermount3 would take that form as well).
-        // SAFETY: geteuid cannot fail.
-        let subtype = if unsafe { libc::geteuid() } == 0 {
-            MountOption::CUSTOM("subtype=boxfs".into())
-        } else {
-            MountOption::Subtype("boxfs".into())
-        };
-        let mut options = vec![
-            MountOption::FSName(mount_source()),
-            subtype,
-            MountOption::DefaultPermissions,
-            MountOption::NoAtime,
-            MountOption::NoDev,
-            MountOption::NoSuid,
-        ];
-        if self.fs.identity.read_only {
-            options.push(MountOption::RO);
-        }
-        let mut config = Config::default();
-        config.mount_options = options;
-        config.acl = if self.allow_other {
-            SessionACL::All
-        } else {
-            SessionACL::Owner
-        };
-        let adapter = FuseAdapter::new(fs.clone(), tokio::runtime::Handle::current());
-        let mp = mountpoint.clone();
-        let session =
-            tokio::task::spawn_blocking(move || fuser::Session::new(adapter, &mp, &config))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| format!("cannot mount on {}: {e}", mountpoint.display()))?;
-        let notifier = session.notifier();
-        let session = session
-            .spawn()
-            .map_err(|e| format!("cannot start serving {}: {e}", mountpoint.display()))?;
+        let (session, notifier) = crate::fuse::session::start(
+            fs.clone(),
+            &mountpoint,
+            SessionOptions {
+                source: mount_source(),
+                read_only: self.fs.identity.read_only,
+                allow_other: self.allow_other,
+            },
+        )
+        .await?;
         let follower = EventFollower::with_options(
             fs.client().clone(),
             fs.table().clone(),
@@ -295,13 +248,7 @@ impl MountRequest {
             log::info!("{recovered} file(s) staged by an earlier run are being uploaded");
         }
         let tasks = vec![
-            kernel::spawn_drain(
-                invalidations,
-                CacheAwareNotifier {
-                    fs: fs.clone(),
-                    kernel: FuseNotifier(notifier),
-                },
-            ),
+            kernel::spawn_drain(invalidations, notifier),
             follower.spawn(position),
             fs.spawn_uploader(),
         ];
@@ -403,7 +350,7 @@ impl Mounted {
     /// Unmounts (tests and embedders).
     pub async fn unmount(mut self) -> Result<(), String> {
         if let Some(session) = self.session.take() {
-            tokio::task::spawn_blocking(move || session.umount_and_join())
+            tokio::task::spawn_blocking(move || session.unmount_and_join())
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
@@ -459,7 +406,7 @@ impl Mounted {
 
 /// `boxfs mount` without `--foreground`: starts the daemon as a detached child and returns
 /// when it is ready (exit 0) or has failed (its message, exit 1). Flags that may carry a
-/// secret reach the child through a pipe, not its command line ([`crate::secret_args`]).
+/// secret reach the child through a pipe, not its command line ([`crate::daemon::secret_args`]).
 /// `env`, when given, is the child's whole environment (a mount helper that changed user).
 /// The child inherits no descriptor but its standard ones and that pipe.
 pub fn spawn_daemon(
@@ -467,11 +414,11 @@ pub fn spawn_daemon(
     env: Option<Vec<(OsString, OsString)>>,
 ) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the boxfs binary: {e}"))?;
-    let (public, secret) = crate::secret_args::split(args);
+    let (public, secret) = crate::daemon::secret_args::split(args);
     let pipe = match secret.is_empty() {
         true => None,
         false => Some(
-            crate::secret_args::SecretPipe::new(&secret)
+            crate::daemon::secret_args::SecretPipe::new(&secret)
                 .map_err(|e| format!("cannot start the mount daemon: {e}"))?,
         ),
     };
@@ -488,7 +435,7 @@ pub fn spawn_daemon(
     use std::os::fd::AsRawFd;
     let keep = pipe.as_ref().map(|p| p.read.as_raw_fd());
     if let Some(fd) = keep {
-        cmd.env(crate::secret_args::SECRETS_FD_ENV, fd.to_string());
+        cmd.env(crate::daemon::secret_args::SECRETS_FD_ENV, fd.to_string());
     }
     // SAFETY: only async-signal-safe calls (setsid, close_range or fcntl) between fork and
     // exec. setsid: the child leaves our session and terminal so it survives the shell that
@@ -556,7 +503,7 @@ fn close_inherited_descriptors() {
 /// the log file (or nowhere), since the parent's terminal is going away.
 /// Under systemd (`Type=notify`), tells it the mount is ready as well.
 pub fn report_ready(log_file: Option<&Path>) {
-    crate::sd_notify::notify("READY=1");
+    crate::daemon::sd_notify::notify("READY=1");
     if std::env::var_os(READY_ENV).is_none() {
         return;
     }
