@@ -1,8 +1,8 @@
 //! Conformance: every JSON response the emulator sends can be checked against the response
 //! schema Box's OpenAPI 3.0 description gives for that path, method and status, and every
-//! request against the operation's parameters and body (see [`requests`]). The
+//! request against the operation's parameters and body (see `requests`). The
 //! integration-test harness turns this on and fails a test on any mismatch, and on a run
-//! whose calls no check saw (see [`coverage`]), so neither the emulator nor the clients run
+//! whose calls no check saw (see `coverage`), so neither the emulator nor the clients run
 //! against it can drift from what Box describes.
 //!
 //! OpenAPI 3.0 schemas are not plain JSON Schema, so the description is converted once at
@@ -12,11 +12,11 @@
 //!   form, rather than `anyOf`, keeps the detailed errors of the non-null branch);
 //! - OpenAPI-only annotations (`example`, `discriminator`, `xml`, `x-…`) are dropped;
 //! - `oneOf` lists of object kinds are told apart by their `type` property, as Box means
-//!   them, instead of failing when a body fits two overlapping branches (see [`discriminate`]);
+//!   them, instead of failing when a body fits two overlapping branches (see `discriminate`);
 //! - JSON Schema draft 7 is used: OAS 3.0 schemas use nothing where drafts 4 and 7 differ
 //!   (no `id`, no boolean `exclusiveMinimum`), and draft 7 has `if`/`else`;
-//! - a few known defects of the description are patched (see [`patch_known_defects`] and
-//!   [`fix_required_typo`]).
+//! - a few known defects of the description are patched (see `patch_known_defects` and
+//!   `fix_required_typo`).
 //!
 //! Each check validates against `{"$ref": "<doc>#/paths/<path>/<method>/responses/<status>/…"}`;
 //! compiled validators are cached per schema location.
@@ -74,7 +74,7 @@ struct Operation {
     statuses: BTreeSet<String>,
     /// Statuses with an `application/json` schema.
     json_statuses: BTreeSet<String>,
-    /// What a request to this operation may carry (see [`requests`]).
+    /// What a request to this operation may carry (see `requests`).
     request: requests::RequestShape,
 }
 

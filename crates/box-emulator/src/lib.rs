@@ -3,7 +3,7 @@
 //! hosts (api, upload, account/OAuth, download and realtime), and every URL it hands out
 //! points back at it. With [`EmulatorConfig::validate_responses`] it checks every request it
 //! receives and every JSON body it sends against Box's OpenAPI description
-//! ([`conformance`]); the `testing` feature adds [`testing::TestEmu`], which fails a test
+//! ([`conformance`]); the `testing` feature adds `testing::TestEmu`, which fails a test
 //! on any mismatch.
 //!
 //! The state lives in one [`store::Store`] behind a mutex; handlers lock it once per request.

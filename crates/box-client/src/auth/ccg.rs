@@ -2,7 +2,7 @@
 //! account (`box_subject_type=enterprise`) or for one user of the enterprise
 //! (`box_subject_type=user`). The module also owns what every grant without a refresh
 //! token shares with JWT (`super::jwt`): the [`Subject`] a token acts as, the exchange at
-//! the token endpoint, and [`Minter`], which keeps the current token, mints a new one a
+//! the token endpoint, and `Minter`, which keeps the current token, mints a new one a
 //! little before it expires or when Box refuses it, and lets many concurrent callers wait
 //! for one mint instead of each starting their own.
 

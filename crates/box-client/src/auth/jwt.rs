@@ -8,7 +8,7 @@
 //! URL, a `jti` never used before (16 to 128 characters) and an `exp` at most 60 s ahead.
 //! There is no refresh token: a new assertion is made a little before the token expires
 //! and when Box refuses the token (shared with client credentials, see
-//! [`super::ccg::Minter`]). A machine whose clock is off makes Box refuse `exp`; the token
+//! `ccg::Minter`). A machine whose clock is off makes Box refuse `exp`; the token
 //! endpoint's `Date` header then tells how far off, and the assertion is made once more
 //! in the server's time (and every later one too).
 
