@@ -35,7 +35,7 @@ pub mod xattr;
 
 pub use write::uploader::UploadStatus;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -185,7 +185,7 @@ pub struct BoxFs {
     /// Per-directory locks serialising listings of the same folder.
     listing_locks: Mutex<HashMap<Ino, Arc<tokio::sync::Mutex<()>>>>,
     /// Directories whose listing changed since the kernel last opened them.
-    dirs_changed: Mutex<HashSet<Ino>>,
+    dirs_changed: Arc<sync::kernel::DirsChanged>,
     /// The version of each file the kernel may hold pages of (from its last open).
     open_versions: Mutex<HashMap<Ino, Option<Box<str>>>>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
@@ -257,6 +257,8 @@ impl BoxFs {
         // Our own caches go stale on the same path as the kernel's.
         let xattrs = Arc::new(xattr::XattrCache::default());
         kernel.also_invalidate(xattrs.clone());
+        let dirs_changed = Arc::new(sync::kernel::DirsChanged::default());
+        kernel.also_invalidate(dirs_changed.clone());
         BoxFs {
             client,
             table: Arc::new(Mutex::new(table)),
@@ -265,7 +267,7 @@ impl BoxFs {
             health: Arc::new(StreamHealth::new()),
             own: OwnChanges::new(),
             listing_locks: Mutex::default(),
-            dirs_changed: Mutex::default(),
+            dirs_changed,
             open_versions: Mutex::default(),
             files: Mutex::default(),
             dirs: Mutex::default(),
@@ -571,9 +573,6 @@ impl BoxFs {
                 names_generation,
             ))
         };
-        // The kernel may reuse the listing it cached at an earlier open only if nothing
-        // changed since, which a listing still to be fetched cannot promise.
-        let changed = lock(&self.dirs_changed).remove(&ino);
         if fresh {
             self.finish_dir(&handle);
         } else {
@@ -581,6 +580,13 @@ impl BoxFs {
             let filling = Arc::clone(&handle);
             tokio::spawn(async move { fs.fill_dir(filling).await });
         }
+        // The kernel may reuse the listing it cached at an earlier open only if nothing
+        // changed since, which a listing still to be fetched cannot promise. The kernel
+        // continues a cached listing with this handle's entries at the offsets where the
+        // cache ends, so the two must be the same listing: asked only after the entries
+        // were read, so that a change made before them resets the kernel's copy too (one
+        // made after them is left for the next open).
+        let changed = self.dirs_changed.take(ino);
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         lock(&self.dirs).insert(fh, handle);
         Ok(Opened {

@@ -131,6 +131,34 @@ impl KernelNotify for KernelQueue {
     }
 }
 
+/// The directories whose listing the kernel may hold stale: a name in them changed since
+/// they were last opened. The kernel's cached listing (kept across opens) can be refilled
+/// after an invalidation by a reader that opened before the change, so an invalidation
+/// alone does not make it true; the next open of such a directory must not keep it.
+#[derive(Debug, Default)]
+pub struct DirsChanged(Mutex<std::collections::HashSet<Ino>>);
+
+impl DirsChanged {
+    /// `dir`'s listing changed (a listing fetched again that differs).
+    pub fn mark(&self, dir: Ino) {
+        lock(&self.0).insert(dir);
+    }
+
+    /// Whether `dir` changed since the last call for it (an open of it).
+    pub fn take(&self, dir: Ino) -> bool {
+        lock(&self.0).remove(&dir)
+    }
+}
+
+/// Every name invalidated in a directory marks it: events and listings alike.
+impl StaleCache for DirsChanged {
+    fn invalidate(&self, inv: &Invalidation) {
+        if let Invalidation::Entry { parent, .. } | Invalidation::Delete { parent, .. } = inv {
+            self.mark(*parent);
+        }
+    }
+}
+
 /// Delivers queued invalidations to `notify` until every sender is gone, blocking the
 /// calling thread (see the module note for why it must be a thread of its own).
 pub fn drain_blocking(mut rx: mpsc::UnboundedReceiver<Invalidation>, notify: impl KernelNotify) {
@@ -172,6 +200,27 @@ pub fn spawn_drain(
 mod tests {
     use super::*;
     use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_name_invalidated_in_a_directory_keeps_its_next_open_from_reusing_the_kernel_listing() {
+        let queue = KernelQueue::discard();
+        let dirs = Arc::new(DirsChanged::default());
+        queue.also_invalidate(dirs.clone());
+        queue.send(Invalidation::Attrs(5));
+        queue.send(Invalidation::Inode(5));
+        assert!(!dirs.take(5), "no name changed");
+        queue.send(Invalidation::Entry {
+            parent: 5,
+            name: "f0".into(),
+        });
+        queue.clone().send(Invalidation::Delete {
+            parent: 6,
+            child: 9,
+            name: "g0".into(),
+        });
+        assert!(dirs.take(5) && dirs.take(6));
+        assert!(!dirs.take(5), "told once, at the next open");
+    }
 
     #[test]
     fn a_directory_whose_names_were_invalidated_says_so_to_earlier_readers() {

@@ -152,7 +152,7 @@ impl BoxFs {
         }
         let diff = lock(&self.table).finish_listing(dir, merge)?;
         if !diff.is_empty() && had_listing {
-            lock(&self.dirs_changed).insert(dir);
+            self.dirs_changed.mark(dir);
             self.kernel.send_all(invalidations_of(dir, &diff));
         }
         Ok(listed)
