@@ -472,3 +472,67 @@ async fn dropping_a_reader_cancels_its_fetches() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
+
+/// Open files share the mount's read budget: each reader's read-ahead, memory and requests in
+/// flight stay within an equal share while others read, and a reader that is closed gives its
+/// share back; the bytes are right throughout.
+#[tokio::test]
+async fn readers_share_the_mount_budget_fairly() {
+    use boxfs::fs::read::budget::{ReadBudget, ReadBudgetConfig};
+    let t = TestEmu::start().await;
+    let a = upload(&t, "a.bin", content(4 * MIB as usize, 7)).await;
+    let b = upload(&t, "b.bin", content(4 * MIB as usize, 8)).await;
+    t.emulator().set_knobs(Knobs {
+        latency_ms: 5,
+        ..Default::default()
+    });
+    let budget = ReadBudget::new(ReadBudgetConfig {
+        memory: MIB,
+        connections: 4,
+    });
+    let ra = reader(&t, None, a.by_version()).with_budget(&budget);
+    let rb = reader(&t, None, b.by_version()).with_budget(&budget);
+    let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+    let step = 128 * KIB as u32;
+    let mut peak_active = 0;
+    // Both read, in turns, the first half of their files.
+    while (got_a.len() as u64) < 2 * MIB {
+        got_a.extend_from_slice(&ra.read(got_a.len() as u64, step).await.unwrap());
+        got_b.extend_from_slice(&rb.read(got_b.len() as u64, step).await.unwrap());
+        peak_active = peak_active.max(budget.status().active_readers);
+        for (name, r) in [("a", &ra), ("b", &rb)] {
+            let s = r.stats();
+            // Half of the budget each: a window of a part (512 KiB less the part being
+            // read), and what it holds within its half plus the parts still arriving.
+            assert!(s.window <= 256 * KIB, "{name}: {s:?}");
+            assert!(
+                s.buffered_bytes <= 512 * KIB + 2 * 256 * KIB,
+                "{name}: {s:?}"
+            );
+            assert!(s.peak_in_flight <= 4, "{name}: {s:?}");
+        }
+    }
+    assert_eq!(peak_active, 2);
+    assert!(ra.stats().peak_in_flight <= 2 && rb.stats().peak_in_flight <= 2);
+    // b is closed: a gets the whole budget back and its window grows past half of it.
+    drop(rb);
+    assert_eq!(budget.status().active_readers, 1);
+    while (got_a.len() as u64) < a.data.len() as u64 {
+        let got = ra.read(got_a.len() as u64, step).await.unwrap();
+        got_a.extend_from_slice(&got);
+    }
+    assert!(ra.stats().window > 256 * KIB, "{:?}", ra.stats());
+    assert!(ra.stats().window <= 768 * KIB, "{:?}", ra.stats());
+    assert_eq!(got_a, a.data);
+    assert_eq!(got_b, b.data[..got_b.len()]);
+    drop(ra);
+    let status = budget.status();
+    assert_eq!(
+        (
+            status.active_readers,
+            status.memory_held,
+            status.requests_in_flight
+        ),
+        (0, 0, 0)
+    );
+}

@@ -85,9 +85,12 @@ async fn status_shows_the_account_the_stream_and_calls_that_grow() {
     let login = me["login"].as_str().expect("login").to_string();
     let e = emu.clone();
     blocking(move || {
-        let mut m = TestMount::start(&e, &[]);
+        let mut m = TestMount::start(&e, &["--read-budget", "64M", "--read-connections", "12"]);
         wait_healthy(&m.root);
         let before = status_json(&m.root);
+        assert_eq!(before["reads"]["memory_limit"], 64 << 20);
+        assert_eq!(before["reads"]["connection_limit"], 12);
+        assert_eq!(before["reads"]["requests_in_flight"], 0);
         assert_eq!(before["account"]["login"], login.as_str());
         assert!(before["account"]["api_url"]
             .as_str()
@@ -117,6 +120,7 @@ async fn status_shows_the_account_the_stream_and_calls_that_grow() {
             login.as_str(),
             "healthy",
             "files and folders",
+            "of 64 MiB in memory",
             "calls",
             "none pending",
         ] {

@@ -22,6 +22,7 @@ use crate::config::{
 use crate::daemon::cache_dir::default_cache_dir;
 use crate::daemon::mount::{identity, report_ready, unmount_path, Backend, MountRequest};
 use crate::daemon::record::DaemonRecord;
+use crate::fs::read::budget::ReadBudgetConfig;
 use crate::fs::FsOptions;
 use box_client::{Client, Secret};
 use box_emulator::{Emulator, EmulatorConfig, Knobs};
@@ -157,6 +158,14 @@ pub struct MountArgs {
     /// Bound of the content cache, in bytes (suffixes K, M, G, T) [default: 8G].
     #[arg(long, value_name = "BYTES", env = "BOXFS_CACHE_SIZE", value_parser = parse_size)]
     pub cache_size: Option<u64>,
+    /// Memory all open files together may hold while reading ahead, shared fairly between
+    /// the files being read (suffixes K, M, G) [default: 256M].
+    #[arg(long, value_name = "BYTES", env = "BOXFS_READ_BUDGET", value_parser = parse_size)]
+    pub read_budget: Option<u64>,
+    /// Ranged downloads all open files together may have in flight, shared fairly
+    /// [default: 32].
+    #[arg(long, value_name = "N", env = "BOXFS_READ_CONNECTIONS")]
+    pub read_connections: Option<usize>,
     /// Bound of the metadata cache, in files and folders [default: 250000].
     #[arg(long, value_name = "N", env = "BOXFS_METADATA_CACHE_ENTRIES")]
     pub metadata_cache_entries: Option<usize>,
@@ -206,6 +215,8 @@ impl MountArgs {
             as_user: self.as_user.clone(),
             cache_dir: self.cache_dir.clone(),
             cache_size: self.cache_size.map(Size),
+            read_budget: self.read_budget.map(Size),
+            read_connections: self.read_connections,
             metadata_cache_entries: self.metadata_cache_entries,
             uid: self.uid,
             gid: self.gid,
@@ -264,6 +275,16 @@ impl MountArgs {
                 staging_dir: Some(cache_dir.join("staging")),
                 write_back: v.write_back.map(std::time::Duration::from_secs),
                 box_locks: v.box_locks == Some(true),
+                read_budget: ReadBudgetConfig {
+                    memory: v
+                        .read_budget
+                        .map_or(ReadBudgetConfig::default().memory, |s| s.0)
+                        .max(1),
+                    connections: v
+                        .read_connections
+                        .unwrap_or(ReadBudgetConfig::default().connections)
+                        .max(1),
+                },
                 ..FsOptions::default()
             },
             log_file: Some(

@@ -182,6 +182,18 @@ pub fn render(s: &MountStatus) -> String {
             thousands(c.inode_limit)
         ),
     );
+    let r = &s.reads;
+    line(
+        "reads",
+        format!(
+            "{} open files reading; {} of {} in memory; {} of {} requests in flight",
+            thousands(r.active_readers),
+            human_bytes(r.memory_held),
+            human_bytes(r.memory_limit),
+            thousands(r.requests_in_flight),
+            thousands(r.connection_limit)
+        ),
+    );
     line("uploads", uploads_text(&s.uploads));
     let api = &s.api;
     let errors = if api.errors.is_empty() {
@@ -256,6 +268,11 @@ mod tests {
         s.events.last_error = Some("connection refused".into());
         s.cache.inodes = 1500;
         s.cache.inode_limit = 250_000;
+        s.reads.active_readers = 2;
+        s.reads.memory_held = 96 << 20;
+        s.reads.memory_limit = 256 << 20;
+        s.reads.requests_in_flight = 5;
+        s.reads.connection_limit = 32;
         s.uploads.pending_files = 2;
         s.uploads.pending_bytes = 3 << 20;
         s.uploads.running = vec![RunningUpload {
@@ -274,6 +291,7 @@ mod tests {
             "reconnecting; Box answered never",
             "last error: connection refused",
             "1,500 of 250,000 files and folders; no content cache",
+            "2 open files reading; 96 MiB of 256 MiB in memory; 5 of 32 requests in flight",
             "2 pending (3 MiB), 1 running",
             "big.iso: 1 MiB of 2 MiB, 1.0 MB/s",
             "12 calls, 2 errors (404: 2)",

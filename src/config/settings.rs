@@ -361,6 +361,10 @@ settings! {
     cache_dir: PathBuf,
     /// Bound of the content cache.
     cache_size: Size,
+    /// Memory all open files together may hold while reading ahead.
+    read_budget: Size,
+    /// Ranged GETs all open files together may have in flight.
+    read_connections: usize,
     /// Bound of the metadata cache, in files and folders.
     metadata_cache_entries: usize,
     /// Owner shown for every file.

@@ -90,6 +90,19 @@ impl UploadsStatus {
     }
 }
 
+/// The read budget all open files share (memory for read-ahead and fetched parts, ranged GETs).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReadsStatus {
+    /// Open files reading (holding parts or fetching) now.
+    pub active_readers: u64,
+    /// Bytes they hold or are fetching, and the bound.
+    pub memory_held: u64,
+    pub memory_limit: u64,
+    /// Ranged GETs in flight, and the bound.
+    pub requests_in_flight: u64,
+    pub connection_limit: u64,
+}
+
 /// Everything `boxfs status` shows of one mount.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MountStatus {
@@ -101,6 +114,9 @@ pub struct MountStatus {
     pub account: Account,
     pub events: EventsStatus,
     pub cache: CacheStatus,
+    /// Absent from daemons older than the read budget.
+    #[serde(default)]
+    pub reads: ReadsStatus,
     pub uploads: UploadsStatus,
     /// API requests since the mount started, and error answers by HTTP status.
     pub api: RequestStats,
@@ -152,6 +168,16 @@ impl Daemon {
                 inode_limit,
                 content_bytes: fs.content_cache().map(|c| c.used_bytes()),
                 content_limit: fs.content_cache().map(|c| c.max_bytes()),
+            },
+            reads: {
+                let r = fs.read_budget();
+                ReadsStatus {
+                    active_readers: r.active_readers,
+                    memory_held: r.memory_held,
+                    memory_limit: r.memory_limit,
+                    requests_in_flight: r.requests_in_flight,
+                    connection_limit: r.connection_limit,
+                }
             },
             uploads: UploadsStatus {
                 pending_files: uploads.pending_files,

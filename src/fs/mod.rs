@@ -49,6 +49,7 @@ use tokio::sync::Semaphore;
 use box_client::types::Item;
 use box_client::Client;
 use errno::FsError;
+use read::budget::{ReadBudget, ReadBudgetConfig, ReadBudgetStatus};
 use read::content_cache::ContentCache;
 use read::reader::{FileReader, FileVersionRef, ReadConfig};
 use sync::events::{OwnChanges, StreamHealth};
@@ -97,6 +98,8 @@ pub struct FsOptions {
     pub max_inodes: usize,
     /// How open files read: parts, read-ahead window, parallel requests.
     pub read: ReadConfig,
+    /// What all open files together may hold in memory and have in flight while reading.
+    pub read_budget: ReadBudgetConfig,
     /// Where written data waits for its upload (`None`: writes are refused).
     pub staging_dir: Option<PathBuf>,
     /// `Some(delay)`: close returns at once and the upload is queued `delay` after the first
@@ -121,6 +124,7 @@ impl Default for FsOptions {
             // About 490 bytes each: some 120 MB at the bound.
             max_inodes: 250_000,
             read: ReadConfig::default(),
+            read_budget: ReadBudgetConfig::default(),
             staging_dir: None,
             write_back: None,
             box_locks: false,
@@ -184,6 +188,8 @@ pub struct BoxFs {
     own: Arc<OwnChanges>,
     /// Per-directory locks serialising listings of the same folder.
     listing_locks: Mutex<HashMap<Ino, Arc<tokio::sync::Mutex<()>>>>,
+    /// Shared by the readers of all open files.
+    read_budget: Arc<ReadBudget>,
     /// Directories whose listing changed since the kernel last opened them.
     dirs_changed: Arc<sync::kernel::DirsChanged>,
     /// The version of each file the kernel may hold pages of (from its last open).
@@ -268,6 +274,7 @@ impl BoxFs {
             own: OwnChanges::new(),
             listing_locks: Mutex::default(),
             dirs_changed,
+            read_budget: ReadBudget::new(opts.read_budget),
             open_versions: Mutex::default(),
             files: Mutex::default(),
             dirs: Mutex::default(),
@@ -691,6 +698,12 @@ impl BoxFs {
             },
             self.opts.read.clone(),
         )
+        .with_budget(&self.read_budget)
+    }
+
+    /// The read budget shared by all open files, as `boxfs status` shows it.
+    pub fn read_budget(&self) -> ReadBudgetStatus {
+        self.read_budget.status()
     }
 
     /// `read`: the bytes at `offset`, fewer only at the end of the file.

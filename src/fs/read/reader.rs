@@ -21,7 +21,10 @@
 //!
 //! Memory: parts behind a sequential stream by more than `backlog` are dropped, and beyond that the least
 //! recently used parts go once the reader holds more than the window, the backlog and two parts.
-//! Parts being fetched are never dropped: a read may be waiting for them.
+//! Parts being fetched are never dropped: a read may be waiting for them. A reader given a
+//! share of the mount's [`ReadBudget`] also keeps its read-ahead window, what it holds and its
+//! GETs in flight within that share (see `budget.rs`); the bytes a read asks for are fetched
+//! whatever the share says.
 //!
 //! Content cache: a part consults the cache chunk by chunk before going to the network, and the
 //! chunks a part completes (with its neighbours, when it starts or ends inside a chunk) are
@@ -44,6 +47,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
 
 use crate::fs::errno::{FsError, FsResult};
+use crate::fs::read::budget::{ReadBudget, ReadShare};
 use crate::fs::read::content_cache::{ContentCache, ContentKey};
 use box_client::files::{ByteRange, DownloadUrl};
 use box_client::{BoxError, Client};
@@ -175,10 +179,20 @@ impl FileReader {
                     generation: 0,
                 }),
                 counters: Counters::default(),
+                share: None,
                 file,
                 cfg,
             }),
         }
+    }
+
+    /// The reader keeps its read-ahead, memory and connections within a fair share of
+    /// `budget`, shared with every other reader of the mount.
+    pub fn with_budget(mut self, budget: &Arc<ReadBudget>) -> FileReader {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.share = Some(budget.share());
+        }
+        self
     }
 
     pub fn file(&self) -> &FileVersionRef {
@@ -256,6 +270,9 @@ impl Drop for FileReader {
         for task in parts.into_values().filter_map(|p| p.task) {
             task.abort();
         }
+        if let Some(share) = &self.inner.share {
+            share.report(0);
+        }
     }
 }
 
@@ -303,6 +320,8 @@ struct Inner {
     state: Mutex<State>,
     url: tokio::sync::Mutex<UrlSlot>,
     counters: Counters,
+    /// This reader's part of the mount's read budget, if it has one.
+    share: Option<ReadShare>,
 }
 
 #[derive(Default)]
@@ -629,9 +648,11 @@ impl Inner {
                 .clamp(smallest, cfg.part_size.max(smallest));
             // From the furthest read: a late one (the kernel's reorderings) is behind it.
             let from = st.stream.next.max(end);
+            let max_window = self.max_window();
+            st.stream.window = st.stream.window.min(max_window);
             let to = st
                 .stream
-                .read_ahead_to(from, size, cfg.part_size, self.seq_align, cfg.max_window)
+                .read_ahead_to(from, size, cfg.part_size, self.seq_align, max_window)
                 .unwrap_or(end)
                 .max(end);
             (
@@ -672,11 +693,54 @@ impl Inner {
             });
         }
         self.evict(st, offset, end);
+        self.admit_queued(st);
+        self.report(st);
         drop(guard);
         for task in cancelled {
             task.abort();
         }
         wanted
+    }
+
+    /// The read-ahead window's bound: the configured one, within the reader's share of the
+    /// budget (less one part, so that what is being read fits too), at least one part.
+    fn max_window(&self) -> u64 {
+        let cfg = &self.cfg;
+        match &self.share {
+            Some(share) => cfg
+                .max_window
+                .min(share.memory().saturating_sub(cfg.part_size))
+                .max(cfg.part_size),
+            None => cfg.max_window,
+        }
+    }
+
+    /// GETs this reader may have in flight now.
+    fn max_parallel(&self) -> usize {
+        match &self.share {
+            Some(share) => self.cfg.max_parallel.min(share.connections()),
+            None => self.cfg.max_parallel,
+        }
+    }
+
+    /// Tells the budget what the reader holds.
+    fn report(&self, st: &State) {
+        if let Some(share) = &self.share {
+            share.report(st.buffered());
+        }
+    }
+
+    /// Starts queued GETs while the reader's share of connections allows (it grows when other
+    /// readers stop).
+    fn admit_queued(&self, st: &mut State) {
+        while st.running < self.max_parallel() {
+            let Some((_, next)) = st.queued.pop_first() else {
+                return;
+            };
+            if next.send(()).is_ok() {
+                st.running += 1;
+            }
+        }
     }
 
     fn spawn_part(self: &Arc<Self>, st: &mut State, start: u64, end: u64, read_ahead: bool) {
@@ -735,10 +799,18 @@ impl Inner {
         } else {
             0
         };
-        let budget = cfg
+        let mut budget = cfg
             .max_window
             .saturating_add(cfg.part_size.saturating_mul(2))
             .saturating_add(cfg.backlog);
+        if let Some(share) = &self.share {
+            // Within the share, but never below the window and the part being read.
+            budget = budget.min(
+                share
+                    .memory()
+                    .max(self.max_window().saturating_add(cfg.part_size)),
+            );
+        }
         let mut total = st.buffered();
         let mut candidates: Vec<(u64, u64, u64)> = st
             .parts
@@ -916,6 +988,7 @@ impl Inner {
     async fn fetch(&self, start: u64, end: u64) -> FsResult<Bytes> {
         let _slot = self.connection(start).await;
         let _in_flight = InFlight::enter(&self.counters);
+        let _counted = self.share.as_ref().map(ReadShare::request);
         let mut resolved_again = false;
         let mut retries = 0;
         loop {
@@ -996,7 +1069,7 @@ impl Inner {
     async fn connection(&self, start: u64) -> ConnectionSlot<'_> {
         let waiting = {
             let mut st = self.lock();
-            if st.running < self.cfg.max_parallel {
+            if st.running < self.max_parallel() {
                 st.running += 1;
                 None
             } else {
@@ -1022,7 +1095,11 @@ impl Inner {
     /// Hands a finished GET's slot to the lowest queued one, or frees it.
     fn release_connection(&self) {
         let mut st = self.lock();
-        while let Some((_, next)) = st.queued.pop_first() {
+        // The reader's share shrank (more readers): the slot goes back instead.
+        while st.running <= self.max_parallel() {
+            let Some((_, next)) = st.queued.pop_first() else {
+                break;
+            };
             if next.send(()).is_ok() {
                 return;
             }
