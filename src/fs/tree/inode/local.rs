@@ -1,0 +1,102 @@
+//! Local files (created here, not uploaded yet) and staged writes: local ids, re-keying to
+//! the Box id after the upload, pinned attributes.
+
+use super::*;
+
+impl InodeTable {
+    /// A file created here, not on Box yet: a new inode with a local id under
+    /// `parent/name`, pinned, empty, modified `now`. Whoever held the name is detached.
+    pub fn insert_local_file(
+        &mut self,
+        parent: Ino,
+        name: &str,
+        now: SystemTime,
+    ) -> Result<Ino, InodeError> {
+        self.check_dir(parent)?;
+        if name.is_empty() {
+            return Err(InodeError::EmptyName);
+        }
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        let box_id: Box<str> = format!("{LOCAL_ID_PREFIX}{ino}").into();
+        let inode = Inode {
+            box_id: box_id.clone(),
+            kind: Kind::File,
+            name: name.into(),
+            parent: None,
+            lookups: 0,
+            attrs: Attrs {
+                mtime: Some(now),
+                ctime: Some(now),
+                atime: Some(now),
+                ..Attrs::default()
+            },
+            attrs_fetched: Some(Instant::now()),
+            dir: None,
+            pinned: true,
+        };
+        self.by_id.insert(box_id, ino);
+        self.inodes.insert(ino, inode);
+        let mut displaced = Vec::new();
+        self.attach(parent, ino, &mut displaced);
+        self.evict_excess(Some(ino));
+        Ok(ino)
+    }
+
+    /// `ino` is now known to Box as `box_id` (a local file uploaded, or a staged file that
+    /// became a new version of another). An inode that held `box_id` before loses it: it
+    /// is detached and can no longer be found by id (it was replaced).
+    pub fn rekey(&mut self, ino: Ino, box_id: &str) -> Result<(), InodeError> {
+        if ino == ROOT_INO {
+            return Err(InodeError::Root);
+        }
+        if !self.inodes.contains_key(&ino) {
+            return Err(InodeError::NoSuchInode(ino));
+        }
+        if let Some(other) = self.by_id.get(box_id).copied().filter(|&o| o != ino) {
+            self.detach(other);
+            let dead: Box<str> = format!("{LOCAL_ID_PREFIX}replaced:{other}").into();
+            self.by_id.remove(box_id);
+            self.by_id.insert(dead.clone(), other);
+            if let Some(o) = self.inodes.get_mut(&other) {
+                o.box_id = dead;
+            }
+            self.maybe_drop(other);
+        }
+        let inode = self.inodes.get_mut(&ino).expect("checked");
+        let old = std::mem::replace(&mut inode.box_id, box_id.into());
+        self.by_id.remove(&old);
+        self.by_id.insert(box_id.into(), ino);
+        Ok(())
+    }
+
+    /// Pins (staged writes decide size and mtime, never evicted) or unpins `ino`.
+    pub fn set_pinned(&mut self, ino: Ino, pinned: bool) {
+        let Some(inode) = self.inodes.get_mut(&ino) else {
+            return;
+        };
+        inode.pinned = pinned;
+        if pinned {
+            self.lru.pop(&ino);
+        } else {
+            self.touch(ino);
+        }
+    }
+
+    /// The size and mtime of staged data (the inode should be pinned, or Box's next answer
+    /// replaces them).
+    pub fn set_local_attrs(&mut self, ino: Ino, size: u64, mtime: SystemTime) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.attrs.size = size;
+            inode.attrs.mtime = Some(mtime);
+            inode.attrs.ctime = Some(inode.attrs.ctime.map_or(mtime, |c| c.max(mtime)));
+        }
+    }
+
+    /// An mtime set by `utimens`, kept in memory only (until Box's next answer).
+    pub fn set_mtime(&mut self, ino: Ino, mtime: SystemTime) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.attrs.mtime = Some(mtime);
+        }
+    }
+}
