@@ -94,6 +94,8 @@ pub struct ConnectionArgs {
     #[arg(long, value_name = "TOKEN", env = "BOXFS_TOKEN", hide_env_values = true,
           value_parser = parse_setting::<Secret>)]
     pub token: Option<Secret>,
+    // The help text shows the syntax as it is, brackets included.
+    #[allow(rustdoc::broken_intra_doc_links)]
     /// Where tokens are kept: file (tokens.json in the XDG data directory), file:PATH,
     /// redis://HOST[:PORT][/DB][?key=KEY] (shared by several machines), or
     /// command:PROGRAM [ARGS] (a program that prints an access token).

@@ -35,7 +35,7 @@ recognise in it.\n";
 const READABLE_LEN: usize = 40;
 
 /// A path as one file name: its letters and digits (the rest as `-`, at most the last
-/// [`READABLE_LEN`]) and a digest of the whole path, so `/mnt/a-b` and `/mnt/a/b` differ
+/// `READABLE_LEN`) and a digest of the whole path, so `/mnt/a-b` and `/mnt/a/b` differ
 /// (`/mnt/box` → `mnt-box-1a2b3c4d5e6f`).
 pub fn mount_file_name(path: &Path) -> String {
     use sha1::{Digest, Sha1};

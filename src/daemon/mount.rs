@@ -37,7 +37,7 @@ use box_client::Client;
 use box_emulator::{Emulator, EmulatorConfig};
 
 /// Set in the environment of the detached child of a background mount: it prints
-/// [`READY_LINE`] on stdout once the mount serves, then moves its output to the log file.
+/// `READY_LINE` on stdout once the mount serves, then moves its output to the log file.
 pub const READY_ENV: &str = "BOXFS_MOUNT_READY_PIPE";
 /// Set by the mount helper for the daemon it starts: the source mount(8) was given (the
 /// profile, as /etc/fstab names it), shown as the mount's source so that `mount -a`, findmnt

@@ -3,7 +3,7 @@
 //! groups, gid and uid, and the user's home and XDG directories, so the mount reads that
 //! user's configuration and tokens, caches in that user's home, and shows files as that
 //! user's. The daemon started then gets a minimal environment of the user's, not the
-//! caller's ([`user_environment`]).
+//! caller's (`user_environment`).
 
 use std::ffi::{CString, OsString};
 use std::path::{Path, PathBuf};
@@ -41,7 +41,7 @@ fn user_environment(
 /// `setuid=USER`: becomes that user (groups, gid, uid) with its home directory, so the mount
 /// reads that user's configuration and tokens and its files show as that user's. Called before
 /// any thread starts. Returns the environment the user's daemon starts with
-/// ([`user_environment`]); `None` when nothing changed (the caller is that user already).
+/// (`user_environment`); `None` when nothing changed (the caller is that user already).
 pub fn become_user(name: &str) -> Result<Option<Vec<(OsString, OsString)>>, String> {
     let account = lookup_user(name)?;
     // SAFETY: plain system calls.
