@@ -28,6 +28,7 @@
 
 pub mod auth;
 pub mod client;
+mod download;
 pub mod endpoints;
 pub mod error;
 pub mod events;
