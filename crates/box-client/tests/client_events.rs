@@ -272,6 +272,42 @@ async fn duplicates_are_dropped() {
 }
 
 #[tokio::test]
+async fn a_resumed_stream_loses_nothing_and_repeats_nothing() {
+    let t = TestEmu::start().await;
+    t.emulator().set_knobs(Knobs {
+        duplicate_event_rate: 1.0,
+        ..Knobs::default()
+    });
+    let c = client(&t, RetryPolicy::default());
+    let start = c.latest_stream_position(StreamType::All).await.unwrap();
+    let mut want = HashSet::new();
+    for i in 0..6 {
+        want.insert(t.mkdir("0", &format!("resumed-{i}")).await);
+    }
+    // One page of events (each sent twice); two of them taken, the rest still waiting.
+    let mut stream = c.event_stream(quick_backoff(start.clone()));
+    let mut events = Vec::new();
+    while events.len() < 2 {
+        events.push(stream.next().await.unwrap().unwrap());
+    }
+    assert_eq!(stream.position(), Some(start), "the page was taken in part");
+    // The new feed fetches the page again: only what was not taken comes.
+    let mut stream = stream.resume();
+    let (rest, errors) = collect_creates(&mut stream, &want, Duration::from_secs(5)).await;
+    assert_eq!(errors, 0);
+    events.extend(rest);
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(700), stream.next()).await {
+        events.push(e.unwrap());
+    }
+    assert_unique(&events);
+    let created: HashSet<String> = events
+        .iter()
+        .filter_map(|e| e.item_id().map(str::to_string))
+        .collect();
+    assert_eq!(created, want);
+}
+
+#[tokio::test]
 async fn the_feed_keeps_going_across_reconnects_and_timeouts() {
     let log = tempfile::NamedTempFile::new().unwrap();
     let t = TestEmu::start_with(EmulatorConfig {
