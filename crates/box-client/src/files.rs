@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 
 use super::client::Client;
 use super::error::BoxResult;
-use super::folders::{check_description, check_name, with_fields, Kind, SharedLinkSettings};
+use super::folders::SharedLinkSettings;
+use super::items::{changes_body, ItemKind, STANDARD_FIELDS};
 use super::types::{FileVersion, Item, SharedLink};
 use super::users::check_id;
 
@@ -56,21 +57,14 @@ pub struct FileUpdate {
 
 impl FileUpdate {
     fn to_json(&self) -> BoxResult<Value> {
-        let mut body = json!({});
-        if let Some(n) = &self.name {
-            check_name(n)?;
-            body["name"] = json!(n);
-        }
+        let mut body = changes_body(
+            self.name.as_deref(),
+            self.description.as_deref(),
+            self.tags.as_deref(),
+        )?;
         if let Some(p) = &self.parent_id {
             check_id(p)?;
             body["parent"] = json!({ "id": p });
-        }
-        if let Some(d) = &self.description {
-            check_description(d)?;
-            body["description"] = json!(d);
-        }
-        if let Some(t) = &self.tags {
-            body["tags"] = json!(t);
         }
         Ok(body)
     }
@@ -106,25 +100,12 @@ impl Client {
         file_id: &str,
         fields: &[S],
     ) -> BoxResult<Item> {
-        check_id(file_id)?;
-        self.json(with_fields(
-            self.api(Method::GET, &format!("/files/{file_id}")),
-            fields,
-        ))
-        .await
+        self.item_with_fields(ItemKind::File, file_id, fields).await
     }
 
     /// Renames a file.
     pub async fn rename_file(&self, file_id: &str, name: &str) -> BoxResult<Item> {
-        self.update_file(
-            file_id,
-            &FileUpdate {
-                name: Some(name.to_string()),
-                ..FileUpdate::default()
-            },
-            None,
-        )
-        .await
+        self.rename_item(ItemKind::File, file_id, name).await
     }
 
     /// Moves a file into `parent_id`, renaming it too when `name` is given (one request:
@@ -157,13 +138,14 @@ impl Client {
     ) -> BoxResult<Item> {
         check_id(file_id)?;
         let body = update.to_json()?;
-        let mut req = self
-            .api(Method::PUT, &format!("/files/{file_id}"))
-            .json(body);
-        if let Some(e) = if_match_etag {
-            req = req.header(reqwest::header::IF_MATCH, e);
-        }
-        self.json(req).await
+        self.put_item(
+            ItemKind::File,
+            file_id,
+            body,
+            if_match_etag,
+            STANDARD_FIELDS,
+        )
+        .await
     }
 
     /// Sets a file's description (at most 256 characters).
@@ -197,35 +179,15 @@ impl Client {
         parent_id: &str,
         name: Option<&str>,
     ) -> BoxResult<Item> {
-        check_id(file_id)?;
-        check_id(parent_id)?;
-        let mut body = json!({"parent": {"id": parent_id}});
-        if let Some(n) = name {
-            // Box would quietly strip bad characters from a copy's name; refuse instead,
-            // as for every other name.
-            check_name(n)?;
-            body["name"] = json!(n);
-        }
-        if let Some(v) = version {
-            check_id(v)?;
-            body["version"] = json!(v);
-        }
-        self.json(
-            self.api(Method::POST, &format!("/files/{file_id}/copy"))
-                .json(body),
-        )
-        .await
+        self.copy_item(ItemKind::File, file_id, parent_id, name, version)
+            .await
     }
 
     /// Deletes a file (to the trash, unless the enterprise purges at once); with
     /// `if_match`, only if its etag is still that (else 412 `precondition_failed`).
     pub async fn delete_file(&self, file_id: &str, if_match_etag: Option<&str>) -> BoxResult<()> {
-        check_id(file_id)?;
-        let mut req = self.api(Method::DELETE, &format!("/files/{file_id}"));
-        if let Some(e) = if_match_etag {
-            req = req.header(reqwest::header::IF_MATCH, e);
-        }
-        self.empty(req).await
+        self.delete_item(ItemKind::File, file_id, false, if_match_etag)
+            .await
     }
 
     /// Locks a file; returns it with its `lock`.
@@ -249,11 +211,13 @@ impl Client {
         if let Some(t) = opts.expires_at {
             lock["expires_at"] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         }
-        self.json(with_fields(
-            self.api(Method::PUT, &format!("/files/{file_id}"))
-                .json(json!({ "lock": lock })),
+        self.put_item(
+            ItemKind::File,
+            file_id,
+            json!({ "lock": lock }),
+            None,
             fields,
-        ))
+        )
         .await
     }
 
@@ -269,18 +233,14 @@ impl Client {
         file_id: &str,
         fields: &[S],
     ) -> BoxResult<Item> {
-        check_id(file_id)?;
-        self.json(with_fields(
-            self.api(Method::PUT, &format!("/files/{file_id}"))
-                .json(json!({ "lock": null })),
-            fields,
-        ))
-        .await
+        let body = json!({ "lock": null });
+        self.put_item(ItemKind::File, file_id, body, None, fields)
+            .await
     }
 
     /// The file's shared link, `None` when it has none.
     pub async fn file_shared_link(&self, file_id: &str) -> BoxResult<Option<SharedLink>> {
-        self.shared_link_of(Kind::File, file_id).await
+        self.shared_link_of(ItemKind::File, file_id).await
     }
 
     /// Creates the file's shared link or changes it; returns the link.
@@ -289,12 +249,13 @@ impl Client {
         file_id: &str,
         settings: &SharedLinkSettings,
     ) -> BoxResult<SharedLink> {
-        self.set_shared_link(Kind::File, file_id, settings).await
+        self.set_shared_link(ItemKind::File, file_id, settings)
+            .await
     }
 
     /// Removes the file's shared link.
     pub async fn unshare_file(&self, file_id: &str) -> BoxResult<()> {
-        self.remove_shared_link(Kind::File, file_id).await
+        self.remove_shared_link(ItemKind::File, file_id).await
     }
 
     /// The file's previous versions, newest first (Box does not list the current one).
@@ -325,17 +286,17 @@ impl Client {
         name: Option<&str>,
         parent_id: Option<&str>,
     ) -> BoxResult<Item> {
-        self.restore_item(Kind::File, file_id, name, parent_id)
+        self.restore_item(ItemKind::File, file_id, name, parent_id)
             .await
     }
 
     /// A file in the trash.
     pub async fn trashed_file(&self, file_id: &str) -> BoxResult<Item> {
-        self.trashed_item(Kind::File, file_id).await
+        self.trashed_item(ItemKind::File, file_id).await
     }
 
     /// Deletes a trashed file for good.
     pub async fn purge_file(&self, file_id: &str) -> BoxResult<()> {
-        self.purge_item(Kind::File, file_id).await
+        self.purge_item(ItemKind::File, file_id).await
     }
 }
