@@ -148,6 +148,16 @@ impl Mount {
     }
 }
 
+/// Folder `a` in the root with `f.txt` in it: their ids.
+async fn folder_a_with_a_file(t: &TestEmu) -> (String, String) {
+    let a_id = t.mkdir("0", "a").await;
+    let f_id = t.upload_file(&a_id, "f.txt", b"one").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (a_id, f_id)
+}
+
 #[tokio::test]
 async fn changes_made_elsewhere_reach_the_table_and_the_kernel() {
     let t = TestEmu::start().await;
@@ -242,11 +252,7 @@ async fn changes_made_elsewhere_reach_the_table_and_the_kernel() {
 async fn echoes_of_the_mounts_own_changes_tell_the_kernel_nothing() {
     let t = TestEmu::start().await;
     let c = t.client(RetryPolicy::default());
-    let a_id = t.mkdir("0", "a").await;
-    let f_id = t.upload_file(&a_id, "f.txt", b"one").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (a_id, f_id) = folder_a_with_a_file(&t).await;
     let own = OwnChanges::new();
     let m = Mount::start_with(c.clone(), &c, &["0", &a_id], Some(own.clone())).await;
     let a = m.ino(&a_id).unwrap();
@@ -306,11 +312,7 @@ async fn echoes_of_the_mounts_own_changes_tell_the_kernel_nothing() {
 async fn events_box_sends_twice_are_applied_once() {
     let t = TestEmu::start().await;
     let c = t.client(RetryPolicy::default());
-    let a_id = t.mkdir("0", "a").await;
-    let f_id = t.upload_file(&a_id, "f.txt", b"one").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (a_id, f_id) = folder_a_with_a_file(&t).await;
     let m = Mount::start(c.clone(), &c, &["0", &a_id]).await;
     let f = m.ino(&f_id).unwrap();
     let position = c.latest_stream_position(StreamType::All).await.unwrap();

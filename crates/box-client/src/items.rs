@@ -143,13 +143,10 @@ impl Client {
     ) -> BoxResult<Item> {
         check_id(id)?;
         check_id(parent_id)?;
-        let mut body = json!({"parent": {"id": parent_id}});
-        if let Some(n) = name {
-            // Box would quietly strip bad characters from a copy's name; refuse instead,
-            // as for every other name.
-            check_name(n)?;
-            body["name"] = json!(n);
-        }
+        // Box would quietly strip bad characters from a copy's name; refuse instead, as for
+        // every other name.
+        let mut body = changes_body(name, None, None)?;
+        body["parent"] = json!({ "id": parent_id });
         if let Some(v) = version {
             check_id(v)?;
             body["version"] = json!(v);
@@ -266,11 +263,7 @@ impl Client {
         parent_id: Option<&str>,
     ) -> BoxResult<Item> {
         check_id(id)?;
-        let mut body = json!({});
-        if let Some(n) = name {
-            check_name(n)?;
-            body["name"] = json!(n);
-        }
+        let mut body = changes_body(name, None, None)?;
         if let Some(p) = parent_id {
             check_id(p)?;
             body["parent"] = json!({ "id": p });

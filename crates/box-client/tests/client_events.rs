@@ -242,8 +242,8 @@ async fn the_feed_delivers_another_clients_change_promptly() {
     assert_eq!(e.item_name(), Some("later"));
 }
 
-#[tokio::test]
-async fn duplicates_are_dropped() {
+/// An emulator that sends every event twice, a client, and the stream's current end.
+async fn every_event_twice() -> (TestEmu, Client, String) {
     let t = TestEmu::start().await;
     t.emulator().set_knobs(Knobs {
         duplicate_event_rate: 1.0,
@@ -251,6 +251,12 @@ async fn duplicates_are_dropped() {
     });
     let c = client(&t, RetryPolicy::default());
     let start = c.latest_stream_position(StreamType::All).await.unwrap();
+    (t, c, start)
+}
+
+#[tokio::test]
+async fn duplicates_are_dropped() {
+    let (t, c, start) = every_event_twice().await;
     let mut stream = c.event_stream(quick_backoff(start.clone()));
     let mut want = HashSet::new();
     for i in 0..4 {
@@ -273,13 +279,7 @@ async fn duplicates_are_dropped() {
 
 #[tokio::test]
 async fn a_resumed_stream_loses_nothing_and_repeats_nothing() {
-    let t = TestEmu::start().await;
-    t.emulator().set_knobs(Knobs {
-        duplicate_event_rate: 1.0,
-        ..Knobs::default()
-    });
-    let c = client(&t, RetryPolicy::default());
-    let start = c.latest_stream_position(StreamType::All).await.unwrap();
+    let (t, c, start) = every_event_twice().await;
     let mut want = HashSet::new();
     for i in 0..6 {
         want.insert(t.mkdir("0", &format!("resumed-{i}")).await);

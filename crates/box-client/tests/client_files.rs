@@ -553,6 +553,16 @@ fn take_one(counter: &AtomicU32) -> bool {
         .is_ok()
 }
 
+/// An emulator holding `content` as `name` in the root, the server in front of it, and a
+/// client that goes through that server: the file's id too.
+async fn behind_front(name: &str, content: &[u8]) -> (TestEmu, String, Arc<Front>, Client) {
+    let t = TestEmu::start().await;
+    let id = upload(&t, "0", name, content).await;
+    let f = front(&t, 0).await;
+    let c = front_client(&t, &f);
+    (t, id, f, c)
+}
+
 fn front_client(t: &TestEmu, f: &Front) -> Client {
     Client::new(
         Arc::new(DeveloperToken::new(t.token.clone())),
@@ -562,10 +572,7 @@ fn front_client(t: &TestEmu, f: &Front) -> Client {
 
 #[tokio::test]
 async fn the_download_url_is_fetched_without_the_token() {
-    let t = TestEmu::start().await;
-    let id = upload(&t, "0", "secret.txt", TEXT).await;
-    let f = front(&t, 0).await;
-    let c = front_client(&t, &f);
+    let (t, id, f, c) = behind_front("secret.txt", TEXT).await;
 
     assert_eq!(c.download(&id).await.unwrap().bytes().await.unwrap(), TEXT);
     let r = c.download_range(&id, 3..6).await.unwrap();
@@ -593,10 +600,7 @@ async fn the_download_url_is_fetched_without_the_token() {
 
 #[tokio::test]
 async fn downloads_survive_expired_urls_and_ignored_ranges() {
-    let t = TestEmu::start().await;
-    let id = upload(&t, "0", "data.txt", TEXT).await;
-    let f = front(&t, 0).await;
-    let c = front_client(&t, &f);
+    let (_t, id, f, c) = behind_front("data.txt", TEXT).await;
 
     // An expired download URL is resolved again, once.
     f.refuse_dl.store(1, Ordering::SeqCst);
@@ -661,11 +665,8 @@ fn ranges_seen(f: &Front) -> Vec<Option<String>> {
 
 #[tokio::test]
 async fn a_body_cut_short_is_resumed_by_the_client_from_the_bytes_received() {
-    let t = TestEmu::start().await;
     let data = numbered(200_000);
-    let id = upload(&t, "0", "long.bin", &data).await;
-    let f = front(&t, 0).await;
-    let c = front_client(&t, &f);
+    let (_t, id, f, c) = behind_front("long.bin", &data).await;
     f.cut_after.store(70_000, Ordering::SeqCst);
 
     // The whole file: the rest is asked for from byte 70,000.
@@ -716,10 +717,8 @@ async fn a_body_cut_short_is_resumed_by_the_client_from_the_bytes_received() {
 
 #[tokio::test]
 async fn a_cut_body_follows_the_clients_retry_policy() {
-    let t = TestEmu::start().await;
     let data = numbered(100_000);
-    let id = upload(&t, "0", "policy.bin", &data).await;
-    let f = front(&t, 0).await;
+    let (t, id, f, c) = behind_front("policy.bin", &data).await;
     f.cut_after.store(30_000, Ordering::SeqCst);
 
     // No retries at all: the broken body is the caller's error, typed.
@@ -742,7 +741,6 @@ async fn a_cut_body_follows_the_clients_retry_policy() {
     assert_eq!(ranges_seen(&f).len(), 1, "nothing asked again");
 
     // The rest of another version is never spliced onto the first bytes.
-    let c = front_client(&t, &f);
     f.was_cut.store(false, Ordering::SeqCst);
     f.new_etag_after_cut.store(true, Ordering::SeqCst);
     f.cut_dl.store(1, Ordering::SeqCst);
@@ -756,10 +754,7 @@ async fn a_cut_body_follows_the_clients_retry_policy() {
 
 #[tokio::test]
 async fn a_rate_limited_download_host_is_retried_after_its_retry_after() {
-    let t = TestEmu::start().await;
-    let id = upload(&t, "0", "busy.txt", TEXT).await;
-    let f = front(&t, 0).await;
-    let c = front_client(&t, &f);
+    let (_t, id, f, c) = behind_front("busy.txt", TEXT).await;
 
     f.rate_limit_dl.store(1, Ordering::SeqCst);
     let started = std::time::Instant::now();
