@@ -7,7 +7,7 @@
 //! This is the only place the client retries a failed request. Box's download URLs go
 //! through it too ([`Request`]s marked pre-signed: no token, no As-User, and the URL, a
 //! credential, never shown), and a download whose body breaks off part-way asks for the
-//! rest under the same policy and the same count of attempts (`files.rs`).
+//! rest under the same policy and the same count of attempts (`download.rs`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
