@@ -1,14 +1,15 @@
 //! The event follower against the emulator: changes made through the API by another client
 //! reach the inode table and the (recorded) kernel within moments; echoes of the mount's own
 //! changes tell the kernel nothing; a stream that is lost and comes back turns the health
-//! unhealthy, then healthy, and ends with a revalidation.
+//! unhealthy, then healthy, and ends with a revalidation; the events Box sends twice are
+//! applied once.
 
 mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use box_client::events::{EventStreamOptions, StreamType};
+use box_client::events::{EventStreamOptions, EventsQuery, StreamType};
 use box_client::folders::ListOptions;
 use box_client::upload::UploadOptions;
 use box_client::{Client, RetryPolicy};
@@ -147,6 +148,16 @@ impl Mount {
     }
 }
 
+/// Folder `a` in the root with `f.txt` in it: their ids.
+async fn folder_a_with_a_file(t: &TestEmu) -> (String, String) {
+    let a_id = t.mkdir("0", "a").await;
+    let f_id = t.upload_file(&a_id, "f.txt", b"one").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (a_id, f_id)
+}
+
 #[tokio::test]
 async fn changes_made_elsewhere_reach_the_table_and_the_kernel() {
     let t = TestEmu::start().await;
@@ -241,11 +252,7 @@ async fn changes_made_elsewhere_reach_the_table_and_the_kernel() {
 async fn echoes_of_the_mounts_own_changes_tell_the_kernel_nothing() {
     let t = TestEmu::start().await;
     let c = t.client(RetryPolicy::default());
-    let a_id = t.mkdir("0", "a").await;
-    let f_id = t.upload_file(&a_id, "f.txt", b"one").await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (a_id, f_id) = folder_a_with_a_file(&t).await;
     let own = OwnChanges::new();
     let m = Mount::start_with(c.clone(), &c, &["0", &a_id], Some(own.clone())).await;
     let a = m.ino(&a_id).unwrap();
@@ -299,6 +306,42 @@ async fn echoes_of_the_mounts_own_changes_tell_the_kernel_nothing() {
     );
     assert_eq!(m.child(a, "mine.txt"), m.ino(&f_id));
     assert_eq!(m.health.counters().events, 5);
+}
+
+#[tokio::test]
+async fn events_box_sends_twice_are_applied_once() {
+    let t = TestEmu::start().await;
+    let c = t.client(RetryPolicy::default());
+    let (a_id, f_id) = folder_a_with_a_file(&t).await;
+    let m = Mount::start(c.clone(), &c, &["0", &a_id]).await;
+    let f = m.ino(&f_id).unwrap();
+    let position = c.latest_stream_position(StreamType::All).await.unwrap();
+    t.emulator().set_knobs(Knobs {
+        duplicate_event_rate: 1.0,
+        ..Knobs::default()
+    });
+
+    // A lock changes only what extended attributes show: a second event at a sequence_id
+    // the applier applied itself is not an echo, so a repeat that reached it would tell the
+    // kernel twice.
+    c.lock_file(&f_id, &box_client::files::LockOptions::default())
+        .await
+        .unwrap();
+    t.mkdir("0", "marker").await;
+    eventually("the marker arrived", || {
+        m.kernel.contains(&entry(ROOT_INO, "marker"))
+    })
+    .await;
+    // Box (the emulator) sent every event twice ...
+    let raw = c.get_events(&EventsQuery::since(position)).await.unwrap();
+    let ids: std::collections::HashSet<_> = raw.entries.iter().map(|e| &e.event_id).collect();
+    assert_eq!(raw.entries.len(), 2 * ids.len(), "duplicates expected");
+    // ... and the follower took each once.
+    assert_eq!(m.health.counters().events, ids.len() as u64);
+    let told = m.kernel.all();
+    let about_f =
+        |i: &&Invalidation| matches!(i, Invalidation::Attrs(x) | Invalidation::Inode(x) if *x == f);
+    assert_eq!(told.iter().filter(about_f).count(), 1, "{told:?}");
 }
 
 #[tokio::test]

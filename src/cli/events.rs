@@ -111,21 +111,17 @@ pub fn event_line(ev: &Event) -> String {
     fields.join("  ")
 }
 
-/// Prints events, once each, until `limit`; false once the reader went away (a closed
-/// pipe) or the limit is reached.
+/// Prints events until `limit`; false once the reader went away (a closed pipe) or the
+/// limit is reached.
 struct Printer {
     json: bool,
     left: Option<u64>,
-    seen: RecentIds,
 }
 
 impl Printer {
     fn print(&mut self, ev: &Event) -> bool {
         if self.left == Some(0) {
             return false;
-        }
-        if !ev.event_id.is_empty() && !self.seen.insert(&ev.event_id) {
-            return true;
         }
         let line = if self.json {
             serde_json::to_string(ev).unwrap_or_default()
@@ -153,7 +149,6 @@ pub async fn run_events(args: EventsArgs) -> Result<(), String> {
     let mut printer = Printer {
         json: args.json,
         left: args.limit,
-        seen: RecentIds::new(REMEMBERED_IDS),
     };
     if args.limit == Some(0) {
         return Ok(());
@@ -166,12 +161,14 @@ pub async fn run_events(args: EventsArgs) -> Result<(), String> {
     }
 }
 
-/// The events from `position` to the stream's current end, page by page.
+/// The events from `position` to the stream's current end, page by page. Pages are Box's
+/// answers as they are, so repeats are dropped here (the long-polling feed drops its own).
 async fn print_until_now(
     client: &Client,
     mut position: String,
     printer: &mut Printer,
 ) -> Result<(), String> {
+    let mut seen = RecentIds::new(REMEMBERED_IDS);
     loop {
         let page = client
             .get_events(&EventsQuery {
@@ -180,7 +177,7 @@ async fn print_until_now(
             })
             .await
             .map_err(|e| format!("cannot read the events: {e}"))?;
-        for ev in &page.entries {
+        for ev in page.entries.iter().filter(|ev| seen.insert(&ev.event_id)) {
             if !printer.print(ev) {
                 return Ok(());
             }
@@ -203,6 +200,7 @@ async fn follow(
 ) -> Result<(), String> {
     let mut stream = client.event_stream(EventStreamOptions {
         stream_position: position.filter(|p| p != "now"),
+        dedup_capacity: REMEMBERED_IDS,
         ..EventStreamOptions::default()
     });
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

@@ -22,11 +22,12 @@ pub fn errno_of(err: &BoxError) -> c_int {
         BoxError::Api(info) => errno_of_api(info.status, &info.code),
         // The token endpoint refused our credentials: nothing the caller can fix by retrying.
         BoxError::OAuth { .. } | BoxError::Auth(_) => libc::EACCES,
-        // The client already retried dropped connections with backoff (see `RetryPolicy` in
-        // `api/client.rs`), so by now the retries are exhausted. EIO, not EAGAIN: EAGAIN on a
-        // blocking descriptor means "would block" to most programs, which then spin or report
-        // the confusing "Resource temporarily unavailable"; EIO is how every filesystem says its
-        // backing store failed, and `cp`, editors and databases handle it as such.
+        // The client already retried dropped connections and resumed cut bodies with backoff
+        // (`box_client::RetryPolicy`), so by now the retries are exhausted. EIO, not EAGAIN:
+        // EAGAIN on a blocking descriptor means "would block" to most programs, which then spin
+        // or report the confusing "Resource temporarily unavailable"; EIO is how every
+        // filesystem says its backing store failed, and `cp`, editors and databases handle it
+        // as such.
         BoxError::Network(_) => libc::EIO,
         BoxError::Decode(_) => libc::EIO,
         BoxError::Invalid(_) => libc::EINVAL,

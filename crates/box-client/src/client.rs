@@ -3,6 +3,11 @@
 //! As-User header, retries of 429, 5xx and dropped connections (Retry-After honoured,
 //! else exponential backoff with jitter, bounded in count and total time), Box's error JSON
 //! turned into [`BoxError`], and a debug log line per request with every secret redacted.
+//!
+//! This is the only place the client retries a failed request. Box's download URLs go
+//! through it too ([`Request`]s marked pre-signed: no token, no As-User, and the URL, a
+//! credential, never shown), and a download whose body breaks off part-way asks for the
+//! rest under the same policy and the same count of attempts (`download.rs`).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -63,6 +68,33 @@ impl RetryPolicy {
     }
 }
 
+/// The attempts made at one request, or at one download and the resumptions of its body:
+/// [`RetryPolicy`] bounds them together (their count, and the time since the first).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Attempts {
+    started: Instant,
+    made: u32,
+}
+
+impl Attempts {
+    pub(crate) fn new() -> Attempts {
+        Attempts {
+            started: Instant::now(),
+            made: 0,
+        }
+    }
+
+    /// The attempt that just failed had delivered data first (a body that broke off after
+    /// some bytes): the policy bounds a streak of failures, not the length of a download, so
+    /// a new streak starts with that attempt.
+    pub(crate) fn progressed(&mut self) {
+        *self = Attempts {
+            started: Instant::now(),
+            made: 1,
+        };
+    }
+}
+
 /// A request body that can be produced again for a retry.
 #[derive(Clone)]
 pub enum Body {
@@ -88,6 +120,9 @@ pub struct Request {
     pub body: Body,
     /// Send the client's token (false for the OAuth endpoints and pre-signed URLs).
     pub authenticated: bool,
+    /// A pre-signed download URL: its path and query are a credential, so logs and errors
+    /// name only its host.
+    presigned: bool,
 }
 
 impl Request {
@@ -99,6 +134,17 @@ impl Request {
             headers: Vec::new(),
             body: Body::Empty,
             authenticated: true,
+            presigned: false,
+        }
+    }
+
+    /// A request to a pre-signed URL (Box's download URLs): sent without the token and the
+    /// As-User header, and shown as "download URL on <host>" only.
+    pub(crate) fn presigned(method: Method, url: Url) -> Request {
+        Request {
+            authenticated: false,
+            presigned: true,
+            ..Request::new(method, url)
         }
     }
     pub fn query(mut self, key: &str, value: impl ToString) -> Request {
@@ -133,6 +179,13 @@ impl Request {
     }
     /// The URL with its query, secrets redacted, for logs and errors.
     fn display_url(&self) -> String {
+        if self.presigned {
+            return format!(
+                "download URL on {}://{}",
+                self.url.scheme(),
+                self.url.host_str().unwrap_or("")
+            );
+        }
         let mut u = self.url.clone();
         if !self.authenticated {
             redact_path(&mut u);
@@ -249,9 +302,8 @@ impl Client {
         self.inner.counters.snapshot()
     }
 
-    /// Counts one request sent outside [`Client::send`] (downloads): its answer's status,
-    /// or `None` when none came.
-    pub(crate) fn count_request(&self, status: Option<u16>) {
+    /// Counts one request sent: its answer's status, or `None` when none came.
+    fn count_request(&self, status: Option<u16>) {
         match status {
             Some(s) => self.inner.counters.answered(s),
             None => self.inner.counters.unanswered(),
@@ -271,9 +323,16 @@ impl Client {
     /// Sends a request and returns the response of any success status (2xx/3xx); errors
     /// become `BoxError`. Retries and the 401 refresh happen here.
     pub async fn send(&self, req: Request) -> BoxResult<reqwest::Response> {
-        let started = Instant::now();
-        let policy = &self.inner.retry;
-        let mut attempt = 0u32;
+        self.send_counted(req, &mut Attempts::new()).await
+    }
+
+    /// [`Client::send`], counting its attempts in `attempts` (shared with other requests
+    /// that belong to the same operation, such as the resumptions of a download).
+    pub(crate) async fn send_counted(
+        &self,
+        req: Request,
+        attempts: &mut Attempts,
+    ) -> BoxResult<reqwest::Response> {
         let mut refreshed = false;
         let mut token = if req.authenticated {
             Some(self.inner.auth.access_token().await?)
@@ -281,7 +340,7 @@ impl Client {
             None
         };
         loop {
-            attempt += 1;
+            attempts.made += 1;
             let sent_at = Instant::now();
             let result = self.build(&req, token.as_ref()).send().await;
             self.count_request(result.as_ref().ok().map(|r| r.status().as_u16()));
@@ -315,23 +374,27 @@ impl Client {
                         refreshed = true;
                         let rejected = token.take().unwrap_or_else(|| Secret::new(""));
                         token = Some(self.inner.auth.refresh(&rejected).await?);
-                        attempt -= 1;
+                        attempts.made -= 1;
                         continue;
                     }
                     Err(error_from_response(&req, resp).await)
                 }
                 Err(e) => {
+                    let cause = if req.presigned {
+                        cause_of(&e, "the download URL")
+                    } else {
+                        without_url(&e)
+                    };
                     log::debug!(
-                        "{} {} -> failed after {} ms: {e}",
+                        "{} {} -> failed after {} ms: {cause}",
                         req.method,
                         req.display_url(),
                         sent_at.elapsed().as_millis()
                     );
                     Err(BoxError::Network(format!(
-                        "{} {}: {}",
+                        "{} {}: {cause}",
                         req.method,
                         req.display_url(),
-                        without_url(&e)
                     )))
                 }
             };
@@ -339,30 +402,47 @@ impl Client {
                 Ok(r) => return Ok(r),
                 Err(e) => e,
             };
-            if err.status() == Some(401) {
+            // A pre-signed URL's 401 is the URL's own refusal (it expired), not the token's.
+            if err.status() == Some(401) && !req.presigned {
                 return Err(BoxError::Auth(format!(
                     "Box refused the credentials even after a refresh: {err}"
                 )));
             }
-            if !err.is_transient() || attempt >= policy.max_attempts {
+            let what = format!("{} {}", req.method, req.display_url());
+            if !self.wait_to_retry(attempts, &err, &what).await {
                 return Err(err);
             }
-            let wait = err
-                .api()
-                .and_then(|a| a.retry_after)
-                .map(|d| d.min(policy.max_delay))
-                .unwrap_or_else(|| policy.backoff(attempt - 1));
-            if started.elapsed() + wait > policy.max_total {
-                return Err(err);
-            }
-            log::debug!(
-                "retrying {} {} in {} ms (attempt {attempt}): {err}",
-                req.method,
-                req.display_url(),
-                wait.as_millis()
-            );
-            tokio::time::sleep(wait).await;
         }
+    }
+
+    /// After an attempt failed with `err`: whether the policy allows another one. If it
+    /// does, this waits first (Box's `Retry-After`, else backoff with jitter). Only transient
+    /// failures (429, 5xx, no answer, a body cut short) are tried again.
+    pub(crate) async fn wait_to_retry(
+        &self,
+        attempts: &mut Attempts,
+        err: &BoxError,
+        what: &str,
+    ) -> bool {
+        let policy = &self.inner.retry;
+        if !err.is_transient() || attempts.made >= policy.max_attempts {
+            return false;
+        }
+        let wait = err
+            .api()
+            .and_then(|a| a.retry_after)
+            .map(|d| d.min(policy.max_delay))
+            .unwrap_or_else(|| policy.backoff(attempts.made.saturating_sub(1)));
+        if attempts.started.elapsed() + wait > policy.max_total {
+            return false;
+        }
+        log::debug!(
+            "retrying {what} in {} ms (attempt {}): {err}",
+            wait.as_millis(),
+            attempts.made
+        );
+        tokio::time::sleep(wait).await;
+        true
     }
 
     fn build(&self, req: &Request, token: Option<&Secret>) -> reqwest::RequestBuilder {
@@ -420,11 +500,22 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// reqwest's error text includes the URL, which may carry a secret: keep only the cause.
 fn without_url(e: &reqwest::Error) -> String {
+    let shown = e
+        .url()
+        .map(|url| {
+            let mut shown = url.clone();
+            redact_path(&mut shown);
+            redact_url(&shown)
+        })
+        .unwrap_or_default();
+    cause_of(e, &shown)
+}
+
+/// The error and its causes, with the URL it names (if any) replaced by `shown`.
+pub(crate) fn cause_of(e: &reqwest::Error, shown: &str) -> String {
     let mut msg = e.to_string();
     if let Some(url) = e.url() {
-        let mut shown = url.clone();
-        redact_path(&mut shown);
-        msg = msg.replace(url.as_str(), &redact_url(&shown));
+        msg = msg.replace(url.as_str(), shown);
     }
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
@@ -509,6 +600,7 @@ fn default_code(status: u16) -> &'static str {
         405 => "method_not_allowed",
         409 => "conflict",
         412 => "precondition_failed",
+        416 => "requested_range_not_satisfiable",
         429 => "rate_limit_exceeded",
         500 => "internal_server_error",
         503 => "unavailable",

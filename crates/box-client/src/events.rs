@@ -6,8 +6,10 @@
 //! Box's quirks handled here:
 //! - `next_stream_position` is a JSON string or a number, and a realtime server's `ttl` and
 //!   `max_retries` strings or numbers: both are accepted, positions are kept as strings;
-//! - user events may come twice or out of order: the stream drops event ids it has
-//!   recently delivered (a bounded set of the last ids);
+//! - user events may come twice or out of order: an [`EventStream`] drops the event ids it
+//!   has recently handed over (a bounded set of the last ids), and keeps that memory when it
+//!   is resumed ([`EventStream::resume`]). This is the one place repeats are dropped: pages
+//!   from [`Client::get_events`] are Box's answers as they are;
 //! - the realtime URL carries its own channel and takes no token; it answers `new_change`
 //!   (fetch the events from the last position), `reconnect` (poll again), or nothing at
 //!   all before `retry_timeout` (poll again);
@@ -300,16 +302,21 @@ impl Client {
     /// position; the feed ends only when the credentials are refused for good or the
     /// options cannot work.
     pub fn event_stream(&self, opts: EventStreamOptions) -> EventStream {
+        let seen = RecentIds::new(opts.dedup_capacity);
+        self.start_event_stream(opts, seen)
+    }
+
+    /// A feed whose reader drops the event ids in `seen` (and those it hands over).
+    fn start_event_stream(&self, opts: EventStreamOptions, seen: RecentIds) -> EventStream {
         let (tx, rx) = mpsc::channel(opts.buffer.max(1));
         let (status_tx, status) = watch::channel(FeedStatus::default());
         let position = opts.stream_position.clone();
         let feed = Feed {
             client: self.clone(),
-            seen: RecentIds::new(opts.dedup_capacity),
             backoff: Backoff::new(opts.min_backoff, opts.max_backoff),
             tx,
             status: status_tx,
-            opts,
+            opts: opts.clone(),
         };
         let task = tokio::spawn(feed.run());
         EventStream {
@@ -318,6 +325,9 @@ impl Client {
             status,
             position,
             peeked: None,
+            seen,
+            client: self.clone(),
+            opts,
         }
     }
 }
@@ -381,7 +391,12 @@ enum Note {
     Position(String),
 }
 
-/// The events of a long-polling feed, as a `Stream`. Dropping it stops the feed.
+/// The events of a long-polling feed, as a `Stream`, each event once. Dropping it stops the
+/// feed.
+///
+/// Repeats are dropped as events are taken from the stream, not as the feed fetches them:
+/// an event waiting in the stream's buffer has not been seen, so a stream resumed from
+/// [`EventStream::position`] loses nothing and repeats nothing.
 #[derive(Debug)]
 pub struct EventStream {
     rx: mpsc::Receiver<Note>,
@@ -389,8 +404,13 @@ pub struct EventStream {
     status: watch::Receiver<FeedStatus>,
     /// After the events taken from this stream so far.
     position: Option<String>,
-    /// An event read ahead by `position()`.
+    /// An event read ahead by `position()`, not taken yet.
     peeked: Option<BoxResult<Event>>,
+    /// The ids of the events taken recently: a repeat of one is dropped.
+    seen: RecentIds,
+    /// What started the feed, for [`EventStream::resume`].
+    client: Client,
+    opts: EventStreamOptions,
 }
 
 impl EventStream {
@@ -412,11 +432,40 @@ impl EventStream {
         while self.peeked.is_none() {
             match self.rx.try_recv() {
                 Ok(Note::Position(p)) => self.position = Some(p),
+                Ok(Note::Event(e)) if self.is_repeat(&e) => {}
                 Ok(Note::Event(e)) => self.peeked = Some(*e),
                 Err(_) => break,
             }
         }
         self.position.clone()
+    }
+
+    /// A new feed from where this one's reader stands ([`EventStream::position`]; the
+    /// starting position if none is known yet), with the same options, that drops repeats
+    /// of the events taken from this one too. For a reader that starts a feed again after
+    /// it ended: the events of a page taken in part come again, and only the ones not
+    /// taken yet are handed over.
+    pub fn resume(mut self) -> EventStream {
+        let position = self.position();
+        let opts = EventStreamOptions {
+            stream_position: position,
+            ..self.opts.clone()
+        };
+        let seen = std::mem::replace(&mut self.seen, RecentIds::new(1));
+        self.client.start_event_stream(opts, seen)
+    }
+
+    /// Whether `event` repeats one taken already.
+    fn is_repeat(&self, event: &BoxResult<Event>) -> bool {
+        matches!(event, Ok(e) if self.seen.contains(&e.event_id))
+    }
+
+    /// Hands `event` over: from now on a repeat of it is dropped.
+    fn take(&mut self, event: BoxResult<Event>) -> BoxResult<Event> {
+        if let Ok(e) = &event {
+            self.seen.insert(&e.event_id);
+        }
+        event
     }
 }
 
@@ -425,12 +474,13 @@ impl futures_util::Stream for EventStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         if let Some(e) = self.peeked.take() {
-            return Poll::Ready(Some(e));
+            return Poll::Ready(Some(self.take(e)));
         }
         loop {
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(Note::Position(p))) => self.position = Some(p),
-                Poll::Ready(Some(Note::Event(e))) => return Poll::Ready(Some(*e)),
+                Poll::Ready(Some(Note::Event(e))) if self.is_repeat(&e) => {}
+                Poll::Ready(Some(Note::Event(e))) => return Poll::Ready(Some(self.take(*e))),
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             }
@@ -451,7 +501,6 @@ struct Closed;
 struct Feed {
     client: Client,
     opts: EventStreamOptions,
-    seen: RecentIds,
     backoff: Backoff,
     tx: mpsc::Sender<Note>,
     status: watch::Sender<FeedStatus>,
@@ -568,9 +617,7 @@ impl Feed {
             };
             self.connected();
             for event in page.entries {
-                if self.seen.insert(&event.event_id) {
-                    self.send(Note::Event(Box::new(Ok(event)))).await?;
-                }
+                self.send(Note::Event(Box::new(Ok(event)))).await?;
             }
             let moved =
                 !page.next_stream_position.is_empty() && page.next_stream_position != *position;

@@ -3,8 +3,9 @@
 //! copying, deleting, shared links, and the trash (listing it, inspecting, restoring and
 //! purging trashed folders).
 //!
-//! It also owns what folders and files share: Box's name rules ([`check_name`]), listing
-//! options ([`ListOptions`]) and shared-link settings ([`SharedLinkSettings`]).
+//! It also owns what folders and files share in their public API: Box's name rules
+//! ([`check_name`]), listing options ([`ListOptions`]) and shared-link settings
+//! ([`SharedLinkSettings`]); the calls they share are written once in `items.rs`.
 //!
 //! Box's surprises handled here: a folder move must be a request of its own (combined with
 //! any other change Box answers 403 `operation_limit_exceeded`), so a rename plus a move
@@ -17,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::client::{Client, Request};
 use super::error::{BoxError, BoxResult};
-use super::metadata::ItemRef;
+use super::items::{changes_body, with_fields, ItemKind, STANDARD_FIELDS};
 use super::secret::Secret;
 use super::types::{Item, Items, SharedLink};
 use super::users::check_id;
@@ -60,16 +61,6 @@ pub fn check_name(name: &str) -> BoxResult<()> {
             shown()
         ))),
         None => Ok(()),
-    }
-}
-
-/// The `fields` query value, or nothing when no fields are asked for.
-pub(crate) fn with_fields<S: AsRef<str>>(req: Request, fields: &[S]) -> Request {
-    if fields.is_empty() {
-        req
-    } else {
-        let joined: Vec<&str> = fields.iter().map(AsRef::as_ref).collect();
-        req.query("fields", joined.join(","))
     }
 }
 
@@ -331,7 +322,7 @@ impl SharedLinkSettings {
     }
 
     /// The `shared_link` body value, checked.
-    fn to_json(&self, for_folder: bool) -> BoxResult<Value> {
+    pub(crate) fn to_json(&self, for_folder: bool) -> BoxResult<Value> {
         let mut v = json!({});
         if let Some(a) = self.access {
             v["access"] = json!(a.as_str());
@@ -396,156 +387,7 @@ impl SharedLinkSettings {
     }
 }
 
-/// `files` or `folders`, as in the API paths.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    File,
-    Folder,
-}
-
-impl Kind {
-    fn of(item: &ItemRef) -> (Kind, &str) {
-        match item {
-            ItemRef::File(id) => (Kind::File, id),
-            ItemRef::Folder(id) => (Kind::Folder, id),
-        }
-    }
-
-    pub(crate) fn path(self, id: &str) -> String {
-        match self {
-            Kind::File => format!("/files/{id}"),
-            Kind::Folder => format!("/folders/{id}"),
-        }
-    }
-}
-
 impl Client {
-    /// The shared link of a file or folder, `None` when it has none.
-    pub(crate) async fn shared_link_of(
-        &self,
-        kind: Kind,
-        id: &str,
-    ) -> BoxResult<Option<SharedLink>> {
-        check_id(id)?;
-        let item: Item = self
-            .json(
-                self.api(Method::GET, &kind.path(id))
-                    .query("fields", "shared_link"),
-            )
-            .await?;
-        Ok(item.shared_link)
-    }
-
-    /// `PUT` of a `shared_link` value (an object sets, `null` removes); returns the item
-    /// with `fields` (`shared_link` always among them).
-    async fn put_shared_link<S: AsRef<str>>(
-        &self,
-        kind: Kind,
-        id: &str,
-        link: Value,
-        fields: &[S],
-    ) -> BoxResult<Item> {
-        check_id(id)?;
-        let mut fields: Vec<&str> = fields.iter().map(AsRef::as_ref).collect();
-        if !fields.contains(&"shared_link") {
-            fields.push("shared_link");
-        }
-        self.json(with_fields(
-            self.api(Method::PUT, &kind.path(id))
-                .json(json!({ "shared_link": link })),
-            &fields,
-        ))
-        .await
-    }
-
-    /// Creates or changes the shared link of `item` and returns the item with `fields`
-    /// besides `shared_link`: a caller that caches items learns the etag and sequence_id the
-    /// change gave it.
-    pub async fn share_item_with_fields<S: AsRef<str>>(
-        &self,
-        item: &ItemRef,
-        settings: &SharedLinkSettings,
-        fields: &[S],
-    ) -> BoxResult<Item> {
-        let (kind, id) = Kind::of(item);
-        let link = settings.to_json(kind == Kind::Folder)?;
-        self.put_shared_link(kind, id, link, fields).await
-    }
-
-    /// Removes the shared link of `item`; returns the item with `fields` (see
-    /// [`Client::share_item_with_fields`]).
-    pub async fn unshare_item_with_fields<S: AsRef<str>>(
-        &self,
-        item: &ItemRef,
-        fields: &[S],
-    ) -> BoxResult<Item> {
-        let (kind, id) = Kind::of(item);
-        self.put_shared_link(kind, id, Value::Null, fields).await
-    }
-
-    /// Creates or changes the shared link of a file or folder.
-    pub(crate) async fn set_shared_link(
-        &self,
-        kind: Kind,
-        id: &str,
-        settings: &SharedLinkSettings,
-    ) -> BoxResult<SharedLink> {
-        let link = settings.to_json(kind == Kind::Folder)?;
-        let item = self
-            .put_shared_link(kind, id, link, &["shared_link"])
-            .await?;
-        item.shared_link.ok_or_else(|| {
-            BoxError::Decode(format!(
-                "Box answered a shared link change of {} without a shared link",
-                kind.path(id)
-            ))
-        })
-    }
-
-    /// Removes the shared link of a file or folder (`"shared_link": null`).
-    pub(crate) async fn remove_shared_link(&self, kind: Kind, id: &str) -> BoxResult<()> {
-        self.put_shared_link(kind, id, Value::Null, &["shared_link"])
-            .await?;
-        Ok(())
-    }
-
-    /// Restores a trashed file or folder; `parent_id` is used only when the original
-    /// parent is gone.
-    pub(crate) async fn restore_item(
-        &self,
-        kind: Kind,
-        id: &str,
-        name: Option<&str>,
-        parent_id: Option<&str>,
-    ) -> BoxResult<Item> {
-        check_id(id)?;
-        let mut body = json!({});
-        if let Some(n) = name {
-            check_name(n)?;
-            body["name"] = json!(n);
-        }
-        if let Some(p) = parent_id {
-            check_id(p)?;
-            body["parent"] = json!({ "id": p });
-        }
-        self.json(self.api(Method::POST, &kind.path(id)).json(body))
-            .await
-    }
-
-    /// A trashed item as it sits in the trash.
-    pub(crate) async fn trashed_item(&self, kind: Kind, id: &str) -> BoxResult<Item> {
-        check_id(id)?;
-        self.json(self.api(Method::GET, &format!("{}/trash", kind.path(id))))
-            .await
-    }
-
-    /// Deletes a trashed item for good.
-    pub(crate) async fn purge_item(&self, kind: Kind, id: &str) -> BoxResult<()> {
-        check_id(id)?;
-        self.empty(self.api(Method::DELETE, &format!("{}/trash", kind.path(id))))
-            .await
-    }
-
     /// One page of a listing endpoint.
     async fn list_page(&self, path: &str, opts: &ListOptions) -> BoxResult<Items> {
         opts.check()?;
@@ -593,36 +435,11 @@ pub struct FolderUpdate {
 
 impl FolderUpdate {
     fn to_json(&self) -> BoxResult<Value> {
-        let mut body = json!({});
-        if let Some(n) = &self.name {
-            check_name(n)?;
-            body["name"] = json!(n);
-        }
-        if let Some(d) = &self.description {
-            check_description(d)?;
-            body["description"] = json!(d);
-        }
-        if let Some(t) = &self.tags {
-            body["tags"] = json!(t);
-        }
-        Ok(body)
-    }
-}
-
-/// Box keeps descriptions of at most 256 characters.
-pub(crate) fn check_description(d: &str) -> BoxResult<()> {
-    if d.chars().count() > 256 {
-        return Err(BoxError::Invalid(
-            "a description has at most 256 characters".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn if_match(req: Request, etag: Option<&str>) -> Request {
-    match etag {
-        Some(e) => req.header(reqwest::header::IF_MATCH, e),
-        None => req,
+        changes_body(
+            self.name.as_deref(),
+            self.description.as_deref(),
+            self.tags.as_deref(),
+        )
     }
 }
 
@@ -654,12 +471,8 @@ impl Client {
         folder_id: &str,
         fields: &[S],
     ) -> BoxResult<Item> {
-        check_id(folder_id)?;
-        self.json(with_fields(
-            self.api(Method::GET, &format!("/folders/{folder_id}")),
-            fields,
-        ))
-        .await
+        self.item_with_fields(ItemKind::Folder, folder_id, fields)
+            .await
     }
 
     /// One page of a folder's items. Follow with [`ListOptions::next_page`], or use
@@ -740,15 +553,7 @@ impl Client {
 
     /// Renames a folder.
     pub async fn rename_folder(&self, folder_id: &str, name: &str) -> BoxResult<Item> {
-        self.update_folder(
-            folder_id,
-            &FolderUpdate {
-                name: Some(name.to_string()),
-                ..FolderUpdate::default()
-            },
-            None,
-        )
-        .await
+        self.rename_item(ItemKind::Folder, folder_id, name).await
     }
 
     /// Changes a folder's name, description or tags; with `if_match`, only if its etag
@@ -761,11 +566,13 @@ impl Client {
     ) -> BoxResult<Item> {
         check_id(folder_id)?;
         let body = update.to_json()?;
-        self.json(if_match(
-            self.api(Method::PUT, &format!("/folders/{folder_id}"))
-                .json(body),
+        self.put_item(
+            ItemKind::Folder,
+            folder_id,
+            body,
             if_match_etag,
-        ))
+            STANDARD_FIELDS,
+        )
         .await
     }
 
@@ -833,11 +640,9 @@ impl Client {
     }
 
     async fn move_folder_only(&self, folder_id: &str, parent_id: &str) -> BoxResult<Item> {
-        self.json(
-            self.api(Method::PUT, &format!("/folders/{folder_id}"))
-                .json(json!({"parent": {"id": parent_id}})),
-        )
-        .await
+        let body = json!({"parent": {"id": parent_id}});
+        self.put_item(ItemKind::Folder, folder_id, body, None, STANDARD_FIELDS)
+            .await
     }
 
     /// Copies a folder and everything in it into `parent_id` (under `name` if given).
@@ -847,21 +652,11 @@ impl Client {
         parent_id: &str,
         name: Option<&str>,
     ) -> BoxResult<Item> {
-        check_id(folder_id)?;
-        check_id(parent_id)?;
         if folder_id == ROOT_FOLDER {
             return Err(BoxError::Invalid("the root folder cannot be copied".into()));
         }
-        let mut body = json!({"parent": {"id": parent_id}});
-        if let Some(n) = name {
-            check_name(n)?;
-            body["name"] = json!(n);
-        }
-        self.json(
-            self.api(Method::POST, &format!("/folders/{folder_id}/copy"))
-                .json(body),
-        )
-        .await
+        self.copy_item(ItemKind::Folder, folder_id, parent_id, name, None)
+            .await
     }
 
     /// Deletes a folder (to the trash, unless the enterprise purges at once). A folder
@@ -873,22 +668,18 @@ impl Client {
         recursive: bool,
         if_match_etag: Option<&str>,
     ) -> BoxResult<()> {
-        check_id(folder_id)?;
         if folder_id == ROOT_FOLDER {
             return Err(BoxError::Invalid(
                 "the root folder cannot be deleted".into(),
             ));
         }
-        let mut req = self.api(Method::DELETE, &format!("/folders/{folder_id}"));
-        if recursive {
-            req = req.query("recursive", "true");
-        }
-        self.empty(if_match(req, if_match_etag)).await
+        self.delete_item(ItemKind::Folder, folder_id, recursive, if_match_etag)
+            .await
     }
 
     /// The folder's shared link, `None` when it has none.
     pub async fn folder_shared_link(&self, folder_id: &str) -> BoxResult<Option<SharedLink>> {
-        self.shared_link_of(Kind::Folder, folder_id).await
+        self.shared_link_of(ItemKind::Folder, folder_id).await
     }
 
     /// Creates the folder's shared link or changes it; returns the link.
@@ -897,13 +688,13 @@ impl Client {
         folder_id: &str,
         settings: &SharedLinkSettings,
     ) -> BoxResult<SharedLink> {
-        self.set_shared_link(Kind::Folder, folder_id, settings)
+        self.set_shared_link(ItemKind::Folder, folder_id, settings)
             .await
     }
 
     /// Removes the folder's shared link.
     pub async fn unshare_folder(&self, folder_id: &str) -> BoxResult<()> {
-        self.remove_shared_link(Kind::Folder, folder_id).await
+        self.remove_shared_link(ItemKind::Folder, folder_id).await
     }
 
     /// Brings a folder (and what it held) back from the trash, into its old parent, or
@@ -914,18 +705,18 @@ impl Client {
         name: Option<&str>,
         parent_id: Option<&str>,
     ) -> BoxResult<Item> {
-        self.restore_item(Kind::Folder, folder_id, name, parent_id)
+        self.restore_item(ItemKind::Folder, folder_id, name, parent_id)
             .await
     }
 
     /// A folder in the trash (only the folder that was itself deleted, not its contents).
     pub async fn trashed_folder(&self, folder_id: &str) -> BoxResult<Item> {
-        self.trashed_item(Kind::Folder, folder_id).await
+        self.trashed_item(ItemKind::Folder, folder_id).await
     }
 
     /// Deletes a trashed folder for good.
     pub async fn purge_folder(&self, folder_id: &str) -> BoxResult<()> {
-        self.purge_item(Kind::Folder, folder_id).await
+        self.purge_item(ItemKind::Folder, folder_id).await
     }
 
     /// One page of the trash. Box refuses `sort` with marker paging, and offsets above

@@ -28,11 +28,13 @@
 
 pub mod auth;
 pub mod client;
+mod download;
 pub mod endpoints;
 pub mod error;
 pub mod events;
 pub mod files;
 pub mod folders;
+mod items;
 pub mod metadata;
 pub mod search;
 pub mod secret;

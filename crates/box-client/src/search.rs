@@ -17,7 +17,8 @@ use serde_json::{json, Map, Value};
 
 use super::client::{Client, Request};
 use super::error::{BoxError, BoxResult};
-use super::folders::{invalid_or, with_fields, Direction};
+use super::folders::{invalid_or, Direction};
+use super::items::with_fields;
 use super::metadata::{check_scope, check_template_key};
 use super::types::Item;
 use super::users::check_id;

@@ -242,8 +242,8 @@ async fn the_feed_delivers_another_clients_change_promptly() {
     assert_eq!(e.item_name(), Some("later"));
 }
 
-#[tokio::test]
-async fn duplicates_are_dropped() {
+/// An emulator that sends every event twice, a client, and the stream's current end.
+async fn every_event_twice() -> (TestEmu, Client, String) {
     let t = TestEmu::start().await;
     t.emulator().set_knobs(Knobs {
         duplicate_event_rate: 1.0,
@@ -251,6 +251,12 @@ async fn duplicates_are_dropped() {
     });
     let c = client(&t, RetryPolicy::default());
     let start = c.latest_stream_position(StreamType::All).await.unwrap();
+    (t, c, start)
+}
+
+#[tokio::test]
+async fn duplicates_are_dropped() {
+    let (t, c, start) = every_event_twice().await;
     let mut stream = c.event_stream(quick_backoff(start.clone()));
     let mut want = HashSet::new();
     for i in 0..4 {
@@ -269,6 +275,36 @@ async fn duplicates_are_dropped() {
     }
     assert_eq!(events.len(), ids.len());
     assert_unique(&events);
+}
+
+#[tokio::test]
+async fn a_resumed_stream_loses_nothing_and_repeats_nothing() {
+    let (t, c, start) = every_event_twice().await;
+    let mut want = HashSet::new();
+    for i in 0..6 {
+        want.insert(t.mkdir("0", &format!("resumed-{i}")).await);
+    }
+    // One page of events (each sent twice); two of them taken, the rest still waiting.
+    let mut stream = c.event_stream(quick_backoff(start.clone()));
+    let mut events = Vec::new();
+    while events.len() < 2 {
+        events.push(stream.next().await.unwrap().unwrap());
+    }
+    assert_eq!(stream.position(), Some(start), "the page was taken in part");
+    // The new feed fetches the page again: only what was not taken comes.
+    let mut stream = stream.resume();
+    let (rest, errors) = collect_creates(&mut stream, &want, Duration::from_secs(5)).await;
+    assert_eq!(errors, 0);
+    events.extend(rest);
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(700), stream.next()).await {
+        events.push(e.unwrap());
+    }
+    assert_unique(&events);
+    let created: HashSet<String> = events
+        .iter()
+        .filter_map(|e| e.item_id().map(str::to_string))
+        .collect();
+    assert_eq!(created, want);
 }
 
 #[tokio::test]

@@ -5,7 +5,9 @@
 //! A small loopback server stands in front of the emulator for the redirect tests: it
 //! records the headers the download URL receives (it must see no Authorization and no
 //! As-User) and can answer "not ready yet" (202 + Retry-After) first, as Box does for a
-//! fresh upload.
+//! fresh upload. It can also misbehave as a download host does: refuse an expired URL,
+//! ignore `Range`, answer 429 with `Retry-After`, or break a body off after some bytes, to
+//! pin down that the client alone retries and resumes, under its one retry policy.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,7 +20,7 @@ use axum::Router;
 use box_client::client::Body;
 use box_client::files::{ByteRange, DownloadOptions, FileUpdate, LockOptions};
 use box_client::folders::{SharedLinkAccess, SharedLinkSettings};
-use box_client::{BoxError, Client, DeveloperToken, Endpoints};
+use box_client::{BoxError, Client, DeveloperToken, Endpoints, RetryPolicy};
 use box_emulator::testing::TestEmu;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -409,6 +411,14 @@ struct Front {
     refuse_dl: AtomicU32,
     /// Serve the whole content whatever the Range header says.
     ignore_range: std::sync::atomic::AtomicBool,
+    /// Download requests still to be answered 429 with `Retry-After: 1`.
+    rate_limit_dl: AtomicU32,
+    /// Download answers still to be broken off after `cut_after` bytes of their body.
+    cut_dl: AtomicU32,
+    cut_after: AtomicU32,
+    /// Once a body was broken off, later answers carry another ETag (another version).
+    new_etag_after_cut: std::sync::atomic::AtomicBool,
+    was_cut: std::sync::atomic::AtomicBool,
     seen: Mutex<Seen>,
     http: reqwest::Client,
 }
@@ -422,6 +432,11 @@ async fn front(t: &TestEmu, not_ready: u32) -> Arc<Front> {
         not_ready: AtomicU32::new(not_ready),
         refuse_dl: AtomicU32::new(0),
         ignore_range: std::sync::atomic::AtomicBool::new(false),
+        rate_limit_dl: AtomicU32::new(0),
+        cut_dl: AtomicU32::new(0),
+        cut_after: AtomicU32::new(0),
+        new_etag_after_cut: std::sync::atomic::AtomicBool::new(false),
+        was_cut: std::sync::atomic::AtomicBool::new(false),
         seen: Mutex::new(Seen::default()),
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -491,6 +506,9 @@ async fn front_dl(
         s.refuse_dl.store(refuse - 1, Ordering::SeqCst);
         return StatusCode::NOT_FOUND.into_response();
     }
+    if take_one(&s.rate_limit_dl) {
+        return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "1")]).into_response();
+    }
     let mut rb = s.http.get(format!("{}/dl/{token}", s.emu));
     if let Some(r) = range
         .as_ref()
@@ -506,8 +524,43 @@ async fn front_dl(
             out.insert(name, v.to_str().unwrap().parse().unwrap());
         }
     }
+    if s.was_cut.load(Ordering::SeqCst) && s.new_etag_after_cut.load(Ordering::SeqCst) {
+        out.insert("etag", format!("\"{}\"", "0".repeat(40)).parse().unwrap());
+    }
     let body = resp.bytes().await.unwrap();
+    if take_one(&s.cut_dl) {
+        // The full length announced, part of the body sent, then the connection dropped.
+        s.was_cut.store(true, Ordering::SeqCst);
+        let head = body.slice(..(s.cut_after.load(Ordering::SeqCst) as usize).min(body.len()));
+        out.insert("content-length", body.len().into());
+        // The bytes go out before the connection drops: hyper flushes while it waits.
+        let chunks = futures_util::stream::once(async move { Ok(head) }).chain(
+            futures_util::stream::once(async {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                Err::<Bytes, _>(std::io::Error::other("cut"))
+            }),
+        );
+        let cut = axum::body::Body::from_stream(chunks);
+        return (status, out, cut).into_response();
+    }
     (status, out, body).into_response()
+}
+
+/// Takes one from `counter` if it is above zero.
+fn take_one(counter: &AtomicU32) -> bool {
+    counter
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+/// An emulator holding `content` as `name` in the root, the server in front of it, and a
+/// client that goes through that server: the file's id too.
+async fn behind_front(name: &str, content: &[u8]) -> (TestEmu, String, Arc<Front>, Client) {
+    let t = TestEmu::start().await;
+    let id = upload(&t, "0", name, content).await;
+    let f = front(&t, 0).await;
+    let c = front_client(&t, &f);
+    (t, id, f, c)
 }
 
 fn front_client(t: &TestEmu, f: &Front) -> Client {
@@ -519,10 +572,7 @@ fn front_client(t: &TestEmu, f: &Front) -> Client {
 
 #[tokio::test]
 async fn the_download_url_is_fetched_without_the_token() {
-    let t = TestEmu::start().await;
-    let id = upload(&t, "0", "secret.txt", TEXT).await;
-    let f = front(&t, 0).await;
-    let c = front_client(&t, &f);
+    let (t, id, f, c) = behind_front("secret.txt", TEXT).await;
 
     assert_eq!(c.download(&id).await.unwrap().bytes().await.unwrap(), TEXT);
     let r = c.download_range(&id, 3..6).await.unwrap();
@@ -550,10 +600,7 @@ async fn the_download_url_is_fetched_without_the_token() {
 
 #[tokio::test]
 async fn downloads_survive_expired_urls_and_ignored_ranges() {
-    let t = TestEmu::start().await;
-    let id = upload(&t, "0", "data.txt", TEXT).await;
-    let f = front(&t, 0).await;
-    let c = front_client(&t, &f);
+    let (_t, id, f, c) = behind_front("data.txt", TEXT).await;
 
     // An expired download URL is resolved again, once.
     f.refuse_dl.store(1, Ordering::SeqCst);
@@ -601,4 +648,132 @@ async fn a_file_not_ready_is_waited_for() {
         .await
         .unwrap();
     assert_eq!(body, TEXT);
+}
+
+/// Bytes that differ at every offset, so that a misplaced resumption shows.
+fn numbered(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+fn ranges_seen(f: &Front) -> Vec<Option<String>> {
+    let mut seen = f.seen.lock().unwrap();
+    std::mem::take(&mut seen.downloads)
+        .into_iter()
+        .map(|(_, _, range)| range)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_body_cut_short_is_resumed_by_the_client_from_the_bytes_received() {
+    let data = numbered(200_000);
+    let (_t, id, f, c) = behind_front("long.bin", &data).await;
+    f.cut_after.store(70_000, Ordering::SeqCst);
+
+    // The whole file: the rest is asked for from byte 70,000.
+    f.cut_dl.store(1, Ordering::SeqCst);
+    let calls = c.request_stats().calls;
+    assert_eq!(c.download(&id).await.unwrap().bytes().await.unwrap(), data);
+    assert_eq!(ranges_seen(&f), [None, Some("bytes=70000-".into())]);
+    // The API call, the cut GET and the GET of the rest: all through the request layer.
+    assert_eq!(c.request_stats().calls - calls, 3);
+
+    // A range, cut twice: each resumption starts where the bytes stopped.
+    f.cut_dl.store(2, Ordering::SeqCst);
+    let got = c.download_range(&id, 1_000..190_000).await.unwrap();
+    assert_eq!(got.bytes().await.unwrap(), &data[1_000..190_000]);
+    assert_eq!(
+        ranges_seen(&f),
+        [
+            Some("bytes=1000-189999".into()),
+            Some("bytes=71000-189999".into()),
+            Some("bytes=141000-189999".into()),
+        ]
+    );
+
+    // A resolved URL resumes from that URL, streamed chunk by chunk.
+    let url = c.download_url(&id, None).await.unwrap();
+    f.cut_dl.store(1, Ordering::SeqCst);
+    let mut stream = std::pin::pin!(c
+        .download_from(&url, Some((50_000..).into()))
+        .await
+        .unwrap()
+        .into_stream());
+    let mut streamed = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        streamed.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(streamed, &data[50_000..]);
+    assert_eq!(
+        ranges_seen(&f),
+        [Some("bytes=50000-".into()), Some("bytes=120000-".into())]
+    );
+
+    // A server that ignores Range for the rest: still exactly the bytes asked for.
+    f.ignore_range.store(true, Ordering::SeqCst);
+    f.cut_dl.store(1, Ordering::SeqCst);
+    let got = c.download_range(&id, 10..150_000).await.unwrap();
+    assert_eq!(got.bytes().await.unwrap(), &data[10..150_000]);
+}
+
+#[tokio::test]
+async fn a_cut_body_follows_the_clients_retry_policy() {
+    let data = numbered(100_000);
+    let (t, id, f, c) = behind_front("policy.bin", &data).await;
+    f.cut_after.store(30_000, Ordering::SeqCst);
+
+    // No retries at all: the broken body is the caller's error, typed.
+    let strict = Client::with_http(
+        Arc::new(DeveloperToken::new(t.token.clone())),
+        Endpoints::from_base(&f.base.lock().unwrap()).unwrap(),
+        box_client::client::http_client(),
+        RetryPolicy::none(),
+    );
+    f.cut_dl.store(1, Ordering::SeqCst);
+    let err = strict
+        .download(&id)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BoxError::Network(_)), "{err}");
+    assert!(!err.to_string().contains("/dl/"), "{err}");
+    assert_eq!(ranges_seen(&f).len(), 1, "nothing asked again");
+
+    // The rest of another version is never spliced onto the first bytes.
+    f.was_cut.store(false, Ordering::SeqCst);
+    f.new_etag_after_cut.store(true, Ordering::SeqCst);
+    f.cut_dl.store(1, Ordering::SeqCst);
+    // (`match`, not `unwrap_err`: a failure would print the whole file.)
+    let err = match c.download(&id).await.unwrap().bytes().await {
+        Ok(_) => panic!("the rest of another version was spliced on"),
+        Err(e) => e,
+    };
+    assert!(err.to_string().contains("changed"), "{err}");
+}
+
+#[tokio::test]
+async fn a_rate_limited_download_host_is_retried_after_its_retry_after() {
+    let (_t, id, f, c) = behind_front("busy.txt", TEXT).await;
+
+    f.rate_limit_dl.store(1, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let got = c.download_range(&id, 4..9).await.unwrap();
+    assert_eq!(got.bytes().await.unwrap(), &TEXT[4..9]);
+    // Retry-After: 1 was honoured (the policy's own first backoff is a quarter second).
+    assert!(started.elapsed() >= std::time::Duration::from_millis(900));
+    assert_eq!(
+        ranges_seen(&f),
+        [Some("bytes=4-8".into()), Some("bytes=4-8".into())]
+    );
+    let stats = c.request_stats();
+    assert_eq!(stats.errors.get("429"), Some(&1), "{stats:?}");
+    assert_eq!(stats.calls, 3, "the API call and two GETs: {stats:?}");
+
+    // Through a resolved URL too: the same request layer.
+    let url = c.download_url(&id, None).await.unwrap();
+    f.rate_limit_dl.store(1, Ordering::SeqCst);
+    let got = c.download_from(&url, None).await.unwrap();
+    assert_eq!(got.bytes().await.unwrap(), TEXT);
+    assert_eq!(c.request_stats().errors.get("429"), Some(&2));
 }

@@ -264,6 +264,15 @@ async fn no_secret_is_ever_logged() {
         .await
         .unwrap();
     assert_eq!(&content[..], b"private words");
+    // The client's own downloads send such URLs as pre-signed requests: named by host only.
+    let resolved = user.download_url(&file_id, None).await.unwrap();
+    for segment in resolved.expose().path_segments().unwrap() {
+        if segment.len() >= 24 {
+            secrets.add("download URL's credential", segment);
+        }
+    }
+    let fetched = user.download_from(&resolved, None).await.unwrap();
+    assert_eq!(&fetched.bytes().await.unwrap()[..], b"private words");
     // A URL carrying a token in its query is logged redacted.
     let with_token = Request::new(Method::GET, endpoints.api("/users/me"))
         .query("access_token", &access)
@@ -372,6 +381,7 @@ async fn no_secret_is_ever_logged() {
         format!("GET http://127.0.0.1:{port}/2.0/users/99999999 -> 404"),
         format!("POST http://127.0.0.1:{port}/oauth2/revoke -> 200"),
         format!("GET http://127.0.0.1:{port}/dl/[REDACTED] -> 200"),
+        "GET download URL on http://127.0.0.1 -> 200".to_string(),
         "access_token=%5BREDACTED%5D".to_string(),
     ] {
         assert!(

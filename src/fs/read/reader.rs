@@ -31,15 +31,14 @@
 //! stored through `spawn_blocking` after the part was handed to its readers. The cache key holds
 //! the file's version, so a changed file is never served from an older version's chunks.
 //!
-//! Download URLs: resolved lazily, once per reader, and shared by all its parts. Box's URLs
-//! expire after minutes; a fetch refused with 401/403/404/410 resolves the URL again, once per
-//! fetch (one resolution however many parts failed together). Transient failures were already
-//! retried by the client; a body cut short is retried here.
+//! Network: each reader holds one [`DownloadSource`] of its file's version, whose download URL
+//! all parts share. Everything about failures is the client's: it retries transient failures
+//! and resumes a body cut short under its retry policy, and the source resolves an expired URL
+//! again. What reaches a part is final, and becomes the part's errno.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::future::try_join_all;
@@ -49,20 +48,14 @@ use tokio::task::AbortHandle;
 use crate::fs::errno::{FsError, FsResult};
 use crate::fs::read::budget::{ReadBudget, ReadShare};
 use crate::fs::read::content_cache::{ContentCache, ContentKey};
-use box_client::files::{ByteRange, DownloadUrl};
-use box_client::{BoxError, Client};
+use box_client::files::{ByteRange, DownloadSource};
+use box_client::Client;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
-/// Extra attempts at a ranged GET whose body failed after the client's own retries.
-const BODY_RETRIES: u32 = 2;
-/// The first wait before such an attempt; it doubles.
-const BODY_RETRY_WAIT: Duration = Duration::from_millis(100);
 /// The smallest GET read-ahead is split into while its window is small.
 const MIN_SPLIT_PART: u64 = MIB;
-/// Attempts at a read whose part was cancelled under it (only when the runtime shuts down).
-const READ_ATTEMPTS: u32 = 3;
 
 /// How a reader fetches. Sizes in bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,9 +152,13 @@ impl FileReader {
         let version_is_id = is_box_id(&file.version);
         let key = ContentKey::new(&file.file_id, &file.version, file.size)
             .with_sha1(file.sha1.as_deref());
+        let source = client.download_source(
+            &file.file_id,
+            version_is_id.then_some(file.version.as_str()),
+        );
         FileReader {
             inner: Arc::new(Inner {
-                client,
+                source,
                 cache,
                 key,
                 version_is_id,
@@ -173,10 +170,6 @@ impl FileReader {
                     tick: 0,
                     running: 0,
                     queued: BTreeMap::new(),
-                }),
-                url: tokio::sync::Mutex::new(UrlSlot {
-                    url: None,
-                    generation: 0,
                 }),
                 counters: Counters::default(),
                 share: None,
@@ -208,31 +201,26 @@ impl FileReader {
         if offset >= end {
             return Ok(Bytes::new());
         }
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let wanted = inner.plan(offset, end);
-            match collect(wanted, offset, end).await {
-                Ok(bytes) => {
-                    inner
-                        .counters
-                        .bytes_read
-                        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                    return Ok(bytes);
-                }
-                Err(Failure::Failed(e)) => return Err(e),
-                Err(Failure::Cancelled) if attempt < READ_ATTEMPTS => continue,
-                Err(Failure::Cancelled) => {
-                    return Err(FsError::new(
-                        libc::EIO,
-                        format!(
-                            "reading file {} at {offset}: the fetch was cancelled",
-                            inner.file.file_id
-                        ),
-                    ))
-                }
-            }
-        }
+        let wanted = inner.plan(offset, end);
+        let bytes = collect(wanted, offset, end).await.map_err(|e| match e {
+            Failure::Failed(e) => e,
+            // The parts a read waits for are never cancelled by the reader (a seek cancels
+            // only read-ahead no read waits for, and the reader outlives its reads): a part's
+            // task ends without an outcome only when the runtime shuts down, which ends this
+            // read too, or when it panicked, which planning again would only repeat.
+            Failure::Cancelled => FsError::new(
+                libc::EIO,
+                format!(
+                    "reading file {} at {offset}: the fetch ended without an answer",
+                    inner.file.file_id
+                ),
+            ),
+        })?;
+        inner
+            .counters
+            .bytes_read
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(bytes)
     }
 
     pub fn stats(&self) -> ReadStats {
@@ -251,7 +239,7 @@ impl FileReader {
             cache_bytes: get(&c.cache_bytes),
             cache_stores: get(&c.cache_stores),
             cache_writes_pending: get(&c.cache_writes_pending),
-            url_resolutions: get(&c.url_resolutions),
+            url_resolutions: self.inner.source.resolutions(),
             parts: get(&c.parts),
             read_ahead_parts: get(&c.read_ahead_parts),
             cancelled_parts: get(&c.cancelled_parts),
@@ -308,7 +296,8 @@ fn round_up(x: u64, unit: u64) -> u64 {
 }
 
 struct Inner {
-    client: Client,
+    /// The file's content on Box; its download URL is shared by every part.
+    source: DownloadSource,
     cache: Option<Arc<ContentCache>>,
     file: FileVersionRef,
     key: ContentKey,
@@ -318,7 +307,6 @@ struct Inner {
     seq_align: u64,
     /// Never held across `.await`.
     state: Mutex<State>,
-    url: tokio::sync::Mutex<UrlSlot>,
     counters: Counters,
     /// This reader's part of the mount's read budget, if it has one.
     share: Option<ReadShare>,
@@ -334,7 +322,6 @@ struct Counters {
     cache_bytes: AtomicU64,
     cache_stores: AtomicU64,
     cache_writes_pending: AtomicU64,
-    url_resolutions: AtomicU64,
     parts: AtomicU64,
     read_ahead_parts: AtomicU64,
     cancelled_parts: AtomicU64,
@@ -344,12 +331,6 @@ struct Counters {
 
 fn bump(counter: &AtomicU64, by: u64) {
     counter.fetch_add(by, Ordering::Relaxed);
-}
-
-struct UrlSlot {
-    url: Option<DownloadUrl>,
-    /// Counts resolutions, so that parts failing together resolve only once.
-    generation: u64,
 }
 
 struct State {
@@ -989,78 +970,38 @@ impl Inner {
         let _slot = self.connection(start).await;
         let _in_flight = InFlight::enter(&self.counters);
         let _counted = self.share.as_ref().map(ReadShare::request);
-        let mut resolved_again = false;
-        let mut retries = 0;
-        loop {
-            let (url, generation) = self.url().await?;
-            let err = match self.fetch_once(&url, start, end).await {
-                Ok(bytes) => {
-                    bump(&self.counters.network_requests, 1);
-                    bump(&self.counters.network_bytes, bytes.len() as u64);
-                    return Ok(bytes);
-                }
-                Err(Fetch::Fs(e)) => return Err(e),
-                Err(Fetch::Box(e)) => e,
-            };
-            if !resolved_again && matches!(err.status(), Some(401 | 403 | 404 | 410)) {
-                // Box's download URLs expire after minutes (and the emulator's too).
-                resolved_again = true;
-                log::debug!(
-                    "file {}: download URL refused ({err}); resolving again",
-                    self.file.file_id
-                );
-                self.forget_url(generation).await;
-            } else if matches!(err, BoxError::Network(_)) && retries < BODY_RETRIES {
-                // The client retried failed requests; a body cut short is ours to retry.
-                retries += 1;
-                let wait = BODY_RETRY_WAIT * (1 << (retries - 1));
-                log::debug!(
-                    "file {}: bytes {start}..{end} failed ({err}); retrying in {} ms",
-                    self.file.file_id,
-                    wait.as_millis()
-                );
-                tokio::time::sleep(wait).await;
-            } else {
-                return Err(err.into());
-            }
-        }
-    }
-
-    async fn fetch_once(&self, url: &DownloadUrl, start: u64, end: u64) -> Result<Bytes, Fetch> {
         let range = ByteRange {
             start,
             end: Some(end),
         };
-        let download = self
-            .client
-            .download_from(url, Some(range))
-            .await
-            .map_err(Fetch::Box)?;
+        let download = self.source.download(Some(range)).await?;
         if !self.version_is_id {
             // The current version was asked for: it must still be the one we serve.
             if let Some(etag) = download.etag().filter(|e| is_sha1(e)) {
                 if !etag.eq_ignore_ascii_case(&self.file.version) {
-                    return Err(Fetch::Fs(FsError::new(
+                    return Err(FsError::new(
                         libc::ESTALE,
                         format!(
                             "file {} changed on Box (content {etag}, expected {})",
                             self.file.file_id, self.file.version
                         ),
-                    )));
+                    ));
                 }
             }
         }
-        let bytes = download.bytes().await.map_err(Fetch::Box)?;
+        let bytes = download.bytes().await?;
         if bytes.len() as u64 != end - start {
-            return Err(Fetch::Fs(FsError::new(
+            return Err(FsError::new(
                 libc::EIO,
                 format!(
                     "file {}: asked for bytes {start}..{end}, got {} bytes",
                     self.file.file_id,
                     bytes.len()
                 ),
-            )));
+            ));
         }
+        bump(&self.counters.network_requests, 1);
+        bump(&self.counters.network_bytes, bytes.len() as u64);
         Ok(bytes)
     }
 
@@ -1107,38 +1048,6 @@ impl Inner {
         }
         st.running = st.running.saturating_sub(1);
     }
-
-    /// The download URL, resolved on first need and shared by all parts.
-    async fn url(&self) -> FsResult<(DownloadUrl, u64)> {
-        let mut slot = self.url.lock().await;
-        if let Some(url) = &slot.url {
-            return Ok((url.clone(), slot.generation));
-        }
-        let version = self.version_is_id.then_some(self.file.version.as_str());
-        let url = self
-            .client
-            .download_url(&self.file.file_id, version)
-            .await?;
-        bump(&self.counters.url_resolutions, 1);
-        slot.generation += 1;
-        slot.url = Some(url.clone());
-        Ok((url, slot.generation))
-    }
-
-    /// Drops the URL of `generation` (refused by the download server), unless another part
-    /// already replaced it.
-    async fn forget_url(&self, generation: u64) {
-        let mut slot = self.url.lock().await;
-        if slot.generation == generation {
-            slot.url = None;
-        }
-    }
-}
-
-enum Fetch {
-    Box(BoxError),
-    /// Not worth another attempt.
-    Fs(FsError),
 }
 
 fn is_sha1(s: &str) -> bool {

@@ -34,7 +34,9 @@
 //! not know under a parent we do not know is ignored: nobody has looked there.
 //!
 //! **Duplicates, order and echoes.** Box may repeat an event and deliver events out of
-//! order. Repeats are dropped by `event_id` (a bounded set of recent ids). Each item's
+//! order. Repeats are dropped by the feed ([`box_client::events::EventStream`], by `event_id`,
+//! a bounded set of recent ids), which keeps that memory when the follower resumes it after it
+//! ended; the applier sees each event once. Each item's
 //! `sequence_id` grows with every change; the table ignores an update whose `sequence_id` is
 //! lower than the one it holds, and removals are checked the same way here. The mount
 //! updates the table from Box's answers to its own requests, so the event that follows one of
@@ -346,11 +348,11 @@ fn snapshot(table: &InodeTable, ino: Ino) -> Option<Snapshot> {
     })
 }
 
-/// Applies events to the inode table: drops repeats, ignores stale events and echoes of
-/// our own changes, and says what the kernel must forget. Pure: no I/O.
+/// Applies events to the inode table: ignores stale events and echoes of our own changes,
+/// and says what the kernel must forget. Pure: no I/O. Repeats of an event were dropped by
+/// the feed before it gets here.
 #[derive(Debug)]
 pub struct EventApplier {
-    seen: RecentIds,
     /// `"<box id>@<sequence_id>"` of the changes applied recently: a second event of the same
     /// change is not an echo.
     applied: RecentIds,
@@ -362,15 +364,15 @@ impl Default for EventApplier {
     }
 }
 
-/// Event ids remembered to drop repeats (the SDKs keep about a thousand).
+/// Event ids the mount's feed remembers to drop repeats (the SDKs keep about a thousand), and
+/// changes the applier remembers having applied.
 pub const DEFAULT_DEDUP_CAPACITY: usize = 4096;
 
 impl EventApplier {
-    /// An applier that remembers the last `dedup_capacity` event ids.
-    pub fn new(dedup_capacity: usize) -> EventApplier {
+    /// An applier that remembers the last `capacity` changes it applied.
+    pub fn new(capacity: usize) -> EventApplier {
         EventApplier {
-            seen: RecentIds::new(dedup_capacity),
-            applied: RecentIds::new(dedup_capacity),
+            applied: RecentIds::new(capacity),
         }
     }
 
@@ -383,10 +385,6 @@ impl EventApplier {
     /// superseded.
     pub fn apply_effects(&mut self, table: &mut InodeTable, ev: &Event) -> Effects {
         let mut fx = Effects::default();
-        if !self.seen.insert(&ev.event_id) {
-            log::trace!("event {} again: dropped", ev.event_id);
-            return fx;
-        }
         let rule = rule_of(&ev.event_type);
         if rule == Rule::Ignore {
             return fx;
@@ -727,10 +725,9 @@ fn name_key(parent_id: &str, name: &str) -> Box<str> {
 /// How the follower runs.
 #[derive(Debug, Clone)]
 pub struct FollowerOptions {
-    /// The feed's settings (its `stream_position` is replaced by the follower's).
+    /// The feed's settings (its `stream_position` is replaced by the follower's); its
+    /// `dedup_capacity` also bounds the applier's memory of applied changes.
     pub stream: EventStreamOptions,
-    /// Event ids remembered by the applier.
-    pub dedup_capacity: usize,
     /// After a failure the stream counts as healthy again only once the feed has worked
     /// without a new failure for this long: a realtime server that refuses every poll while
     /// `GET /events` answers must not make the health flap.
@@ -751,9 +748,9 @@ impl Default for FollowerOptions {
         FollowerOptions {
             stream: EventStreamOptions {
                 max_backoff: Duration::from_secs(10),
+                dedup_capacity: DEFAULT_DEDUP_CAPACITY,
                 ..EventStreamOptions::default()
             },
-            dedup_capacity: DEFAULT_DEDUP_CAPACITY,
             settle: Duration::from_secs(2),
             revalidate_after: Duration::from_secs(5),
             restart_min_backoff: Duration::from_secs(1),
@@ -803,7 +800,7 @@ impl EventFollower {
             cache,
             notify,
             health,
-            applier: EventApplier::new(opts.dedup_capacity),
+            applier: EventApplier::new(opts.stream.dedup_capacity),
             held_back: Default::default(),
             opts,
         }
@@ -815,17 +812,17 @@ impl EventFollower {
     }
 
     /// Follows the stream from `start_position` (taken before the mount served anything)
-    /// forever; a feed that ends is started again from where it stopped.
+    /// forever; a feed that ends is resumed from where it stopped, still dropping repeats of
+    /// the events it delivered.
     pub async fn run(mut self, start_position: String) {
-        let mut position = start_position;
         let mut restart_wait = self.opts.restart_min_backoff;
         let mut watch = Watch::default();
         let own = self.opts.own_changes.clone();
+        let mut stream = self.client.event_stream(EventStreamOptions {
+            stream_position: Some(start_position),
+            ..self.opts.stream.clone()
+        });
         loop {
-            let mut stream = self.client.event_stream(EventStreamOptions {
-                stream_position: Some(position.clone()),
-                ..self.opts.stream.clone()
-            });
             let mut status = stream.status();
             let mut status_open = true;
             watch.failures_seen = 0;
@@ -862,10 +859,6 @@ impl EventFollower {
                     }
                 }
             }
-            if let Some(p) = stream.position() {
-                position = p;
-            }
-            drop(stream);
             log::warn!(
                 "the event stream ended; starting it again in {:?}",
                 restart_wait
@@ -875,6 +868,7 @@ impl EventFollower {
             watch.healthy_at = None;
             tokio::time::sleep(restart_wait).await;
             restart_wait = (restart_wait * 2).min(self.opts.restart_max_backoff);
+            stream = stream.resume();
         }
     }
 
@@ -1364,10 +1358,12 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_are_dropped() {
+    fn a_repeat_that_gets_past_the_feed_changes_nothing() {
+        // The feed drops repeats by event id; one it no longer remembers is old news here.
         let mut x = fixture();
         let ev = event("same", "ITEM_CREATE", folder("30", "n", "0", 1));
         assert_eq!(x.apply(&ev).len(), 2);
+        assert!(x.apply(&ev).is_empty(), "what the table holds already");
         let n30 = x.t.by_box_id("30").unwrap();
         // The folder is removed meanwhile; a repeat of the creation must not bring it back.
         let mut gone = folder("30", "n", "0", 2);

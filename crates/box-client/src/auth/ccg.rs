@@ -1,10 +1,12 @@
 //! Client credentials (CCG): the app's client id and secret buy a token for its service
 //! account (`box_subject_type=enterprise`) or for one user of the enterprise
 //! (`box_subject_type=user`). The module also owns what every grant without a refresh
-//! token shares with JWT (`super::jwt`): the [`Subject`] a token acts as, the exchange at
-//! the token endpoint, and `Minter`, which keeps the current token, mints a new one a
-//! little before it expires or when Box refuses it, and lets many concurrent callers wait
-//! for one mint instead of each starting their own.
+//! token shares with JWT (`super::jwt`): the [`Subject`] a token acts as, the app's
+//! credentials (`AppCredentials`: the exchange at the token endpoint, revocation), `Minter`,
+//! which keeps the current token, mints a new one a little before it expires or when Box
+//! refuses it, and lets many concurrent callers wait for one mint instead of each starting
+//! their own, and the one [`Authenticator`] of both grants, written over `MintingGrant`
+//! (what a grant adds: how it mints).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +22,7 @@ use super::super::error::{BoxError, BoxResult};
 use super::super::secret::Secret;
 use super::super::users::check_id;
 use super::store::token_lifetime;
-use super::{Authenticator, DeveloperToken};
+use super::{revoke_token, Authenticator, DeveloperToken};
 
 /// Who a JWT or client-credentials token acts as.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,9 +95,49 @@ pub(crate) fn token_client(
     )
 }
 
-/// Posts a grant to `{oauth}/token` and reads the token out of the answer. The form is
-/// never logged (the request layer logs method, URL and status only).
-pub(crate) async fn exchange(client: &Client, fields: Vec<(String, String)>) -> BoxResult<Minted> {
+/// An app's client id and secret, and the client that sends its token requests (never
+/// authenticated itself).
+#[derive(Clone)]
+pub(crate) struct AppCredentials {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub token_client: Client,
+}
+
+impl AppCredentials {
+    /// Posts the grant `grant_type` (with the app's id and secret and `fields`) to
+    /// `{oauth}/token` and reads the token out of the answer. The form is never logged (the
+    /// request layer logs method, URL and status only).
+    pub async fn exchange(
+        &self,
+        grant_type: &str,
+        fields: Vec<(String, String)>,
+    ) -> BoxResult<Minted> {
+        let mut form = vec![
+            ("grant_type".to_string(), grant_type.to_string()),
+            ("client_id".to_string(), self.client_id.clone()),
+            (
+                "client_secret".to_string(),
+                self.client_secret.expose().to_string(),
+            ),
+        ];
+        form.extend(fields);
+        exchange(&self.token_client, form).await
+    }
+
+    /// Revokes `token` at `{oauth}/revoke`.
+    async fn revoke(&self, token: &Secret) -> BoxResult<()> {
+        revoke_token(
+            &self.token_client,
+            &self.client_id,
+            &self.client_secret,
+            token,
+        )
+        .await
+    }
+}
+
+async fn exchange(client: &Client, fields: Vec<(String, String)>) -> BoxResult<Minted> {
     let req = Request::new(Method::POST, client.endpoints().token_url())
         .form(fields)
         .unauthenticated();
@@ -194,37 +236,44 @@ impl Minter {
     }
 }
 
-/// Revokes `token` at `{oauth}/revoke` with the app's credentials.
-pub(crate) async fn revoke_token(
-    client: &Client,
-    client_id: &str,
-    client_secret: &Secret,
-    token: &Secret,
-) -> BoxResult<()> {
-    let req = Request::new(Method::POST, client.endpoints().revoke_url())
-        .form(vec![
-            ("client_id".into(), client_id.to_string()),
-            ("client_secret".into(), client_secret.expose().to_string()),
-            ("token".into(), token.expose().to_string()),
-        ])
-        .unauthenticated();
-    client.empty(req).await
+/// A grant that has no refresh token (JWT, client credentials): what it adds to the
+/// [`Authenticator`] they share is how it mints a token.
+#[async_trait]
+pub(crate) trait MintingGrant: Send + Sync {
+    fn credentials(&self) -> &AppCredentials;
+    /// The token of this grant's subject (shared by its clones).
+    fn tokens(&self) -> &Minter;
+    async fn mint(&self) -> BoxResult<Minted>;
 }
 
-struct App {
-    client_id: String,
-    client_secret: Secret,
-    /// Sends the grants (never authenticated itself).
-    token_client: Client,
+/// The authenticator of JWT and client credentials (each a `MintingGrant`): the current
+/// token until it is about to expire, a new one when Box refuses it (one mint however many
+/// callers), and revocation with the app's credentials.
+#[async_trait]
+impl<G: MintingGrant> Authenticator for G {
+    async fn access_token(&self) -> BoxResult<Secret> {
+        self.tokens().token(|| self.mint()).await
+    }
+
+    async fn refresh(&self, rejected: &Secret) -> BoxResult<Secret> {
+        self.tokens().replace(rejected, || self.mint()).await
+    }
+
+    async fn revoke(&self) -> BoxResult<()> {
+        match self.tokens().take().await {
+            Some(token) => self.credentials().revoke(&token).await,
+            None => Ok(()),
+        }
+    }
 }
 
 /// Client-credentials authentication: `grant_type=client_credentials` with
 /// `box_subject_type` and `box_subject_id`. Box issues no refresh token, so a new token is
 /// requested a little before the old one expires and whenever Box refuses it. Cheap to
-/// clone; clones share the token.
+/// clone; clones share the token. An [`Authenticator`] (shared with [`super::JwtAuth`]).
 #[derive(Clone)]
 pub struct CcgAuth {
-    app: Arc<App>,
+    app: Arc<AppCredentials>,
     subject: Subject,
     tokens: Arc<Minter>,
 }
@@ -274,7 +323,7 @@ impl CcgAuth {
         }
         subject.check()?;
         Ok(CcgAuth {
-            app: Arc::new(App {
+            app: Arc::new(AppCredentials {
                 client_id: client_id.to_string(),
                 client_secret,
                 token_client: token_client(endpoints, http, retry),
@@ -340,48 +389,28 @@ impl CcgAuth {
             RetryPolicy::default(),
         )
     }
-
-    async fn mint(&self) -> BoxResult<Minted> {
-        exchange(
-            &self.app.token_client,
-            vec![
-                ("grant_type".into(), "client_credentials".into()),
-                ("client_id".into(), self.app.client_id.clone()),
-                (
-                    "client_secret".into(),
-                    self.app.client_secret.expose().to_string(),
-                ),
-                ("box_subject_type".into(), self.subject.kind().into()),
-                ("box_subject_id".into(), self.subject.id().into()),
-            ],
-        )
-        .await
-    }
 }
 
 #[async_trait]
-impl Authenticator for CcgAuth {
-    async fn access_token(&self) -> BoxResult<Secret> {
-        self.tokens.token(|| self.mint()).await
+impl MintingGrant for CcgAuth {
+    fn credentials(&self) -> &AppCredentials {
+        &self.app
     }
 
-    async fn refresh(&self, rejected: &Secret) -> BoxResult<Secret> {
-        self.tokens.replace(rejected, || self.mint()).await
+    fn tokens(&self) -> &Minter {
+        &self.tokens
     }
 
-    async fn revoke(&self) -> BoxResult<()> {
-        match self.tokens.take().await {
-            Some(token) => {
-                revoke_token(
-                    &self.app.token_client,
-                    &self.app.client_id,
-                    &self.app.client_secret,
-                    &token,
-                )
-                .await
-            }
-            None => Ok(()),
-        }
+    async fn mint(&self) -> BoxResult<Minted> {
+        self.app
+            .exchange(
+                "client_credentials",
+                vec![
+                    ("box_subject_type".into(), self.subject.kind().into()),
+                    ("box_subject_id".into(), self.subject.id().into()),
+                ],
+            )
+            .await
     }
 }
 

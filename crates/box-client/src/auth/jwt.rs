@@ -30,8 +30,7 @@ use super::super::endpoints::Endpoints;
 use super::super::error::{BoxError, BoxResult};
 use super::super::secret::Secret;
 use super::super::types::User;
-use super::ccg::{exchange, revoke_token, token_client, Minted, Minter, Subject};
-use super::Authenticator;
+use super::ccg::{token_client, AppCredentials, Minted, Minter, MintingGrant, Subject};
 
 const GRANT_JWT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 /// How far ahead an assertion's `exp` is (Box refuses more than 60 s).
@@ -211,8 +210,7 @@ struct Claims<'a> {
 
 #[derive(Clone)]
 struct App {
-    client_id: String,
-    client_secret: Secret,
+    credentials: AppCredentials,
     key_id: String,
     key: jsonwebtoken::EncodingKey,
     enterprise_id: Option<String>,
@@ -221,11 +219,11 @@ struct App {
     /// Server time minus local time, in seconds, learnt from a refused `exp` (0 until then).
     /// Shared by every subject of the app.
     skew: Arc<AtomicI64>,
-    token_client: Client,
     retry: RetryPolicy,
 }
 
-/// JWT authentication of a Box app. Cheap to clone; clones share the token.
+/// JWT authentication of a Box app. Cheap to clone; clones share the token. An
+/// [`Authenticator`](super::Authenticator) (shared with [`super::CcgAuth`]).
 ///
 /// ```no_run
 /// # async fn f() -> box_client::BoxResult<()> {
@@ -247,8 +245,8 @@ pub struct JwtAuth {
 impl std::fmt::Debug for JwtAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtAuth")
-            .field("client_id", &self.app.client_id)
-            .field("client_secret", &self.app.client_secret)
+            .field("client_id", &self.app.credentials.client_id)
+            .field("client_secret", &self.app.credentials.client_secret)
             .field("public_key_id", &self.app.key_id)
             .field("algorithm", &self.app.algorithm)
             .field("subject", &self.subject)
@@ -290,15 +288,17 @@ impl JwtAuth {
         let retry = RetryPolicy::default();
         Ok(JwtAuth {
             app: Arc::new(App {
-                client_id: settings.client_id.clone(),
-                client_secret: settings.client_secret.clone(),
+                credentials: AppCredentials {
+                    client_id: settings.client_id.clone(),
+                    client_secret: settings.client_secret.clone(),
+                    token_client: token_client(endpoints, http_client(), retry.clone()),
+                },
                 key_id: settings.app_auth.public_key_id.clone(),
                 key: jsonwebtoken::EncodingKey::from_rsa_der(der.as_bytes()),
                 enterprise_id: config.enterprise_id.clone(),
                 algorithm: JwtAlgorithm::default(),
                 clock: Arc::new(SystemTime::now),
                 skew: Arc::new(AtomicI64::new(0)),
-                token_client: token_client(endpoints, http_client(), retry.clone()),
                 retry,
             }),
             subject,
@@ -321,7 +321,9 @@ impl JwtAuth {
     /// Sends token requests (and builds [`JwtAuth::client`]s) with `http` and `retry`.
     pub fn with_http(mut self, http: reqwest::Client, retry: RetryPolicy) -> JwtAuth {
         let app = Arc::make_mut(&mut self.app);
-        app.token_client = token_client(app.token_client.endpoints(), http, retry.clone());
+        let credentials = &mut app.credentials;
+        credentials.token_client =
+            token_client(credentials.token_client.endpoints(), http, retry.clone());
         app.retry = retry;
         self
     }
@@ -357,7 +359,7 @@ impl JwtAuth {
 
     /// A [`Client`] authenticated by this, at the same endpoints and over the same HTTP client.
     pub fn client(&self) -> Client {
-        let tc = &self.app.token_client;
+        let tc = &self.app.credentials.token_client;
         Client::with_http(
             Arc::new(self.clone()),
             tc.endpoints().clone(),
@@ -383,9 +385,9 @@ impl JwtAuth {
         let app = &self.app;
         let mut header = jsonwebtoken::Header::new(app.algorithm.jsonwebtoken());
         header.kid = Some(app.key_id.clone());
-        let aud = app.token_client.endpoints().token_url();
+        let aud = app.credentials.token_client.endpoints().token_url();
         let claims = Claims {
-            iss: &app.client_id,
+            iss: &app.credentials.client_id,
             sub: self.subject.id(),
             box_sub_type: self.subject.kind(),
             aud: aud.as_str(),
@@ -408,23 +410,18 @@ impl JwtAuth {
     }
 
     async fn exchange(&self, assertion: Secret) -> BoxResult<Minted> {
-        let app = &self.app;
-        exchange(
-            &app.token_client,
-            vec![
-                ("grant_type".into(), GRANT_JWT.into()),
-                ("client_id".into(), app.client_id.clone()),
-                (
-                    "client_secret".into(),
-                    app.client_secret.expose().to_string(),
-                ),
-                ("assertion".into(), assertion.expose().to_string()),
-            ],
-        )
-        .await
+        self.app
+            .credentials
+            .exchange(
+                GRANT_JWT,
+                vec![("assertion".into(), assertion.expose().to_string())],
+            )
+            .await
     }
 
-    async fn mint(&self) -> BoxResult<Minted> {
+    /// A token from a fresh assertion; once more in the server's time if Box refused the
+    /// assertion's `exp`.
+    async fn mint_once_more_if_skewed(&self) -> BoxResult<Minted> {
         let first = self.exchange(self.assertion(self.now())?).await;
         let err = match first {
             Ok(minted) => return Ok(minted),
@@ -434,7 +431,7 @@ impl JwtAuth {
             return Err(err);
         }
         // Box judged `exp` by its own clock: redo the assertion in the server's time, once.
-        let Some(server) = self.app.token_client.last_server_date() else {
+        let Some(server) = self.app.credentials.token_client.last_server_date() else {
             return Err(err);
         };
         let skew = unix_secs(server) - unix_secs((self.app.clock)());
@@ -469,28 +466,17 @@ fn unix_secs(t: SystemTime) -> i64 {
 }
 
 #[async_trait]
-impl Authenticator for JwtAuth {
-    async fn access_token(&self) -> BoxResult<Secret> {
-        self.tokens.token(|| self.mint()).await
+impl MintingGrant for JwtAuth {
+    fn credentials(&self) -> &AppCredentials {
+        &self.app.credentials
     }
 
-    async fn refresh(&self, rejected: &Secret) -> BoxResult<Secret> {
-        self.tokens.replace(rejected, || self.mint()).await
+    fn tokens(&self) -> &Minter {
+        &self.tokens
     }
 
-    async fn revoke(&self) -> BoxResult<()> {
-        match self.tokens.take().await {
-            Some(token) => {
-                revoke_token(
-                    &self.app.token_client,
-                    &self.app.client_id,
-                    &self.app.client_secret,
-                    &token,
-                )
-                .await
-            }
-            None => Ok(()),
-        }
+    async fn mint(&self) -> BoxResult<Minted> {
+        self.mint_once_more_if_skewed().await
     }
 }
 

@@ -19,7 +19,9 @@ pub use store::{FileTokenStore, MemoryTokenStore, RedisTokenStore, TokenPair, To
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use reqwest::Method;
 
+use super::client::{Client, Request};
 use super::error::{BoxError, BoxResult};
 use super::secret::Secret;
 
@@ -37,6 +39,24 @@ pub trait Authenticator: Send + Sync {
     async fn revoke(&self) -> BoxResult<()> {
         Ok(())
     }
+}
+
+/// Revokes `token` at `{oauth}/revoke` with an app's credentials (OAuth 2.0, JWT and client
+/// credentials alike); `client` sends it without a token of its own.
+pub(crate) async fn revoke_token(
+    client: &Client,
+    client_id: &str,
+    client_secret: &Secret,
+    token: &Secret,
+) -> BoxResult<()> {
+    let req = Request::new(Method::POST, client.endpoints().revoke_url())
+        .form(vec![
+            ("client_id".into(), client_id.to_string()),
+            ("client_secret".into(), client_secret.expose().to_string()),
+            ("token".into(), token.expose().to_string()),
+        ])
+        .unauthenticated();
+    client.empty(req).await
 }
 
 /// A developer token (or any bare access token): used as it is, never refreshed.

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::store::{token_lifetime, TokenPair, TokenStore};
-use super::Authenticator;
+use super::{revoke_token, Authenticator};
 use crate::client::{http_client, Client, Request, RetryPolicy};
 use crate::endpoints::Endpoints;
 use crate::error::{BoxError, BoxResult};
@@ -311,17 +311,7 @@ impl OAuth2 {
     }
 
     async fn revoke_call(&self, token: &Secret) -> BoxResult<()> {
-        let req = Request::new(Method::POST, self.endpoints.revoke_url())
-            .form(vec![
-                ("client_id".into(), self.client_id.clone()),
-                (
-                    "client_secret".into(),
-                    self.client_secret.expose().to_string(),
-                ),
-                ("token".into(), token.expose().to_string()),
-            ])
-            .unauthenticated();
-        self.http.empty(req).await
+        revoke_token(&self.http, &self.client_id, &self.client_secret, token).await
     }
 
     fn notify(&self, pair: &TokenPair) {

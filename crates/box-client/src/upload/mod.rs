@@ -30,6 +30,7 @@ use sha1::{Digest, Sha1};
 
 use super::client::Client;
 use super::error::{BoxError, BoxResult};
+use super::items::with_fields;
 use super::types::Item;
 use super::users::check_id;
 
@@ -462,15 +463,6 @@ async fn blocking<T: Send + 'static>(
 
 fn io_error(what: &str, e: std::io::Error) -> BoxError {
     BoxError::Io(std::io::Error::new(e.kind(), format!("{what}: {e}")))
-}
-
-/// `fields=` when any were asked for.
-fn with_fields(req: super::client::Request, fields: &[String]) -> super::client::Request {
-    if fields.is_empty() {
-        req
-    } else {
-        req.query("fields", fields.join(","))
-    }
 }
 
 /// The one file of an upload's `{total_count, entries}` answer.
