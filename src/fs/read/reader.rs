@@ -43,10 +43,11 @@ use futures_util::future::try_join_all;
 use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
 
+use crate::fs::backend::BoxApi;
 use crate::fs::errno::{FsError, FsResult};
 use crate::fs::read::content_cache::{ContentCache, ContentKey};
 use box_client::files::{ByteRange, DownloadUrl};
-use box_client::{BoxError, Client};
+use box_client::BoxError;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -141,7 +142,7 @@ pub struct FileReader {
 
 impl FileReader {
     pub fn new(
-        client: Client,
+        client: Arc<dyn BoxApi>,
         cache: Option<Arc<ContentCache>>,
         file: FileVersionRef,
         cfg: ReadConfig,
@@ -291,7 +292,7 @@ fn round_up(x: u64, unit: u64) -> u64 {
 }
 
 struct Inner {
-    client: Client,
+    client: Arc<dyn BoxApi>,
     cache: Option<Arc<ContentCache>>,
     file: FileVersionRef,
     key: ContentKey,

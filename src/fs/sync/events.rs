@@ -7,7 +7,7 @@
 //! **Pure core, thin task.** [`EventApplier::apply`] turns one event into table changes and
 //! the list of [`Invalidation`]s the kernel needs; it does no I/O, so every event type is
 //! tested against a plain [`InodeTable`]. The task ([`EventFollower`]) reads the long-polling
-//! feed ([`Client::event_stream`]), locks the table only around `apply`, and sends the
+//! feed ([`BoxApi::event_stream`]), locks the table only around `apply`, and sends the
 //! invalidations afterwards, off the async workers: the kernel may hold a notification while
 //! it waits for a request that this very process must answer.
 //!
@@ -61,12 +61,12 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
+use crate::fs::backend::BoxApi;
 use crate::fs::read::content_cache::ContentCache;
 pub use crate::fs::sync::kernel::{Invalidation, KernelNotify};
 use crate::fs::tree::inode::{Attrs, Ino, InodeTable, ROOT_INO};
 use box_client::events::{Event, EventStreamOptions, FeedStatus, RecentIds};
 use box_client::types::Item;
-use box_client::Client;
 
 // ---- health ------------------------------------------------------------------------
 
@@ -765,7 +765,7 @@ impl Default for FollowerOptions {
 
 /// The task that follows the user's event stream (see the module note).
 pub struct EventFollower {
-    client: Client,
+    client: Arc<dyn BoxApi>,
     table: Arc<Mutex<InodeTable>>,
     cache: Option<Arc<ContentCache>>,
     notify: Arc<dyn KernelNotify>,
@@ -790,7 +790,7 @@ struct Watch {
 
 impl EventFollower {
     pub fn with_options(
-        client: Client,
+        client: Arc<dyn BoxApi>,
         table: Arc<Mutex<InodeTable>>,
         cache: Option<Arc<ContentCache>>,
         notify: Arc<dyn KernelNotify>,
@@ -1030,7 +1030,7 @@ async fn released(own: &Option<Arc<OwnChanges>>) {
 /// Starts following the user's events from `start_position` (the mount takes it with
 /// `latest_stream_position` before serving). Abort the handle to stop.
 pub fn spawn_follower(
-    client: Client,
+    client: Arc<dyn BoxApi>,
     table: Arc<Mutex<InodeTable>>,
     cache: Option<Arc<ContentCache>>,
     notify: Arc<dyn KernelNotify>,
@@ -1642,7 +1642,7 @@ mod tests {
     #[tokio::test]
     async fn follower_health_settles_and_gaps_revalidate() {
         // Never contacted: only the status logic runs.
-        let client = Client::new(
+        let client = box_client::Client::new(
             Arc::new(box_client::DeveloperToken::new("unused")),
             box_client::Endpoints::from_base("http://127.0.0.1:9").unwrap(),
         );
@@ -1650,7 +1650,7 @@ mod tests {
         let kernel = Arc::new(Recorder::default());
         let health = Arc::new(StreamHealth::new());
         let mut f = EventFollower::with_options(
-            client,
+            Arc::new(client),
             Arc::new(Mutex::new(x.t)),
             None,
             kernel.clone(),
