@@ -2,14 +2,16 @@
 //! (listings, items, folders, renames and moves, deletions and restores, uploads, download
 //! URLs and ranged downloads, locks, shared links, metadata, the event stream), with
 //! `box_client`'s own types and errors. [`box_client::Client`] implements it by calling
-//! itself; a wrapper around it can fail chosen calls, so that a failure can be
-//! replayed exactly. [`BoxFs`](super::BoxFs) holds an `Arc<dyn BoxApi>`
+//! itself; [`faults::FaultyBox`] wraps any implementation and fails chosen calls, so that a
+//! failure can be replayed exactly. [`BoxFs`](super::BoxFs) holds an `Arc<dyn BoxApi>`
 //! and knows nothing of HTTP.
 //!
 //! The trait follows the client's names and arguments, so that a call site reads the same
 //! through it; the one type of its own is [`DownloadBody`], the content of a download as a
 //! stream of chunks, because the client's `Download` wraps an HTTP response that nothing but
 //! the client can make (and a wrapper must be able to cut a body short).
+
+pub mod faults;
 
 use std::path::PathBuf;
 
@@ -69,7 +71,7 @@ impl DownloadBody {
         Ok(out.freeze())
     }
 
-    /// The same download with its chunks passed through `f`.
+    /// The same download with its chunks passed through `f` (see [`faults`]).
     pub fn map_stream(
         self,
         f: impl FnOnce(BoxStream<'static, BoxResult<Bytes>>) -> BoxStream<'static, BoxResult<Bytes>>,

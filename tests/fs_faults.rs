@@ -1,0 +1,184 @@
+//! Failures put between the filesystem and Box by `FaultyBox`, without the kernel: the same
+//! rules fail the same calls every time; a failed upload keeps its data for the retry; a
+//! download cut short is fetched again (and fails the read once the retries are spent); a
+//! download that breaks while a file is staged fails the write and changes nothing; a
+//! version Box refuses (412) is kept beside the file as a conflict copy; a change Box made
+//! whose answer was lost is on Box.
+
+mod common;
+
+use std::ffi::OsStr;
+
+use boxfs::fs::backend::faults::{Call, Failure, Fault, Injected, Rule};
+use boxfs::fs::errno::FsError;
+use boxfs::fs::tree::inode::ROOT_INO;
+use common::fs::{create_with, list, lookup, read_all, write_at, FsHarness};
+
+/// What one run of the replay scenario saw: each step's errno (0 for success), what was
+/// injected, and the file's content at the end.
+#[derive(Debug, PartialEq)]
+struct Run {
+    errnos: Vec<i32>,
+    injected: Vec<Injected>,
+    content: Vec<u8>,
+}
+
+fn errno_of(result: Result<(), FsError>) -> i32 {
+    result.err().map_or(0, |e| e.errno())
+}
+
+async fn replay_scenario() -> Run {
+    let h = FsHarness::start().await;
+    h.emu.upload_file("0", "r.txt", b"read me").await;
+    h.faults.arm(vec![
+        Rule::fail(Call::UploadFile, 1, Failure::unavailable()),
+        Rule::fail(Call::UploadNewVersion, 2, Failure::Network),
+        Rule::cut_download(Call::DownloadFrom, 1, 3),
+        Rule::fail_after(Call::CreateFolder, 2, Failure::server_error()),
+    ]);
+    let fs = &h.fs;
+    let mkdir =
+        |name: &'static str| async move { fs.mkdir(ROOT_INO, OsStr::new(name)).await.map(|_| ()) };
+    let mut errnos = vec![
+        errno_of(mkdir("d").await),
+        errno_of(create_with(fs, "d/f", b"hello world").await),
+        errno_of(create_with(fs, "d/g", b"second").await),
+        errno_of(write_at(fs, "d/g", 0, b"S").await),
+        errno_of(write_at(fs, "d/g", 6, b"!").await),
+        errno_of(mkdir("e").await),
+        errno_of(read_all(fs, "r.txt").await.map(|_| ())),
+    ];
+    errnos.push(fs.finish_uploads().await as i32);
+    let content = read_all(fs, "d/g").await.expect("read");
+    Run {
+        errnos,
+        injected: h.faults.disarm(),
+        content,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_rules_fail_the_same_calls_every_time() {
+    let first = replay_scenario().await;
+    assert_eq!(
+        first.errnos,
+        // mkdir d; create d/f (its upload refused); d/g; S at 0; ! at 6 (no answer); mkdir e
+        // (made, answer lost); r.txt read (its GET broken, fetched again); no upload left
+        // after the retries at the end.
+        vec![0, libc::EIO, 0, 0, libc::EIO, libc::EIO, 0, 0]
+    );
+    assert_eq!(first.content, b"Second!");
+    assert_eq!(first.injected.len(), 4, "{:?}", first.injected);
+    let second = replay_scenario().await;
+    assert_eq!(first, second);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_upload_keeps_its_data_until_the_retry_delivers_it() {
+    let h = FsHarness::start().await;
+    h.faults.arm(vec![Rule::fail(
+        Call::UploadFile,
+        1,
+        Failure::rate_limited(),
+    )]);
+    let err = create_with(&h.fs, "notes.txt", b"kept").await.unwrap_err();
+    assert_eq!(err.errno(), libc::EIO);
+    // Still here, with its data, but not on Box.
+    assert_eq!(read_all(&h.fs, "notes.txt").await.unwrap(), b"kept");
+    assert_eq!(h.fs.pending_uploads(), 1);
+    let (other, _staging) = h.another_mount().await;
+    assert!(list(&other, "").await.unwrap().is_empty());
+
+    assert_eq!(h.fs.finish_uploads().await, 0);
+    assert_eq!(h.faults.calls(Call::UploadFile), 2);
+    let (other, _staging) = h.another_mount().await;
+    assert_eq!(read_all(&other, "notes.txt").await.unwrap(), b"kept");
+    assert_eq!(h.fs.pending_uploads(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_cut_short_is_fetched_again_until_the_retries_are_spent() {
+    let h = FsHarness::start().await;
+    h.emu.upload_file("0", "data.bin", b"0123456789").await;
+
+    h.faults
+        .arm(vec![Rule::cut_download(Call::DownloadFrom, 1, 4)]);
+    assert_eq!(read_all(&h.fs, "data.bin").await.unwrap(), b"0123456789");
+    assert_eq!(h.faults.calls(Call::DownloadFrom), 2, "one more GET");
+
+    // The reader tries a broken body three times in all: a fourth break is not reached.
+    h.faults
+        .arm(vec![Rule::cut_download(Call::DownloadFrom, 1, 4).times(3)]);
+    let err = read_all(&h.fs, "data.bin").await.unwrap_err();
+    assert_eq!(err.errno(), libc::EIO);
+    assert_eq!(h.faults.calls(Call::DownloadFrom), 3);
+    assert_eq!(
+        h.faults.injected().last().map(|i| (i.nth, i.fault.clone())),
+        Some((3, Fault::CutAfter(4)))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_broken_while_staging_fails_the_write_and_changes_nothing() {
+    let h = FsHarness::start().await;
+    h.emu.upload_file("0", "doc.txt", b"original text").await;
+
+    h.faults
+        .arm(vec![Rule::cut_download(Call::DownloadWith, 1, 5)]);
+    let err = write_at(&h.fs, "doc.txt", 2, b"XX").await.unwrap_err();
+    assert_eq!(err.errno(), libc::EIO);
+    h.faults.disarm();
+    assert_eq!(h.fs.pending_uploads(), 0);
+    assert_eq!(lookup(&h.fs, "doc.txt").await.unwrap().size, 13);
+    assert_eq!(read_all(&h.fs, "doc.txt").await.unwrap(), b"original text");
+
+    // The next write stages it whole.
+    write_at(&h.fs, "doc.txt", 2, b"XX").await.unwrap();
+    let (other, _staging) = h.another_mount().await;
+    assert_eq!(read_all(&other, "doc.txt").await.unwrap(), b"orXXinal text");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_refused_by_if_match_is_kept_beside_as_a_conflict_copy() {
+    let h = FsHarness::start().await;
+    h.emu.upload_file("0", "doc.txt", b"theirs").await;
+
+    h.faults.arm(vec![Rule::fail(
+        Call::UploadNewVersion,
+        1,
+        Failure::precondition_failed(),
+    )]);
+    // Nothing is lost, so the close succeeds: the data is on Box under another name.
+    write_at(&h.fs, "doc.txt", 0, b"OURS!!").await.unwrap();
+    h.faults.disarm();
+
+    let (other, _staging) = h.another_mount().await;
+    let names: Vec<String> = list(&other, "")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(read_all(&other, "doc.txt").await.unwrap(), b"theirs");
+    let copy = names
+        .iter()
+        .find(|n| n.starts_with("doc (conflict "))
+        .expect("a conflict copy");
+    assert!(copy.ends_with(").txt"), "{copy}");
+    assert_eq!(read_all(&other, copy).await.unwrap(), b"OURS!!");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_answer_was_lost_is_on_box() {
+    let h = FsHarness::start().await;
+    h.faults.arm(vec![Rule::fail_after(
+        Call::CreateFolder,
+        1,
+        Failure::Network,
+    )]);
+    let err = h.fs.mkdir(ROOT_INO, OsStr::new("made")).await.unwrap_err();
+    assert_eq!(err.errno(), libc::EIO);
+    let (other, _staging) = h.another_mount().await;
+    assert!(lookup(&other, "made").await.is_ok());
+}
