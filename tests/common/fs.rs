@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use box_client::{Client, DeveloperToken, Endpoints};
 use boxfs::fs::backend::faults::FaultyBox;
+use boxfs::fs::backend::BoxApi;
 use boxfs::fs::errno::FsError;
 use boxfs::fs::sync::kernel::KernelQueue;
 use boxfs::fs::tree::attr::FsAttr;
@@ -26,7 +27,9 @@ const LONG_TTL: Duration = Duration::from_secs(3600);
 
 /// A filesystem over the emulator, with its staging area and the fault wrapper in between.
 pub struct FsHarness {
-    pub emu: TestEmu,
+    pub emu: Arc<TestEmu>,
+    /// The Box folder shown as the mount's root.
+    pub root_folder_id: String,
     pub faults: FaultyBox,
     pub fs: Arc<BoxFs>,
     _staging: tempfile::TempDir,
@@ -41,8 +44,9 @@ pub fn client_of(emu: &TestEmu) -> Client {
 }
 
 /// The options of the tests' filesystems (see the module note).
-pub fn deterministic_options(staging: &std::path::Path) -> FsOptions {
+pub fn deterministic_options(root_folder_id: &str, staging: &std::path::Path) -> FsOptions {
     FsOptions {
+        root_folder_id: root_folder_id.to_string(),
         ttl_healthy: LONG_TTL,
         ttl_unhealthy: LONG_TTL,
         prefetch_per_folder: 0,
@@ -52,41 +56,43 @@ pub fn deterministic_options(staging: &std::path::Path) -> FsOptions {
     }
 }
 
+/// A filesystem of `root_folder_id`, talking to Box through `api`.
+async fn filesystem(api: Arc<dyn BoxApi>, root_folder_id: &str) -> (Arc<BoxFs>, tempfile::TempDir) {
+    let staging = tempfile::tempdir().expect("staging dir");
+    let fs = Arc::new(BoxFs::new(
+        api,
+        deterministic_options(root_folder_id, staging.path()),
+        None,
+        KernelQueue::discard(),
+    ));
+    fs.init().await.expect("init");
+    (fs, staging)
+}
+
 impl FsHarness {
+    /// A new emulator, mounted from All Files.
     pub async fn start() -> FsHarness {
-        Self::on(TestEmu::start().await).await
+        Self::mount(Arc::new(TestEmu::start().await), "0").await
     }
 
-    pub async fn on(emu: TestEmu) -> FsHarness {
+    /// Mounts folder `root_folder_id` of `emu`.
+    pub async fn mount(emu: Arc<TestEmu>, root_folder_id: &str) -> FsHarness {
         let faults = FaultyBox::new(Arc::new(client_of(&emu)));
-        let staging = tempfile::tempdir().expect("staging dir");
-        let fs = Arc::new(BoxFs::new(
-            Arc::new(faults.clone()),
-            deterministic_options(staging.path()),
-            None,
-            KernelQueue::discard(),
-        ));
-        fs.init().await.expect("init");
+        let (fs, staging) = filesystem(Arc::new(faults.clone()), root_folder_id).await;
         FsHarness {
             emu,
+            root_folder_id: root_folder_id.to_string(),
             faults,
             fs,
             _staging: staging,
         }
     }
 
-    /// Another mount of the same account: nothing cached, no faults, a staging area of its
+    /// Another mount of the same folder: nothing cached, no faults, a staging area of its
     /// own (kept with the returned directory). What it shows is what Box holds.
     pub async fn another_mount(&self) -> (Arc<BoxFs>, tempfile::TempDir) {
-        let staging = tempfile::tempdir().expect("staging dir");
-        let fs = Arc::new(BoxFs::new(
-            Arc::new(client_of(&self.emu)),
-            deterministic_options(staging.path()),
-            None,
-            KernelQueue::discard(),
-        ));
-        fs.init().await.expect("init");
-        (fs, staging)
+        let client = Arc::new(client_of(&self.emu));
+        filesystem(client, &self.root_folder_id).await
     }
 }
 
