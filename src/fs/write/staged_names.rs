@@ -89,6 +89,7 @@ impl BoxFs {
                 let target = Target::Version {
                     file_id: dst_id.clone(),
                     base_etag: None,
+                    base_version: None,
                     parent_id: new_parent_id.to_string(),
                     name: new_name.to_string(),
                 };

@@ -11,7 +11,9 @@
 //! guard is held, so the event Box sends about our upload changes nothing.
 //!
 //! **Conflicts never lose data.** If Box's version moved on since the data was staged
-//! (412 on `If-Match`), or the file was deleted on Box meanwhile, the data is uploaded
+//! (412 on `If-Match` and another content than the data was based on: Box's etag also
+//! changes with a rename or a lock, and then the data is sent again over the new etag), or
+//! the file was deleted on Box meanwhile, the data is uploaded
 //! beside it as `name (conflict YYYY-MM-DD HHMMSS).ext` (a deleted file gets its old name
 //! back if it is free) and the conflict is logged as an error. Before that, a 412 or a
 //! name clash is checked against the SHA1 of our data: after a crash between Box's commit
@@ -182,6 +184,7 @@ impl BoxFs {
                     s.target = Target::Version {
                         file_id: item.id.clone(),
                         base_etag: item.etag.clone(),
+                        base_version: item.file_version.as_ref().map(|v| v.id.clone()),
                         parent_id: st.target.parent_id().to_string(),
                         name: if item.name.is_empty() {
                             st.target.name().to_string()
@@ -258,12 +261,13 @@ impl BoxFs {
             Target::Version {
                 file_id,
                 base_etag,
+                base_version,
                 name,
                 ..
             } => {
                 opts.if_match = base_etag.clone();
                 let _own = st.ino.map(|_| self.own.item(file_id));
-                let sent = match self.resume(journal, path, &opts).await {
+                let mut sent = match self.resume(journal, path, &opts).await {
                     Some(r) => r,
                     None => {
                         self.client
@@ -271,30 +275,61 @@ impl BoxFs {
                             .await
                     }
                 };
-                match sent {
-                    Ok(item) => {
-                        self.store_upload(st, &item);
-                        return Ok(Outcome::Uploaded(item));
-                    }
-                    Err(e) if e.status() == Some(412) => {
-                        if let Some(item) =
-                            self.ours_already(staged, st, Some(file_id.clone())).await
-                        {
+                let mut sent_again = false;
+                loop {
+                    match sent {
+                        Ok(item) => {
                             self.store_upload(st, &item);
                             return Ok(Outcome::Uploaded(item));
                         }
-                        log::error!(
-                            "'{name}' changed on Box while it was being written here \
-                             ({e}); keeping this copy beside it"
-                        );
+                        Err(e) if e.status() == Some(412) => {
+                            let current = self.client.file_with_fields(file_id, STAT_FIELDS).await;
+                            let Ok(current) = current else {
+                                log::error!(
+                                    "'{name}' changed on Box while it was being written here \
+                                     ({e}); keeping this copy beside it"
+                                );
+                                break;
+                            };
+                            if self.holds_our_data(staged, st, &current).await {
+                                self.store_upload(st, &current);
+                                return Ok(Outcome::Uploaded(current));
+                            }
+                            // Box's etag changes with the name, the lock, the shared link:
+                            // a file only renamed since (here or elsewhere) still has the
+                            // content the data was based on, and takes it as a new version.
+                            let same_content = base_version.is_some()
+                                && current.file_version.as_ref().map(|v| &v.id)
+                                    == base_version.as_ref();
+                            if same_content && !sent_again {
+                                log::debug!(
+                                    "'{name}' changed on Box but not its content: \
+                                     uploading the new version over etag {:?}",
+                                    current.etag
+                                );
+                                sent_again = true;
+                                opts.if_match = current.etag.clone();
+                                sent = self
+                                    .client
+                                    .upload_new_version(file_id, path.to_path_buf(), &opts)
+                                    .await;
+                                continue;
+                            }
+                            log::error!(
+                                "'{name}' changed on Box while it was being written here \
+                                 ({e}); keeping this copy beside it"
+                            );
+                            break;
+                        }
+                        Err(e) if e.is_not_found() => {
+                            log::error!(
+                                "'{name}' was deleted on Box while it was being written here; \
+                                 uploading this copy again"
+                            );
+                            break;
+                        }
+                        Err(e) => return Err(FsError::from(e)),
                     }
-                    Err(e) if e.is_not_found() => {
-                        log::error!(
-                            "'{name}' was deleted on Box while it was being written here; \
-                             uploading this copy again"
-                        );
-                    }
-                    Err(e) => return Err(FsError::from(e)),
                 }
             }
         }
@@ -360,8 +395,8 @@ impl BoxFs {
         }
     }
 
-    /// A name clash or a 412 may be our own upload that a crash kept us from recording:
-    /// the file Box holds has our data's SHA1.
+    /// A name clash may be our own upload that a crash (or a lost answer) kept us from
+    /// recording: the file Box holds has our data's SHA1.
     async fn ours_already(
         &self,
         staged: &Arc<Staged>,
@@ -374,18 +409,29 @@ impl BoxFs {
             .file_with_fields(&file_id, STAT_FIELDS)
             .await
             .ok()?;
-        let theirs = item.sha1.clone()?;
-        let ours = sha1_of(staged.file.clone(), st.size).await.ok()?;
-        if theirs.eq_ignore_ascii_case(&ours) && item.size == Some(st.size) {
+        self.holds_our_data(staged, st, &item).await.then_some(item)
+    }
+
+    /// Whether `item` (as Box holds it now) has our staged data: same size, same SHA1.
+    async fn holds_our_data(&self, staged: &Arc<Staged>, st: &StagedState, item: &Item) -> bool {
+        let Some(theirs) = item.sha1.clone() else {
+            return false;
+        };
+        if item.size != Some(st.size) {
+            return false;
+        }
+        let Ok(ours) = sha1_of(staged.file.clone(), st.size).await else {
+            return false;
+        };
+        let same = theirs.eq_ignore_ascii_case(&ours);
+        if same {
             log::info!(
                 "'{}' is on Box already with this content (Box id {})",
                 st.target.name(),
                 item.id
             );
-            Some(item)
-        } else {
-            None
         }
+        same
     }
 
     /// Uploads the data beside its target as a conflict copy (or, for a file deleted on

@@ -644,6 +644,7 @@ impl BoxFs {
                 target: Target::Version {
                     file_id: base.file_id.clone(),
                     base_etag: base.etag.clone(),
+                    base_version: base.version.clone(),
                     parent_id,
                     name,
                 },
