@@ -67,3 +67,22 @@ async fn a_version_uploaded_elsewhere_meanwhile_leaves_ours_as_a_conflict_copy()
     assert!(copy.ends_with(").txt"), "{copy}");
     assert_eq!(read_all(&other, copy).await.unwrap(), b"OURSt");
 }
+
+/// An editor's save: a file created here, changed a few times (its `sequence_id` grows),
+/// renamed over an older file, becomes a new version of it; this mount then shows that
+/// version, not one of the temporary file it was written as.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_file_renamed_over_an_older_one_shows_the_version_it_became() {
+    let h = FsHarness::start().await;
+    create_with(&h.fs, "doc", b"old").await.unwrap();
+    create_with(&h.fs, "tmp", b"").await.unwrap();
+    write_at(&h.fs, "tmp", 2, b"A").await.unwrap();
+    write_at(&h.fs, "tmp", 4, b"CA").await.unwrap();
+    h.fs.rename(ROOT_INO, OsStr::new("tmp"), ROOT_INO, OsStr::new("doc"), 0)
+        .await
+        .unwrap();
+    assert_eq!(read_all(&h.fs, "doc").await.unwrap(), b"\0\0A\0CA");
+    assert_eq!(names_on_box(&h).await, ["doc"]);
+    let (other, _staging) = h.another_mount().await;
+    assert_eq!(read_all(&other, "doc").await.unwrap(), b"\0\0A\0CA");
+}

@@ -775,7 +775,10 @@ impl InodeTable {
 
     /// `ino` is now known to Box as `box_id` (a local file uploaded, or a staged file that
     /// became a new version of another). An inode that held `box_id` before loses it: it
-    /// is detached and can no longer be found by id (it was replaced).
+    /// is detached and can no longer be found by id (it was replaced). What `ino` knew of
+    /// its old Box item (etag, `sequence_id`, version, SHA1) is dropped: those of the other
+    /// item are not comparable with it, and a `sequence_id` kept from the old one would
+    /// make the new one's answers look stale.
     pub fn rekey(&mut self, ino: Ino, box_id: &str) -> Result<(), InodeError> {
         if ino == ROOT_INO {
             return Err(InodeError::Root);
@@ -795,6 +798,13 @@ impl InodeTable {
         }
         let inode = self.inodes.get_mut(&ino).expect("checked");
         let old = std::mem::replace(&mut inode.box_id, box_id.into());
+        if *old != *box_id {
+            let a = &mut inode.attrs;
+            a.etag = None;
+            a.sequence_id = None;
+            a.version = None;
+            a.sha1 = None;
+        }
         self.by_id.remove(&old);
         self.by_id.insert(box_id.into(), ino);
         Ok(())
@@ -1829,6 +1839,31 @@ mod tests {
         t.forget(g, 1);
         assert_eq!(t.len(), 1);
         check_invariants(&t);
+    }
+
+    /// A file that becomes a new version of another (an editor's save) takes the other's
+    /// id; Box's answers about that item apply whatever `sequence_id` the inode had.
+    #[test]
+    fn a_rekeyed_inode_takes_the_new_items_answers() {
+        let mut t = InodeTable::default();
+        let tmp = t
+            .insert_or_update_from_item(ROOT_INO, &file("tmp", "tmp", 9))
+            .unwrap();
+        let target = t
+            .insert_or_update_from_item(ROOT_INO, &file("doc", "doc", 2))
+            .unwrap();
+        t.remove(target).unwrap();
+        t.rekey(tmp, "doc").unwrap();
+        assert_eq!(t.get(tmp).unwrap().attrs().sequence_id, None);
+        assert_eq!(t.get(tmp).unwrap().attrs().version, None);
+        let mut uploaded = file("doc", "doc", 3);
+        uploaded.size = Some(77);
+        assert_eq!(
+            t.insert_or_update_from_item(ROOT_INO, &uploaded).unwrap(),
+            tmp
+        );
+        assert_eq!(t.get(tmp).unwrap().attrs().size, 77);
+        assert_eq!(t.get(tmp).unwrap().attrs().sequence_id, Some(3));
     }
 
     #[test]
