@@ -3,7 +3,7 @@
 //! download cut short is fetched again (and fails the read once the retries are spent); a
 //! download that breaks while a file is staged fails the write and changes nothing; a
 //! version Box refuses (412) over the content it was based on is sent again; a change Box
-//! made whose answer was lost is on Box.
+//! made whose answer was lost is on Box; a file not on Box yet has no attributes.
 
 mod common;
 
@@ -12,7 +12,7 @@ use std::ffi::OsStr;
 use boxfs::fs::backend::faults::{Call, Failure, Fault, Injected, Rule};
 use boxfs::fs::errno::FsError;
 use boxfs::fs::tree::inode::ROOT_INO;
-use common::fs::{create_with, list, lookup, read_all, write_at, FsHarness};
+use common::fs::{create_with, ino_of, list, lookup, read_all, write_at, FsHarness};
 
 /// What one run of the replay scenario saw: each step's errno (0 for success), what was
 /// injected, and the file's content at the end.
@@ -178,4 +178,29 @@ async fn a_change_whose_answer_was_lost_is_on_box() {
     assert_eq!(err.errno(), libc::EIO);
     let (other, _staging) = h.another_mount().await;
     assert!(lookup(&other, "made").await.is_ok());
+}
+
+/// A file created here whose upload failed is not on Box: it has no attributes (not an
+/// error about its local id), and setting one sends the file to Box first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_not_on_box_yet_has_no_attributes_until_one_is_set() {
+    let h = FsHarness::start().await;
+    h.faults
+        .arm(vec![Rule::fail(Call::UploadFile, 1, Failure::Network)]);
+    create_with(&h.fs, "new.txt", b"data").await.unwrap_err();
+    h.faults.disarm();
+    let ino = ino_of(&h.fs, "new.txt").await.unwrap();
+    let field = OsStr::new("user.box.metadata.global.properties.k");
+    let err = h.fs.getxattr(ino, field).await.unwrap_err();
+    assert_eq!(err.errno(), libc::ENODATA, "{err}");
+    assert_eq!(h.fs.listxattr(ino).await.unwrap(), b"");
+    let err = h.fs.removexattr(ino, field).await.unwrap_err();
+    assert_eq!(err.errno(), libc::ENODATA, "{err}");
+
+    h.fs.setxattr(ino, field, b"\"v\"", 0).await.unwrap();
+    assert_eq!(h.fs.pending_uploads(), 0);
+    let (other, _staging) = h.another_mount().await;
+    assert_eq!(read_all(&other, "new.txt").await.unwrap(), b"data");
+    let on_box = ino_of(&other, "new.txt").await.unwrap();
+    assert_eq!(other.getxattr(on_box, field).await.unwrap(), b"\"v\"");
 }
