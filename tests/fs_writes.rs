@@ -86,3 +86,26 @@ async fn a_new_file_renamed_over_an_older_one_shows_the_version_it_became() {
     let (other, _staging) = h.another_mount().await;
     assert_eq!(read_all(&other, "doc").await.unwrap(), b"\0\0A\0CA");
 }
+
+/// The same save, with metadata on the older file: the version keeps it, and this mount
+/// shows it even though it read the temporary file's (none) just before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_saved_over_another_shows_the_others_metadata() {
+    let h = FsHarness::start().await;
+    let field = OsStr::new("user.box.metadata.global.properties.k");
+    create_with(&h.fs, "doc", b"old").await.unwrap();
+    let doc = ino_of(&h.fs, "doc").await.unwrap();
+    h.fs.setxattr(doc, field, b"\"kept\"", 0).await.unwrap();
+    create_with(&h.fs, "tmp", b"new").await.unwrap();
+    let tmp = ino_of(&h.fs, "tmp").await.unwrap();
+    assert_eq!(
+        h.fs.getxattr(tmp, field).await.unwrap_err().errno(),
+        libc::ENODATA
+    );
+    h.fs.rename(ROOT_INO, OsStr::new("tmp"), ROOT_INO, OsStr::new("doc"), 0)
+        .await
+        .unwrap();
+    let doc = ino_of(&h.fs, "doc").await.unwrap();
+    assert_eq!(h.fs.getxattr(doc, field).await.unwrap(), b"\"kept\"");
+    assert_eq!(read_all(&h.fs, "doc").await.unwrap(), b"new");
+}

@@ -528,6 +528,7 @@ impl BoxFs {
                 log::debug!("re-keying inode {ino} to {}: {e}", item.id);
                 return;
             }
+            self.xattrs.invalidate(ino);
         }
         if let Some(p) = parent {
             if let Err(e) = table.insert_or_update_from_item(p, item) {
