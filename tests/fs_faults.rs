@@ -3,7 +3,8 @@
 //! download cut short is fetched again (and fails the read once the retries are spent); a
 //! download that breaks while a file is staged fails the write and changes nothing; a
 //! version Box refuses (412) over the content it was based on is sent again; a change Box
-//! made whose answer was lost is on Box; a file not on Box yet has no attributes.
+//! made whose answer was lost is on Box, and later writes to a file whose upload answer
+//! was lost go to that same file; a file not on Box yet has no attributes.
 
 mod common;
 
@@ -203,4 +204,47 @@ async fn a_file_not_on_box_yet_has_no_attributes_until_one_is_set() {
     assert_eq!(read_all(&other, "new.txt").await.unwrap(), b"data");
     let on_box = ino_of(&other, "new.txt").await.unwrap();
     assert_eq!(other.getxattr(on_box, field).await.unwrap(), b"\"v\"");
+}
+
+/// Names in the mount's root as another mount sees them on Box.
+async fn names_on_box(h: &FsHarness) -> Vec<String> {
+    let (other, _staging) = h.another_mount().await;
+    list(&other, "")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// An upload Box carried out but whose answer was lost, then more writes before the retry:
+/// the file on Box is our own earlier upload, so the data becomes its next version (not a
+/// conflict copy beside it), for a new file and for a new version alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_writes_after_a_lost_answer_go_to_the_same_file() {
+    let h = FsHarness::start().await;
+    h.faults.arm(vec![Rule::fail_after(
+        Call::UploadFile,
+        1,
+        Failure::Network,
+    )]);
+    assert!(create_with(&h.fs, "new", b"first").await.is_err());
+    h.faults.disarm();
+    write_at(&h.fs, "new", 5, b" and more").await.unwrap();
+
+    create_with(&h.fs, "old", b"one").await.unwrap();
+    h.faults.arm(vec![Rule::fail_after(
+        Call::UploadNewVersion,
+        1,
+        Failure::server_error(),
+    )]);
+    assert!(write_at(&h.fs, "old", 3, b" two").await.is_err());
+    h.faults.disarm();
+    write_at(&h.fs, "old", 7, b" three").await.unwrap();
+
+    assert_eq!(names_on_box(&h).await, ["new", "old"]);
+    let (other, _staging) = h.another_mount().await;
+    assert_eq!(read_all(&other, "new").await.unwrap(), b"first and more");
+    assert_eq!(read_all(&other, "old").await.unwrap(), b"one two three");
+    assert_eq!(h.fs.pending_uploads(), 0);
 }
