@@ -248,3 +248,26 @@ async fn more_writes_after_a_lost_answer_go_to_the_same_file() {
     assert_eq!(read_all(&other, "old").await.unwrap(), b"one two three");
     assert_eq!(h.fs.pending_uploads(), 0);
 }
+
+/// A refused `If-Match` whose file cannot be looked at (Box fails that request too) is not
+/// taken for a conflict: the upload fails, the data stays staged, and the retry decides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_if_match_that_cannot_be_checked_is_retried_not_a_conflict() {
+    let h = FsHarness::start().await;
+    h.emu.upload_file("0", "doc.txt", b"theirs").await;
+    let ino = ino_of(&h.fs, "doc.txt").await.unwrap();
+    let opened = h.fs.open_for_write(ino, libc::O_RDWR).await.unwrap();
+    h.faults.arm(vec![
+        Rule::fail(Call::UploadNewVersion, 1, Failure::precondition_failed()),
+        Rule::fail(Call::FileWithFields, 1, Failure::rate_limited()),
+    ]);
+    h.fs.write(opened.fh, 0, b"OURS!!".to_vec()).await.unwrap();
+    let err = h.fs.flush(opened.fh).await.unwrap_err();
+    assert_eq!(err.errno(), libc::EIO);
+    h.faults.disarm();
+    h.fs.release_file(opened.fh).await;
+    assert_eq!(h.fs.finish_uploads().await, 0);
+    assert_eq!(names_on_box(&h).await, ["doc.txt"]);
+    let (other, _staging) = h.another_mount().await;
+    assert_eq!(read_all(&other, "doc.txt").await.unwrap(), b"OURS!!");
+}

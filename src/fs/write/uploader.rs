@@ -326,14 +326,20 @@ impl BoxFs {
                             return Ok(Outcome::Uploaded(item));
                         }
                         Err(e) if e.status() == Some(412) => {
-                            let current = self.client.file_with_fields(file_id, STAT_FIELDS).await;
-                            let Ok(current) = current else {
-                                log::error!(
-                                    "'{name}' changed on Box while it was being written here \
-                                     ({e}); keeping this copy beside it"
-                                );
-                                break;
-                            };
+                            let current =
+                                match self.client.file_with_fields(file_id, STAT_FIELDS).await {
+                                    Ok(current) => current,
+                                    Err(gone) if gone.is_not_found() => {
+                                        log::error!(
+                                            "'{name}' was deleted on Box while it was being \
+                                         written here; uploading this copy again"
+                                        );
+                                        break;
+                                    }
+                                    // Whether Box's file moved on is unknown: the data stays
+                                    // staged, and the next attempt asks again.
+                                    Err(unknown) => return Err(FsError::from(unknown)),
+                                };
                             if self.holds_our_data(staged, st, &current).await {
                                 self.store_upload(st, &current);
                                 return Ok(Outcome::Uploaded(current));
