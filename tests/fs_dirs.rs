@@ -51,7 +51,7 @@ async fn filesystem(emu: &TestEmu) -> Arc<BoxFs> {
         Endpoints::from_base(&emu.base).expect("endpoints"),
     );
     let fs = Arc::new(BoxFs::new(
-        client,
+        Arc::new(client),
         FsOptions {
             prefetch_per_folder: 0,
             ..FsOptions::default()

@@ -116,7 +116,7 @@ impl Mount {
             ..FollowerOptions::default()
         };
         let task = EventFollower::with_options(
-            follower_client,
+            Arc::new(follower_client),
             table.clone(),
             None,
             kernel.clone(),

@@ -88,7 +88,7 @@ async fn upload(t: &TestEmu, name: &str, data: Vec<u8>) -> Uploaded {
 }
 
 fn reader(t: &TestEmu, cache: Option<Arc<ContentCache>>, file: FileVersionRef) -> FileReader {
-    FileReader::new(client(t), cache, file, small_cfg())
+    FileReader::new(Arc::new(client(t)), cache, file, small_cfg())
 }
 
 /// Reads the whole file front to back with read sizes taken in turn from `sizes`.

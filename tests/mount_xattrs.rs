@@ -925,7 +925,7 @@ async fn changes_record_boxs_answer_and_invalidation_drops_the_cache() {
         Endpoints::from_base(&emu.base).expect("endpoints"),
     );
     let fs = Arc::new(BoxFs::new(
-        client,
+        Arc::new(client),
         FsOptions::default(),
         None,
         KernelQueue::discard(),

@@ -202,7 +202,7 @@ impl MountRequest {
             .map_err(|e| format!("content cache {}: {e}", content_dir.display()))?;
         let (queue, invalidations) = KernelQueue::new();
         let fs = Arc::new(BoxFs::new(
-            client,
+            Arc::new(client),
             self.fs.clone(),
             Some(Arc::new(cache)),
             queue,

@@ -1,7 +1,8 @@
 //! The filesystem layer: Box seen as a tree of inodes, one `async fn` per filesystem operation,
 //! testable without the kernel. [`BoxFs`] owns the metadata cache (the [`inode`] table, bounded in LRU order),
 //! the open file and directory handles, the read path ([`read`]) and the content cache, and talks to Box through the
-//! [`box_client::Client`]. `fuse.rs` is the only caller that sees fuser types; the events task
+//! [`backend::BoxApi`] seam (a [`box_client::Client`] in a mount, a fault-injecting wrapper
+//! in tests). `fuse.rs` is the only caller that sees fuser types; the events task
 //! ([`events`]) is the other way in.
 //!
 //! # Design note
@@ -26,6 +27,7 @@
 //! **Kernel invalidations** computed here (a listing fetched again that differs from the cached
 //! one) go through a [`sync::kernel::KernelQueue`], never straight to the kernel: see `kernel.rs`.
 
+pub mod backend;
 pub mod errno;
 pub mod read;
 pub mod sync;
@@ -46,8 +48,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
+use backend::BoxApi;
 use box_client::types::Item;
-use box_client::Client;
 use errno::FsError;
 use read::budget::{ReadBudget, ReadBudgetConfig, ReadBudgetStatus};
 use read::content_cache::ContentCache;
@@ -175,7 +177,8 @@ pub struct FsCounters {
 
 /// The filesystem. Cheap operations answer from the caches; the rest await Box.
 pub struct BoxFs {
-    client: Client,
+    /// Box, through the seam that lets tests put failures in its way.
+    client: Arc<dyn BoxApi>,
     opts: FsOptions,
     /// The metadata cache. See the lock order in the module note.
     table: Arc<Mutex<InodeTable>>,
@@ -244,7 +247,7 @@ fn box_name(name: &OsStr) -> Result<&str, FsError> {
 
 impl BoxFs {
     pub fn new(
-        client: Client,
+        client: Arc<dyn BoxApi>,
         opts: FsOptions,
         cache: Option<Arc<ContentCache>>,
         kernel: KernelQueue,
@@ -289,7 +292,9 @@ impl BoxFs {
         }
     }
 
-    pub fn client(&self) -> &Client {
+    /// Box as this filesystem talks to it (the daemon asks it for the event stream and the
+    /// request figures).
+    pub fn client(&self) -> &Arc<dyn BoxApi> {
         &self.client
     }
 

@@ -31,7 +31,7 @@
 //! stored through `spawn_blocking` after the part was handed to its readers. The cache key holds
 //! the file's version, so a changed file is never served from an older version's chunks.
 //!
-//! Network: each reader holds one [`DownloadSource`] of its file's version, whose download URL
+//! Network: each reader holds one [`ContentSource`] of its file's version (the client's `DownloadSource`), whose download URL
 //! all parts share. Everything about failures is the client's: it retries transient failures
 //! and resumes a body cut short under its retry policy, and the source resolves an expired URL
 //! again. What reaches a part is final, and becomes the part's errno.
@@ -45,11 +45,12 @@ use futures_util::future::try_join_all;
 use tokio::sync::{oneshot, watch};
 use tokio::task::AbortHandle;
 
+use crate::fs::backend::BoxApi;
+use crate::fs::backend::ContentSource;
 use crate::fs::errno::{FsError, FsResult};
 use crate::fs::read::budget::{ReadBudget, ReadShare};
 use crate::fs::read::content_cache::{ContentCache, ContentKey};
-use box_client::files::{ByteRange, DownloadSource};
-use box_client::Client;
+use box_client::files::ByteRange;
 
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
@@ -138,7 +139,7 @@ pub struct FileReader {
 
 impl FileReader {
     pub fn new(
-        client: Client,
+        client: Arc<dyn BoxApi>,
         cache: Option<Arc<ContentCache>>,
         file: FileVersionRef,
         cfg: ReadConfig,
@@ -297,7 +298,7 @@ fn round_up(x: u64, unit: u64) -> u64 {
 
 struct Inner {
     /// The file's content on Box; its download URL is shared by every part.
-    source: DownloadSource,
+    source: Arc<dyn ContentSource>,
     cache: Option<Arc<ContentCache>>,
     file: FileVersionRef,
     key: ContentKey,

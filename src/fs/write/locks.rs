@@ -24,12 +24,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::fs::backend::BoxApi;
 use crate::fs::errno::FsError;
 use crate::fs::tree::inode::Ino;
 use crate::fs::{lock, BoxFs};
-use box_client::files::LockOptions;
+use box_client::files::{LockOptions, FILE_FIELDS_WITH_LOCK};
 use box_client::types::{Item, Lock};
-use box_client::Client;
+use std::sync::Arc;
 
 /// How often a blocked lock request asks Box again.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(500);
@@ -83,7 +84,7 @@ enum Attempt {
 
 /// The Box locks this mount took.
 pub struct BoxLocks {
-    client: Client,
+    client: Arc<dyn BoxApi>,
     held: Mutex<HashMap<Ino, Held>>,
     /// Serialises attempts, so two local owners cannot both see a file free and lock it.
     attempts: tokio::sync::Mutex<()>,
@@ -104,7 +105,7 @@ fn conflict() -> FsError {
 }
 
 impl BoxLocks {
-    pub fn new(client: Client) -> BoxLocks {
+    pub fn new(client: Arc<dyn BoxApi>) -> BoxLocks {
         BoxLocks {
             client,
             held: Mutex::default(),
@@ -185,7 +186,7 @@ impl BoxLocks {
         }
         match self
             .client
-            .lock_file(file_id, &LockOptions::default())
+            .lock_file_with_fields(file_id, &LockOptions::default(), FILE_FIELDS_WITH_LOCK)
             .await
         {
             Ok(_) => {
@@ -267,7 +268,7 @@ impl BoxLocks {
         match h.file_id {
             Some(id) => self
                 .client
-                .unlock_file(&id)
+                .unlock_file_with_fields(&id, FILE_FIELDS_WITH_LOCK)
                 .await
                 .map(|_| ())
                 .map_err(FsError::from),

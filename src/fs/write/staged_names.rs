@@ -89,6 +89,7 @@ impl BoxFs {
                 let target = Target::Version {
                     file_id: dst_id.clone(),
                     base_etag: None,
+                    base_version: None,
                     parent_id: new_parent_id.to_string(),
                     name: new_name.to_string(),
                 };
@@ -119,6 +120,8 @@ impl BoxFs {
                     table.rekey(src, &dst_id)?;
                     table.rename(src, new_parent, new_name)?;
                 }
+                // The inode is the target's Box file now: its attributes are that file's.
+                self.xattrs.invalidate(src);
                 log::debug!("'{new_name}' (Box id {dst_id}) replaced by a new version");
                 drop(upload_guard);
                 let (_, writer) = self.writes.open_on(src);

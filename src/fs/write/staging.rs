@@ -41,6 +41,12 @@ pub enum Target {
     Version {
         file_id: String,
         base_etag: Option<String>,
+        /// The `file_version` id of the content the data was based on. Box's etag changes
+        /// with any change of the item (a rename, a lock), so a refused `If-Match` is a
+        /// conflict only if the content moved on from this version. Journals written
+        /// before it was kept have none: every refusal is a conflict then.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base_version: Option<String>,
         parent_id: String,
         name: String,
     },
@@ -67,10 +73,14 @@ impl Target {
                 name: new_name.to_string(),
             },
             Target::Version {
-                file_id, base_etag, ..
+                file_id,
+                base_etag,
+                base_version,
+                ..
             } => Target::Version {
                 file_id,
                 base_etag,
+                base_version,
                 parent_id: new_parent_id.to_string(),
                 name: new_name.to_string(),
             },
@@ -319,6 +329,18 @@ mod tests {
         }
     }
 
+    /// Journals written before `base_version` was kept still read (every refused
+    /// `If-Match` is then a conflict, as it was).
+    #[test]
+    fn a_journal_without_a_base_version_reads() {
+        let old = r#"{"target":{"kind":"version","file_id":"99","base_etag":"3","parent_id":"0","name":"b.txt"}}"#;
+        let j: Journal = serde_json::from_str(old).unwrap();
+        assert!(matches!(
+            j.target,
+            Target::Version { base_version: None, ref base_etag, .. } if base_etag.as_deref() == Some("3")
+        ));
+    }
+
     #[test]
     fn journals_round_trip_and_recover() {
         let tmp = tempfile::tempdir().unwrap();
@@ -331,6 +353,7 @@ mod tests {
             target: Target::Version {
                 file_id: "99".into(),
                 base_etag: Some("3".into()),
+                base_version: Some("v3".into()),
                 parent_id: "0".into(),
                 name: "b.txt".into(),
             },

@@ -11,12 +11,17 @@
 //! guard is held, so the event Box sends about our upload changes nothing.
 //!
 //! **Conflicts never lose data.** If Box's version moved on since the data was staged
-//! (412 on `If-Match`), or the file was deleted on Box meanwhile, the data is uploaded
+//! (412 on `If-Match` and another content than the data was based on: Box's etag also
+//! changes with a rename or a lock, and then the data is sent again over the new etag), or
+//! the file was deleted on Box meanwhile, the data is uploaded
 //! beside it as `name (conflict YYYY-MM-DD HHMMSS).ext` (a deleted file gets its old name
 //! back if it is free) and the conflict is logged as an error. Before that, a 412 or a
 //! name clash is checked against the SHA1 of our data: after a crash between Box's commit
 //! and the removal of the journal, the "conflict" is our own upload, and nothing is sent
-//! again.
+//! again. An upload that failed without a clear answer (none came, or a 5xx) may have
+//! reached Box, so the SHA1 of what it sent is remembered: when a later upload of changed
+//! data meets a file holding it, that file is our own earlier upload and the data becomes
+//! its next version.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -83,6 +88,15 @@ fn retry_delay(failures: u32, err: &FsError) -> Duration {
     FIRST_RETRY_DELAY
         .saturating_mul(1 << failures.min(10))
         .min(MAX_RETRY_DELAY)
+}
+
+/// Whether Box's `item` holds data an upload of ours sent without an answer.
+fn sent_unconfirmed(st: &StagedState, item: &Item) -> bool {
+    item.sha1.as_deref().is_some_and(|theirs| {
+        st.unconfirmed
+            .iter()
+            .any(|u| u.eq_ignore_ascii_case(theirs))
+    })
 }
 
 /// Hex SHA1 of a staged data file.
@@ -178,10 +192,12 @@ impl BoxFs {
                     let mut s = staged.state();
                     s.dirty = false;
                     s.session_id = None;
+                    s.unconfirmed.clear();
                     s.keep_until = keep.then(|| Instant::now() + RENAME_GRACE);
                     s.target = Target::Version {
                         file_id: item.id.clone(),
                         base_etag: item.etag.clone(),
+                        base_version: item.file_version.as_ref().map(|v| v.id.clone()),
                         parent_id: st.target.parent_id().to_string(),
                         name: if item.name.is_empty() {
                             st.target.name().to_string()
@@ -243,27 +259,58 @@ impl BoxFs {
                         return Ok(Outcome::Uploaded(item));
                     }
                     Err(e) if e.code() == Some("item_name_in_use") => {
-                        if let Some(item) = self.ours_already(staged, st, e.conflict_id()).await {
-                            self.store_upload(st, &item);
-                            return Ok(Outcome::Uploaded(item));
+                        let theirs = match e.conflict_id() {
+                            Some(id) => self.client.file_with_fields(&id, STAT_FIELDS).await.ok(),
+                            None => None,
+                        };
+                        if let Some(theirs) = theirs {
+                            // Our own upload that a crash or a lost answer kept us from
+                            // recording.
+                            if self.holds_our_data(staged, st, &theirs).await {
+                                self.store_upload(st, &theirs);
+                                return Ok(Outcome::Uploaded(theirs));
+                            }
+                            // An earlier state of this data, whose upload's answer never
+                            // came: this data is that file's next version.
+                            if sent_unconfirmed(st, &theirs) {
+                                opts.if_match = theirs.etag.clone();
+                                let sent = self
+                                    .client
+                                    .upload_new_version(&theirs.id, path.to_path_buf(), &opts)
+                                    .await;
+                                return match sent {
+                                    Ok(item) => {
+                                        self.store_upload(st, &item);
+                                        Ok(Outcome::Uploaded(item))
+                                    }
+                                    Err(e) => {
+                                        self.note_unconfirmed(staged, st, &e).await;
+                                        Err(FsError::from(e))
+                                    }
+                                };
+                            }
                         }
                         log::warn!("'{name}' exists on Box already: {e}");
                     }
                     Err(e) if e.is_not_found() => {
                         log::warn!("the folder of '{name}' is gone from Box: {e}");
                     }
-                    Err(e) => return Err(FsError::from(e)),
+                    Err(e) => {
+                        self.note_unconfirmed(staged, st, &e).await;
+                        return Err(FsError::from(e));
+                    }
                 }
             }
             Target::Version {
                 file_id,
                 base_etag,
+                base_version,
                 name,
                 ..
             } => {
                 opts.if_match = base_etag.clone();
                 let _own = st.ino.map(|_| self.own.item(file_id));
-                let sent = match self.resume(journal, path, &opts).await {
+                let mut sent = match self.resume(journal, path, &opts).await {
                     Some(r) => r,
                     None => {
                         self.client
@@ -271,30 +318,73 @@ impl BoxFs {
                             .await
                     }
                 };
-                match sent {
-                    Ok(item) => {
-                        self.store_upload(st, &item);
-                        return Ok(Outcome::Uploaded(item));
-                    }
-                    Err(e) if e.status() == Some(412) => {
-                        if let Some(item) =
-                            self.ours_already(staged, st, Some(file_id.clone())).await
-                        {
+                let mut sent_again = false;
+                loop {
+                    match sent {
+                        Ok(item) => {
                             self.store_upload(st, &item);
                             return Ok(Outcome::Uploaded(item));
                         }
-                        log::error!(
-                            "'{name}' changed on Box while it was being written here \
-                             ({e}); keeping this copy beside it"
-                        );
+                        Err(e) if e.status() == Some(412) => {
+                            let current =
+                                match self.client.file_with_fields(file_id, STAT_FIELDS).await {
+                                    Ok(current) => current,
+                                    Err(gone) if gone.is_not_found() => {
+                                        log::error!(
+                                            "'{name}' was deleted on Box while it was being \
+                                         written here; uploading this copy again"
+                                        );
+                                        break;
+                                    }
+                                    // Whether Box's file moved on is unknown: the data stays
+                                    // staged, and the next attempt asks again.
+                                    Err(unknown) => return Err(FsError::from(unknown)),
+                                };
+                            if self.holds_our_data(staged, st, &current).await {
+                                self.store_upload(st, &current);
+                                return Ok(Outcome::Uploaded(current));
+                            }
+                            // Box's etag changes with the name, the lock, the shared link:
+                            // a file only renamed since (here or elsewhere) still has the
+                            // content the data was based on, and takes it as a new version.
+                            // So does a file that holds what an earlier upload of ours sent
+                            // (its answer never came).
+                            let same_content = (base_version.is_some()
+                                && current.file_version.as_ref().map(|v| &v.id)
+                                    == base_version.as_ref())
+                                || sent_unconfirmed(st, &current);
+                            if same_content && !sent_again {
+                                log::debug!(
+                                    "'{name}' changed on Box but not its content: \
+                                     uploading the new version over etag {:?}",
+                                    current.etag
+                                );
+                                sent_again = true;
+                                opts.if_match = current.etag.clone();
+                                sent = self
+                                    .client
+                                    .upload_new_version(file_id, path.to_path_buf(), &opts)
+                                    .await;
+                                continue;
+                            }
+                            log::error!(
+                                "'{name}' changed on Box while it was being written here \
+                                 ({e}); keeping this copy beside it"
+                            );
+                            break;
+                        }
+                        Err(e) if e.is_not_found() => {
+                            log::error!(
+                                "'{name}' was deleted on Box while it was being written here; \
+                                 uploading this copy again"
+                            );
+                            break;
+                        }
+                        Err(e) => {
+                            self.note_unconfirmed(staged, st, &e).await;
+                            return Err(FsError::from(e));
+                        }
                     }
-                    Err(e) if e.is_not_found() => {
-                        log::error!(
-                            "'{name}' was deleted on Box while it was being written here; \
-                             uploading this copy again"
-                        );
-                    }
-                    Err(e) => return Err(FsError::from(e)),
                 }
             }
         }
@@ -360,32 +450,42 @@ impl BoxFs {
         }
     }
 
-    /// A name clash or a 412 may be our own upload that a crash kept us from recording:
-    /// the file Box holds has our data's SHA1.
-    async fn ours_already(
-        &self,
-        staged: &Arc<Staged>,
-        st: &StagedState,
-        file_id: Option<String>,
-    ) -> Option<Item> {
-        let file_id = file_id?;
-        let item = self
-            .client
-            .file_with_fields(&file_id, STAT_FIELDS)
-            .await
-            .ok()?;
-        let theirs = item.sha1.clone()?;
-        let ours = sha1_of(staged.file.clone(), st.size).await.ok()?;
-        if theirs.eq_ignore_ascii_case(&ours) && item.size == Some(st.size) {
+    /// An upload that failed without a clear answer (none came, or a 5xx) may have reached
+    /// Box: the SHA1 of what it sent is remembered (the data cannot change during an
+    /// upload), so that a later conflict with it is known to be with ourselves.
+    async fn note_unconfirmed(&self, staged: &Arc<Staged>, st: &StagedState, e: &BoxError) {
+        let unclear = matches!(e, BoxError::Network(_)) || e.status().is_some_and(|s| s >= 500);
+        if !unclear {
+            return;
+        }
+        if let Ok(sha1) = sha1_of(staged.file.clone(), st.size).await {
+            let mut s = staged.state();
+            if !s.unconfirmed.contains(&sha1) {
+                s.unconfirmed.push(sha1);
+            }
+        }
+    }
+
+    /// Whether `item` (as Box holds it now) has our staged data: same size, same SHA1.
+    async fn holds_our_data(&self, staged: &Arc<Staged>, st: &StagedState, item: &Item) -> bool {
+        let Some(theirs) = item.sha1.clone() else {
+            return false;
+        };
+        if item.size != Some(st.size) {
+            return false;
+        }
+        let Ok(ours) = sha1_of(staged.file.clone(), st.size).await else {
+            return false;
+        };
+        let same = theirs.eq_ignore_ascii_case(&ours);
+        if same {
             log::info!(
                 "'{}' is on Box already with this content (Box id {})",
                 st.target.name(),
                 item.id
             );
-            Some(item)
-        } else {
-            None
         }
+        same
     }
 
     /// Uploads the data beside its target as a conflict copy (or, for a file deleted on
@@ -482,6 +582,7 @@ impl BoxFs {
                 log::debug!("re-keying inode {ino} to {}: {e}", item.id);
                 return;
             }
+            self.xattrs.invalidate(ino);
         }
         if let Some(p) = parent {
             if let Err(e) = table.insert_or_update_from_item(p, item) {
@@ -688,6 +789,7 @@ impl BoxFs {
                     created_here: false,
                     keep_until: None,
                     session_id: r.journal.session_id.clone(),
+                    unconfirmed: Vec::new(),
                 }),
                 journal: tokio::sync::Mutex::new(Some(r.journal)),
             });

@@ -99,6 +99,9 @@ pub(in crate::fs) struct StagedState {
     pub(in crate::fs) keep_until: Option<Instant>,
     /// An upload session Box holds parts of (recovered entries).
     pub(in crate::fs) session_id: Option<String>,
+    /// The SHA1s of data sent in uploads whose answer never came (no answer, or a 5xx):
+    /// Box may hold any of them. A later conflict with one of them is with ourselves.
+    pub(in crate::fs) unconfirmed: Vec<String>,
 }
 
 impl Staged {
@@ -546,6 +549,7 @@ impl BoxFs {
                 created_here: true,
                 keep_until: None,
                 session_id: None,
+                unconfirmed: Vec::new(),
             }),
         });
         {
@@ -644,6 +648,7 @@ impl BoxFs {
                 target: Target::Version {
                     file_id: base.file_id.clone(),
                     base_etag: base.etag.clone(),
+                    base_version: base.version.clone(),
                     parent_id,
                     name,
                 },
@@ -655,6 +660,7 @@ impl BoxFs {
                 created_here: false,
                 keep_until: None,
                 session_id: None,
+                unconfirmed: Vec::new(),
             }),
         }))
     }

@@ -50,6 +50,9 @@
 //!   different from those is refused with EBUSY before anything is sent. Deleting an
 //!   instance is checked the same way.
 //! - A read-only mount: EROFS on set and remove.
+//! - A file created here that is not on Box yet (still being written, or its upload
+//!   failed): nothing listed, ENODATA on get and remove; a set uploads the file first
+//!   (as fsync would) and fails as that upload does.
 //!
 //! # Cost
 //!
@@ -88,7 +91,7 @@ use serde_json::{Map, Value};
 
 use super::{lock, BoxFs, STAT_FIELDS};
 use crate::fs::errno::FsError;
-use crate::fs::tree::inode::{Ino, Kind, ROOT_INO};
+use crate::fs::tree::inode::{is_local_id, Ino, Kind, ROOT_INO};
 use box_client::error::BoxResult;
 use box_client::folders::{SharedLinkSettings, ROOT_FOLDER};
 use box_client::metadata::{ItemRef, MetadataInstance, MetadataPatch};
@@ -137,6 +140,12 @@ impl Target {
     /// Box keeps no metadata on the root folder ("All Files" answers 403).
     fn has_metadata(&self) -> bool {
         self.box_id != ROOT_FOLDER
+    }
+
+    /// A file created here whose upload has not happened yet (it failed, or the file is
+    /// still being written): Box knows nothing of it, so it has no attributes.
+    fn not_on_box(&self) -> bool {
+        is_local_id(&self.box_id)
     }
 }
 
@@ -251,6 +260,9 @@ impl BoxFs {
             Err(_) => return Err(not_ours(name.as_bytes())),
         };
         let t = self.xattr_target(ino)?;
+        if t.not_on_box() {
+            return Err(no_data());
+        }
         let value = match &name {
             // Known without asking Box.
             XattrName::Fact(Fact::Id) => Some(t.box_id.clone().into_bytes()),
@@ -290,6 +302,9 @@ impl BoxFs {
     /// `listxattr`: the names of the attributes `ino` has, each followed by a NUL.
     pub async fn listxattr(&self, ino: Ino) -> Result<Vec<u8>, FsError> {
         let t = self.xattr_target(ino)?;
+        if t.not_on_box() {
+            return Ok(Vec::new());
+        }
         let (item, instances) =
             tokio::try_join!(self.xattr_item(ino, &t), self.xattr_instances(ino, &t))?;
         let mut out = Vec::new();
@@ -320,7 +335,17 @@ impl BoxFs {
             }
             Err(NameError::Unknown(why)) => return Err(invalid(why)),
         };
-        let t = self.xattr_target(ino)?;
+        let mut t = self.xattr_target(ino)?;
+        if t.not_on_box()
+            && !matches!(
+                parsed,
+                XattrName::Fact(_) | XattrName::SharedLinkDownloadUrl
+            )
+        {
+            // What is set goes on Box's file: the file goes there first (as fsync would).
+            self.upload_staged_file(ino).await?;
+            t = self.xattr_target(ino)?;
+        }
         match &parsed {
             XattrName::Fact(_) | XattrName::SharedLinkDownloadUrl => Err(read_only(name)),
             XattrName::Lock => self.set_lock(ino, &t, value, mode).await,
@@ -335,6 +360,9 @@ impl BoxFs {
         self.check_writable()?;
         let parsed = XattrName::parse(name.as_bytes()).map_err(|_| not_ours(name.as_bytes()))?;
         let t = self.xattr_target(ino)?;
+        if t.not_on_box() {
+            return Err(no_data());
+        }
         match &parsed {
             XattrName::Fact(_) | XattrName::SharedLinkDownloadUrl => Err(read_only(name)),
             XattrName::Lock => self.remove_lock(ino, &t).await,
@@ -345,6 +373,15 @@ impl BoxFs {
                 self.change_field(ino, &t, tref, key, None, Mode::Any).await
             }
         }
+    }
+
+    /// Uploads the staged data of `ino` now (a file created here that is not on Box yet).
+    async fn upload_staged_file(&self, ino: Ino) -> Result<(), FsError> {
+        let staged = self
+            .writes
+            .staged(ino)
+            .ok_or_else(|| FsError::not_found(format!("inode {ino} is not on Box")))?;
+        self.upload_now(&staged).await
     }
 
     /// Awaits a change of `ino`'s lock or shared link that Box answers with the item (with

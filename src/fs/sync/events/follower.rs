@@ -43,7 +43,7 @@ impl Default for FollowerOptions {
 
 /// The task that follows the user's event stream (see the module note).
 pub struct EventFollower {
-    client: Client,
+    client: Arc<dyn BoxApi>,
     table: Arc<Mutex<InodeTable>>,
     cache: Option<Arc<ContentCache>>,
     notify: Arc<dyn KernelNotify>,
@@ -68,7 +68,7 @@ pub(super) struct Watch {
 
 impl EventFollower {
     pub fn with_options(
-        client: Client,
+        client: Arc<dyn BoxApi>,
         table: Arc<Mutex<InodeTable>>,
         cache: Option<Arc<ContentCache>>,
         notify: Arc<dyn KernelNotify>,
@@ -305,7 +305,7 @@ pub(super) async fn released(own: &Option<Arc<OwnChanges>>) {
 /// Starts following the user's events from `start_position` (the mount takes it with
 /// `latest_stream_position` before serving). Abort the handle to stop.
 pub fn spawn_follower(
-    client: Client,
+    client: Arc<dyn BoxApi>,
     table: Arc<Mutex<InodeTable>>,
     cache: Option<Arc<ContentCache>>,
     notify: Arc<dyn KernelNotify>,

@@ -7,7 +7,7 @@
 //! **Pure core, thin task.** [`EventApplier::apply`] turns one event into table changes and
 //! the list of [`Invalidation`]s the kernel needs; it does no I/O, so every event type is
 //! tested against a plain [`InodeTable`]. The task ([`EventFollower`]) reads the long-polling
-//! feed ([`Client::event_stream`]), locks the table only around `apply`, and sends the
+//! feed ([`BoxApi::event_stream`]), locks the table only around `apply`, and sends the
 //! invalidations afterwards, off the async workers: the kernel may hold a notification while
 //! it waits for a request that this very process must answer.
 //!
@@ -63,12 +63,12 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
+use crate::fs::backend::BoxApi;
 use crate::fs::read::content_cache::ContentCache;
 pub use crate::fs::sync::kernel::{Invalidation, KernelNotify};
 use crate::fs::tree::inode::{Attrs, Ino, InodeTable, ROOT_INO};
 use box_client::events::{Event, EventStreamOptions, FeedStatus, RecentIds};
 use box_client::types::Item;
-use box_client::Client;
 
 mod applier;
 mod follower;

@@ -594,7 +594,7 @@ impl KernelNotify for Recorder {
 #[tokio::test]
 async fn follower_health_settles_and_gaps_revalidate() {
     // Never contacted: only the status logic runs.
-    let client = Client::new(
+    let client = box_client::Client::new(
         Arc::new(box_client::DeveloperToken::new("unused")),
         box_client::Endpoints::from_base("http://127.0.0.1:9").unwrap(),
     );
@@ -602,7 +602,7 @@ async fn follower_health_settles_and_gaps_revalidate() {
     let kernel = Arc::new(Recorder::default());
     let health = Arc::new(StreamHealth::new());
     let mut f = EventFollower::with_options(
-        client,
+        Arc::new(client),
         Arc::new(Mutex::new(x.t)),
         None,
         kernel.clone(),

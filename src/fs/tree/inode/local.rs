@@ -45,7 +45,10 @@ impl InodeTable {
 
     /// `ino` is now known to Box as `box_id` (a local file uploaded, or a staged file that
     /// became a new version of another). An inode that held `box_id` before loses it: it
-    /// is detached and can no longer be found by id (it was replaced).
+    /// is detached and can no longer be found by id (it was replaced). What `ino` knew of
+    /// its old Box item (etag, `sequence_id`, version, SHA1) is dropped: those of the other
+    /// item are not comparable with it, and a `sequence_id` kept from the old one would
+    /// make the new one's answers look stale.
     pub fn rekey(&mut self, ino: Ino, box_id: &str) -> Result<(), InodeError> {
         if ino == ROOT_INO {
             return Err(InodeError::Root);
@@ -65,6 +68,13 @@ impl InodeTable {
         }
         let inode = self.inodes.get_mut(&ino).expect("checked");
         let old = std::mem::replace(&mut inode.box_id, box_id.into());
+        if *old != *box_id {
+            let a = &mut inode.attrs;
+            a.etag = None;
+            a.sequence_id = None;
+            a.version = None;
+            a.sha1 = None;
+        }
         self.by_id.remove(&old);
         self.by_id.insert(box_id.into(), ino);
         Ok(())

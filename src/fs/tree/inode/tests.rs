@@ -516,6 +516,31 @@ fn dropping_a_directory_drops_its_unreferenced_children() {
     check_invariants(&t);
 }
 
+/// A file that becomes a new version of another (an editor's save) takes the other's
+/// id; Box's answers about that item apply whatever `sequence_id` the inode had.
+#[test]
+fn a_rekeyed_inode_takes_the_new_items_answers() {
+    let mut t = InodeTable::default();
+    let tmp = t
+        .insert_or_update_from_item(ROOT_INO, &file("tmp", "tmp", 9))
+        .unwrap();
+    let target = t
+        .insert_or_update_from_item(ROOT_INO, &file("doc", "doc", 2))
+        .unwrap();
+    t.remove(target).unwrap();
+    t.rekey(tmp, "doc").unwrap();
+    assert_eq!(t.get(tmp).unwrap().attrs().sequence_id, None);
+    assert_eq!(t.get(tmp).unwrap().attrs().version, None);
+    let mut uploaded = file("doc", "doc", 3);
+    uploaded.size = Some(77);
+    assert_eq!(
+        t.insert_or_update_from_item(ROOT_INO, &uploaded).unwrap(),
+        tmp
+    );
+    assert_eq!(t.get(tmp).unwrap().attrs().size, 77);
+    assert_eq!(t.get(tmp).unwrap().attrs().sequence_id, Some(3));
+}
+
 #[test]
 fn out_of_order_sequence_id_is_ignored() {
     let mut t = InodeTable::default();
