@@ -271,3 +271,24 @@ async fn a_refused_if_match_that_cannot_be_checked_is_retried_not_a_conflict() {
     let (other, _staging) = h.another_mount().await;
     assert_eq!(read_all(&other, "doc.txt").await.unwrap(), b"OURS!!");
 }
+
+/// A file created here whose upload failed holds its name although Box has never heard of
+/// it: mkdir of that name is EEXIST, and no folder appears on Box.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_name_of_a_file_not_on_box_yet_is_taken() {
+    let h = FsHarness::start().await;
+    h.faults.arm(vec![Rule::fail(
+        Call::UploadFile,
+        1,
+        Failure::unavailable(),
+    )]);
+    create_with(&h.fs, "a", b"data").await.unwrap_err();
+    h.faults.disarm();
+    let err = h.fs.mkdir(ROOT_INO, OsStr::new("a")).await.unwrap_err();
+    assert_eq!(err.errno(), libc::EEXIST, "{err}");
+    assert_eq!(h.faults.calls(Call::CreateFolder), 0);
+    assert_eq!(h.fs.finish_uploads().await, 0);
+    assert_eq!(names_on_box(&h).await, ["a"]);
+    let (other, _staging) = h.another_mount().await;
+    assert_eq!(read_all(&other, "a").await.unwrap(), b"data");
+}

@@ -1,5 +1,5 @@
-//! Writes through `BoxFs` without the kernel, in the order programs make them, against the
-//! emulator: cases the model test (`fs_model`) found, kept as plain regressions.
+//! Writes and renames through `BoxFs` without the kernel, in the order programs make them,
+//! against the emulator: cases the model test (`fs_model`) found, kept as plain regressions.
 
 mod common;
 
@@ -108,4 +108,33 @@ async fn a_file_saved_over_another_shows_the_others_metadata() {
     let doc = ino_of(&h.fs, "doc").await.unwrap();
     assert_eq!(h.fs.getxattr(doc, field).await.unwrap(), b"\"kept\"");
     assert_eq!(read_all(&h.fs, "doc").await.unwrap(), b"new");
+}
+
+/// `mv c b/b` where `b/c` exists: Box moves and renames a folder in two requests, and each
+/// order clashes with a name (the old one in the target, the new one where it is).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_moved_and_renamed_past_both_names_arrives() {
+    let h = FsHarness::start().await;
+    let b = h.fs.mkdir(ROOT_INO, OsStr::new("b")).await.unwrap().ino;
+    create_with(&h.fs, "b/c", b"file").await.unwrap();
+    h.fs.mkdir(ROOT_INO, OsStr::new("c")).await.unwrap();
+    h.fs.rename(ROOT_INO, OsStr::new("c"), b, OsStr::new("b"), 0)
+        .await
+        .unwrap();
+    let names: Vec<String> = list(&h.fs, "b")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["b", "c"]);
+    let (other, _staging) = h.another_mount().await;
+    let on_box: Vec<String> = list(&other, "b")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(on_box, ["b", "c"]);
+    assert_eq!(names_on_box(&h).await, ["b"]);
 }

@@ -580,8 +580,9 @@ impl Client {
     ///
     /// Box refuses a move combined with anything else, so a move with a new name takes
     /// two requests. The order is chosen to dodge name clashes (move first; if the old
-    /// name is taken in the target, rename first), and if the second request fails the
-    /// first is undone, so the folder is either fully moved and renamed or where it was.
+    /// name is taken in the target, rename first; if the new name is taken where the folder
+    /// is too, by way of a temporary name), and if a later request fails the earlier ones
+    /// are undone, so the folder is either fully moved and renamed or where it was.
     pub async fn move_folder(
         &self,
         folder_id: &str,
@@ -622,7 +623,22 @@ impl Client {
             },
             Err(e) if e.code() == Some("item_name_in_use") => {
                 // The old name is taken in the target: rename in place, then move.
-                self.rename_folder(folder_id, name).await?;
+                match self.rename_folder(folder_id, name).await {
+                    Ok(_) => {}
+                    // The new name is taken here as well (`mv c b/b` where `b/c` exists).
+                    Err(e) if e.code() == Some("item_name_in_use") => {
+                        return self
+                            .move_folder_by_way_of(
+                                folder_id,
+                                parent_id,
+                                &old_parent,
+                                name,
+                                &old_name,
+                            )
+                            .await;
+                    }
+                    Err(e) => return Err(e),
+                }
                 match self.move_folder_only(folder_id, parent_id).await {
                     Ok(item) => Ok(item),
                     Err(e) => {
@@ -637,6 +653,45 @@ impl Client {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Moves and renames a folder whose old name is taken in the target and whose new name
+    /// is taken where it is: renames it to a name of its own first (it holds the folder's
+    /// id, so only someone choosing it on purpose takes it), moves it, renames it. A
+    /// failure undoes what was done.
+    async fn move_folder_by_way_of(
+        &self,
+        folder_id: &str,
+        parent_id: &str,
+        old_parent: &str,
+        name: &str,
+        old_name: &str,
+    ) -> BoxResult<Item> {
+        let temporary: String = format!(".{old_name}.moving-{folder_id}")
+            .chars()
+            .take(255)
+            .collect();
+        self.rename_folder(folder_id, &temporary).await?;
+        let failed = match self.move_folder_only(folder_id, parent_id).await {
+            Ok(_) => match self.rename_folder(folder_id, name).await {
+                Ok(item) => return Ok(item),
+                Err(e) => {
+                    if let Err(undo) = self.move_folder_only(folder_id, old_parent).await {
+                        log::warn!(
+                            "folder {folder_id}: rename after move failed ({e}) and moving it back failed too: {undo}"
+                        );
+                    }
+                    e
+                }
+            },
+            Err(e) => e,
+        };
+        if let Err(undo) = self.rename_folder(folder_id, old_name).await {
+            log::warn!(
+                "folder {folder_id}: a move failed ({failed}) and renaming it back from '{temporary}' failed too: {undo}"
+            );
+        }
+        Err(failed)
     }
 
     async fn move_folder_only(&self, folder_id: &str, parent_id: &str) -> BoxResult<Item> {

@@ -270,6 +270,18 @@ async fn rename_move_copy_and_delete() {
         ("x4", b.id.clone())
     );
 
+    // The old name is taken in the target and the new one where it is (`mv x4 A/y` with
+    // `A/x4` and `B/y`): by way of a temporary name.
+    c.create_folder(&a.id, "x4").await.unwrap();
+    let y = c.create_folder(&b.id, "y").await.unwrap();
+    let both_taken = c.move_folder(&x.id, &a.id, Some("y")).await.unwrap();
+    assert_eq!(
+        (both_taken.name.as_str(), both_taken.parent.unwrap().id),
+        ("y", a.id.clone())
+    );
+    c.move_folder(&x.id, &b.id, Some("x4")).await.unwrap();
+    c.delete_folder(&y.id, false, None).await.unwrap();
+
     // Description and tags.
     let updated = c
         .update_folder(

@@ -67,6 +67,17 @@ impl BoxFs {
         self.check_writable()?;
         let name = box_name(name)?;
         let parent_id = self.box_id_of_dir(parent)?;
+        // Box refuses a name it holds (EEXIST), but not one of a file created here and not
+        // uploaded yet: that name is taken all the same (Box compares names ignoring case).
+        let local = {
+            let table = lock(&self.table);
+            table
+                .lookup_child(parent, name)
+                .is_some_and(|c| table.get(c).is_some_and(|i| i.is_local()))
+        };
+        if local {
+            return Err(FsError::new(libc::EEXIST, "the name exists"));
+        }
         let _own = self.own.name(&parent_id, name);
         let item = self.client.create_folder(&parent_id, name).await?;
         let (_, attr) = self.store_item(parent, &item, true)?;
