@@ -14,6 +14,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
+use super::event_table::Action;
 use super::http::{id_value, json_body, json_response, no_content, opt_str, AppState, Ctx};
 use super::repr::{mini, time, user_mini};
 use super::store::{parse_id, Collaboration, Id, ItemKind, Store};
@@ -176,7 +177,7 @@ async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
         created_at: now,
     };
     store.item_mut(item_id)?.collaborations.push(collab.clone());
-    store.item_event("COLLAB_ADD_COLLABORATOR", ctx.user, item_id, now);
+    store.item_event(Action::AddCollaborator, ctx.user, item_id, now);
     let out = collab_json(&store, item_id, &collab);
     shared.changed(&store);
     Ok(json_response(201, out))
@@ -209,7 +210,7 @@ async fn update(
     check_owner(&store, item, ctx.user)?;
     let now = Utc::now();
     store.item_mut(item)?.collaborations[pos].role = role;
-    store.item_event("COLLAB_ROLE_CHANGE", ctx.user, item, now);
+    store.item_event(Action::ChangeCollaboratorRole, ctx.user, item, now);
     let out = collab_json(&store, item, &store.item(item)?.collaborations[pos]);
     shared.changed(&store);
     Ok(json_response(200, out))
@@ -226,7 +227,7 @@ async fn remove(ctx: Ctx, Path(collaboration_id): Path<String>) -> ApiResult<Res
     }
     let now = Utc::now();
     // Recorded while the collaborator still sees the item, so they learn they lost it.
-    store.item_event("COLLAB_REMOVE_COLLABORATOR", ctx.user, item, now);
+    store.item_event(Action::RemoveCollaborator, ctx.user, item, now);
     store.item_mut(item)?.collaborations.remove(pos);
     shared.changed(&store);
     Ok(no_content())

@@ -36,6 +36,7 @@ pub mod conformance;
 pub mod demo;
 pub mod error;
 pub mod error_codes;
+pub mod event_table;
 pub mod events;
 pub mod files;
 pub mod folders;

@@ -1490,7 +1490,7 @@ async fn download_redirect_ranges_and_etag() {
         .filter(|e| *e == "ITEM_DOWNLOAD")
         .count();
     assert_eq!(downloads, 2);
-    assert!(!box_emulator::store::is_change_event("ITEM_DOWNLOAD"));
+    assert!(!box_emulator::event_table::in_changes("ITEM_DOWNLOAD"));
 }
 
 #[tokio::test]
