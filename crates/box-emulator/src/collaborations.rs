@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
 use super::event_table::Action;
-use super::http::{id_value, json_body, json_response, no_content, opt_str, AppState, Ctx};
+use super::http::{id_value, json_body, json_response, no_content, opt_str, AppState, Ctx, Query};
 use super::repr::{mini, time, user_mini};
 use super::store::{parse_id, Collaboration, Id, ItemKind, Store};
 
@@ -233,17 +233,21 @@ async fn remove(ctx: Ctx, Path(collaboration_id): Path<String>) -> ApiResult<Res
     Ok(no_content())
 }
 
-async fn list_for_folder(ctx: Ctx, Path(folder_id): Path<String>) -> ApiResult<Response> {
+/// `GET /folders/{id}/collaborations`: marker pages (`limit` up to 1000, default 100).
+async fn list_for_folder(ctx: Ctx, Path(folder_id): Path<String>, q: Query) -> ApiResult<Response> {
     let store = ctx.shared.store();
     let id = store.resolve(ctx.user, &folder_id, ItemKind::Folder)?;
-    let entries: Vec<Value> = store
+    let mut by_id: Vec<(Id, &Collaboration)> = store
         .item(id)?
         .collaborations
         .iter()
-        .map(|c| collab_json(&store, id, c))
+        .map(|c| (c.id, c))
         .collect();
+    by_id.sort_by_key(|(cid, _)| *cid);
+    let (page, limit, next) = super::paging::page(&q, by_id, 100, 1000)?;
+    let entries: Vec<Value> = page.iter().map(|c| collab_json(&store, id, c)).collect();
     Ok(json_response(
         200,
-        json!({"entries": entries, "limit": 100, "next_marker": Value::Null}),
+        json!({"entries": entries, "limit": limit, "next_marker": next}),
     ))
 }

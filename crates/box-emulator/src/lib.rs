@@ -45,6 +45,7 @@ pub mod intercept;
 pub mod jwt_config;
 pub mod metadata;
 pub mod net;
+pub mod paging;
 pub mod persist;
 pub mod repr;
 pub mod search;
