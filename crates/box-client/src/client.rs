@@ -171,24 +171,17 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// The HTTP client boxfs uses everywhere: pooled keep-alive connections, TCP_NODELAY,
-/// no automatic redirects (downloads resolve Box's redirect themselves).
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .connect_timeout(Duration::from_secs(20))
-        .user_agent(concat!("boxfs/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
-}
+/// The HTTP client boxfs uses everywhere (see [`crate::http`] for a proxy or extra
+/// trusted roots).
+pub use super::http::http_client;
 
 impl Client {
     pub fn new(auth: Arc<dyn Authenticator>, endpoints: Endpoints) -> Client {
         Client::with_http(auth, endpoints, http_client(), RetryPolicy::default())
     }
 
+    /// A client whose requests go through `http` (built with [`crate::http::HttpOptions`]
+    /// to use a proxy or trust extra roots).
     pub fn with_http(
         auth: Arc<dyn Authenticator>,
         endpoints: Endpoints,

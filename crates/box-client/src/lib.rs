@@ -33,6 +33,7 @@ pub mod error;
 pub mod events;
 pub mod files;
 pub mod folders;
+pub mod http;
 pub mod metadata;
 pub mod search;
 pub mod secret;
