@@ -306,7 +306,7 @@ async fn realtime_servers(ctx: Ctx, q: Query) -> ApiResult<Response> {
     }
     let url = format!(
         "{}/subscribe?channel={channel}&stream_type={}",
-        ctx.shared.base_url,
+        super::box_hosts::Urls::current(&ctx.shared.base_url).realtime(),
         stream.as_str()
     );
     // The schema types ttl and max_retries as strings, retry_timeout as an integer.

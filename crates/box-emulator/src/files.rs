@@ -461,7 +461,10 @@ async fn download(ctx: Ctx, Path(file_id): Path<String>, q: Query) -> ApiResult<
         },
     );
     store.item_event(Action::Download, ctx.user, id, now);
-    let location = format!("{}/dl/{token}", ctx.shared.base_url);
+    let location = format!(
+        "{}/dl/{token}",
+        super::box_hosts::Urls::current(&ctx.shared.base_url).download()
+    );
     ctx.shared.changed(&store);
     Ok((
         StatusCode::FOUND,

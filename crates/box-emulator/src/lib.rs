@@ -31,6 +31,7 @@
 //! ```
 
 pub mod auth;
+pub mod box_hosts;
 pub mod collaborations;
 pub mod conformance;
 pub mod demo;

@@ -78,9 +78,11 @@ fn total_parts(s: &UploadSession) -> u64 {
     s.file_size.div_ceil(s.part_size)
 }
 
-/// `S.UploadSession`; every endpoint URL points back at this emulator.
+/// `S.UploadSession`; every endpoint URL points back at this emulator, under the upload
+/// host's name when the request came by Box's names.
 fn session_json(base_url: &str, s: &UploadSession) -> Value {
-    let url = format!("{base_url}/api/2.0/files/upload_sessions/{}", s.id);
+    let upload = crate::box_hosts::Urls::current(base_url).upload();
+    let url = format!("{upload}/api/2.0/files/upload_sessions/{}", s.id);
     json!({
         "id": s.id,
         "type": "upload_session",
