@@ -465,18 +465,15 @@ async fn error_from_response(req: &Request, resp: reqwest::Response) -> BoxError
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or(Value::Null);
-    if let Some(error) = body.get("error").and_then(Value::as_str) {
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    if let Some(error) = text("error") {
         return BoxError::OAuth {
             status,
-            error: error.to_string(),
-            description: body
-                .get("error_description")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
+            error,
+            description: text("error_description").unwrap_or_default(),
+            request_id: text("request_id").or(header_request_id),
         };
     }
-    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
     BoxError::Api(Box::new(ApiErrorInfo {
         status,
         code: text("code").unwrap_or_else(|| default_code(status).to_string()),
