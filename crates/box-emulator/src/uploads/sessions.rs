@@ -393,6 +393,9 @@ async fn list_parts(ctx: Ctx, Path(id): Path<String>, q: Query) -> ApiResult<Res
             "total_count": s.parts.len(),
             "limit": limit,
             "offset": offset,
+            // What Box sends with every offset page of parts (its Java SDK's fixtures), odd
+            // as it is: the parts come by offset.
+            "order": [{"by": "type", "direction": "ASC"}],
             "entries": entries,
         }),
     ))
