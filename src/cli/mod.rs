@@ -501,7 +501,8 @@ pub struct EmulatorArgs {
     /// Storage quota of each user, in bytes (-1 = unlimited).
     #[arg(long, default_value_t = 100 * 1024 * 1024 * 1024, value_name = "BYTES", allow_negative_numbers = true)]
     pub quota: i64,
-    /// Check every JSON response against this OpenAPI description and log mismatches.
+    /// Check every request and every JSON response against this OpenAPI description (Box's
+    /// is in crates/box-emulator/openapi/) and log each mismatch as a warning.
     #[arg(long, value_name = "OPENAPI_JSON")]
     pub validate_responses: Option<PathBuf>,
     /// Also answer HTTPS CONNECTs to Box's hosts (api.box.com, upload.box.com …) with a

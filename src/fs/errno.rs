@@ -311,6 +311,7 @@ mod tests {
             status: 400,
             error: "invalid_grant".into(),
             description: "expired".into(),
+            request_id: None,
         };
         assert_eq!(errno_of(&oauth), libc::EACCES);
         assert_eq!(errno_of(&BoxError::Auth("no token".into())), libc::EACCES);

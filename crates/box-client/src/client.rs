@@ -224,24 +224,17 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// The HTTP client boxfs uses everywhere: pooled keep-alive connections, TCP_NODELAY,
-/// no automatic redirects (downloads resolve Box's redirect themselves).
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .connect_timeout(Duration::from_secs(20))
-        .user_agent(concat!("boxfs/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
-}
+/// The HTTP client boxfs uses everywhere (see [`crate::http`] for a proxy or extra
+/// trusted roots).
+pub use super::http::http_client;
 
 impl Client {
     pub fn new(auth: Arc<dyn Authenticator>, endpoints: Endpoints) -> Client {
         Client::with_http(auth, endpoints, http_client(), RetryPolicy::default())
     }
 
+    /// A client whose requests go through `http` (built with [`crate::http::HttpOptions`]
+    /// to use a proxy or trust extra roots).
     pub fn with_http(
         auth: Arc<dyn Authenticator>,
         endpoints: Endpoints,
@@ -563,18 +556,15 @@ async fn error_from_response(req: &Request, resp: reqwest::Response) -> BoxError
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or(Value::Null);
-    if let Some(error) = body.get("error").and_then(Value::as_str) {
+    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
+    if let Some(error) = text("error") {
         return BoxError::OAuth {
             status,
-            error: error.to_string(),
-            description: body
-                .get("error_description")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string(),
+            error,
+            description: text("error_description").unwrap_or_default(),
+            request_id: text("request_id").or(header_request_id),
         };
     }
-    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
     BoxError::Api(Box::new(ApiErrorInfo {
         status,
         code: text("code").unwrap_or_else(|| default_code(status).to_string()),

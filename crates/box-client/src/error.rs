@@ -23,12 +23,14 @@ pub struct ApiErrorInfo {
 pub enum BoxError {
     #[error("Box answered {} {} for {} {}: {} (request id {})", .0.status, .0.code, .0.method, .0.url, .0.message, .0.request_id.as_deref().unwrap_or("none"))]
     Api(Box<ApiErrorInfo>),
-    /// The token endpoint refused (`invalid_grant`, `invalid_client`, …).
-    #[error("authentication refused: {error}: {description}")]
+    /// The token endpoint refused (`invalid_grant`, `invalid_client`, …). Box may send its
+    /// request id with these too.
+    #[error("authentication refused: {error}: {description}{}", .request_id.as_deref().map(|r| format!(" (request id {r})")).unwrap_or_default())]
     OAuth {
         status: u16,
         error: String,
         description: String,
+        request_id: Option<String>,
     },
     /// Credentials are missing, expired beyond repair, or cannot be used.
     #[error("authentication failed: {0}")]

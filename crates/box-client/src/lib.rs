@@ -34,6 +34,7 @@ pub mod error;
 pub mod events;
 pub mod files;
 pub mod folders;
+pub mod http;
 mod items;
 pub mod metadata;
 pub mod search;

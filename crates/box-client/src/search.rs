@@ -487,8 +487,26 @@ pub struct SearchResults {
     pub limit: u64,
     #[serde(default)]
     pub offset: u64,
-    #[serde(default)]
+    /// The matching items. Asked with `include_recent_shared_links=true`, Box wraps each
+    /// in a `search_result` (`{"type": "search_result", "item": …,
+    /// "accessible_via_shared_link": …}`); the item inside is what is kept.
+    #[serde(default, deserialize_with = "items_or_search_results")]
     pub entries: Vec<Item>,
+}
+
+fn items_or_search_results<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Item>, D::Error> {
+    let raw: Vec<Value> = Vec::deserialize(d)?;
+    raw.into_iter()
+        .map(|mut entry| {
+            if entry.get("type").and_then(Value::as_str) == Some("search_result") {
+                entry = entry
+                    .get_mut("item")
+                    .map(Value::take)
+                    .unwrap_or(Value::Null);
+            }
+            serde_json::from_value(entry).map_err(serde::de::Error::custom)
+        })
+        .collect()
 }
 
 impl Client {

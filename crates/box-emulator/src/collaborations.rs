@@ -14,7 +14,8 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
-use super::http::{id_value, json_body, json_response, no_content, opt_str, AppState, Ctx};
+use super::event_table::Action;
+use super::http::{id_value, json_body, json_response, no_content, opt_str, AppState, Ctx, Query};
 use super::repr::{mini, time, user_mini};
 use super::store::{parse_id, Collaboration, Id, ItemKind, Store};
 
@@ -176,7 +177,7 @@ async fn create(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
         created_at: now,
     };
     store.item_mut(item_id)?.collaborations.push(collab.clone());
-    store.item_event("COLLAB_ADD_COLLABORATOR", ctx.user, item_id, now);
+    store.item_event(Action::AddCollaborator, ctx.user, item_id, now);
     let out = collab_json(&store, item_id, &collab);
     shared.changed(&store);
     Ok(json_response(201, out))
@@ -209,7 +210,7 @@ async fn update(
     check_owner(&store, item, ctx.user)?;
     let now = Utc::now();
     store.item_mut(item)?.collaborations[pos].role = role;
-    store.item_event("COLLAB_ROLE_CHANGE", ctx.user, item, now);
+    store.item_event(Action::ChangeCollaboratorRole, ctx.user, item, now);
     let out = collab_json(&store, item, &store.item(item)?.collaborations[pos]);
     shared.changed(&store);
     Ok(json_response(200, out))
@@ -226,23 +227,27 @@ async fn remove(ctx: Ctx, Path(collaboration_id): Path<String>) -> ApiResult<Res
     }
     let now = Utc::now();
     // Recorded while the collaborator still sees the item, so they learn they lost it.
-    store.item_event("COLLAB_REMOVE_COLLABORATOR", ctx.user, item, now);
+    store.item_event(Action::RemoveCollaborator, ctx.user, item, now);
     store.item_mut(item)?.collaborations.remove(pos);
     shared.changed(&store);
     Ok(no_content())
 }
 
-async fn list_for_folder(ctx: Ctx, Path(folder_id): Path<String>) -> ApiResult<Response> {
+/// `GET /folders/{id}/collaborations`: marker pages (`limit` up to 1000, default 100).
+async fn list_for_folder(ctx: Ctx, Path(folder_id): Path<String>, q: Query) -> ApiResult<Response> {
     let store = ctx.shared.store();
     let id = store.resolve(ctx.user, &folder_id, ItemKind::Folder)?;
-    let entries: Vec<Value> = store
+    let mut by_id: Vec<(Id, &Collaboration)> = store
         .item(id)?
         .collaborations
         .iter()
-        .map(|c| collab_json(&store, id, c))
+        .map(|c| (c.id, c))
         .collect();
+    by_id.sort_by_key(|(cid, _)| *cid);
+    let (page, limit, next) = super::paging::page(&q, by_id, 100, 1000)?;
+    let entries: Vec<Value> = page.iter().map(|c| collab_json(&store, id, c)).collect();
     Ok(json_response(
         200,
-        json!({"entries": entries, "limit": 100, "next_marker": Value::Null}),
+        json!({"entries": entries, "limit": limit, "next_marker": next}),
     ))
 }

@@ -25,6 +25,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{json, Map, Value};
 use sha1::{Digest, Sha1};
 
+use super::event_table::Action;
 use super::store::{
     Id, ItemKind, Lock, MetadataInstance, MetadataTemplate, SharedLink, Store, TemplateField,
     Version,
@@ -105,7 +106,7 @@ impl Builder<'_> {
         );
         let id = self.store.insert_item(item);
         self.store
-            .item_event("ITEM_CREATE", self.owner, id, self.now);
+            .item_event(Action::CreateFolder, self.owner, id, self.now);
         id
     }
 
@@ -142,7 +143,7 @@ impl Builder<'_> {
         item.versions.push(self.version(name, content, at));
         let id = self.store.insert_item(item);
         self.store
-            .item_event("ITEM_UPLOAD", self.owner, id, self.now);
+            .item_event(Action::UploadFile, self.owner, id, self.now);
         id
     }
 
@@ -154,7 +155,7 @@ impl Builder<'_> {
         item.versions.push(version);
         item.content_modified_at = now;
         item.touch(owner, now);
-        self.store.item_event("ITEM_UPLOAD", owner, id, now);
+        self.store.item_event(Action::UploadVersion, owner, id, now);
     }
 
     fn metadata(&mut self, id: Id, scope: &str, template: &str, values: Value) {
@@ -174,7 +175,7 @@ impl Builder<'_> {
         );
         item.touch(owner, now);
         self.store
-            .item_event("METADATA_INSTANCE_CREATE", owner, id, now);
+            .item_event(Action::CreateMetadata, owner, id, now);
     }
 
     fn lock(&mut self, id: Id, days: i64) {
@@ -189,7 +190,7 @@ impl Builder<'_> {
         let item = self.store.items.get_mut(&id).expect("demo file exists");
         item.lock = Some(lock);
         item.touch(owner, now);
-        self.store.item_event("LOCK_CREATE", owner, id, now);
+        self.store.item_event(Action::Lock, owner, id, now);
     }
 
     fn share(&mut self, id: Id) {
@@ -209,7 +210,8 @@ impl Builder<'_> {
         });
         item.touch(owner, now);
         self.store.shared_links.insert(token, id);
-        self.store.item_event("ITEM_SHARED_CREATE", owner, id, now);
+        self.store
+            .item_event(Action::CreateSharedLink, owner, id, now);
     }
 }
 

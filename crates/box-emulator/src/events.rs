@@ -2,8 +2,8 @@
 //! enterprise streams `admin_logs` and `admin_logs_streaming` for admins), `OPTIONS /events`
 //! (the realtime long-poll server), and `GET /subscribe`, the long-poll itself.
 //!
-//! Events are recorded by the handlers that change things (`Store::record_event`); this
-//! module only reads them. Positions are the store's event counter, so a stream position
+//! Events are recorded by the handlers that change things (`Store::item_event`, by action,
+//! from the table in `event_table`); this module only reads them. Positions are the store's event counter, so a stream position
 //! is a plain integer; `next_stream_position` is sent as a JSON integer (rclone cannot parse
 //! a string there, although the spec allows both). Like Box, the stream may repeat an event
 //! (`Knobs::duplicate_event_rate`); clients deduplicate by `event_id`.
@@ -19,9 +19,10 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
+use super::event_table::{enterprise_type, in_changes};
 use super::http::{json_response, query_u64, AppState, Ctx, Query};
 use super::repr::{time, user_mini};
-use super::store::{is_change_event, Event, Id, RealtimeChannel, Role, Store};
+use super::store::{Event, Id, RealtimeChannel, Role, Store};
 
 /// The watch value that tells held long-polls the server is stopping.
 pub const STOPPING: u64 = u64::MAX;
@@ -78,12 +79,13 @@ impl StreamType {
         matches!(self, StreamType::AdminLogs | StreamType::AdminLogsStreaming)
     }
 
-    /// Whether a user stream of this type carries the event. The emulator does not model
-    /// Box Sync, so `sync` carries what `changes` carries (every folder counts as synced).
+    /// Whether a user stream of this type carries the event (the event table's column).
+    /// The emulator does not model Box Sync, so `sync` carries what `changes` carries
+    /// (every folder counts as synced).
     fn carries(self, event_type: &str) -> bool {
         match self {
             StreamType::All => true,
-            _ => is_change_event(event_type),
+            _ => in_changes(event_type),
         }
     }
 }
@@ -124,32 +126,6 @@ pub fn event_json(store: &Store, ev: &Event) -> Value {
     v
 }
 
-/// The enterprise vocabulary of `admin_logs` for a user-stream event type.
-fn admin_event_type(user_type: &str) -> &str {
-    match user_type {
-        "ITEM_CREATE" | "ITEM_UPLOAD" => "UPLOAD",
-        "ITEM_TRASH" => "DELETE",
-        "ITEM_UNDELETE_VIA_TRASH" => "UNDELETE",
-        "ITEM_MOVE" => "MOVE",
-        "ITEM_RENAME" => "RENAME",
-        "ITEM_COPY" => "COPY",
-        "ITEM_DOWNLOAD" => "DOWNLOAD",
-        "ITEM_PREVIEW" => "PREVIEW",
-        "ITEM_MODIFY" => "EDIT",
-        "ITEM_MAKE_CURRENT_VERSION" => "FILE_VERSION_RESTORE",
-        "LOCK_CREATE" => "LOCK",
-        "LOCK_DESTROY" => "UNLOCK",
-        "ITEM_SHARED_CREATE" => "SHARE",
-        "ITEM_SHARED_UNSHARE" => "UNSHARE",
-        "ITEM_SHARED_UPDATE" => "ITEM_SHARED_UPDATE",
-        "COLLAB_ADD_COLLABORATOR" | "COLLAB_INVITE_COLLABORATOR" => "COLLABORATION_INVITE",
-        "COLLAB_REMOVE_COLLABORATOR" => "COLLABORATION_REMOVE",
-        "COLLAB_ROLE_CHANGE" => "COLLABORATION_ROLE_CHANGE",
-        "COMMENT_CREATE" => "COMMENT_CREATE",
-        other => other,
-    }
-}
-
 /// An enterprise event: the enterprise event type and an `EventSource` for items.
 fn admin_event_json(store: &Store, ev: &Event) -> Value {
     let src = &ev.source;
@@ -171,7 +147,7 @@ fn admin_event_json(store: &Store, ev: &Event) -> Value {
     let mut v = json!({
         "type": "event",
         "event_id": ev.event_id,
-        "event_type": admin_event_type(&ev.event_type),
+        "event_type": enterprise_type(&ev.event_type),
         "created_at": time(ev.created_at),
         "recorded_at": time(ev.created_at),
         "created_by": user_mini(store, ev.created_by),
@@ -273,7 +249,7 @@ async fn get_events(ctx: Ctx, q: Query) -> ApiResult<Response> {
                 event_json(&store, ev)
             }
             Some((types, created_after, created_before)) => {
-                let kind = admin_event_type(&ev.event_type);
+                let kind = enterprise_type(&ev.event_type);
                 if types.as_ref().is_some_and(|t| !t.iter().any(|x| x == kind))
                     || created_after.is_some_and(|t| ev.created_at < t)
                     || created_before.is_some_and(|t| ev.created_at > t)
@@ -330,7 +306,7 @@ async fn realtime_servers(ctx: Ctx, q: Query) -> ApiResult<Response> {
     }
     let url = format!(
         "{}/subscribe?channel={channel}&stream_type={}",
-        ctx.shared.base_url,
+        super::box_hosts::Urls::current(&ctx.shared.base_url).realtime(),
         stream.as_str()
     );
     // The schema types ttl and max_retries as strings, retry_timeout as an integer.

@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::error::{ApiError, ApiResult};
+use super::event_table::Action;
 use super::http::{
     id_value, json_body, json_response, no_content, not_modified, opt_bool, opt_str, parent_id,
     query_u64, required_parent_id, AppState, Ctx, Query,
@@ -256,14 +257,14 @@ async fn update_file(
     if let Some(value) = shared_link {
         super::shared_links::apply(&mut store, id, value, user, now)?;
     }
-    let mut events: Vec<&str> = Vec::new();
+    let mut events: Vec<Action> = Vec::new();
     if renamed || moved {
         store.relink(id, new_parent, &new_name);
         if renamed {
-            events.push("ITEM_RENAME");
+            events.push(Action::Rename);
         }
         if moved {
-            events.push("ITEM_MOVE");
+            events.push(Action::Move);
         }
     }
     let lock_id = match lock {
@@ -291,7 +292,7 @@ async fn update_file(
         }
     }
     if (description_changed || tags_changed || mtime_changed) && !(renamed || moved) {
-        events.push("ITEM_MODIFY");
+        events.push(Action::EditInfo);
     }
     match lock {
         LockChange::Unchanged => {}
@@ -299,7 +300,7 @@ async fn update_file(
             if item.lock.take().is_some() {
                 changed = true;
                 if had_lock {
-                    events.push("LOCK_DESTROY");
+                    events.push(Action::Unlock);
                 }
             }
         }
@@ -315,7 +316,7 @@ async fn update_file(
                 is_download_prevented,
             });
             changed = true;
-            events.push("LOCK_CREATE");
+            events.push(Action::Lock);
         }
     }
     if changed {
@@ -338,7 +339,7 @@ async fn delete_file(ctx: Ctx, Path(file_id): Path<String>) -> ApiResult<Respons
     ctx.check_if_match(item.etag)?;
     check_not_locked(item, ctx.user, now)?;
     store.trash_item(id, ctx.user, now);
-    store.item_event("ITEM_TRASH", ctx.user, id, now);
+    store.item_event(Action::Trash, ctx.user, id, now);
     ctx.shared.changed(&store);
     Ok(no_content())
 }
@@ -410,7 +411,7 @@ async fn copy_file(
         ..version
     });
     let new_id = store.insert_item(copy);
-    store.item_event("ITEM_COPY", user, new_id, now);
+    store.item_event(Action::Copy, user, new_id, now);
     let out = item_json(&store, store.item(new_id)?, user, &fields(&q));
     ctx.shared.changed(&store);
     Ok(json_response(201, out))
@@ -459,8 +460,11 @@ async fn download(ctx: Ctx, Path(file_id): Path<String>, q: Query) -> ApiResult<
             expires_at: now + chrono::Duration::seconds(DOWNLOAD_TOKEN_TTL_SECS),
         },
     );
-    store.item_event("ITEM_DOWNLOAD", ctx.user, id, now);
-    let location = format!("{}/dl/{token}", ctx.shared.base_url);
+    store.item_event(Action::Download, ctx.user, id, now);
+    let location = format!(
+        "{}/dl/{token}",
+        super::box_hosts::Urls::current(&ctx.shared.base_url).download()
+    );
     ctx.shared.changed(&store);
     Ok((
         StatusCode::FOUND,
@@ -735,7 +739,7 @@ async fn promote_version(
     item.versions.push(promoted);
     item.touch(ctx.user, now);
     let index = item.versions.len() - 1;
-    store.item_event("ITEM_MAKE_CURRENT_VERSION", ctx.user, id, now);
+    store.item_event(Action::PromoteVersion, ctx.user, id, now);
     let out = filter_fields(version_json(&store, store.item(id)?, index), &fields);
     ctx.shared.changed(&store);
     Ok(json_response(201, out))
@@ -833,7 +837,7 @@ fn restore(ctx: &Ctx, raw: &str, kind: ItemKind, q: &Query, body: &Bytes) -> Api
     };
     store.check_name_free(parent, &name, Some(id))?;
     store.restore_item(id, parent, &name, user, now);
-    store.item_event("ITEM_UNDELETE_VIA_TRASH", user, id, now);
+    store.item_event(Action::RestoreFromTrash, user, id, now);
     let out = restored_json(&store, store.item(id)?, user, &fields(q));
     ctx.shared.changed(&store);
     Ok(json_response(201, out))

@@ -12,6 +12,7 @@ use chrono::Utc;
 use serde_json::{json, Value};
 
 use super::error::{ApiError, ApiResult};
+use super::event_table::Action;
 use super::http::{
     json_body, json_response, no_content, not_modified, opt_str, parent_id, query_u64,
     required_parent_id, AppState, Ctx, Query,
@@ -292,7 +293,7 @@ async fn create(ctx: Ctx, q: Query, body: Bytes) -> ApiResult<Response> {
     let owner = store.item(parent)?.owner;
     let item = store.new_item(ItemKind::Folder, &name, parent, owner, ctx.user, now);
     let id = store.insert_item(item);
-    store.item_event("ITEM_CREATE", ctx.user, id, now);
+    store.item_event(Action::CreateFolder, ctx.user, id, now);
     let out = item_json(
         &store,
         store.item(id)?,
@@ -418,12 +419,13 @@ async fn update(
         let p = target_parent.ok_or_else(|| ApiError::internal("folder without parent"))?;
         store.relink(id, p, &target_name);
         store.item_mut(id)?.touch(ctx.user, now);
-        store.item_event(
-            if moving { "ITEM_MOVE" } else { "ITEM_RENAME" },
-            ctx.user,
-            id,
-            now,
-        );
+        // A rename and a move in one call are both reported, as for files.
+        if renaming {
+            store.item_event(Action::Rename, ctx.user, id, now);
+        }
+        if moving {
+            store.item_event(Action::Move, ctx.user, id, now);
+        }
     }
     let item = store.item_mut(id)?;
     if let Some(d) = description {
@@ -436,7 +438,7 @@ async fn update(
     }
     if modified {
         item.touch(ctx.user, now);
-        store.item_event("ITEM_MODIFY", ctx.user, id, now);
+        store.item_event(Action::EditInfo, ctx.user, id, now);
     }
     let out = item_json(
         &store,
@@ -471,7 +473,7 @@ async fn delete(ctx: Ctx, Path(folder_id): Path<String>, q: Query) -> ApiResult<
     check_subtree_unlocked(&store, id, ctx.user)?;
     let now = Utc::now();
     store.trash_item(id, ctx.user, now);
-    store.item_event("ITEM_TRASH", ctx.user, id, now);
+    store.item_event(Action::Trash, ctx.user, id, now);
     shared.changed(&store);
     Ok(no_content())
 }
@@ -537,7 +539,7 @@ async fn copy(
     store.check_quota(owner, bytes)?;
     let now = Utc::now();
     let new_id = copy_tree(&mut store, id, parent, &name, owner, ctx.user, now);
-    store.item_event("ITEM_COPY", ctx.user, new_id, now);
+    store.item_event(Action::Copy, ctx.user, new_id, now);
     let out = item_json(
         &store,
         store.item(new_id)?,

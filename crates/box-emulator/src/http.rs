@@ -277,10 +277,38 @@ async fn middleware(State(sh): State<AppState>, req: Request, next: Next) -> Res
     if method == Method::CONNECT {
         return super::intercept::handle_connect(&sh, req);
     }
+    // Sent to one of Box's host names: through the interception's tunnel, or as a plain-HTTP
+    // proxy request (`GET http://2.realtime.services.box.net/subscribe…`). Any other
+    // absolute URL is served as the emulator's own, as before.
+    let box_host = req
+        .extensions()
+        .get::<super::intercept::TunnelHost>()
+        .map(|h| h.0.clone())
+        .or_else(|| {
+            req.uri()
+                .host()
+                .filter(|h| super::box_hosts::is_box_host(h))
+                .map(str::to_string)
+        });
+    let addressed = match box_host {
+        Some(_) => super::box_hosts::Addressed::BoxHosts,
+        None => super::box_hosts::Addressed::BaseUrl,
+    };
 
     let knobs = sh.knobs();
     let mut response = None;
-    if !control && knobs.fault_rate > 0.0 && path.starts_with(&knobs.fault_path_prefix) {
+    if let Some(host) = &box_host {
+        if !super::box_hosts::Service::of(host).serves(&path) {
+            let mut refused = super::box_hosts::wrong_host(host, &path);
+            refused.extensions_mut().insert(NoRoute);
+            response = Some(refused);
+        }
+    }
+    if response.is_none()
+        && !control
+        && knobs.fault_rate > 0.0
+        && path.starts_with(&knobs.fault_path_prefix)
+    {
         let roll: f64 = rand::thread_rng().gen();
         if roll < knobs.fault_rate {
             response = Some(inject_fault(conn.as_ref()));
@@ -295,7 +323,7 @@ async fn middleware(State(sh): State<AppState>, req: Request, next: Next) -> Res
     }
     let mut response = match response {
         Some(r) => r,
-        None => next.run(req).await,
+        None => super::box_hosts::serve_as(addressed, next.run(req)).await,
     };
     if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json_response(&response) {
         // axum's own refusal is plain text; Box answers with its error JSON.

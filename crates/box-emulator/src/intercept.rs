@@ -2,8 +2,9 @@
 //! Box backend is one) still reach the emulator: the emulator accepts HTTP `CONNECT` to
 //! `api.box.com`, `upload.box.com` and the other Box hosts, terminates TLS itself with a
 //! certificate from a CA made at start-up, and serves the tunnelled requests with its own
-//! router. Point a client at it with `HTTPS_PROXY=<base_url>` and have it trust the CA file.
-//! A `CONNECT` to any other host is refused: nothing is ever forwarded anywhere.
+//! router, held to what the named host serves (`box_hosts`). Point a client at it with
+//! `HTTPS_PROXY=<base_url>` and have it trust the CA file. A `CONNECT` to any other host is
+//! refused: nothing is ever forwarded anywhere.
 
 use std::sync::Arc;
 
@@ -87,13 +88,10 @@ impl Interceptor {
     }
 }
 
-fn is_box_host(host: &str) -> bool {
-    let host = host.to_ascii_lowercase();
-    host == "box.com"
-        || host.ends_with(".box.com")
-        || host.ends_with(".boxcloud.com")
-        || host.ends_with(".box.net")
-}
+/// The host a tunnelled request was sent to (its `CONNECT`'s): the middleware routes it as
+/// that Box host does (`box_hosts`).
+#[derive(Debug, Clone)]
+pub struct TunnelHost(pub String);
 
 /// Answers a `CONNECT`: 200 and a TLS server on the tunnel for Box hosts, 403 otherwise.
 pub fn handle_connect(sh: &AppState, req: Request) -> Response {
@@ -111,7 +109,7 @@ pub fn handle_connect(sh: &AppState, req: Request) -> Response {
         )
         .into_response();
     };
-    if !is_box_host(&host) {
+    if !super::box_hosts::is_box_host(&host) {
         return super::error::ApiError::new(
             403,
             "forbidden",
@@ -135,6 +133,7 @@ pub fn handle_connect(sh: &AppState, req: Request) -> Response {
                 return;
             }
         };
+        let router = router.layer(axum::Extension(TunnelHost(host.clone())));
         let service = TowerToHyperService::new(router);
         if let Err(e) = hyper::server::conn::http1::Builder::new()
             .serve_connection(TokioIo::new(tls), service)

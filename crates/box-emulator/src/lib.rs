@@ -31,11 +31,13 @@
 //! ```
 
 pub mod auth;
+pub mod box_hosts;
 pub mod collaborations;
 pub mod conformance;
 pub mod demo;
 pub mod error;
 pub mod error_codes;
+pub mod event_table;
 pub mod events;
 pub mod files;
 pub mod folders;
@@ -44,6 +46,7 @@ pub mod intercept;
 pub mod jwt_config;
 pub mod metadata;
 pub mod net;
+pub mod paging;
 pub mod persist;
 pub mod repr;
 pub mod search;

@@ -19,6 +19,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
 use super::error::{ApiError, ApiResult};
+use super::event_table::Action;
 use super::http::{json_body, json_response, no_content, opt_bool, opt_str, AppState, Ctx, Query};
 use super::store::{
     Id, Item, ItemKind, MetadataInstance, MetadataTemplate, Role, Store, TemplateField,
@@ -1004,7 +1005,7 @@ async fn create(
     let item = store.item_mut(id)?;
     item.metadata.insert(store_key, inst.clone());
     let out = instance_json(item, &inst);
-    store.item_event("METADATA_INSTANCE_CREATE", ctx.user, id, now);
+    store.item_event(Action::CreateMetadata, ctx.user, id, now);
     ctx.shared.changed(&store);
     Ok(json_response(201, out))
 }
@@ -1055,7 +1056,7 @@ async fn update(
     inst.version += 1;
     let inst = inst.clone();
     let out = instance_json(item, &inst);
-    store.item_event("METADATA_INSTANCE_UPDATE", ctx.user, id, now);
+    store.item_event(Action::UpdateMetadata, ctx.user, id, now);
     ctx.shared.changed(&store);
     Ok(json_response(200, out))
 }
@@ -1076,7 +1077,7 @@ async fn delete(
     }
     check_can_edit(&store, ctx.user, id)?;
     store.item_mut(id)?.metadata.remove(&store_key);
-    store.item_event("METADATA_INSTANCE_DELETE", ctx.user, id, Utc::now());
+    store.item_event(Action::DeleteMetadata, ctx.user, id, Utc::now());
     ctx.shared.changed(&store);
     Ok(no_content())
 }

@@ -209,7 +209,7 @@ pub fn lock_json(store: &Store, lock: &Lock) -> Value {
 }
 
 pub fn shared_link_json(store: &Store, item: &Item, link: &SharedLink) -> Value {
-    let base = &store_base_url(store);
+    let base = &super::box_hosts::Urls::current(&store.base_url).app();
     let url = format!("{base}/s/{}", link.token);
     let download_url = if item.kind == ItemKind::File {
         let ext = extension(&item.name);
@@ -252,10 +252,6 @@ pub fn shared_link_json(store: &Store, item: &Item, link: &SharedLink) -> Value 
         "download_count": link.download_count,
         "preview_count": link.preview_count,
     })
-}
-
-fn store_base_url(store: &Store) -> String {
-    store.base_url.clone()
 }
 
 pub fn extension(name: &str) -> &str {

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::error::{ApiError, ApiResult};
+use super::event_table::Action;
 use super::http::{json_response, not_modified, opt_bool, AppState, Ctx, Query};
 use super::repr::{item_json, Fields};
 use super::store::{Id, ItemKind, SharedLink, Store};
@@ -229,7 +230,7 @@ fn plan(store: &Store, id: Id, value: &Value, now: DateTime<Utc>) -> ApiResult<P
 
 /// Applies the `shared_link` value of a PUT body to an item: an object creates or updates
 /// the link (`{}` means Box's defaults: open, downloadable), `null` removes it. Nothing
-/// changes when it refuses. Bumps the item's etag and records the ITEM_SHARED_* event.
+/// changes when it refuses. Bumps the item's etag and records the shared-link event.
 pub fn apply(
     store: &mut Store,
     id: Id,
@@ -244,7 +245,7 @@ pub fn apply(
             if let Some(old) = item.shared_link.take() {
                 store.shared_links.remove(&old.token);
             }
-            "ITEM_SHARED_UNSHARE"
+            Action::RemoveSharedLink
         }
         Plan::Set { mut link, created } => {
             if created {
@@ -262,9 +263,9 @@ pub fn apply(
             }
             store.item_mut(id)?.shared_link = Some(link);
             if created {
-                "ITEM_SHARED_CREATE"
+                Action::CreateSharedLink
             } else {
-                "ITEM_SHARED_UPDATE"
+                Action::UpdateSharedLink
             }
         }
     };

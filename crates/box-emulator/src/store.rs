@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::error::{ApiError, ApiResult};
+use super::event_table::Action;
 
 pub type Id = u64;
 
@@ -333,21 +334,6 @@ pub struct Event {
     pub source: Value,
     /// Users whose stream shows this event.
     pub users: Vec<Id>,
-}
-
-/// Event types that the `changes` stream carries (tree and content changes); the rest
-/// (downloads, previews, shared-link changes) appear only in `all`.
-pub fn is_change_event(event_type: &str) -> bool {
-    !matches!(
-        event_type,
-        "ITEM_DOWNLOAD"
-            | "ITEM_PREVIEW"
-            | "ITEM_SHARED_CREATE"
-            | "ITEM_SHARED_UPDATE"
-            | "ITEM_SHARED_UNSHARE"
-            | "COMMENT_CREATE"
-            | "TAG_ITEM_CREATE"
-    )
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -826,10 +812,11 @@ impl Store {
             .ok_or_else(|| ApiError::internal("content missing from the store"))
     }
 
-    /// Records an event about an item for everyone who can see it, and returns its position.
+    /// Records the event `action` produces (see [`super::event_table`]) about an item for
+    /// everyone who can see it, and returns its position.
     pub fn record_event(
         &mut self,
-        event_type: &str,
+        action: Action,
         by: Id,
         item: Option<Id>,
         source: Value,
@@ -844,7 +831,7 @@ impl Store {
         self.events.push(Event {
             event_id: uuid::Uuid::new_v4().to_string(),
             position,
-            event_type: event_type.to_string(),
+            event_type: action.event_type().to_string(),
             created_at: now,
             created_by: by,
             session_id: None,
@@ -854,14 +841,15 @@ impl Store {
         position
     }
 
-    /// Records an event whose source is the item as it is now (standard representation).
-    pub fn item_event(&mut self, event_type: &str, by: Id, id: Id, now: DateTime<Utc>) -> u64 {
+    /// Records the event of `action` on item `id`, whose source is the item as it is now
+    /// (standard representation).
+    pub fn item_event(&mut self, action: Action, by: Id, id: Id, now: DateTime<Utc>) -> u64 {
         let source = self
             .items
             .get(&id)
             .map(|i| super::repr::standard(self, i, i.owner))
             .unwrap_or(Value::Null);
-        self.record_event(event_type, by, Some(id), source, now)
+        self.record_event(action, by, Some(id), source, now)
     }
 
     /// Names already used by JWT assertions are kept until they expire.
@@ -900,7 +888,7 @@ impl Store {
     }
 
     /// Creates a file with one version under `parent` (name already checked) and records
-    /// ITEM_UPLOAD, as an upload does.
+    /// its upload event, as an upload does.
     pub fn add_file(
         &mut self,
         parent: Id,
@@ -913,11 +901,11 @@ impl Store {
         let version = self.new_version(content, name, owner, now);
         item.versions.push(version);
         let id = self.insert_item(item);
-        self.item_event("ITEM_UPLOAD", owner, id, now);
+        self.item_event(Action::UploadFile, owner, id, now);
         id
     }
 
-    /// Adds a new current version to a file and records ITEM_UPLOAD.
+    /// Adds a new current version to a file and records its upload event.
     pub fn add_file_version(&mut self, id: Id, content: Bytes, by: Id, now: DateTime<Utc>) {
         let name = self.items[&id].name.clone();
         let version = self.new_version(content, &name, by, now);
@@ -925,7 +913,7 @@ impl Store {
         item.versions.push(version);
         item.content_modified_at = now;
         item.touch(by, now);
-        self.item_event("ITEM_UPLOAD", by, id, now);
+        self.item_event(Action::UploadVersion, by, id, now);
     }
 }
 

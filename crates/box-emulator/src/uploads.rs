@@ -5,7 +5,7 @@
 //!
 //! All of them end in [`commit_content`], the one place that turns bytes into a file or a
 //! file version: it checks the name, the parent, name clashes, locks and the quota, stores
-//! the bytes once per SHA1, records the version and the `ITEM_UPLOAD` event. Other modules
+//! the bytes once per SHA1, records the version and its upload event. Other modules
 //! (copying, the demo tree, tests) call it to create content the same way uploads do.
 
 mod multipart;
@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
 use super::error::{ApiError, ApiResult};
+use super::event_table::Action;
 use super::http::{opt_str, AppState};
 use super::repr::{self, Fields};
 use super::store::{self, Id, ItemKind, Store, Version};
@@ -212,7 +213,7 @@ pub fn check_target(
 /// Creates a file or adds a version from `content` whose hex SHA1 is `sha1` (the caller
 /// computed it while receiving the bytes; it is trusted). Runs every check of
 /// [`check_target`] first and changes nothing when one fails. Stores the bytes in
-/// `store.blobs` once per SHA1, records the version and an `ITEM_UPLOAD` event, and returns
+/// `store.blobs` once per SHA1, records the version and its upload event, and returns
 /// the file's id. The caller answers the request and calls `Shared::changed`.
 ///
 /// A new file starts with etag and sequence_id `0`, as on Box; a new version moves both.
@@ -230,7 +231,7 @@ pub fn commit_content(
     let sha1 = sha1.to_ascii_lowercase();
     store.blobs.entry(sha1.clone()).or_insert(content);
     let version_id = store.alloc_id();
-    let id = match target {
+    let (id, action) = match target {
         Target::NewFile { name, .. } => {
             let mut item = store.new_item(ItemKind::File, name, dest, owner, user, now);
             item.content_created_at = attrs.content_created_at.unwrap_or(now);
@@ -246,7 +247,7 @@ pub fn commit_content(
                 created_at: now,
                 modified_by: user,
             });
-            store.insert_item(item)
+            (store.insert_item(item), Action::UploadFile)
         }
         Target::NewVersion { name, .. } => {
             let id = dest;
@@ -277,15 +278,15 @@ pub fn commit_content(
                 modified_by: user,
             });
             item.touch(user, now);
-            id
+            (id, Action::UploadVersion)
         }
     };
-    store.item_event("ITEM_UPLOAD", user, id, now);
+    store.item_event(action, user, id, now);
     Ok(id)
 }
 
 /// Creates file `name` in folder `parent` (its real id) with `content`, as an upload by
-/// `user` would (all checks, `ITEM_UPLOAD` event). For the demo tree and tests.
+/// `user` would (all checks, the upload event). For the demo tree and tests.
 pub fn create_file(
     store: &mut Store,
     user: Id,

@@ -1,5 +1,5 @@
 //! Users: the enterprise admin, app service accounts and app users, `GET /users/me`,
-//! `GET /users/{id}`, `GET /users` and `POST /users` (app users), plus first-start
+//! `GET /users/{id}`, `GET /users` (offset or marker pages) and `POST /users` (app users), plus first-start
 //! bootstrap of the enterprise, its admin, the default app and a developer token.
 
 use axum::extract::{Path, State};
@@ -248,6 +248,19 @@ async fn list_users(ctx: Ctx, q: Query) -> ApiResult<Response> {
             })
         })
         .collect();
+    if super::paging::wants_marker(&q) {
+        // Marker pages carry no total_count or offset, as Box's do.
+        let by_id = all.iter().map(|u| (u.id, *u)).collect();
+        let (page, limit, next) = super::paging::page(&q, by_id, 100, 1000)?;
+        let entries: Vec<_> = page
+            .iter()
+            .map(|u| user_with_fields(&store, u, &fields))
+            .collect();
+        return Ok(json_response(
+            200,
+            json!({"limit": limit, "next_marker": next, "entries": entries}),
+        ));
+    }
     let entries: Vec<_> = all
         .iter()
         .skip(offset)

@@ -17,13 +17,14 @@ fn box_error(body: &serde_json::Value, status: u16) {
 async fn large_bodies_are_refused_except_uploads() {
     let t = TestEmu::start().await;
     let big = vec![b'a'; 2 << 20];
-    // These bodies are not what Box's description asks for; the conformance check notes that.
-    t.expect_bad(true);
-    // Unauthenticated: the token endpoint, with and without a length up front.
+    // Unauthenticated: the token endpoint, with and without a length up front. These
+    // bodies are not what Box's description asks for, on purpose (the streamed one is too
+    // long for the check to read, so it is not marked).
     let url = format!("{}/oauth2/token", t.base);
     let rb = t
         .http
         .post(&url)
+        .header(box_emulator::conformance::EXPECT_INVALID, "1")
         .header("content-type", "application/x-www-form-urlencoded")
         .body(big.clone());
     let (status, body) = TestEmu::send(rb).await;
@@ -43,13 +44,12 @@ async fn large_bodies_are_refused_except_uploads() {
     box_error(&body, 413);
     // An API route with JSON.
     let rb = t
-        .req(Method::POST, &t.api("/folders"))
+        .bad_req(Method::POST, &t.api("/folders"))
         .header("content-type", "application/json")
         .body(big.clone());
     let (status, body) = TestEmu::send(rb).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     box_error(&body, 413);
-    t.expect_bad(false);
     // A small body still works, and uploads take any size.
     let id = t.mkdir("0", "limits").await;
     let file = t.upload_file(&id, "big.bin", &big).await;

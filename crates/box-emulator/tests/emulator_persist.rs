@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use box_emulator::event_table::Action;
 use box_emulator::store::{ItemKind, Role, Version};
 use box_emulator::testing::openapi_path;
 use box_emulator::{users, Emulator, EmulatorConfig};
@@ -35,7 +36,7 @@ fn add_tree(emu: &Emulator, content: &Bytes) -> (u64, u64) {
     let now = chrono::Utc::now();
     let folder = store.new_item(ItemKind::Folder, "Kept", root, admin, admin, now);
     let folder = store.insert_item(folder);
-    store.item_event("ITEM_CREATE", admin, folder, now);
+    store.item_event(Action::CreateFolder, admin, folder, now);
     let sha1 = hex::encode(Sha1::digest(content));
     store.blobs.insert(sha1.clone(), content.clone());
     let mut file = store.new_item(ItemKind::File, "kept.bin", folder, admin, admin, now);
@@ -49,7 +50,7 @@ fn add_tree(emu: &Emulator, content: &Bytes) -> (u64, u64) {
         modified_by: admin,
     });
     let file = store.insert_item(file);
-    store.item_event("ITEM_UPLOAD", admin, file, now);
+    store.item_event(Action::UploadFile, admin, file, now);
     sh.changed(&store);
     (folder, file)
 }

@@ -90,15 +90,14 @@ async fn upload_with_chunked_transfer_encoding() {
 #[tokio::test]
 async fn attributes_after_the_file_is_refused() {
     let t = TestEmu::start().await;
-    // Some requests below break Box's description on purpose.
-    t.expect_bad(true);
     let attrs = json!({"name": "late.txt", "parent": {"id": "0"}}).to_string();
     let body = raw_multipart(&[
         ("file", true, b"content first"),
         ("attributes", false, attrs.as_bytes()),
     ]);
+    // Box's description puts `attributes` first: this breaks it on purpose.
     let (status, out) = TestEmu::send(
-        t.req(Method::POST, &t.upload("/files/content"))
+        t.bad_req(Method::POST, &t.upload("/files/content"))
             .header("content-type", multipart_type())
             .body(body),
     )
@@ -110,14 +109,13 @@ async fn attributes_after_the_file_is_refused() {
     // No attributes at all is refused the same way.
     let body = raw_multipart(&[("file", true, b"content only")]);
     let (status, out) = TestEmu::send(
-        t.req(Method::POST, &t.upload("/files/content"))
+        t.bad_req(Method::POST, &t.upload("/files/content"))
             .header("content-type", multipart_type())
             .body(body),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{out}");
     assert_eq!(out["code"], "metadata_after_file_contents");
-    t.expect_bad(false);
 }
 
 #[tokio::test]
@@ -142,55 +140,62 @@ async fn content_md5_mismatch_stores_nothing() {
 #[tokio::test]
 async fn bad_attributes_are_refused() {
     let t = TestEmu::start().await;
-    // Some requests below break Box's description on purpose.
-    t.expect_bad(true);
-    for (attrs, status, code) in [
-        (json!({"parent": {"id": "0"}}), 400, "bad_request"),
-        (json!({"name": "a.txt"}), 400, "bad_request"),
+    // (attributes, status, code, whether they break Box's description: then marked)
+    for (attrs, status, code, outside_description) in [
+        (json!({"parent": {"id": "0"}}), 400, "bad_request", true),
+        (json!({"name": "a.txt"}), 400, "bad_request", true),
         (
             json!({"name": "a/b", "parent": {"id": "0"}}),
             400,
             "item_name_invalid",
+            false,
         ),
         (
             json!({"name": "x".repeat(256), "parent": {"id": "0"}}),
             400,
             "item_name_too_long",
+            false,
         ),
         (
             json!({"name": "a.txt", "parent": {"id": "0"}, "content_modified_at": "yesterday"}),
             400,
             "bad_request",
+            true,
         ),
         (
             json!({"name": "a.txt", "parent": {"id": "987654321"}}),
             404,
             "not_found",
+            false,
         ),
     ] {
-        let (s, body) = upload_form(&t, "/files/content", attrs.clone(), "file", b"x", &[]).await;
+        let marked: &[(&str, &str)] = if outside_description {
+            &[(box_emulator::conformance::EXPECT_INVALID, "1")]
+        } else {
+            &[]
+        };
+        let (s, body) =
+            upload_form(&t, "/files/content", attrs.clone(), "file", b"x", marked).await;
         assert_eq!(s.as_u16(), status, "{attrs}: {body}");
         assert_eq!(body["code"], code, "{attrs}: {body}");
     }
-    // Not JSON at all.
+    // Not JSON at all, and not multipart: both break Box's description on purpose.
     let body = raw_multipart(&[("attributes", false, b"{nope"), ("file", true, b"x")]);
     let (s, out) = TestEmu::send(
-        t.req(Method::POST, &t.upload("/files/content"))
+        t.bad_req(Method::POST, &t.upload("/files/content"))
             .header("content-type", multipart_type())
             .body(body),
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{out}");
-    // Not multipart.
     let (s, _) = TestEmu::send(
-        t.req(Method::POST, &t.upload("/files/content"))
+        t.bad_req(Method::POST, &t.upload("/files/content"))
             .header("content-type", "application/json")
             .body("{}"),
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(child_count(&t, root(&t)), 0);
-    t.expect_bad(false);
 }
 
 #[tokio::test]
@@ -638,9 +643,9 @@ async fn session_creation_errors() {
         ..Default::default()
     })
     .await;
-    // Some requests below break Box's description on purpose.
-    t.expect_bad(true);
     t.upload_file("0", "taken.bin", b"t").await;
+    // (body, status, code); bodies lacking a field Box's description requires, or with a
+    // string for a size, are marked as breaking it.
     for (body, status, code) in [
         (
             json!({"file_size": 30_000_000, "file_name": "a"}),
@@ -698,19 +703,27 @@ async fn session_creation_errors() {
             "storage_limit_exceeded",
         ),
     ] {
-        let (s, out) = create_session(&t, body.clone()).await;
+        let outside_description = body.get("folder_id").is_none()
+            || body.get("file_name").is_none()
+            || !body["file_size"].is_number();
+        let (s, out) = if outside_description {
+            TestEmu::send(
+                t.bad_req(Method::POST, &t.upload("/files/upload_sessions"))
+                    .json(&body),
+            )
+            .await
+        } else {
+            create_session(&t, body.clone()).await
+        };
         assert_eq!(s.as_u16(), status, "{body}: {out}");
         assert_eq!(out["code"], code, "{body}: {out}");
     }
     assert!(t.emulator().shared.store().sessions.is_empty());
-    t.expect_bad(false);
 }
 
 #[tokio::test]
 async fn part_errors_and_idempotent_resend() {
     let t = TestEmu::start().await;
-    // Some requests below break Box's description on purpose.
-    t.expect_bad(true);
     let content = Pattern::new().bytes(SESSION_SIZE);
     let (_, session) = create_session(
         &t,
@@ -729,9 +742,9 @@ async fn part_errors_and_idempotent_resend() {
     let (s, body) = put_part(&t, url, first.clone(), &range(0, ps, SESSION_SIZE), &wrong).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["code"], "digest_mismatch");
-    // Missing digest.
+    // Missing digest (and content type): outside Box's description on purpose.
     let (s, body) = TestEmu::send(
-        t.req(Method::PUT, url)
+        t.bad_req(Method::PUT, url)
             .header("content-range", range(0, ps, SESSION_SIZE))
             .body(first.clone()),
     )
@@ -809,7 +822,6 @@ async fn part_errors_and_idempotent_resend() {
     ))
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    t.expect_bad(false);
 }
 
 #[tokio::test]
@@ -872,8 +884,6 @@ async fn commit_answers_202_while_parts_are_processed() {
 #[tokio::test]
 async fn commit_errors() {
     let t = TestEmu::start().await;
-    // Some requests below break Box's description on purpose.
-    t.expect_bad(true);
     let content = Pattern::new().bytes(SESSION_SIZE);
     let (_, session) = create_session(
         &t,
@@ -921,9 +931,9 @@ async fn commit_errors() {
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["code"], "digest_mismatch");
-    // Missing digest.
+    // Missing digest, outside Box's description on purpose.
     let (s, _) = TestEmu::send(
-        t.req(
+        t.bad_req(
             Method::POST,
             session["session_endpoints"]["commit"].as_str().unwrap(),
         )
@@ -939,7 +949,6 @@ async fn commit_errors() {
     // Nothing was committed and the session is still there.
     assert_eq!(child_count(&t, root(&t)), 1);
     assert_eq!(t.emulator().shared.store().sessions.len(), 1);
-    t.expect_bad(false);
 }
 
 #[tokio::test]

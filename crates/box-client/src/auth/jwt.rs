@@ -490,6 +490,7 @@ mod tests {
             status: 400,
             error: error.into(),
             description: description.into(),
+            request_id: None,
         };
         assert!(refuses_exp(&oauth(
             "invalid_grant",

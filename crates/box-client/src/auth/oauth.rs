@@ -171,9 +171,11 @@ fn explain_refresh_error(e: BoxError) -> BoxError {
             status,
             error,
             description,
+            request_id,
         } if error == "invalid_grant" => BoxError::OAuth {
             status,
             error,
+            request_id,
             description: format!(
                 "{description} (the refresh token was already used, revoked or has expired; \
                  Box refresh tokens work once, so another holder of the same token may have \

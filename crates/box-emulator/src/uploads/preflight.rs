@@ -24,7 +24,7 @@ pub async fn new_file(ctx: Ctx, body: Bytes) -> ApiResult<Response> {
     let store = ctx.shared.store();
     let parent = store.resolve_parent(ctx.user, &parent)?;
     check_target(&store, ctx.user, &Target::NewFile { parent, name }, size)?;
-    let url = format!("{}/api/2.0/files/content", ctx.shared.base_url);
+    let url = format!("{}/api/2.0/files/content", upload_root(&ctx));
     Ok(answer(url))
 }
 
@@ -45,8 +45,13 @@ pub async fn new_version(
         &Target::NewVersion { file_id, name },
         size,
     )?;
-    let url = format!("{}/api/2.0/files/{file_id}/content", ctx.shared.base_url);
+    let url = format!("{}/api/2.0/files/{file_id}/content", upload_root(&ctx));
     Ok(answer(url))
+}
+
+/// Where uploads go, for the host names this request used.
+fn upload_root(ctx: &Ctx) -> String {
+    crate::box_hosts::Urls::current(&ctx.shared.base_url).upload()
 }
 
 /// `size` is optional (rclone leaves it out when it does not know it).

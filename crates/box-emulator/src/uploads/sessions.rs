@@ -78,9 +78,11 @@ fn total_parts(s: &UploadSession) -> u64 {
     s.file_size.div_ceil(s.part_size)
 }
 
-/// `S.UploadSession`; every endpoint URL points back at this emulator.
+/// `S.UploadSession`; every endpoint URL points back at this emulator, under the upload
+/// host's name when the request came by Box's names.
 fn session_json(base_url: &str, s: &UploadSession) -> Value {
-    let url = format!("{base_url}/api/2.0/files/upload_sessions/{}", s.id);
+    let upload = crate::box_hosts::Urls::current(base_url).upload();
+    let url = format!("{upload}/api/2.0/files/upload_sessions/{}", s.id);
     json!({
         "id": s.id,
         "type": "upload_session",
@@ -391,6 +393,9 @@ async fn list_parts(ctx: Ctx, Path(id): Path<String>, q: Query) -> ApiResult<Res
             "total_count": s.parts.len(),
             "limit": limit,
             "offset": offset,
+            // What Box sends with every offset page of parts (its Java SDK's fixtures), odd
+            // as it is: the parts come by offset.
+            "order": [{"by": "type", "direction": "ASC"}],
             "entries": entries,
         }),
     ))

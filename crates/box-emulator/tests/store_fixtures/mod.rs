@@ -2,6 +2,7 @@
 //! for tests of endpoints that read what other endpoints would create.
 #![allow(dead_code)]
 
+use box_emulator::event_table::Action;
 use box_emulator::store::{Id, ItemKind, Role, TokenKind, Version};
 use box_emulator::users;
 use bytes::Bytes;
@@ -20,19 +21,19 @@ pub fn root(t: &TestEmu, user: Id) -> Id {
     t.emulator().shared.store().users[&user].root_folder
 }
 
-/// A folder owned by `owner` under `parent`, with its ITEM_CREATE event.
+/// A folder owned by `owner` under `parent`, with its creation event.
 pub fn folder(t: &TestEmu, owner: Id, parent: Id, name: &str) -> Id {
     let shared = &t.emulator().shared;
     let mut store = shared.store();
     let now = Utc::now();
     let item = store.new_item(ItemKind::Folder, name, parent, owner, owner, now);
     let id = store.insert_item(item);
-    store.item_event("ITEM_CREATE", owner, id, now);
+    store.item_event(Action::CreateFolder, owner, id, now);
     shared.changed(&store);
     id
 }
 
-/// A file with content, with its ITEM_UPLOAD event.
+/// A file with content, with its upload event.
 pub fn file(t: &TestEmu, owner: Id, parent: Id, name: &str, content: &[u8]) -> Id {
     let shared = &t.emulator().shared;
     let mut store = shared.store();
@@ -52,16 +53,16 @@ pub fn file(t: &TestEmu, owner: Id, parent: Id, name: &str, content: &[u8]) -> I
         modified_by: owner,
     });
     let id = store.insert_item(item);
-    store.item_event("ITEM_UPLOAD", owner, id, now);
+    store.item_event(Action::UploadFile, owner, id, now);
     shared.changed(&store);
     id
 }
 
-/// Records an event about an item, as an endpoint would.
-pub fn event(t: &TestEmu, event_type: &str, by: Id, id: Id) -> u64 {
+/// Records the event of `action` on an item, as the endpoint performing it would.
+pub fn event(t: &TestEmu, action: Action, by: Id, id: Id) -> u64 {
     let shared = &t.emulator().shared;
     let mut store = shared.store();
-    let pos = store.item_event(event_type, by, id, Utc::now());
+    let pos = store.item_event(action, by, id, Utc::now());
     shared.changed(&store);
     pos
 }
