@@ -1,9 +1,12 @@
 //! The filesystem layer: Box seen as a tree of inodes, one `async fn` per filesystem operation,
-//! testable without the kernel. [`BoxFs`] owns the metadata cache (the [`inode`] table, bounded in LRU order),
-//! the open file and directory handles, the read path ([`read`]) and the content cache, and talks to Box through the
+//! testable without the kernel. [`BoxFs`] is a composition: the metadata cache (the
+//! [`tree::inode`] table, bounded in LRU order) and one component per concern, each owning
+//! its state: [`sync::freshness::Freshness`], the listings, [`handles::Handles`],
+//! [`read::readers::Readers`] (the read path and the content cache), [`quota::Quota`], the
+//! xattr cache, the staged writes and the Box locks. It talks to Box through the
 //! [`backend::BoxApi`] seam (a [`box_client::Client`] in a mount, a fault-injecting wrapper
-//! in tests). `fuse.rs` is the only caller that sees fuser types; the events task
-//! ([`events`]) is the other way in.
+//! in tests). `crate::fuse` is the only caller that sees fuser types; the events task
+//! ([`sync::events`]) is the other way in.
 //!
 //! # Design note
 //!
@@ -11,7 +14,7 @@
 //! operations, never across an `.await`; `handles` likewise. A directory's `listing_lock` (a
 //! tokio mutex) is held across the listing's requests so that concurrent lookups in a folder
 //! not listed yet cost one listing, not one each; it is always taken before `table`. An open
-//! directory's fill ([`dir_handle`]) is taken after `table`.
+//! directory's fill ([`tree::dir_handle`]) is taken after `table`.
 //!
 //! **Freshness.** Cached attributes and listings are trusted for `ttl_healthy` while the
 //! event stream runs (events keep them true) and for `ttl_unhealthy` while it does not. The
@@ -29,15 +32,18 @@
 
 pub mod backend;
 pub mod errno;
+pub mod handles;
+pub mod quota;
 pub mod read;
 pub mod sync;
 pub mod tree;
 pub mod write;
 pub mod xattr;
 
+pub use handles::OpenFile;
+pub use quota::FsStats;
 pub use write::uploader::UploadStatus;
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -46,19 +52,23 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::Semaphore;
 
 use backend::BoxApi;
 use box_client::types::Item;
 use errno::FsError;
-use read::budget::{ReadBudget, ReadBudgetConfig, ReadBudgetStatus};
+use handles::Handles;
+use quota::Quota;
+use read::budget::{ReadBudgetConfig, ReadBudgetStatus};
 use read::content_cache::ContentCache;
-use read::reader::{FileReader, FileVersionRef, ReadConfig};
+use read::reader::ReadConfig;
+use read::readers::Readers;
 use sync::events::{OwnChanges, StreamHealth};
+use sync::freshness::Freshness;
 use sync::kernel::KernelQueue;
 use tree::attr::{FsAttr, Identity};
 use tree::dir_handle::{DirHandle, DirView};
 use tree::inode::{Ino, InodeError, InodeTable, Kind, ROOT_INO};
+use tree::listing::Listings;
 
 /// Fields every item fetched for `stat` carries (listings and single items alike).
 pub const STAT_FIELDS: &[&str] = &[
@@ -107,7 +117,7 @@ pub struct FsOptions {
     /// `Some(delay)`: close returns at once and the upload is queued `delay` after the first
     /// close; `None`: close returns once Box has the data.
     pub write_back: Option<Duration>,
-    /// Exclusive `flock`/`fcntl` locks take Box locks (see [`locks`]); without it the kernel
+    /// Exclusive `flock`/`fcntl` locks take Box locks (see [`write::locks`]); without it the kernel
     /// keeps locks to itself.
     pub box_locks: bool,
 }
@@ -141,29 +151,12 @@ pub struct DirEntry {
     pub attr: FsAttr,
 }
 
-/// An open regular file.
-pub struct OpenFile {
-    pub ino: Ino,
-    /// Fetches this version of the file's content (ranged, parallel, through the cache).
-    pub reader: FileReader,
-}
-
 /// What `open` and `opendir` answer besides the handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Opened {
     pub fh: u64,
     /// The kernel may keep the pages (or listing) it cached at an earlier open.
     pub keep_cache: bool,
-}
-
-/// What `statfs` answers, in 4 KiB blocks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FsStats {
-    pub block_size: u32,
-    pub blocks: u64,
-    pub blocks_free: u64,
-    pub files: u64,
-    pub name_max: u32,
 }
 
 /// Counters for `boxfs status` and tests.
@@ -182,26 +175,19 @@ pub struct BoxFs {
     opts: FsOptions,
     /// The metadata cache. See the lock order in the module note.
     table: Arc<Mutex<InodeTable>>,
-    cache: Option<Arc<ContentCache>>,
+    /// Invalidations on their way to the kernel (and to our own caches of what it shows).
     kernel: KernelQueue,
-    /// Whether the event stream runs (set by the events task); decides the TTLs.
-    health: Arc<StreamHealth>,
+    /// Which TTLs apply now, by the event stream's health.
+    freshness: Freshness,
     /// Our own changes in flight, so the events task waits for their answers before it
     /// applies Box's echo of them.
     own: Arc<OwnChanges>,
-    /// Per-directory locks serialising listings of the same folder.
-    listing_locks: Mutex<HashMap<Ino, Arc<tokio::sync::Mutex<()>>>>,
-    /// Shared by the readers of all open files.
-    read_budget: Arc<ReadBudget>,
-    /// Directories whose listing changed since the kernel last opened them.
-    dirs_changed: Arc<sync::kernel::DirsChanged>,
-    /// The version of each file the kernel may hold pages of (from its last open).
-    open_versions: Mutex<HashMap<Ino, Option<Box<str>>>>,
-    files: Mutex<HashMap<u64, Arc<OpenFile>>>,
-    dirs: Mutex<HashMap<u64, Arc<DirHandle>>>,
-    next_fh: AtomicU64,
-    prefetch_slots: Arc<Semaphore>,
-    quota: Mutex<Option<(Instant, FsStats)>>,
+    /// Folder listings in progress and ahead of a walk.
+    listings: Listings,
+    handles: Handles,
+    /// The readers of open files, their content cache and read budget.
+    readers: Readers,
+    quota: Quota,
     /// Values of the `user.box.` extended attributes, kept briefly (see [`xattr`]).
     xattrs: Arc<xattr::XattrCache>,
     /// Staged writes and their uploads (see `write.rs`).
@@ -266,28 +252,23 @@ impl BoxFs {
         // Our own caches go stale on the same path as the kernel's.
         let xattrs = Arc::new(xattr::XattrCache::default());
         kernel.also_invalidate(xattrs.clone());
-        let dirs_changed = Arc::new(sync::kernel::DirsChanged::default());
-        kernel.also_invalidate(dirs_changed.clone());
         BoxFs {
-            client,
             table: Arc::new(Mutex::new(table)),
-            cache,
-            kernel,
-            health: Arc::new(StreamHealth::new()),
+            freshness: Freshness::new(
+                (opts.ttl_healthy, opts.ttl_unhealthy),
+                (opts.kernel_ttl_healthy, opts.kernel_ttl_unhealthy),
+            ),
             own: OwnChanges::new(),
-            listing_locks: Mutex::default(),
-            dirs_changed,
-            read_budget: ReadBudget::new(opts.read_budget),
-            open_versions: Mutex::default(),
-            files: Mutex::default(),
-            dirs: Mutex::default(),
-            next_fh: AtomicU64::new(1),
-            prefetch_slots: Arc::new(Semaphore::new(opts.prefetch_parallel.max(1))),
-            quota: Mutex::default(),
+            listings: Listings::new(opts.prefetch_parallel, opts.prefetch_per_folder, &kernel),
+            handles: Handles::default(),
+            readers: Readers::new(client.clone(), cache, opts.read.clone(), opts.read_budget),
+            quota: Quota::default(),
             xattrs,
             writes: write::writes::Writes::new(staging, opts.write_back),
             locks,
             counters: FsCounters::default(),
+            kernel,
+            client,
             opts,
         }
     }
@@ -308,7 +289,7 @@ impl BoxFs {
     }
 
     pub fn content_cache(&self) -> Option<&Arc<ContentCache>> {
-        self.cache.as_ref()
+        self.readers.content_cache()
     }
 
     pub fn kernel_queue(&self) -> &KernelQueue {
@@ -317,7 +298,7 @@ impl BoxFs {
 
     /// The event stream's state, shared with the events task.
     pub fn health(&self) -> &Arc<StreamHealth> {
-        &self.health
+        self.freshness.health()
     }
 
     /// Our own changes in flight, shared with the events task.
@@ -333,26 +314,12 @@ impl BoxFs {
     pub fn drop_metadata_cache(&self) -> usize {
         let invs = sync::events::revalidate_all(&mut lock(&self.table));
         self.xattrs.clear();
-        self.health.record_revalidation();
+        self.health().record_revalidation();
         let n = invs.len();
         self.kernel.send_all(invs);
         n
     }
 
-    fn healthy(&self) -> bool {
-        self.health.is_healthy()
-    }
-
-    /// How long our cached metadata is trusted right now.
-    fn ttl(&self) -> Duration {
-        if self.healthy() {
-            self.opts.ttl_healthy
-        } else {
-            self.opts.ttl_unhealthy
-        }
-    }
-
-    /// The TTL to hand the kernel for entries and attributes right now.
     /// How long the kernel may keep the names and attributes `readdirplus` hands it from
     /// `view`: not at all if a name in the directory was invalidated since it was opened
     /// (the entries may predate the change), else the usual [`kernel_ttl`](Self::kernel_ttl).
@@ -367,12 +334,9 @@ impl BoxFs {
         }
     }
 
+    /// The TTL to hand the kernel for entries and attributes right now.
     pub fn kernel_ttl(&self) -> Duration {
-        if self.healthy() {
-            self.opts.kernel_ttl_healthy
-        } else {
-            self.opts.kernel_ttl_unhealthy
-        }
+        self.freshness.kernel_ttl()
     }
 
     fn check_writable(&self) -> Result<(), FsError> {
@@ -419,7 +383,7 @@ impl BoxFs {
             // A detached inode (deleted or moved out of view while open) keeps its last
             // attributes: there is nothing on Box to ask about it any more.
             let detached = ino != ROOT_INO && inode.parent().is_none();
-            if detached || table.attrs_fresh(ino, self.ttl(), Instant::now()) {
+            if detached || table.attrs_fresh(ino, self.freshness.ttl(), Instant::now()) {
                 return self.cached_attr(&table, ino);
             }
         }
@@ -567,7 +531,7 @@ impl BoxFs {
 
     /// `opendir`: a handle on the listing. A fresh listing is handed out whole; a stale one
     /// is fetched in the background and handed out page by page as it arrives (see
-    /// [`dir_handle`]). Starts listing subfolders ahead of a walk.
+    /// [`tree::dir_handle`]). Starts listing subfolders ahead of a walk.
     pub async fn opendir(self: &Arc<Self>, ino: Ino) -> Result<Opened, FsError> {
         let fresh = self.listing_is_fresh(ino)?;
         // Taken before the entries are read: a name invalidated after this is not trusted.
@@ -598,9 +562,8 @@ impl BoxFs {
         // cache ends, so the two must be the same listing: asked only after the entries
         // were read, so that a change made before them resets the kernel's copy too (one
         // made after them is left for the next open).
-        let changed = self.dirs_changed.take(ino);
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.dirs).insert(fh, handle);
+        let changed = self.listings.take_changed(ino);
+        let fh = self.handles.add_dir(handle);
         Ok(Opened {
             fh,
             keep_cache: fresh && !changed,
@@ -616,10 +579,7 @@ impl BoxFs {
 
     /// An open directory.
     pub fn dir_handle(&self, fh: u64) -> Result<Arc<DirHandle>, FsError> {
-        lock(&self.dirs)
-            .get(&fh)
-            .cloned()
-            .ok_or_else(|| FsError::new(libc::EBADF, format!("no open directory {fh}")))
+        self.handles.dir(fh)
     }
 
     /// What an open directory holds so far.
@@ -636,8 +596,7 @@ impl BoxFs {
     }
 
     pub fn releasedir(&self, fh: u64) {
-        let handle = lock(&self.dirs).remove(&fh);
-        if let Some(handle) = handle {
+        if let Some(handle) = self.handles.remove_dir(fh) {
             handle.release(&mut lock(&self.table));
         }
     }
@@ -649,7 +608,7 @@ impl BoxFs {
         if write {
             return self.open_for_write(ino, libc::O_RDWR).await;
         }
-        let fresh = lock(&self.table).attrs_fresh(ino, self.ttl(), Instant::now());
+        let fresh = lock(&self.table).attrs_fresh(ino, self.freshness.ttl(), Instant::now());
         if !fresh {
             self.getattr(ino).await?;
         }
@@ -671,52 +630,23 @@ impl BoxFs {
         };
         // The kernel's pages of this file are still right if the version did not change
         // since it last opened it.
-        let keep_cache = {
-            let mut versions = lock(&self.open_versions);
-            let previous = versions.insert(ino, version.clone());
-            version.is_some() && previous.as_ref() == Some(&version)
-        };
-        let reader = self.reader_of(file_id, version.as_deref(), sha1.as_deref(), size);
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        lock(&self.files).insert(fh, Arc::new(OpenFile { ino, reader }));
+        let keep_cache = self.readers.kernel_opens(ino, version.clone());
+        let reader = self
+            .readers
+            .reader_of(file_id, version.as_deref(), sha1.as_deref(), size);
+        let fh = self.handles.add_file(OpenFile { ino, reader });
         self.note_reader(fh, ino);
         Ok(Opened { fh, keep_cache })
     }
 
-    /// A reader of the version stat showed (its id; Box's sha1 when the id is unknown), so a
-    /// file changed during a read never mixes two versions.
-    fn reader_of(
-        &self,
-        file_id: String,
-        version: Option<&str>,
-        sha1: Option<&str>,
-        size: u64,
-    ) -> FileReader {
-        FileReader::new(
-            self.client.clone(),
-            self.cache.clone(),
-            FileVersionRef {
-                file_id,
-                version: version.unwrap_or_default().to_string(),
-                size,
-                sha1: sha1.map(str::to_string),
-            },
-            self.opts.read.clone(),
-        )
-        .with_budget(&self.read_budget)
-    }
-
     /// The read budget shared by all open files, as `boxfs status` shows it.
     pub fn read_budget(&self) -> ReadBudgetStatus {
-        self.read_budget.status()
+        self.readers.budget_status()
     }
 
     /// `read`: the bytes at `offset`, fewer only at the end of the file.
     pub async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes, FsError> {
-        let file = lock(&self.files)
-            .get(&fh)
-            .cloned()
-            .ok_or_else(|| FsError::new(libc::EBADF, format!("no open file {fh}")))?;
+        let file = self.handles.file(fh)?;
         // Staged data (written here, not on Box yet, or being written) is read locally.
         if let Some(staged) = self.read_staged(file.ino, offset, size).await {
             return staged;
@@ -725,38 +655,14 @@ impl BoxFs {
     }
 
     pub fn release(&self, fh: u64) {
-        lock(&self.files).remove(&fh);
+        self.handles.remove_file(fh);
     }
 
     // ---- the whole filesystem ---------------------------------------------------------
 
     /// `statfs`: the account's quota (asked at most every 30 s).
     pub async fn statfs(&self) -> Result<FsStats, FsError> {
-        const BLOCK: u64 = 4096;
-        if let Some((at, stats)) = *lock(&self.quota) {
-            if at.elapsed() < Duration::from_secs(30) {
-                return Ok(stats);
-            }
-        }
-        let me = self
-            .client
-            .me_with_fields(&["space_amount", "space_used"])
-            .await?;
-        let used = me.space_used.unwrap_or(0).max(0) as u64;
-        // Box reports an unlimited account as a huge or negative amount.
-        let total = match me.space_amount {
-            Some(a) if a > 0 => a as u64,
-            _ => 1 << 50,
-        };
-        let stats = FsStats {
-            block_size: BLOCK as u32,
-            blocks: total / BLOCK,
-            blocks_free: total.saturating_sub(used) / BLOCK,
-            files: lock(&self.table).len() as u64,
-            // What tools keep the names they make within (see `tree::inode::NAME_MAX_BYTES`).
-            name_max: tree::inode::NAME_MAX_CHARS as u32,
-        };
-        *lock(&self.quota) = Some((Instant::now(), stats));
-        Ok(stats)
+        let files = lock(&self.table).len() as u64;
+        self.quota.statfs(self.client.as_ref(), files).await
     }
 }

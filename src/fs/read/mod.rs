@@ -6,3 +6,4 @@ pub mod budget;
 pub mod chunk_file;
 pub mod content_cache;
 pub mod reader;
+pub mod readers;

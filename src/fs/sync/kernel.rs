@@ -78,7 +78,7 @@ struct NameChanges {
 }
 
 impl KernelQueue {
-    /// A queue and its receiving end, to hand to [`drain`].
+    /// A queue and its receiving end, to hand to [`drain_blocking`].
     pub fn new() -> (KernelQueue, mpsc::UnboundedReceiver<Invalidation>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let names = Arc::default();

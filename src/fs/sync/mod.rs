@@ -3,4 +3,5 @@
 //! (`kernel`).
 
 pub mod events;
+pub mod freshness;
 pub mod kernel;

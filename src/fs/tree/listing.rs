@@ -4,22 +4,70 @@
 //! listing subfolders ahead of a directory walk so that `find` does not pay one round trip
 //! per folder in sequence.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::fs::errno::FsError;
-use crate::fs::sync::kernel::Invalidation;
+use crate::fs::sync::kernel::{DirsChanged, Invalidation, KernelQueue};
 use crate::fs::tree::dir_handle::{DirHandle, FinishOnDrop};
 use crate::fs::tree::inode::{Ino, ListingDiff};
 use crate::fs::{lock, BoxFs, DirEntry, STAT_FIELDS};
 use box_client::folders::ListOptions;
 use box_client::types::Items;
 use box_client::BoxResult;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 
 /// Entries per listing page: Box's maximum.
 const PAGE_LIMIT: u32 = 1000;
+
+/// What listing keeps besides the table: a lock per folder being listed (concurrent callers
+/// share one fetch), the mount-wide bound on folders listed ahead of a walk, and the folders
+/// whose listing changed since the kernel last opened them.
+pub(in crate::fs) struct Listings {
+    locks: Mutex<HashMap<Ino, Arc<tokio::sync::Mutex<()>>>>,
+    prefetch_slots: Arc<Semaphore>,
+    /// Subfolders of one listed folder that are listed ahead (0: none).
+    prefetch_per_folder: usize,
+    changed: Arc<DirsChanged>,
+}
+
+impl Listings {
+    /// Listings fetched ahead at most `prefetch_parallel` at once, `prefetch_per_folder`
+    /// subfolders of each listed folder. A folder's listing also counts as changed when
+    /// `kernel` is told to drop a name in it.
+    pub(in crate::fs) fn new(
+        prefetch_parallel: usize,
+        prefetch_per_folder: usize,
+        kernel: &KernelQueue,
+    ) -> Listings {
+        let changed = Arc::new(DirsChanged::default());
+        kernel.also_invalidate(changed.clone());
+        Listings {
+            locks: Mutex::default(),
+            prefetch_slots: Arc::new(Semaphore::new(prefetch_parallel.max(1))),
+            prefetch_per_folder,
+            changed,
+        }
+    }
+
+    /// The lock that one listing of `dir` at a time holds.
+    fn lock_for(&self, dir: Ino) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = lock(&self.locks);
+        // Drop locks nobody holds any more, so the map does not grow with every folder seen.
+        if locks.len() > 4096 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(dir).or_default().clone()
+    }
+
+    /// Whether `dir`'s listing changed since the kernel last asked; asking resets it.
+    pub(in crate::fs) fn take_changed(&self, dir: Ino) -> bool {
+        self.changed.take(dir)
+    }
+}
 
 impl BoxFs {
     /// Makes sure `dir`'s cached listing is complete and fresh, fetching it if not. Concurrent
@@ -46,7 +94,7 @@ impl BoxFs {
         if self.listing_is_fresh(dir)? {
             return Ok(0);
         }
-        let guard = self.listing_lock(dir);
+        let guard = self.listings.lock_for(dir);
         let _held = guard.lock().await;
         if self.listing_is_fresh(dir)? {
             return Ok(0);
@@ -62,16 +110,7 @@ impl BoxFs {
         if !inode.is_dir() {
             return Err(FsError::new(libc::ENOTDIR, "not a directory"));
         }
-        Ok(table.listing_fresh(dir, self.ttl(), Instant::now()))
-    }
-
-    fn listing_lock(&self, dir: Ino) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = lock(&self.listing_locks);
-        // Drop locks nobody holds any more, so the map does not grow with every folder seen.
-        if locks.len() > 4096 {
-            locks.retain(|_, l| Arc::strong_count(l) > 1);
-        }
-        locks.entry(dir).or_default().clone()
+        Ok(table.listing_fresh(dir, self.freshness.ttl(), Instant::now()))
     }
 
     /// Fills an open directory's handle: with the listing as it arrives when it must be
@@ -152,7 +191,7 @@ impl BoxFs {
         }
         let diff = lock(&self.table).finish_listing(dir, merge)?;
         if !diff.is_empty() && had_listing {
-            self.dirs_changed.mark(dir);
+            self.listings.changed.mark(dir);
             self.kernel.send_all(invalidations_of(dir, &diff));
         }
         Ok(listed)
@@ -177,10 +216,11 @@ impl BoxFs {
     /// Lists the subfolders of `dir` that are not listed yet, in the background, a bounded
     /// number at a time across the whole mount.
     fn prefetch_subfolders(self: &Arc<Self>, dir: Ino) {
-        if self.opts.prefetch_per_folder == 0 {
+        let per_folder = self.listings.prefetch_per_folder;
+        if per_folder == 0 {
             return;
         }
-        let ttl = self.ttl();
+        let ttl = self.freshness.ttl();
         let now = Instant::now();
         let todo: Vec<Ino> = {
             let table = lock(&self.table);
@@ -190,13 +230,13 @@ impl BoxFs {
                 .filter(|&c| {
                     table.get(c).is_some_and(|i| i.is_dir()) && !table.listing_fresh(c, ttl, now)
                 })
-                .take(self.opts.prefetch_per_folder)
+                .take(per_folder)
                 .collect()
         };
         for child in todo {
             let fs = Arc::clone(self);
             tokio::spawn(async move {
-                let Ok(_slot) = fs.prefetch_slots.clone().acquire_owned().await else {
+                let Ok(_slot) = fs.listings.prefetch_slots.clone().acquire_owned().await else {
                     return;
                 };
                 fs.counters.prefetches.fetch_add(1, Ordering::Relaxed);

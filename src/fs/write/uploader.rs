@@ -627,7 +627,7 @@ impl BoxFs {
 
     // ---- the queue -----------------------------------------------------------------
 
-    /// Runs the upload queue until aborted: due uploads, [`UPLOADS_IN_PARALLEL`] at a time;
+    /// Runs the upload queue until aborted: due uploads, a few at a time;
     /// failures come back with a growing delay. Also drops staged copies whose grace ended.
     pub fn spawn_uploader(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let fs = Arc::clone(self);
@@ -800,7 +800,7 @@ impl BoxFs {
         n
     }
 
-    /// When the mount ends: uploads everything still staged, [`UPLOADS_IN_PARALLEL`] at a
+    /// When the mount ends: uploads everything still staged, a few at a
     /// time, and returns how many could not be uploaded (they stay staged for the next
     /// mount, synced to disk first).
     pub async fn finish_uploads(self: &Arc<Self>) -> usize {

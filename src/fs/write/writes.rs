@@ -1,12 +1,12 @@
 //! Writing: create, write, truncate, utimens, flush, fsync and release, and what renames and
 //! unlinks must do about files with staged data. Data never goes to Box as it is written:
 //! it goes to a *staged* copy in the staging area ([`crate::fs::write::staging`]), which is uploaded
-//! on close (flush), fsync, or from the upload queue ([`crate::fs::write::uploader`]).
+//! on close (flush), fsync, or from the upload queue (`write/uploader.rs`).
 //!
 //! # Design note
 //!
 //! **Staging.** A new file is staged from its creation: it gets a local inode
-//! ([`InodeTable::insert_local_file`]) and an empty data file. An existing file is staged
+//! ([`crate::fs::tree::inode::InodeTable::insert_local_file`]) and an empty data file. An existing file is staged
 //! at its first change (a write, a truncation, `O_TRUNC`): its current content is fetched
 //! from Box first, the very version whose etag becomes the `If-Match` of the upload. An
 //! open for writing only checks the file's lock and notes that version, so programs that
@@ -44,7 +44,6 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -475,7 +474,6 @@ impl BoxFs {
         flags: i32,
         base: Option<Base>,
     ) -> u64 {
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let (version, sha1) = lock(&self.table)
             .get(ino)
             .map(|i| {
@@ -484,8 +482,10 @@ impl BoxFs {
             })
             .unwrap_or_default();
         // Reads before the first write (nothing staged yet) come from Box like any reader's.
-        let reader = self.reader_of(file_id, version.as_deref(), sha1.as_deref(), size);
-        lock(&self.files).insert(fh, Arc::new(OpenFile { ino, reader }));
+        let reader = self
+            .readers
+            .reader_of(file_id, version.as_deref(), sha1.as_deref(), size);
+        let fh = self.handles.add_file(OpenFile { ino, reader });
         self.writes.inner().handles.insert(
             fh,
             Handle {
