@@ -6,7 +6,10 @@
 //! from the table in `event_table`); this module only reads them. Positions are the store's event counter, so a stream position
 //! is a plain integer; `next_stream_position` is sent as a JSON integer (rclone cannot parse
 //! a string there, although the spec allows both). Like Box, the stream may repeat an event
-//! (`Knobs::duplicate_event_rate`); clients deduplicate by `event_id`.
+//! (`Knobs::duplicate_event_rate`); clients deduplicate by `event_id`. Like Box, which
+//! delivers events seconds after the change, it may hold events back
+//! (`Knobs::event_delay_ms`): both the stream and the long-poll see only events older than
+//! the delay, and the stream never moves a position past one still held back.
 
 use std::time::Duration;
 
@@ -100,11 +103,59 @@ fn first_after(store: &Store, position: u64) -> usize {
     store.events.partition_point(|e| e.position <= position)
 }
 
-/// Whether `user` has an event of the stream after `position`.
-fn has_new(store: &Store, user: Id, stream: StreamType, position: u64) -> bool {
-    store.events[first_after(store, position)..]
+/// The longest delay honoured (a year): larger values hold every event back as well.
+const MAX_DELAY_MS: u64 = 365 * 24 * 3600 * 1000;
+
+/// The events delivered by `now` with a delay of `delay_ms`: the index of the first event
+/// still held back (all of them are delivered when it is `events.len()`), and the stream
+/// position just before it, which is as far as a stream may move. Events are recorded in
+/// time order, so those held back are a run at the end.
+fn delivered(store: &Store, delay_ms: u64, now: DateTime<Utc>) -> (usize, u64) {
+    let all = (store.events.len(), store.next_position);
+    if delay_ms == 0 {
+        return all;
+    }
+    let delay = chrono::Duration::milliseconds(delay_ms.min(MAX_DELAY_MS) as i64);
+    let cutoff = now - delay;
+    let held = store
+        .events
+        .iter()
+        .rev()
+        .take_while(|e| e.created_at > cutoff)
+        .count();
+    if held == 0 {
+        return all;
+    }
+    let end = store.events.len() - held;
+    (end, store.events[end].position.saturating_sub(1))
+}
+
+/// Whether `user` has a delivered event of the stream after `position` (`end` from
+/// [`delivered`]).
+fn has_new(store: &Store, user: Id, stream: StreamType, position: u64, end: usize) -> bool {
+    store.events[first_after(store, position).min(end)..end]
         .iter()
         .any(|e| visible(e, user, stream))
+}
+
+/// When the first event for `user` held back after `position` will be delivered, if any.
+fn next_delivery(
+    store: &Store,
+    user: Id,
+    stream: StreamType,
+    position: u64,
+    end: usize,
+    delay_ms: u64,
+) -> Option<tokio::time::Instant> {
+    let ev = store.events[first_after(store, position).max(end)..]
+        .iter()
+        .find(|e| visible(e, user, stream))?;
+    let delay = chrono::Duration::milliseconds(delay_ms.min(MAX_DELAY_MS) as i64);
+    let wait = (ev.created_at + delay - Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    // A millisecond late rather than early: the event is then surely delivered.
+    Some(tokio::time::Instant::now() + wait + Duration::from_millis(1))
 }
 
 /// A user-stream event as Box sends it.
@@ -195,9 +246,10 @@ async fn get_events(ctx: Ctx, q: Query) -> ApiResult<Response> {
     // Box answers at most 500 events however many are asked for.
     let limit = query_u64(&q, "limit", 100)?.min(MAX_LIMIT) as usize;
     let start = parse_position(q.get("stream_position").map(String::as_str))?;
-    let duplicate_rate = ctx.shared.knobs().duplicate_event_rate;
+    let knobs = ctx.shared.knobs();
+    let duplicate_rate = knobs.duplicate_event_rate;
     let store = ctx.shared.store();
-    let latest = store.next_position;
+    let (end, latest) = delivered(&store, knobs.event_delay_ms, Utc::now());
     let admin_filter = if stream.is_admin() {
         let me = store.user(ctx.user)?;
         if !matches!(me.role, Role::Admin | Role::Coadmin | Role::ServiceAccount) {
@@ -237,7 +289,7 @@ async fn get_events(ctx: Ctx, q: Query) -> ApiResult<Response> {
     if limit == 0 {
         next = after.min(latest);
     }
-    for ev in store.events[first_after(&store, after)..].iter() {
+    for ev in store.events[first_after(&store, after).min(end)..end].iter() {
         if entries.len() >= limit {
             break;
         }
@@ -343,9 +395,10 @@ fn reconnect() -> Response {
 async fn subscribe(State(sh): State<AppState>, q: Query) -> Response {
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(sh.config.longpoll_timeout_secs);
-    let (user, stream, after, mut rx) = {
+    let delay_ms = sh.knobs().event_delay_ms;
+    let (user, stream, after, mut pending, mut rx) = {
         let mut store = sh.store();
-        let latest = store.next_position;
+        let (end, latest) = delivered(&store, delay_ms, Utc::now());
         let Some(channel) = q
             .get("channel")
             .and_then(|c| store.realtime_channels.get_mut(c))
@@ -364,25 +417,33 @@ async fn subscribe(State(sh): State<AppState>, q: Query) -> Response {
             Ok(Start::After(p)) if q.get("stream_position").is_some_and(|s| !s.is_empty()) => p,
             _ => latest,
         };
-        if has_new(&store, user, stream, after) {
+        if has_new(&store, user, stream, after, end) {
             return new_change();
         }
+        let pending = next_delivery(&store, user, stream, after, end, delay_ms);
         // Subscribed while the store is locked: every later change is seen, since
         // handlers announce changes with the store still locked.
-        (user, stream, after, sh.events_tx.subscribe())
+        (user, stream, after, pending, sh.events_tx.subscribe())
     };
     loop {
-        match tokio::time::timeout_at(deadline, rx.changed()).await {
+        // Woken by a change, or when an event held back is due.
+        let wake = pending.map_or(deadline, |p| p.min(deadline));
+        match tokio::time::timeout_at(wake, rx.changed()).await {
             Ok(Ok(())) => {
                 if *rx.borrow_and_update() == STOPPING {
                     return reconnect();
                 }
-                let store = sh.store();
-                if has_new(&store, user, stream, after) {
-                    return new_change();
-                }
             }
-            Ok(Err(_)) | Err(_) => return reconnect(),
+            Ok(Err(_)) => return reconnect(),
+            Err(_) if wake >= deadline => return reconnect(),
+            Err(_) => {}
         }
+        let delay_ms = sh.knobs().event_delay_ms;
+        let store = sh.store();
+        let (end, _) = delivered(&store, delay_ms, Utc::now());
+        if has_new(&store, user, stream, after, end) {
+            return new_change();
+        }
+        pending = next_delivery(&store, user, stream, after, end, delay_ms);
     }
 }

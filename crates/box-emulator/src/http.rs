@@ -1,7 +1,7 @@
-//! The HTTP plumbing shared by every endpoint: starting the server, the router, the
-//! middleware (fault injection, latency, request log, response validation), the
-//! authenticated request context with As-User, and body/query parsing helpers that turn
-//! malformed input into Box's 400s.
+//! The HTTP plumbing shared by every endpoint: starting the server (plain HTTP, or HTTPS
+//! with `serve_https`), the router, the middleware (fault injection, Box's rate limits,
+//! latency, request log, response validation), the authenticated request context with
+//! As-User, and body/query parsing helpers that turn malformed input into Box's 400s.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 
 use super::anyhow_like::{Result as StartResult, StartError};
 use super::error::{ApiError, ApiResult};
-use super::net::{ConnInfo, EmuListener};
+use super::net::{ConnInfo, EmuListener, TlsListener};
 use super::store::{Id, Store};
 use super::{Emulator, EmulatorConfig, Knobs, Shared};
 
@@ -45,7 +45,15 @@ pub async fn start(config: EmulatorConfig) -> StartResult<Emulator> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError(e.to_string()))?;
-    let base_url = format!("http://{addr}");
+    if let Some(limits) = &config.knobs.rate_limits {
+        limits.validate().map_err(StartError)?;
+    }
+    let https = match &config.serve_https {
+        Some(path) => Some(https_acceptor(addr, path)?),
+        None => None,
+    };
+    let scheme = if https.is_some() { "https" } else { "http" };
+    let base_url = format!("{scheme}://{addr}");
 
     let persist = config
         .data_dir
@@ -107,6 +115,7 @@ pub async fn start(config: EmulatorConfig) -> StartResult<Emulator> {
         persist,
         interceptor,
         router: std::sync::OnceLock::new(),
+        limiter: Default::default(),
     });
     if let Some(p) = &shared.persist {
         p.spawn_flusher(Arc::downgrade(&shared));
@@ -118,19 +127,56 @@ pub async fn start(config: EmulatorConfig) -> StartResult<Emulator> {
         inner: listener,
         bandwidth,
     };
-    let task = tokio::spawn(async move {
-        let server = axum::serve(
-            emu_listener,
-            app.into_make_service_with_connect_info::<ConnInfo>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = rx.await;
-        });
-        if let Err(e) = server.await {
-            log::error!("emulator: server failed: {e}");
+    let shutdown = async move {
+        let _ = rx.await;
+    };
+    let task = match https {
+        None => tokio::spawn(async move {
+            let server = axum::serve(
+                emu_listener,
+                app.into_make_service_with_connect_info::<ConnInfo>(),
+            )
+            .with_graceful_shutdown(shutdown);
+            if let Err(e) = server.await {
+                log::error!("emulator: server failed: {e}");
+            }
+        }),
+        Some(acceptor) => {
+            let tls_listener =
+                TlsListener::new(emu_listener, acceptor).map_err(|e| StartError(e.to_string()))?;
+            tokio::spawn(async move {
+                let server = axum::serve(
+                    tls_listener,
+                    app.into_make_service_with_connect_info::<ConnInfo>(),
+                )
+                .with_graceful_shutdown(shutdown);
+                if let Err(e) = server.await {
+                    log::error!("emulator: server failed: {e}");
+                }
+            })
         }
-    });
+    };
     Ok(Emulator::from_parts(info, shared, tx, task))
+}
+
+/// For `serve_https`: a fresh CA, its certificate written to `ca_file`, and a TLS acceptor
+/// with a certificate it signed for the loopback names and the listening address.
+fn https_acceptor(
+    addr: std::net::SocketAddr,
+    ca_file: &std::path::Path,
+) -> StartResult<tokio_rustls::TlsAcceptor> {
+    let ca = super::tls::Ca::new()?;
+    ca.write_pem(ca_file)?;
+    let mut names: Vec<String> = ["127.0.0.1", "localhost", "::1"]
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    let ip = addr.ip().to_string();
+    if !addr.ip().is_unspecified() && !names.contains(&ip) {
+        names.push(ip);
+    }
+    let config = ca.server_config(&names, "localhost")?;
+    Ok(tokio_rustls::TlsAcceptor::from(config))
 }
 
 /// The request log, 0600 whatever the umask (an existing one is made so): it records who did
@@ -250,11 +296,17 @@ async fn put_knobs(
     require_admin(&sh, &headers)?;
     let knobs: Knobs = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("bad knobs: {e}")))?;
+    if let Some(limits) = &knobs.rate_limits {
+        limits
+            .validate()
+            .map_err(|e| ApiError::bad_request(format!("bad knobs: {e}")))?;
+    }
     sh.set_knobs(knobs.clone());
     Ok(Json(knobs))
 }
 
-/// Fault injection, latency, response validation and the request log, around every request.
+/// Fault injection, Box's rate limits, latency, response validation and the request log,
+/// around every request.
 async fn middleware(State(sh): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
@@ -313,6 +365,16 @@ async fn middleware(State(sh): State<AppState>, req: Request, next: Next) -> Res
         if roll < knobs.fault_rate {
             response = Some(inject_fault(conn.as_ref()));
         }
+    }
+    if let (None, false, Some(limits)) = (&response, control, &knobs.rate_limits) {
+        response = rate_limited(
+            &sh,
+            limits,
+            &method,
+            template.as_deref(),
+            &path,
+            req.headers(),
+        );
     }
     if !control && knobs.latency_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(knobs.latency_ms)).await;
@@ -434,52 +496,116 @@ impl FromRequestParts<AppState> for Ctx {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = bearer(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        let store = state.store();
-        let now = chrono::Utc::now();
-        let t = store
-            .access_tokens
-            .get(&token)
-            .filter(|t| t.expires_at > now)
-            .ok_or_else(ApiError::unauthorized)?;
-        let token_user = t.user;
-        let mut user = token_user;
-        let mut as_user = None;
-        if let Some(raw) = parts.headers.get("as-user") {
-            let raw = raw.to_str().unwrap_or("").trim();
-            let target: Id = raw
-                .parse()
-                .map_err(|_| ApiError::bad_request("As-User must be a user id"))?;
-            let me = store.user(token_user)?;
-            if !me.can_act_as_others() {
-                return Err(ApiError::forbidden(
-                    "access_denied_insufficient_permissions",
-                    "As-User needs an admin, co-admin or service-account token",
-                ));
-            }
-            let other = store
-                .users
-                .get(&target)
-                .filter(|u| u.enterprise_id == me.enterprise_id)
-                .ok_or_else(|| ApiError::not_found("As-User target user"))?;
-            if other.role == super::store::Role::ServiceAccount && other.id != token_user {
-                return Err(ApiError::forbidden(
-                    "access_denied_insufficient_permissions",
-                    "a service account cannot be the target of As-User",
-                ));
-            }
-            user = target;
-            as_user = Some(target);
-        }
-        drop(store);
+        let caller = resolve_caller(&state.store(), &parts.headers)?;
         Ok(Ctx {
-            user,
-            token_user,
-            as_user,
+            user: caller.user,
+            token_user: caller.token_user,
+            as_user: caller.as_user,
             headers: parts.headers.clone(),
             shared: state.clone(),
         })
     }
+}
+
+/// Who makes a request: see [`Ctx`].
+pub struct Caller {
+    pub user: Id,
+    pub token_user: Id,
+    pub as_user: Option<Id>,
+}
+
+/// The user a request's bearer token belongs to (401 without a valid one).
+fn token_user(store: &Store, headers: &HeaderMap) -> ApiResult<Id> {
+    let token = bearer(headers).ok_or_else(ApiError::unauthorized)?;
+    let now = chrono::Utc::now();
+    store
+        .access_tokens
+        .get(&token)
+        .filter(|t| t.expires_at > now)
+        .map(|t| t.user)
+        .ok_or_else(ApiError::unauthorized)
+}
+
+/// The caller of a request: the token's user, acting as the `As-User` user when that
+/// header is present and the token's user may use it.
+pub fn resolve_caller(store: &Store, headers: &HeaderMap) -> ApiResult<Caller> {
+    let token_user = token_user(store, headers)?;
+    let Some(raw) = headers.get("as-user") else {
+        return Ok(Caller {
+            user: token_user,
+            token_user,
+            as_user: None,
+        });
+    };
+    let raw = raw.to_str().unwrap_or("").trim();
+    let target: Id = raw
+        .parse()
+        .map_err(|_| ApiError::bad_request("As-User must be a user id"))?;
+    let me = store.user(token_user)?;
+    if !me.can_act_as_others() {
+        return Err(ApiError::forbidden(
+            "access_denied_insufficient_permissions",
+            "As-User needs an admin, co-admin or service-account token",
+        ));
+    }
+    let other = store
+        .users
+        .get(&target)
+        .filter(|u| u.enterprise_id == me.enterprise_id)
+        .ok_or_else(|| ApiError::not_found("As-User target user"))?;
+    if other.role == super::store::Role::ServiceAccount && other.id != token_user {
+        return Err(ApiError::forbidden(
+            "access_denied_insufficient_permissions",
+            "a service account cannot be the target of As-User",
+        ));
+    }
+    Ok(Caller {
+        user: target,
+        token_user,
+        as_user: Some(target),
+    })
+}
+
+/// Who pays a request's rate limits, and their enterprise: the caller (the `As-User` user
+/// when allowed); the token's user when the `As-User` header is refused. `None` without a
+/// valid access token: such requests are not counted.
+fn payer(store: &Store, headers: &HeaderMap) -> Option<(Id, String)> {
+    let user = match resolve_caller(store, headers) {
+        Ok(caller) => caller.user,
+        Err(_) => token_user(store, headers).ok()?,
+    };
+    let enterprise = store.users.get(&user)?.enterprise_id.clone();
+    Some((user, enterprise))
+}
+
+/// With Box's rate limits on: the 429 a request gets when its payer is over a limit.
+fn rate_limited(
+    sh: &Shared,
+    limits: &super::rate_limits::RateLimits,
+    method: &Method,
+    template: Option<&str>,
+    path: &str,
+    headers: &HeaderMap,
+) -> Option<Response> {
+    use super::rate_limits::{counted, retry_after_secs, Kind};
+    if !counted(path) {
+        return None;
+    }
+    let (user, enterprise) = payer(&sh.store(), headers)?;
+    let kind = Kind::of(method, template);
+    let wait = sh
+        .limiter
+        .admit(limits, user, &enterprise, kind, Instant::now())
+        .err()?;
+    Some(
+        ApiError::new(
+            429,
+            "rate_limit_exceeded",
+            "Request rate limit exceeded, please try again later",
+        )
+        .with_header(header::RETRY_AFTER, retry_after_secs(wait).to_string())
+        .into_response(),
+    )
 }
 
 pub fn bearer(headers: &HeaderMap) -> Option<String> {

@@ -6,19 +6,14 @@
 //! `HTTPS_PROXY=<base_url>` and have it trust the CA file. A `CONNECT` to any other host is
 //! refused: nothing is ever forwarded anywhere.
 
-use std::sync::Arc;
-
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
-use super::anyhow_like::{Result, StartError};
+use super::anyhow_like::Result;
 use super::http::AppState;
 
 /// Hosts the emulator answers for (Box spreads its API over these).
@@ -39,51 +34,15 @@ pub struct Interceptor {
     pub ca_pem: String,
 }
 
-fn err(e: impl std::fmt::Display) -> StartError {
-    StartError(format!("cannot set up the Box-host proxy: {e}"))
-}
-
 impl Interceptor {
     /// Makes a fresh CA and a server certificate for Box's hosts signed by it.
     pub fn new() -> Result<Interceptor> {
-        let ca_key = KeyPair::generate().map_err(err)?;
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "boxfs emulator CA");
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca_params.self_signed(&ca_key).map_err(err)?;
-        let issuer = Issuer::new(ca_params, ca_key);
-
-        let leaf_key = KeyPair::generate().map_err(err)?;
-        let mut leaf_params =
-            CertificateParams::new(BOX_HOSTS.iter().map(|h| h.to_string()).collect::<Vec<_>>())
-                .map_err(err)?;
-        leaf_params
-            .distinguished_name
-            .push(DnType::CommonName, "api.box.com");
-        let leaf_cert = leaf_params.signed_by(&leaf_key, &issuer).map_err(err)?;
-
-        let chain = vec![
-            CertificateDer::from(leaf_cert.der().to_vec()),
-            CertificateDer::from(ca_cert.der().to_vec()),
-        ];
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        let config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(err)?
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .map_err(err)?;
+        let ca = super::tls::Ca::new()?;
+        let names: Vec<String> = BOX_HOSTS.iter().map(|h| h.to_string()).collect();
+        let config = ca.server_config(&names, "api.box.com")?;
         Ok(Interceptor {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
-            ca_pem: ca_cert.pem(),
+            acceptor: TlsAcceptor::from(config),
+            ca_pem: ca.pem,
         })
     }
 }

@@ -7,8 +7,10 @@
 //! on any mismatch.
 //!
 //! The state lives in one [`store::Store`] behind a mutex; handlers lock it once per request.
-//! Knobs (latency, bandwidth, faults, duplicate events) can be changed while it runs,
-//! in-process through [`Emulator::knobs`] or over HTTP at `/_emulator/knobs`.
+//! Knobs (latency, bandwidth, faults, duplicate events, Box's rate limits, event delay) can
+//! be changed while it runs, in-process through [`Emulator::knobs`] or over HTTP at
+//! `/_emulator/knobs`. With [`EmulatorConfig::serve_https`] it serves HTTPS with a
+//! certificate from a CA made at start-up ([`tls`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -48,12 +50,14 @@ pub mod metadata;
 pub mod net;
 pub mod paging;
 pub mod persist;
+pub mod rate_limits;
 pub mod repr;
 pub mod search;
 pub mod shared_links;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 pub mod uploads;
 pub mod users;
 
@@ -65,6 +69,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use serde::{Deserialize, Serialize};
 
 pub use error::{ApiError, ApiResult};
+pub use rate_limits::{Rate, RateLimitPreset, RateLimits};
 use store::Store;
 
 /// How an emulator is started (the `boxfs emulator` flags).
@@ -94,6 +99,10 @@ pub struct EmulatorConfig {
     /// Answer HTTPS `CONNECT`s to Box's hosts, writing the CA certificate clients must
     /// trust to this file.
     pub https_proxy_ca: Option<PathBuf>,
+    /// Serve HTTPS instead of plain HTTP, with a certificate for 127.0.0.1 and localhost
+    /// (and the listening address) from a fresh CA whose certificate is written to this
+    /// file; the base URL is then `https://…`.
+    pub serve_https: Option<PathBuf>,
     pub knobs: Knobs,
 }
 
@@ -111,6 +120,7 @@ impl Default for EmulatorConfig {
             quota_bytes: 100 * 1024 * 1024 * 1024,
             validate_responses: None,
             https_proxy_ca: None,
+            serve_https: None,
             knobs: Knobs::default(),
         }
     }
@@ -132,6 +142,12 @@ pub struct Knobs {
     pub duplicate_event_rate: f64,
     /// How many times each upload-session commit answers 202 + Retry-After first.
     pub commit_retry_polls: u32,
+    /// Box's per-user rate limits, enforced with 429 + Retry-After (`rate_limits`); none
+    /// when `None`. Changing them starts every bucket afresh.
+    pub rate_limits: Option<RateLimits>,
+    /// Events become visible to `GET /events` and to the realtime long-poll only this long
+    /// after the change, as Box's arrive seconds late.
+    pub event_delay_ms: u64,
 }
 
 /// The credentials printed as the first line of `boxfs emulator`.
@@ -160,6 +176,8 @@ pub struct Shared {
     pub interceptor: Option<intercept::Interceptor>,
     /// The router itself, for connections tunnelled through `CONNECT`.
     pub router: std::sync::OnceLock<axum::Router>,
+    /// The rate-limit buckets of every user (used while `Knobs::rate_limits` is set).
+    pub limiter: rate_limits::Limiter,
 }
 
 impl Shared {

@@ -2,6 +2,7 @@
 //! it each small response waits ~40 ms for the peer's delayed ACK), paces each connection
 //! to `--bandwidth` bytes per second in each direction, and can cut a connection dead
 //! mid-request (the "dropped connection" fault) through a per-connection kill switch.
+//! With `serve_https`, [`TlsListener`] puts TLS on top of those connections.
 
 use std::future::Future;
 use std::io;
@@ -17,6 +18,8 @@ use axum::serve::IncomingStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 
 /// What a handler knows about its connection.
 #[derive(Clone, Debug)]
@@ -74,6 +77,82 @@ impl Connected<IncomingStream<'_, EmuListener>> for ConnInfo {
         ConnInfo {
             remote: stream.io().remote,
             kill: stream.io().kill.clone(),
+        }
+    }
+}
+
+/// The listener when the emulator serves HTTPS: each TLS handshake runs in a task of its
+/// own (a client that connects and says nothing holds up nobody, and gives up after
+/// [`HANDSHAKE_TIMEOUT`]), and connections are handed to the server as their handshakes
+/// complete. Pacing and the kill switch work beneath TLS as on plain connections.
+pub struct TlsListener {
+    ready: tokio::sync::mpsc::Receiver<(TlsStream<PacedStream>, SocketAddr)>,
+    local: SocketAddr,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl TlsListener {
+    pub fn new(mut inner: EmuListener, acceptor: TlsAcceptor) -> io::Result<TlsListener> {
+        use axum::serve::Listener;
+        let local = inner.local_addr()?;
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        let accepting = tokio::spawn(async move {
+            loop {
+                let (io, addr) = inner.accept().await;
+                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                tokio::spawn(async move {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, addr)).await;
+                        }
+                        Ok(Err(e)) => {
+                            log::debug!("emulator: TLS handshake from {addr} failed: {e}")
+                        }
+                        Err(_) => log::debug!("emulator: TLS handshake from {addr} timed out"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener {
+            ready,
+            local,
+            accepting,
+        })
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        // Stops accepting, which closes the listening socket.
+        self.accepting.abort();
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream<PacedStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(connection) => connection,
+            // The accepting task ended (it never does on its own): nothing more comes.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for ConnInfo {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        let (tcp, _) = stream.io().get_ref();
+        ConnInfo {
+            remote: tcp.remote,
+            kill: tcp.kill.clone(),
         }
     }
 }

@@ -71,6 +71,9 @@ pub struct TestEmu {
     pub base: String,
     /// The admin's developer token.
     pub token: String,
+    /// When serving HTTPS: the file with the CA certificate that clients must trust
+    /// (removed when the `TestEmu` is dropped). `http` already trusts it.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl TestEmu {
@@ -91,7 +94,33 @@ impl TestEmu {
             token: emu.info.developer_token.clone(),
             emu: Some(emu),
             http,
+            ca_file: None,
         }
+    }
+
+    /// An emulator that serves HTTPS (`EmulatorConfig::serve_https`) with a CA made for
+    /// it: `base` is its `https://` URL, `ca_file` the CA certificate, and `http` a client
+    /// that trusts it.
+    pub async fn start_https() -> TestEmu {
+        Self::start_https_with(EmulatorConfig::default()).await
+    }
+
+    pub async fn start_https_with(mut config: EmulatorConfig) -> TestEmu {
+        let ca_file = std::env::temp_dir().join(format!(
+            "box-emulator-ca-{}-{:016x}.pem",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        config.serve_https = Some(ca_file.clone());
+        let mut t = Self::start_with(config).await;
+        let pem = std::fs::read(&ca_file).expect("the emulator wrote its CA certificate");
+        t.http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("a PEM certificate"))
+            .build()
+            .expect("http client");
+        t.ca_file = Some(ca_file);
+        t
     }
 
     pub fn emulator(&self) -> &Emulator {
@@ -263,6 +292,9 @@ impl TestEmu {
 
 impl Drop for TestEmu {
     fn drop(&mut self) {
+        if let Some(ca_file) = &self.ca_file {
+            let _ = std::fs::remove_file(ca_file);
+        }
         if std::thread::panicking() {
             return;
         }
