@@ -510,6 +510,16 @@ pub struct EmulatorArgs {
     /// emulator with HTTPS_PROXY=<base_url>.
     #[arg(long, value_name = "CA_FILE")]
     pub https_proxy_ca: Option<PathBuf>,
+    /// Enforce Box's documented per-user rate limits (`box`: 1,000 calls, 240 uploads and
+    /// 60 searches a minute, 429 with Retry-After past them) or none (`none`).
+    #[arg(long, default_value = "none", value_name = "PRESET")]
+    pub rate_limits: box_emulator::RateLimitPreset,
+    /// Deliver events only this many milliseconds after the change, as Box's arrive late.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub event_delay_ms: u64,
+    /// Serve HTTPS (instead of HTTP) with a certificate from a fresh CA written to this file.
+    #[arg(long, value_name = "CA_FILE")]
+    pub serve_https: Option<PathBuf>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -534,12 +544,15 @@ impl EmulatorArgs {
             quota_bytes: self.quota,
             validate_responses: self.validate_responses.clone(),
             https_proxy_ca: self.https_proxy_ca.clone(),
+            serve_https: self.serve_https.clone(),
             knobs: Knobs {
                 latency_ms: self.latency_ms,
                 bandwidth: self.bandwidth,
                 fault_rate: self.fault_rate,
                 duplicate_event_rate: self.duplicate_event_rate,
                 commit_retry_polls: self.commit_retry_polls,
+                rate_limits: self.rate_limits.limits(),
+                event_delay_ms: self.event_delay_ms,
                 ..Knobs::default()
             },
             ..EmulatorConfig::default()
