@@ -37,6 +37,7 @@ pub mod folders;
 pub mod http;
 mod items;
 pub mod metadata;
+pub mod pacer;
 pub mod search;
 pub mod secret;
 pub mod stats;
@@ -45,7 +46,8 @@ pub mod upload;
 pub mod users;
 
 pub use auth::{Authenticator, DeveloperToken};
-pub use client::{Client, RetryPolicy};
+pub use client::{Client, ClientBuilder, RetryPolicy};
 pub use endpoints::Endpoints;
 pub use error::{BoxError, BoxResult};
+pub use pacer::{Pacer, PacerConfig, PacerStats, Priority, Rate};
 pub use secret::Secret;
