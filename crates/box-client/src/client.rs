@@ -4,6 +4,11 @@
 //! else exponential backoff with jitter, bounded in count and total time), Box's error JSON
 //! turned into [`BoxError`], and a debug log line per request with every secret redacted.
 //!
+//! Before each attempt, a request with the user's token waits at the account's pacer
+//! (`pacer/`): a 429 pauses the pacer's bucket for its `Retry-After` and the request is sent
+//! again after the pause without using up an attempt; time spent at the pacer does not count
+//! against [`RetryPolicy`].
+//!
 //! This is the only place the client retries a failed request. Box's download URLs go
 //! through it too ([`Request`]s marked pre-signed: no token, no As-User, and the URL, a
 //! credential, never shown), and a download whose body breaks off part-way asks for the

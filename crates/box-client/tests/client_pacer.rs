@@ -272,6 +272,44 @@ async fn two_clients_sharing_redis_stay_together_under_the_rate() {
 }
 
 #[tokio::test]
+async fn a_429_pauses_the_other_client_sharing_redis_too() {
+    let redis = RedisServer::start();
+    let url = format!("redis://127.0.0.1:{}/", redis.port);
+    let (base, seen) = counting_server().await;
+    seen.lock()
+        .unwrap()
+        .throttle
+        .push(("/2.0/folders/1".into(), Some(2)));
+    let make = || {
+        Client::builder(
+            Arc::new(DeveloperToken::new("token")),
+            Endpoints::from_base(&base).unwrap(),
+        )
+        .retry(RetryPolicy::none())
+        .pacing(api(100.0, 10))
+        .shared_pacing(&url, "acct:pause")
+        .build()
+        .unwrap()
+    };
+    let (a, b) = (make(), make());
+    let first = tokio::spawn(async move { get(&a, "/folders/1").await });
+    while arrivals(&seen, "/folders/1").is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let throttled_at = arrivals(&seen, "/folders/1")[0];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    get(&b, "/folders/2").await;
+    first.await.unwrap();
+    let other = arrivals(&seen, "/folders/2")[0];
+    assert!(
+        other - throttled_at >= Duration::from_millis(1950),
+        "{:?}",
+        other - throttled_at
+    );
+    assert_eq!(b.pacer_stats().throttled, 0);
+}
+
+#[tokio::test]
 async fn unreachable_redis_falls_back_to_local_pacing() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -120,6 +120,29 @@ struct Summary {
     waited: Duration,
 }
 
+impl Summary {
+    /// One more 429 at `now`: the line to log, if a minute went by since the last one.
+    fn throttled(&mut self, now: Instant) -> Option<String> {
+        self.throttled += 1;
+        if self
+            .logged_at
+            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(60))
+        {
+            return None;
+        }
+        let line = format!(
+            "{} request{} answered 429 (rate limit) in the last minute; waited {:.1} s for the pacer",
+            self.throttled,
+            if self.throttled == 1 { " was" } else { "s were" },
+            self.waited.as_secs_f64()
+        );
+        self.logged_at = Some(now);
+        self.throttled = 0;
+        self.waited = Duration::ZERO;
+        Some(line)
+    }
+}
+
 /// How long Redis is left alone after it failed before it is tried again.
 const SHARED_RETRY: Duration = Duration::from_secs(30);
 
@@ -347,23 +370,10 @@ impl Pacer {
 
     /// Counts a 429 for the summary: one line a minute at most, never one per request.
     fn note_throttled(&self) {
-        let now = Instant::now();
-        let mut s = lock(&self.inner.summary);
-        s.throttled += 1;
-        if s.logged_at
-            .is_some_and(|t| now.saturating_duration_since(t) < Duration::from_secs(60))
-        {
-            return;
+        let line = lock(&self.inner.summary).throttled(Instant::now());
+        if let Some(line) = line {
+            log::warn!("{line}");
         }
-        log::warn!(
-            "{} request{} answered 429 (rate limit) in the last minute; waited {:.1} s for the pacer",
-            s.throttled,
-            if s.throttled == 1 { " was" } else { "s were" },
-            s.waited.as_secs_f64()
-        );
-        s.logged_at = Some(now);
-        s.throttled = 0;
-        s.waited = Duration::ZERO;
     }
 
     pub fn config(&self) -> &PacerConfig {
@@ -467,6 +477,28 @@ mod tests {
         let t = Instant::now();
         pacer.acquire(Kind::General, Priority::Background).await;
         assert!(t.elapsed() <= Duration::from_secs(1), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn rate_limit_answers_are_summed_up_in_one_line_a_minute() {
+        let now = Instant::now();
+        let mut s = Summary {
+            logged_at: None,
+            throttled: 0,
+            waited: Duration::ZERO,
+        };
+        let first = s.throttled(now).unwrap();
+        assert!(first.starts_with("1 request was answered 429"), "{first}");
+        for i in 1..30 {
+            assert_eq!(s.throttled(now + Duration::from_secs(i)), None);
+        }
+        s.waited = Duration::from_millis(12_500);
+        let next = s.throttled(now + Duration::from_secs(61)).unwrap();
+        assert!(
+            next.starts_with("30 requests were answered 429")
+                && next.ends_with("waited 12.5 s for the pacer"),
+            "{next}"
+        );
     }
 
     #[test]
