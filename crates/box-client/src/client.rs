@@ -219,6 +219,8 @@ struct Inner {
     /// Keeps the account under Box's rate limits (shared with other clients of the
     /// account built with the same account key).
     pacer: Pacer,
+    /// The pacers of the users acted as (`as_user`), made on first use.
+    user_pacers: Mutex<std::collections::HashMap<String, Pacer>>,
 }
 
 /// A 429 sends the request again after the pacer's pause, without using up an attempt:
@@ -288,6 +290,7 @@ impl Client {
                 server_date: Mutex::new(None),
                 counters: RequestCounters::default(),
                 pacer,
+                user_pacers: Mutex::default(),
             }),
             as_user: None,
             priority: Priority::Foreground,
@@ -309,8 +312,8 @@ impl Client {
     }
 
     /// The same client acting as `user_id` (the As-User header; admins and service
-    /// accounts only). Everything derived from it keeps acting as that user. It paces
-    /// through the same pacer.
+    /// accounts only). Everything derived from it keeps acting as that user. Box counts
+    /// its rate limits for the user acted as, so it paces through that user's pacer.
     pub fn as_user(&self, user_id: &str) -> Client {
         Client {
             as_user: Some(user_id.to_string()),
@@ -332,14 +335,27 @@ impl Client {
         self.priority
     }
 
-    pub fn pacer(&self) -> &Pacer {
-        &self.inner.pacer
+    /// The pacer this client's requests wait at: the account's, or that of the user it
+    /// acts as.
+    pub fn pacer(&self) -> Pacer {
+        let Some(user) = &self.as_user else {
+            return self.inner.pacer.clone();
+        };
+        let mut pacers = self
+            .inner
+            .user_pacers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        pacers
+            .entry(user.clone())
+            .or_insert_with(|| self.inner.pacer.for_user(user))
+            .clone()
     }
 
     /// The pacer's figures: calls in the last minute against the limits, time waited,
     /// 429s received.
     pub fn pacer_stats(&self) -> PacerStats {
-        self.inner.pacer.stats()
+        self.pacer().stats()
     }
 
     pub fn acting_as(&self) -> Option<&str> {
@@ -416,9 +432,10 @@ impl Client {
         let paced =
             (req.authenticated && !req.presigned).then(|| Kind::of(&req.method, req.url.path()));
         let mut throttled_resends = 0;
+        let pacer = self.pacer();
         loop {
             if let Some(kind) = paced {
-                attempts.paced += self.inner.pacer.acquire(kind, self.priority).await;
+                attempts.paced += pacer.acquire(kind, self.priority).await;
             }
             attempts.made += 1;
             let sent_at = Instant::now();
@@ -449,7 +466,7 @@ impl Client {
                     );
                     if status.is_success() || status.is_redirection() {
                         if let Some(kind) = paced {
-                            self.inner.pacer.succeeded(kind);
+                            pacer.succeeded(kind);
                         }
                         return Ok(resp);
                     }
@@ -491,8 +508,12 @@ impl Client {
                     // one waits there with the others, without using up an attempt.
                     Some(429) if throttled_resends < MAX_THROTTLED_RESENDS => {
                         throttled_resends += 1;
-                        let retry_after = err.api().and_then(|a| a.retry_after);
-                        self.inner.pacer.throttled(kind, retry_after).await;
+                        // Bounded like any retry's wait, against an absurd Retry-After.
+                        let retry_after = err
+                            .api()
+                            .and_then(|a| a.retry_after)
+                            .map(|d| d.min(self.inner.retry.max_delay));
+                        pacer.throttled(kind, retry_after).await;
                         log::debug!(
                             "{} {} answered 429; sent again after the pause",
                             req.method,
@@ -501,8 +522,8 @@ impl Client {
                         attempts.made -= 1;
                         continue;
                     }
-                    Some(429) => self.inner.pacer.throttled(kind, None).await,
-                    Some(503) => self.inner.pacer.unavailable(kind),
+                    Some(429) => pacer.throttled(kind, None).await,
+                    Some(503) => pacer.unavailable(kind),
                     _ => {}
                 }
             }

@@ -134,7 +134,13 @@ async fn foreground_requests_overtake_queued_background_ones() {
     get(&client, "/folders/warm").await;
     let background = client.with_priority(Priority::Background);
     assert_eq!(background.priority(), Priority::Background);
-    assert!(background.pacer().same_as(client.pacer()));
+    assert!(background.pacer().same_as(&client.pacer()));
+    // Box counts As-User requests for the user acted as.
+    let alice = client.as_user("11");
+    assert!(!alice.pacer().same_as(&client.pacer()));
+    assert!(alice
+        .pacer()
+        .same_as(&alice.with_priority(Priority::Background).pacer()));
     let queued: Vec<_> = (0..4)
         .map(|i| {
             let c = background.clone();
@@ -246,7 +252,7 @@ async fn two_clients_sharing_redis_stay_together_under_the_rate() {
         .unwrap()
     };
     let (a, b) = (make(), make());
-    assert!(!a.pacer().same_as(b.pacer()));
+    assert!(!a.pacer().same_as(&b.pacer()));
     let started = Instant::now();
     let tasks: Vec<_> = (0..20)
         .map(|i| {

@@ -150,6 +150,8 @@ struct Inner {
     config: PacerConfig,
     buckets: [Mutex<Bucket>; 3],
     shared: Option<SharedBuckets>,
+    /// The Redis URL and key the buckets are shared under, for the pacers of other users.
+    shared_spec: Option<(String, String)>,
     /// Redis failed: the local buckets alone pace until this time.
     shared_down_until: Mutex<Option<Instant>>,
     shared_warned: AtomicBool,
@@ -206,10 +208,29 @@ impl Pacer {
     /// every process that paces the account must use the same one). If Redis cannot be
     /// reached, it paces locally and says so once.
     pub fn shared(config: PacerConfig, url: &str, key: &str) -> BoxResult<Pacer> {
-        Ok(Pacer::build(config, Some(SharedBuckets::new(url, key)?)))
+        let buckets = SharedBuckets::new(url, key)?;
+        Ok(Pacer::build(
+            config,
+            Some((buckets, (url.to_string(), key.to_string()))),
+        ))
     }
 
-    fn build(config: PacerConfig, shared: Option<SharedBuckets>) -> Pacer {
+    /// A pacer for another user of the same account (Box counts its limits per user, and
+    /// requests made As-User count for the user acted as): the same settings, and shared
+    /// through the same Redis under a key of that user's.
+    pub fn for_user(&self, user_id: &str) -> Pacer {
+        let config = self.inner.config.clone();
+        match &self.inner.shared_spec {
+            Some((url, key)) => {
+                Pacer::shared(config.clone(), url, &format!("{key}:user:{user_id}"))
+                    .unwrap_or_else(|_| Pacer::new(config))
+            }
+            None => Pacer::new(config),
+        }
+    }
+
+    fn build(config: PacerConfig, shared: Option<(SharedBuckets, (String, String))>) -> Pacer {
+        let (shared, shared_spec) = shared.unzip();
         let now = Instant::now();
         let bucket = |kind| {
             let (rate, burst) = config.rate_and_burst(kind);
@@ -224,6 +245,7 @@ impl Pacer {
                 ],
                 config,
                 shared,
+                shared_spec,
                 shared_down_until: Mutex::new(None),
                 shared_warned: AtomicBool::new(false),
                 waited_micros: AtomicU64::new(0),
