@@ -4,6 +4,11 @@
 //! else exponential backoff with jitter, bounded in count and total time), Box's error JSON
 //! turned into [`BoxError`], and a debug log line per request with every secret redacted.
 //!
+//! Before each attempt, a request with the user's token waits at the account's pacer
+//! (`pacer/`): a 429 pauses the pacer's bucket for its `Retry-After` and the request is sent
+//! again after the pause without using up an attempt; time spent at the pacer does not count
+//! against [`RetryPolicy`].
+//!
 //! This is the only place the client retries a failed request. Box's download URLs go
 //! through it too ([`Request`]s marked pre-signed: no token, no As-User, and the URL, a
 //! credential, never shown), and a download whose body breaks off part-way asks for the
@@ -23,6 +28,7 @@ use url::Url;
 use super::auth::Authenticator;
 use super::endpoints::Endpoints;
 use super::error::{ApiErrorInfo, BoxError, BoxResult};
+use super::pacer::{Kind, Pacer, PacerConfig, PacerStats, Priority, Rate};
 use super::secret::{redact_url, Secret};
 use super::stats::{RequestCounters, RequestStats};
 
@@ -74,6 +80,8 @@ impl RetryPolicy {
 pub(crate) struct Attempts {
     started: Instant,
     made: u32,
+    /// Time spent waiting for the pacer since `started`: not counted against the policy.
+    paced: Duration,
 }
 
 impl Attempts {
@@ -81,6 +89,7 @@ impl Attempts {
         Attempts {
             started: Instant::now(),
             made: 0,
+            paced: Duration::ZERO,
         }
     }
 
@@ -91,6 +100,7 @@ impl Attempts {
         *self = Attempts {
             started: Instant::now(),
             made: 1,
+            paced: Duration::ZERO,
         };
     }
 }
@@ -206,13 +216,24 @@ struct Inner {
     server_date: Mutex<Option<SystemTime>>,
     /// Requests sent and error answers, for `boxfs status`.
     counters: RequestCounters,
+    /// Keeps the account under Box's rate limits (shared with other clients of the
+    /// account built with the same account key).
+    pacer: Pacer,
+    /// The pacers of the users acted as (`as_user`), made on first use.
+    user_pacers: Mutex<std::collections::HashMap<String, Pacer>>,
 }
 
-/// A Box API client. Cheap to clone; `as_user` gives a client acting as another user.
+/// A 429 sends the request again after the pacer's pause, without using up an attempt:
+/// this many times at most per request, after which 429s count as failures.
+const MAX_THROTTLED_RESENDS: u32 = 20;
+
+/// A Box API client. Cheap to clone; `as_user` gives a client acting as another user,
+/// `with_priority` one whose requests yield to (or go before) others at the pacer.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
     as_user: Option<String>,
+    priority: Priority,
 }
 
 impl std::fmt::Debug for Client {
@@ -220,6 +241,7 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("api", &self.inner.endpoints.api.as_str())
             .field("as_user", &self.as_user)
+            .field("priority", &self.priority)
             .finish()
     }
 }
@@ -241,6 +263,24 @@ impl Client {
         http: reqwest::Client,
         retry: RetryPolicy,
     ) -> Client {
+        Client::with_pacer(
+            auth,
+            endpoints,
+            http,
+            retry,
+            Pacer::new(PacerConfig::default()),
+        )
+    }
+
+    /// A client whose requests are paced by `pacer` (see [`ClientBuilder`] for the usual
+    /// ways to make one).
+    pub fn with_pacer(
+        auth: Arc<dyn Authenticator>,
+        endpoints: Endpoints,
+        http: reqwest::Client,
+        retry: RetryPolicy,
+        pacer: Pacer,
+    ) -> Client {
         Client {
             inner: Arc::new(Inner {
                 http,
@@ -249,18 +289,73 @@ impl Client {
                 retry,
                 server_date: Mutex::new(None),
                 counters: RequestCounters::default(),
+                pacer,
+                user_pacers: Mutex::default(),
             }),
             as_user: None,
+            priority: Priority::Foreground,
+        }
+    }
+
+    /// A client to build: its HTTP client, retry policy and pacing.
+    pub fn builder(auth: Arc<dyn Authenticator>, endpoints: Endpoints) -> ClientBuilder {
+        ClientBuilder {
+            auth,
+            endpoints,
+            http: None,
+            retry: RetryPolicy::default(),
+            pacing: PacerConfig::default(),
+            account: None,
+            shared: None,
+            pacer: None,
         }
     }
 
     /// The same client acting as `user_id` (the As-User header; admins and service
-    /// accounts only). Everything derived from it keeps acting as that user.
+    /// accounts only). Everything derived from it keeps acting as that user. Box counts
+    /// its rate limits for the user acted as, so it paces through that user's pacer.
     pub fn as_user(&self, user_id: &str) -> Client {
         Client {
-            inner: self.inner.clone(),
             as_user: Some(user_id.to_string()),
+            ..self.clone()
         }
+    }
+
+    /// The same client (sharing everything, the pacer included) whose requests have
+    /// `priority` at the pacer: background work passes it to stay out of the way of
+    /// requests a process waits on.
+    pub fn with_priority(&self, priority: Priority) -> Client {
+        Client {
+            priority,
+            ..self.clone()
+        }
+    }
+
+    pub fn priority(&self) -> Priority {
+        self.priority
+    }
+
+    /// The pacer this client's requests wait at: the account's, or that of the user it
+    /// acts as.
+    pub fn pacer(&self) -> Pacer {
+        let Some(user) = &self.as_user else {
+            return self.inner.pacer.clone();
+        };
+        let mut pacers = self
+            .inner
+            .user_pacers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        pacers
+            .entry(user.clone())
+            .or_insert_with(|| self.inner.pacer.for_user(user))
+            .clone()
+    }
+
+    /// The pacer's figures: calls in the last minute against the limits, time waited,
+    /// 429s received.
+    pub fn pacer_stats(&self) -> PacerStats {
+        self.pacer().stats()
     }
 
     pub fn acting_as(&self) -> Option<&str> {
@@ -332,7 +427,16 @@ impl Client {
         } else {
             None
         };
+        // Requests with the user's token count against the user's limits; the token
+        // endpoint and pre-signed download URLs do not.
+        let paced =
+            (req.authenticated && !req.presigned).then(|| Kind::of(&req.method, req.url.path()));
+        let mut throttled_resends = 0;
+        let pacer = self.pacer();
         loop {
+            if let Some(kind) = paced {
+                attempts.paced += pacer.acquire(kind, self.priority).await;
+            }
             attempts.made += 1;
             let sent_at = Instant::now();
             let result = self.build(&req, token.as_ref()).send().await;
@@ -361,6 +465,9 @@ impl Client {
                             .unwrap_or_default()
                     );
                     if status.is_success() || status.is_redirection() {
+                        if let Some(kind) = paced {
+                            pacer.succeeded(kind);
+                        }
                         return Ok(resp);
                     }
                     if status == StatusCode::UNAUTHORIZED && req.authenticated && !refreshed {
@@ -395,6 +502,31 @@ impl Client {
                 Ok(r) => return Ok(r),
                 Err(e) => e,
             };
+            if let Some(kind) = paced {
+                match err.status() {
+                    // The pacer holds every request of this kind for the Retry-After; this
+                    // one waits there with the others, without using up an attempt.
+                    Some(429) if throttled_resends < MAX_THROTTLED_RESENDS => {
+                        throttled_resends += 1;
+                        // Bounded like any retry's wait, against an absurd Retry-After.
+                        let retry_after = err
+                            .api()
+                            .and_then(|a| a.retry_after)
+                            .map(|d| d.min(self.inner.retry.max_delay));
+                        pacer.throttled(kind, retry_after).await;
+                        log::debug!(
+                            "{} {} answered 429; sent again after the pause",
+                            req.method,
+                            req.display_url()
+                        );
+                        attempts.made -= 1;
+                        continue;
+                    }
+                    Some(429) => pacer.throttled(kind, None).await,
+                    Some(503) => pacer.unavailable(kind),
+                    _ => {}
+                }
+            }
             // A pre-signed URL's 401 is the URL's own refusal (it expired), not the token's.
             if err.status() == Some(401) && !req.presigned {
                 return Err(BoxError::Auth(format!(
@@ -426,7 +558,7 @@ impl Client {
             .and_then(|a| a.retry_after)
             .map(|d| d.min(policy.max_delay))
             .unwrap_or_else(|| policy.backoff(attempts.made.saturating_sub(1)));
-        if attempts.started.elapsed() + wait > policy.max_total {
+        if attempts.started.elapsed().saturating_sub(attempts.paced) + wait > policy.max_total {
             return false;
         }
         log::debug!(
@@ -477,6 +609,89 @@ impl Client {
         let resp = self.send(req).await?;
         let _ = resp.bytes().await;
         Ok(())
+    }
+}
+
+/// Builds a [`Client`]: `Client::builder(auth, endpoints).api_rate(..).build()`.
+pub struct ClientBuilder {
+    auth: Arc<dyn Authenticator>,
+    endpoints: Endpoints,
+    http: Option<reqwest::Client>,
+    retry: RetryPolicy,
+    pacing: PacerConfig,
+    account: Option<String>,
+    shared: Option<(String, String)>,
+    pacer: Option<Pacer>,
+}
+
+impl ClientBuilder {
+    /// The HTTP client (built with [`crate::http::HttpOptions`]); default [`http_client`].
+    pub fn http(mut self, http: reqwest::Client) -> ClientBuilder {
+        self.http = Some(http);
+        self
+    }
+
+    pub fn retry(mut self, retry: RetryPolicy) -> ClientBuilder {
+        self.retry = retry;
+        self
+    }
+
+    /// General API calls (default Box's 1,000 a minute).
+    pub fn api_rate(mut self, rate: Rate) -> ClientBuilder {
+        self.pacing.api_rate = rate;
+        self
+    }
+
+    /// Uploads (default Box's 240 a minute).
+    pub fn upload_rate(mut self, rate: Rate) -> ClientBuilder {
+        self.pacing.upload_rate = rate;
+        self
+    }
+
+    /// Every pacing setting at once.
+    pub fn pacing(mut self, config: PacerConfig) -> ClientBuilder {
+        self.pacing = config;
+        self
+    }
+
+    /// The account this client works for: clients built with the same key in this
+    /// process share one pacer (the first one built sets its rates).
+    pub fn account(mut self, key: &str) -> ClientBuilder {
+        self.account = Some(key.to_string());
+        self
+    }
+
+    /// Shares the pacing with every process and machine that uses the same Redis server
+    /// and account key (`redis://[:password@]host[:port][/db]`).
+    pub fn shared_pacing(mut self, redis_url: &str, key: &str) -> ClientBuilder {
+        self.shared = Some((redis_url.to_string(), key.to_string()));
+        self
+    }
+
+    /// Paces through `pacer` (overrides the other pacing settings).
+    pub fn pacer(mut self, pacer: Pacer) -> ClientBuilder {
+        self.pacer = Some(pacer);
+        self
+    }
+
+    /// The client; fails only on a Redis URL that cannot be used.
+    pub fn build(self) -> BoxResult<Client> {
+        let make = || match &self.shared {
+            Some((url, key)) => Pacer::shared(self.pacing.clone(), url, key),
+            None => Ok(Pacer::new(self.pacing.clone())),
+        };
+        let pacer = match (&self.pacer, &self.account) {
+            (Some(p), _) => p.clone(),
+            (None, Some(account)) => Pacer::for_account(account, make)?,
+            (None, None) => make()?,
+        };
+        Ok(Client::with_pacer(
+            self.auth,
+            self.endpoints,
+            self.http.unwrap_or_else(http_client),
+            self.retry,
+            pacer,
+        ))
     }
 }
 

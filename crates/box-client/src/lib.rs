@@ -1,6 +1,6 @@
 //! A Rust client for the Box.com API: what Box's Python SDK offers, for boxfs and for any
 //! Rust program. [`Client`] is the request layer (authentication, As-User, retries of 429,
-//! 5xx and dropped connections, typed errors, redacted logging); the other modules are the
+//! 5xx and dropped connections, typed errors, redacted logging) with its pacer (Box's per-user rate limits); the other modules are the
 //! API surface (folders, files, uploads, locks, shared links, search, events, metadata) and
 //! the ways to authenticate (developer token, OAuth 2.0, JWT, client credentials, an
 //! external command, token stores shared between processes and machines).
@@ -37,6 +37,7 @@ pub mod folders;
 pub mod http;
 mod items;
 pub mod metadata;
+pub mod pacer;
 pub mod search;
 pub mod secret;
 pub mod stats;
@@ -45,7 +46,8 @@ pub mod upload;
 pub mod users;
 
 pub use auth::{Authenticator, DeveloperToken};
-pub use client::{Client, RetryPolicy};
+pub use client::{Client, ClientBuilder, RetryPolicy};
 pub use endpoints::Endpoints;
 pub use error::{BoxError, BoxResult};
+pub use pacer::{Pacer, PacerConfig, PacerStats, Priority, Rate};
 pub use secret::Secret;
