@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use box_client::folders::ListOptions;
 use box_client::upload::UploadOptions;
-use box_client::{Client, DeveloperToken, Endpoints};
+use box_client::{Client, DeveloperToken, Endpoints, PacerConfig};
 use box_emulator::store::{Id, ItemKind, Store, Version};
 use box_emulator::{Emulator, EmulatorConfig, Knobs};
 use bytes::Bytes;
@@ -159,10 +159,13 @@ impl World {
             base: emu.base_url().to_string(),
             token: emu.info.developer_token.clone(),
         };
-        let client = Client::new(
+        let client = Client::builder(
             std::sync::Arc::new(DeveloperToken::new(addr.token.clone())),
             Endpoints::from_base(&addr.base).expect("endpoints"),
-        );
+        )
+        .pacing(PacerConfig::unlimited())
+        .build()
+        .expect("client");
         World {
             rt,
             emu,

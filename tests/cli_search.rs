@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use box_client::metadata::{FieldType, ItemRef, NewTemplate, TemplateField};
+use box_client::PacerConfig;
 use box_client::{Client, DeveloperToken, Endpoints};
 use common::mount::TestMount;
 use common::TestEmu;
@@ -83,10 +84,13 @@ async fn hits_misses_type_and_folder() {
 #[tokio::test]
 async fn metadata_filters() {
     let t = TestEmu::start().await;
-    let c = Client::new(
+    let c = Client::builder(
         Arc::new(DeveloperToken::new(t.token.clone())),
         Endpoints::from_base(&t.base).unwrap(),
-    );
+    )
+    .pacing(PacerConfig::unlimited())
+    .build()
+    .expect("client");
     c.create_metadata_template(
         &NewTemplate::new("contract", "Contract")
             .field(

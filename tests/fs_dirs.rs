@@ -10,6 +10,7 @@ use std::ffi::OsStr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use box_client::PacerConfig;
 use box_client::{Client, DeveloperToken, Endpoints};
 use box_emulator::Knobs;
 use boxfs::fs::sync::kernel::KernelQueue;
@@ -46,10 +47,13 @@ fn seed_big_folder(emu: &TestEmu) -> u64 {
 }
 
 async fn filesystem(emu: &TestEmu) -> Arc<BoxFs> {
-    let client = Client::new(
+    let client = Client::builder(
         Arc::new(DeveloperToken::new(emu.token.clone())),
         Endpoints::from_base(&emu.base).expect("endpoints"),
-    );
+    )
+    .pacing(PacerConfig::unlimited())
+    .build()
+    .expect("client");
     let fs = Arc::new(BoxFs::new(
         Arc::new(client),
         FsOptions {

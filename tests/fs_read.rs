@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use box_client::upload::UploadOptions;
+use box_client::PacerConfig;
 use box_client::{Client, DeveloperToken, Endpoints};
 use box_emulator::{EmulatorConfig, Knobs};
 use boxfs::fs::read::content_cache::ContentCache;
@@ -21,10 +22,13 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
 fn client(t: &TestEmu) -> Client {
-    Client::new(
+    Client::builder(
         Arc::new(DeveloperToken::new(t.token.clone())),
         Endpoints::from_base(&t.base).unwrap(),
     )
+    .pacing(PacerConfig::unlimited())
+    .build()
+    .expect("client")
 }
 
 /// Bytes that differ at every offset, so that a misplaced slice shows.

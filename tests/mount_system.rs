@@ -68,7 +68,7 @@ fn setup(t: &TestEmu) -> Setup {
     std::fs::write(
         &config,
         format!(
-            "[profiles.emu]\napi_url = \"{}\"\ntoken = \"{}\"\n",
+            "[profiles.emu]\napi_url = \"{}\"\ntoken = \"{}\"\napi_rate = \"unlimited\"\n",
             t.base, t.token
         ),
     )

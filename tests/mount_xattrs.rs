@@ -908,6 +908,7 @@ async fn a_read_only_mount_refuses_changes() {
 /// cached from before a change made elsewhere, with no kernel draining the queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_record_boxs_answer_and_invalidation_drops_the_cache() {
+    use box_client::PacerConfig;
     use box_client::{Client, DeveloperToken, Endpoints};
     use boxfs::fs::sync::kernel::KernelQueue;
     use boxfs::fs::tree::inode::ROOT_INO;
@@ -920,10 +921,13 @@ async fn changes_record_boxs_answer_and_invalidation_drops_the_cache() {
         .as_str()
         .expect("id")
         .to_string();
-    let client = Client::new(
+    let client = Client::builder(
         Arc::new(DeveloperToken::new(emu.token.clone())),
         Endpoints::from_base(&emu.base).expect("endpoints"),
-    );
+    )
+    .pacing(PacerConfig::unlimited())
+    .build()
+    .expect("client");
     let fs = Arc::new(BoxFs::new(
         Arc::new(client),
         FsOptions::default(),

@@ -144,8 +144,7 @@ pub async fn run_events(args: EventsArgs) -> Result<(), String> {
         check_position(pos)?;
     }
     let eff = args.connection.settings()?;
-    let (auth, endpoints) = config::authenticator(&eff)?;
-    let client = Client::new(auth, endpoints);
+    let client = config::client(&eff)?;
     let mut printer = Printer {
         json: args.json,
         left: args.limit,

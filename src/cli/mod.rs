@@ -24,7 +24,7 @@ use crate::daemon::mount::{identity, report_ready, unmount_path, Backend, MountR
 use crate::daemon::record::DaemonRecord;
 use crate::fs::read::budget::ReadBudgetConfig;
 use crate::fs::FsOptions;
-use box_client::{Client, Secret};
+use box_client::{Rate, Secret};
 use box_emulator::{Emulator, EmulatorConfig, Knobs};
 
 #[derive(Debug, Parser)]
@@ -102,6 +102,13 @@ pub struct ConnectionArgs {
     #[arg(long, value_name = "STORE", env = "BOXFS_TOKEN_STORE", hide_env_values = true,
           value_parser = parse_setting::<StoreSpec>)]
     pub token_store: Option<StoreSpec>,
+    /// API calls a minute the account may make: a number, N/min, N/s, or unlimited for a
+    /// server without limits [default: Box's 1000/min].
+    #[arg(long, value_name = "RATE", env = "BOXFS_API_RATE", value_parser = parse_setting::<Rate>)]
+    pub api_rate: Option<Rate>,
+    /// Uploads a minute the account may start [default: Box's 240/min].
+    #[arg(long, value_name = "RATE", env = "BOXFS_UPLOAD_RATE", value_parser = parse_setting::<Rate>)]
+    pub upload_rate: Option<Rate>,
     /// The app's client id (Box developer console).
     #[arg(long, value_name = "ID", env = "BOXFS_CLIENT_ID")]
     pub client_id: Option<String>,
@@ -120,6 +127,8 @@ impl ConnectionArgs {
             token_store: self.token_store.clone(),
             client_id: self.client_id.clone(),
             client_secret: self.client_secret.clone(),
+            api_rate: self.api_rate,
+            upload_rate: self.upload_rate,
             ..Settings::default()
         }
     }
@@ -248,8 +257,7 @@ impl MountArgs {
         let backend = if self.emulator {
             Backend::Emulator
         } else {
-            let (auth, endpoints) = config::authenticator(&eff)?;
-            Backend::Api(Client::new(auth, endpoints))
+            Backend::Api(config::client(&eff)?)
         };
         let cache_dir = match &v.cache_dir {
             Some(dir) => dir.clone(),

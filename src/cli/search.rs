@@ -246,8 +246,7 @@ pub async fn run_search(args: SearchArgs) -> Result<bool, String> {
         return Err("--limit must be at least 1".into());
     }
     let eff = args.connection.settings()?;
-    let (auth, endpoints) = config::authenticator(&eff)?;
-    let client = Client::new(auth, endpoints);
+    let client = config::client(&eff)?;
     let mut search = SearchQuery {
         query,
         metadata_filter: metadata,

@@ -13,6 +13,8 @@ use crate::daemon::control::{self, ControlRequest};
 use crate::daemon::record::DaemonRecord;
 use crate::daemon::status::{MountStatus, UploadsStatus};
 use crate::human::{human_bytes, human_duration, human_rate, thousands};
+use box_client::pacer::BucketStats;
+use box_client::PacerStats;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -211,7 +213,46 @@ pub fn render(s: &MountStatus) -> String {
         )
     };
     line("api", format!("{} calls, {errors}", thousands(api.calls)));
+    if let Some(pacing) = &s.pacing {
+        line("budget", budget_text(pacing));
+    }
     out
+}
+
+/// The pacer's line: calls in the last minute against the limits, what the adaptive limit
+/// is down to, time waited and 429s.
+fn budget_text(p: &PacerStats) -> String {
+    let against = |b: &BucketStats| match b.limit_per_minute {
+        Some(limit) => format!(
+            "{} of {}",
+            thousands(b.calls_last_minute),
+            thousands(limit.round() as u64)
+        ),
+        None => format!("{} (no limit)", thousands(b.calls_last_minute)),
+    };
+    let mut text = format!(
+        "{} calls in the last minute (uploads {}, searches {})",
+        against(&p.api),
+        against(&p.upload),
+        against(&p.search)
+    );
+    if let (Some(limit), Some(now)) = (p.api.limit_per_minute, p.api.effective_per_minute) {
+        if now < limit * 0.99 {
+            text.push_str(&format!(
+                "; slowed to {}/min after 429s",
+                thousands(now.round() as u64)
+            ));
+        }
+    }
+    text.push_str(&format!(
+        "; waited {} for the pacer; {} answered 429",
+        human_duration(p.waited.as_secs_f64()),
+        thousands(p.throttled)
+    ));
+    if let Some(redis) = &p.shared_through {
+        text.push_str(&format!("; shared through {redis}"));
+    }
+    text
 }
 
 fn uploads_text(u: &UploadsStatus) -> String {
@@ -284,6 +325,17 @@ mod tests {
         }];
         s.api.calls = 12;
         s.api.errors.insert("404".into(), 2);
+        let mut pacing = PacerStats {
+            waited: std::time::Duration::from_millis(3200),
+            throttled: 2,
+            ..PacerStats::default()
+        };
+        pacing.api.calls_last_minute = 412;
+        pacing.api.limit_per_minute = Some(1000.0);
+        pacing.api.effective_per_minute = Some(500.0);
+        pacing.upload.calls_last_minute = 12;
+        pacing.upload.limit_per_minute = Some(240.0);
+        s.pacing = Some(pacing);
         let text = render(&s);
         for part in [
             "/home/me/Box  (pid 42, up 1m 05s)",
@@ -295,6 +347,8 @@ mod tests {
             "2 pending (3 MiB), 1 running",
             "big.iso: 1 MiB of 2 MiB, 1.0 MB/s",
             "12 calls, 2 errors (404: 2)",
+            "412 of 1,000 calls in the last minute (uploads 12 of 240, searches 0 (no limit))",
+            "slowed to 500/min after 429s; waited 3 s for the pacer; 2 answered 429",
         ] {
             assert!(text.contains(part), "{part:?} missing in:\n{text}");
         }

@@ -10,6 +10,7 @@
 //! messages that say where a wrong value was written.
 
 pub mod auth;
+pub mod client;
 pub mod file;
 pub mod settings;
 
@@ -19,6 +20,7 @@ use std::path::PathBuf;
 
 pub use auth::{authenticator, AuthKind, StoreSpec};
 use box_client::Endpoints;
+pub use client::client;
 pub use settings::{Mode, Settings, Size};
 
 /// The profile used when none is named.

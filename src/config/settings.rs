@@ -16,7 +16,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use super::auth::{AuthKind, StoreSpec};
-use box_client::Secret;
+use box_client::{Rate, Secret};
 
 /// A value as TOML (or the environment) wrote it, before the key's type reads it.
 #[derive(Debug, Clone, PartialEq)]
@@ -189,6 +189,16 @@ impl SettingValue for Size {
     }
 }
 
+impl SettingValue for Rate {
+    fn parse(text: &str) -> Result<Rate, String> {
+        text.parse()
+            .map_err(|e: box_client::pacer::RateParseError| e.to_string())
+    }
+    fn show(&self) -> String {
+        self.to_string()
+    }
+}
+
 /// Permission bits, written in octal: `022`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mode(pub u32);
@@ -331,6 +341,10 @@ settings! {
     auth: AuthKind,
     /// The API's base URL (Box itself when unset).
     api_url: String,
+    /// API calls a minute this account may make (`1000`, `20/s`, `unlimited`); Box allows 1,000.
+    api_rate: Rate,
+    /// Uploads a minute this account may start; Box allows 240.
+    upload_rate: Rate,
     /// The app's OAuth 2.0 / client-credentials client id.
     client_id: String,
     /// The app's client secret.

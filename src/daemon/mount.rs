@@ -33,7 +33,7 @@ use box_client::auth::DeveloperToken;
 use box_client::endpoints::Endpoints;
 use box_client::events::StreamType;
 use box_client::types::User;
-use box_client::Client;
+use box_client::{Client, PacerConfig};
 use box_emulator::{Emulator, EmulatorConfig};
 
 /// Set in the environment of the detached child of a background mount: it prints
@@ -285,7 +285,11 @@ impl MountRequest {
                     emulator.base_url(),
                     token
                 );
-                let client = Client::new(Arc::new(DeveloperToken::new(token)), endpoints);
+                // The embedded emulator enforces no rate limits: nothing to pace.
+                let client = Client::builder(Arc::new(DeveloperToken::new(token)), endpoints)
+                    .pacing(PacerConfig::unlimited())
+                    .build()
+                    .map_err(|e| e.to_string())?;
                 (client, Some(emulator))
             }
             Backend::Api(client) => (client.clone(), None),

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::fs::BoxFs;
 use box_client::stats::RequestStats;
+use box_client::PacerStats;
 
 /// Who the mount is signed in as, and where.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -120,6 +121,10 @@ pub struct MountStatus {
     pub uploads: UploadsStatus,
     /// API requests since the mount started, and error answers by HTTP status.
     pub api: RequestStats,
+    /// The pacer: calls in the last minute against Box's limits, time spent waiting, 429s.
+    /// Absent from daemons older than the pacer.
+    #[serde(default)]
+    pub pacing: Option<PacerStats>,
 }
 
 /// What the daemon knows of itself besides the filesystem.
@@ -197,6 +202,7 @@ impl Daemon {
                 uploaded_bytes: uploads.uploaded_bytes,
             },
             api: fs.client().request_stats(),
+            pacing: fs.client().pacer_stats(),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! `box_client`'s own types and errors. [`box_client::Client`] implements it by calling
 //! itself; [`faults::FaultyBox`] wraps any implementation and fails chosen calls, so that a
 //! failure can be replayed exactly. [`BoxFs`](super::BoxFs) holds an `Arc<dyn BoxApi>`
-//! and knows nothing of HTTP.
+//! and knows nothing of HTTP. Each call a `Client` makes through it has the priority of the
+//! task making it ([`priority`]: background work yields to calls a process waits on).
 //!
 //! The trait follows the client's names and arguments, so that a call site reads the same
 //! through it; its own types are [`DownloadBody`], the content of a download as a stream of
@@ -13,7 +14,9 @@
 //! the client's [`DownloadSource`] (one file's shared download URL) as a trait object.
 
 pub mod faults;
+pub mod priority;
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -31,7 +34,7 @@ use box_client::metadata::{ItemRef, MetadataInstance, MetadataPatch, MetadataTem
 use box_client::stats::RequestStats;
 use box_client::types::{Item, Items, User};
 use box_client::upload::UploadOptions;
-use box_client::Client;
+use box_client::{Client, PacerStats};
 
 /// File content on its way from Box: the download server's etag and the body as a stream
 /// of chunks (exactly the bytes asked for, as [`Download::into_stream`] yields them).
@@ -242,32 +245,43 @@ pub trait BoxApi: Send + Sync {
 
     /// What the requests sent so far came to (`boxfs status`).
     fn request_stats(&self) -> RequestStats;
+
+    /// The pacer's figures (calls in the last minute against Box's limits, time waited,
+    /// 429s), if calls are paced.
+    fn pacer_stats(&self) -> Option<PacerStats> {
+        None
+    }
+
+    /// Whether the pacing budget is tight: work nobody waits for should not start now.
+    fn pacing_is_tight(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait]
 impl BoxApi for Client {
     async fn me(&self) -> BoxResult<User> {
-        Client::me(self).await
+        Client::me(&paced(self)).await
     }
     async fn me_with_fields(&self, fields: &[&str]) -> BoxResult<User> {
-        Client::me_with_fields(self, fields).await
+        Client::me_with_fields(&paced(self), fields).await
     }
 
     async fn file_with_fields(&self, file_id: &str, fields: &[&str]) -> BoxResult<Item> {
-        Client::file_with_fields(self, file_id, fields).await
+        Client::file_with_fields(&paced(self), file_id, fields).await
     }
     async fn folder_with_fields(&self, folder_id: &str, fields: &[&str]) -> BoxResult<Item> {
-        Client::folder_with_fields(self, folder_id, fields).await
+        Client::folder_with_fields(&paced(self), folder_id, fields).await
     }
     async fn folder_items_page(&self, folder_id: &str, opts: &ListOptions) -> BoxResult<Items> {
-        Client::folder_items_page(self, folder_id, opts).await
+        Client::folder_items_page(&paced(self), folder_id, opts).await
     }
 
     async fn create_folder(&self, parent_id: &str, name: &str) -> BoxResult<Item> {
-        Client::create_folder(self, parent_id, name).await
+        Client::create_folder(&paced(self), parent_id, name).await
     }
     async fn rename_file(&self, file_id: &str, name: &str) -> BoxResult<Item> {
-        Client::rename_file(self, file_id, name).await
+        Client::rename_file(&paced(self), file_id, name).await
     }
     async fn move_file(
         &self,
@@ -275,10 +289,10 @@ impl BoxApi for Client {
         parent_id: &str,
         name: Option<&str>,
     ) -> BoxResult<Item> {
-        Client::move_file(self, file_id, parent_id, name).await
+        Client::move_file(&paced(self), file_id, parent_id, name).await
     }
     async fn rename_folder(&self, folder_id: &str, name: &str) -> BoxResult<Item> {
-        Client::rename_folder(self, folder_id, name).await
+        Client::rename_folder(&paced(self), folder_id, name).await
     }
     async fn move_folder(
         &self,
@@ -286,10 +300,10 @@ impl BoxApi for Client {
         parent_id: &str,
         name: Option<&str>,
     ) -> BoxResult<Item> {
-        Client::move_folder(self, folder_id, parent_id, name).await
+        Client::move_folder(&paced(self), folder_id, parent_id, name).await
     }
     async fn delete_file(&self, file_id: &str, if_match_etag: Option<&str>) -> BoxResult<()> {
-        Client::delete_file(self, file_id, if_match_etag).await
+        Client::delete_file(&paced(self), file_id, if_match_etag).await
     }
     async fn delete_folder(
         &self,
@@ -297,7 +311,7 @@ impl BoxApi for Client {
         recursive: bool,
         if_match_etag: Option<&str>,
     ) -> BoxResult<()> {
-        Client::delete_folder(self, folder_id, recursive, if_match_etag).await
+        Client::delete_folder(&paced(self), folder_id, recursive, if_match_etag).await
     }
     async fn restore_file(
         &self,
@@ -305,7 +319,7 @@ impl BoxApi for Client {
         name: Option<&str>,
         parent_id: Option<&str>,
     ) -> BoxResult<Item> {
-        Client::restore_file(self, file_id, name, parent_id).await
+        Client::restore_file(&paced(self), file_id, name, parent_id).await
     }
     async fn restore_folder(
         &self,
@@ -313,7 +327,7 @@ impl BoxApi for Client {
         name: Option<&str>,
         parent_id: Option<&str>,
     ) -> BoxResult<Item> {
-        Client::restore_folder(self, folder_id, name, parent_id).await
+        Client::restore_folder(&paced(self), folder_id, name, parent_id).await
     }
 
     async fn upload_file(
@@ -323,7 +337,7 @@ impl BoxApi for Client {
         source: PathBuf,
         opts: &UploadOptions,
     ) -> BoxResult<Item> {
-        Client::upload_file(self, parent_id, name, source, opts).await
+        Client::upload_file(&paced(self), parent_id, name, source, opts).await
     }
     async fn upload_new_version(
         &self,
@@ -331,7 +345,7 @@ impl BoxApi for Client {
         source: PathBuf,
         opts: &UploadOptions,
     ) -> BoxResult<Item> {
-        Client::upload_new_version(self, file_id, source, opts).await
+        Client::upload_new_version(&paced(self), file_id, source, opts).await
     }
     async fn resume_upload(
         &self,
@@ -339,19 +353,19 @@ impl BoxApi for Client {
         source: PathBuf,
         opts: &UploadOptions,
     ) -> BoxResult<Item> {
-        Client::resume_upload(self, session_id, source, opts).await
+        Client::resume_upload(&paced(self), session_id, source, opts).await
     }
     async fn download_with(
         &self,
         file_id: &str,
         opts: &DownloadOptions,
     ) -> BoxResult<DownloadBody> {
-        Client::download_with(self, file_id, opts)
+        Client::download_with(&paced(self), file_id, opts)
             .await
             .map(DownloadBody::from)
     }
     fn download_source(&self, file_id: &str, version: Option<&str>) -> Arc<dyn ContentSource> {
-        Arc::new(Client::download_source(self, file_id, version))
+        Arc::new(Client::download_source(&paced(self), file_id, version))
     }
 
     async fn lock_file_with_fields(
@@ -360,10 +374,10 @@ impl BoxApi for Client {
         opts: &LockOptions,
         fields: &[&str],
     ) -> BoxResult<Item> {
-        Client::lock_file_with_fields(self, file_id, opts, fields).await
+        Client::lock_file_with_fields(&paced(self), file_id, opts, fields).await
     }
     async fn unlock_file_with_fields(&self, file_id: &str, fields: &[&str]) -> BoxResult<Item> {
-        Client::unlock_file_with_fields(self, file_id, fields).await
+        Client::unlock_file_with_fields(&paced(self), file_id, fields).await
     }
     async fn share_item_with_fields(
         &self,
@@ -371,21 +385,21 @@ impl BoxApi for Client {
         settings: &SharedLinkSettings,
         fields: &[&str],
     ) -> BoxResult<Item> {
-        Client::share_item_with_fields(self, item, settings, fields).await
+        Client::share_item_with_fields(&paced(self), item, settings, fields).await
     }
     async fn unshare_item_with_fields(&self, item: &ItemRef, fields: &[&str]) -> BoxResult<Item> {
-        Client::unshare_item_with_fields(self, item, fields).await
+        Client::unshare_item_with_fields(&paced(self), item, fields).await
     }
 
     async fn metadata_list(&self, item: &ItemRef) -> BoxResult<Vec<MetadataInstance>> {
-        Client::metadata_list(self, item).await
+        Client::metadata_list(&paced(self), item).await
     }
     async fn metadata_template(
         &self,
         scope: &str,
         template_key: &str,
     ) -> BoxResult<MetadataTemplate> {
-        Client::metadata_template(self, scope, template_key).await
+        Client::metadata_template(&paced(self), scope, template_key).await
     }
     async fn create_metadata(
         &self,
@@ -394,7 +408,7 @@ impl BoxApi for Client {
         template_key: &str,
         values: &Map<String, Value>,
     ) -> BoxResult<MetadataInstance> {
-        Client::create_metadata(self, item, scope, template_key, values).await
+        Client::create_metadata(&paced(self), item, scope, template_key, values).await
     }
     async fn update_metadata(
         &self,
@@ -403,7 +417,7 @@ impl BoxApi for Client {
         template_key: &str,
         patch: &MetadataPatch,
     ) -> BoxResult<MetadataInstance> {
-        Client::update_metadata(self, item, scope, template_key, patch).await
+        Client::update_metadata(&paced(self), item, scope, template_key, patch).await
     }
     async fn delete_metadata(
         &self,
@@ -411,17 +425,33 @@ impl BoxApi for Client {
         scope: &str,
         template_key: &str,
     ) -> BoxResult<()> {
-        Client::delete_metadata(self, item, scope, template_key).await
+        Client::delete_metadata(&paced(self), item, scope, template_key).await
     }
 
     async fn latest_stream_position(&self, stream_type: StreamType) -> BoxResult<String> {
-        Client::latest_stream_position(self, stream_type).await
+        Client::latest_stream_position(&paced(self), stream_type).await
     }
     fn event_stream(&self, opts: EventStreamOptions) -> EventStream {
-        Client::event_stream(self, opts)
+        Client::event_stream(&paced(self), opts)
     }
 
     fn request_stats(&self) -> RequestStats {
         Client::request_stats(self)
+    }
+    fn pacer_stats(&self) -> Option<PacerStats> {
+        Some(Client::pacer_stats(self))
+    }
+    fn pacing_is_tight(&self) -> bool {
+        Client::pacing_is_tight(self)
+    }
+}
+
+/// `client` with the priority of the task calling ([`priority::current`]).
+fn paced(client: &Client) -> Cow<'_, Client> {
+    let priority = priority::current();
+    if client.priority() == priority {
+        Cow::Borrowed(client)
+    } else {
+        Cow::Owned(client.with_priority(priority))
     }
 }

@@ -12,6 +12,7 @@ use std::ffi::OsStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use box_client::PacerConfig;
 use box_client::{Client, DeveloperToken, Endpoints};
 use boxfs::fs::backend::faults::FaultyBox;
 use boxfs::fs::backend::BoxApi;
@@ -37,10 +38,13 @@ pub struct FsHarness {
 
 /// A client of `emu` with the admin's token.
 pub fn client_of(emu: &TestEmu) -> Client {
-    Client::new(
+    Client::builder(
         Arc::new(DeveloperToken::new(emu.token.clone())),
         Endpoints::from_base(&emu.base).expect("endpoints"),
     )
+    .pacing(PacerConfig::unlimited())
+    .build()
+    .expect("client")
 }
 
 /// The options of the tests' filesystems (see the module note).

@@ -48,6 +48,9 @@ impl TestMount {
             // Whatever the user running the tests configured stays out of the test mounts.
             .env("BOXFS_CONFIG", "/dev/null")
             .env_remove("BOXFS_PROFILE")
+            // The emulator enforces no rate limits unless a test asks (`--api-rate` wins).
+            .env("BOXFS_API_RATE", "unlimited")
+            .env("BOXFS_UPLOAD_RATE", "unlimited")
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or("warn".into()),

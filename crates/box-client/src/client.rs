@@ -358,6 +358,11 @@ impl Client {
         self.pacer().stats()
     }
 
+    /// Whether this client's pacer has little budget left ([`Pacer::is_tight`]).
+    pub fn pacing_is_tight(&self) -> bool {
+        self.pacer().is_tight()
+    }
+
     pub fn acting_as(&self) -> Option<&str> {
         self.as_user.as_deref()
     }

@@ -218,14 +218,17 @@ impl TestEmu {
         body["entries"][0].clone()
     }
 
-    /// A client of this emulator with the admin's token.
+    /// A client of this emulator with the admin's token. It does not pace itself: the
+    /// emulator enforces no rate limits unless a test turns them on.
     pub fn client(&self, retry: box_client::RetryPolicy) -> box_client::Client {
-        box_client::Client::with_http(
+        box_client::Client::builder(
             std::sync::Arc::new(box_client::DeveloperToken::new(self.token.clone())),
             box_client::Endpoints::from_base(&self.base).expect("emulator base URL"),
-            box_client::client::http_client(),
-            retry,
         )
+        .retry(retry)
+        .pacing(box_client::PacerConfig::unlimited())
+        .build()
+        .expect("a client without shared pacing")
     }
 
     /// A second user of the enterprise and a developer token for it; with `shared`, an

@@ -12,7 +12,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{authenticator, AuthKind, Config, Effective, Settings, Source, StoreSpec};
+use crate::config::{AuthKind, Config, Effective, Settings, Source, StoreSpec};
 use crate::human::human_bytes;
 use box_client::auth::{JwtConfig, OAuth2, TokenPair};
 use box_client::types::User;
@@ -346,8 +346,7 @@ fn quota_line(used: Option<i64>, total: Option<i64>) -> String {
 /// Runs `boxfs whoami`: who the profile logs in as (the As-User target when `as_user` is
 /// set), with the enterprise and the quota.
 pub async fn whoami(eff: &Effective) -> Result<String, String> {
-    let (auth, endpoints) = authenticator(eff)?;
-    let client = Client::new(auth, endpoints);
+    let client = crate::config::client(eff)?;
     let client = match &eff.values.as_user {
         Some(id) => client.as_user(id),
         None => client,

@@ -261,6 +261,8 @@ pub struct Injected {
 struct State {
     rules: Vec<Rule>,
     counts: HashMap<Call, u64>,
+    /// Of those, the calls made with background priority ([`super::priority`]).
+    background: HashMap<Call, u64>,
     injected: Vec<Injected>,
 }
 
@@ -291,6 +293,7 @@ impl FaultyBox {
         let mut st = self.state();
         st.rules = rules;
         st.counts.clear();
+        st.background.clear();
         st.injected.clear();
     }
 
@@ -300,6 +303,7 @@ impl FaultyBox {
         let mut st = self.state();
         st.rules.clear();
         st.counts.clear();
+        st.background.clear();
         std::mem::take(&mut st.injected)
     }
 
@@ -313,9 +317,17 @@ impl FaultyBox {
         self.state().counts.get(&call).copied().unwrap_or(0)
     }
 
+    /// How many of them had background priority (work nobody waited for).
+    pub fn background_calls(&self, call: Call) -> u64 {
+        self.state().background.get(&call).copied().unwrap_or(0)
+    }
+
     /// Counts a call of kind `call` and returns the fault it gets, if any.
     fn next(&self, call: Call) -> Option<(u64, Fault)> {
         let mut st = self.state();
+        if super::priority::current() == box_client::Priority::Background {
+            *st.background.entry(call).or_insert(0) += 1;
+        }
         let count = st.counts.entry(call).or_insert(0);
         *count += 1;
         let nth = *count;
@@ -641,6 +653,12 @@ impl BoxApi for FaultyBox {
 
     fn request_stats(&self) -> RequestStats {
         self.inner.request_stats()
+    }
+    fn pacer_stats(&self) -> Option<box_client::PacerStats> {
+        self.inner.pacer_stats()
+    }
+    fn pacing_is_tight(&self) -> bool {
+        self.inner.pacing_is_tight()
     }
 }
 

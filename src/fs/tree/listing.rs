@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::fs::backend::priority::{in_background, spawn_keeping_priority};
 use crate::fs::errno::FsError;
 use crate::fs::sync::kernel::{DirsChanged, Invalidation, KernelQueue};
 use crate::fs::tree::dir_handle::{DirHandle, FinishOnDrop};
@@ -207,7 +208,7 @@ impl BoxFs {
         self.counters.listing_pages.fetch_add(1, Ordering::Relaxed);
         let client = self.client.clone();
         let box_id = box_id.to_string();
-        tokio::spawn(async move {
+        spawn_keeping_priority(async move {
             let page = client.folder_items_page(&box_id, &opts).await;
             (page, opts)
         })
@@ -217,7 +218,8 @@ impl BoxFs {
     /// number at a time across the whole mount.
     fn prefetch_subfolders(self: &Arc<Self>, dir: Ino) {
         let per_folder = self.listings.prefetch_per_folder;
-        if per_folder == 0 {
+        // Under Box's rate limits, listing folders nobody opened yet is the first work to go.
+        if per_folder == 0 || self.client.pacing_is_tight() {
             return;
         }
         let ttl = self.freshness.ttl();
@@ -235,15 +237,18 @@ impl BoxFs {
         };
         for child in todo {
             let fs = Arc::clone(self);
-            tokio::spawn(async move {
+            tokio::spawn(in_background(async move {
                 let Ok(_slot) = fs.listings.prefetch_slots.clone().acquire_owned().await else {
                     return;
                 };
+                if fs.client.pacing_is_tight() {
+                    return;
+                }
                 fs.counters.prefetches.fetch_add(1, Ordering::Relaxed);
                 if let Err(e) = fs.ensure_listing(child, false).await {
                     log::debug!("listing inode {child} ahead failed: {e}");
                 }
-            });
+            }));
         }
     }
 }

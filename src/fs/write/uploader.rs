@@ -30,6 +30,7 @@ use sha1::{Digest, Sha1};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::fs::backend::priority::in_background;
 use crate::fs::errno::FsError;
 use crate::fs::sync::kernel::Invalidation;
 use crate::fs::write::staging::{conflict_name, Journal, Target};
@@ -671,7 +672,8 @@ impl BoxFs {
                         let Some(_slot) = slots.acquire(size).await else {
                             return;
                         };
-                        let _ = fs.upload_now(&staged).await;
+                        // Queued uploads (write-back, retries): nobody waits on them.
+                        let _ = in_background(fs.upload_now(&staged)).await;
                     });
                 }
                 fs.retire_expired().await;

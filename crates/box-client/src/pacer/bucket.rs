@@ -208,6 +208,20 @@ impl Bucket {
     pub(crate) fn throttled_count(&self) -> u64 {
         self.throttled
     }
+
+    /// Whether the budget is tight: the bucket is paused after a 429, requests are queued
+    /// for it, or less than half of its burst is left. Work nobody waits for should then not
+    /// be started at all. An unlimited bucket is tight only while paused.
+    pub(crate) fn tight(&mut self, now: Instant) -> bool {
+        if self.paused_until.is_some_and(|until| until > now) {
+            return true;
+        }
+        if self.limit.is_none() {
+            return false;
+        }
+        self.refill(now);
+        !self.foreground.is_empty() || !self.background.is_empty() || self.tokens < self.burst / 2.0
+    }
 }
 
 fn position(queue: &VecDeque<u64>, ticket: u64) -> usize {
@@ -225,6 +239,27 @@ mod tests {
             b.dequeue(t);
         }
         r
+    }
+
+    #[test]
+    fn the_budget_is_tight_when_half_the_burst_is_gone_or_paused() {
+        let now = Instant::now();
+        let mut b = Bucket::new(Some(1.0), 4, now);
+        assert!(!b.tight(now));
+        take(&mut b, Priority::Foreground, now).unwrap();
+        assert!(!b.tight(now));
+        take(&mut b, Priority::Foreground, now).unwrap();
+        take(&mut b, Priority::Foreground, now).unwrap();
+        assert!(b.tight(now));
+        assert!(!b.tight(now + Duration::from_secs(2)));
+        let mut unlimited = Bucket::new(None, 4, now);
+        for _ in 0..10 {
+            take(&mut unlimited, Priority::Foreground, now).unwrap();
+        }
+        assert!(!unlimited.tight(now));
+        unlimited.throttled(Some(Duration::from_secs(3)), now);
+        assert!(unlimited.tight(now + Duration::from_secs(1)));
+        assert!(!unlimited.tight(now + Duration::from_secs(4)));
     }
 
     #[test]

@@ -398,6 +398,13 @@ impl Pacer {
         }
     }
 
+    /// Whether the general budget is tight (paused after a 429, requests waiting, or less
+    /// than half the burst left): work that nobody waits for, such as listing folders ahead
+    /// of a walk, should not be started now.
+    pub fn is_tight(&self) -> bool {
+        lock(&self.inner.buckets[index(Kind::General)]).tight(Instant::now())
+    }
+
     pub fn config(&self) -> &PacerConfig {
         &self.inner.config
     }

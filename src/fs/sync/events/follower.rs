@@ -2,6 +2,7 @@
 //! and its health, restarts it, and revalidates after long outages.
 
 use super::*;
+use crate::fs::backend::priority::in_background;
 
 /// How the follower runs.
 #[derive(Debug, Clone)]
@@ -89,7 +90,8 @@ impl EventFollower {
 
     /// Runs on the current tokio runtime until aborted.
     pub fn spawn(self, start_position: String) -> JoinHandle<()> {
-        tokio::spawn(self.run(start_position))
+        // Nobody waits on the stream or on what it fetches after an event.
+        tokio::spawn(in_background(self.run(start_position)))
     }
 
     /// Follows the stream from `start_position` (taken before the mount served anything)

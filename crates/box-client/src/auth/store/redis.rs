@@ -84,6 +84,14 @@ impl RedisTokenStore {
     /// `redis://host:port/db?key=KEY`: the `key` parameter names the key (default
     /// [`DEFAULT_KEY`]); the rest is the server's URL.
     pub fn from_spec(spec: &str) -> BoxResult<RedisTokenStore> {
+        let (url, key) = RedisTokenStore::split_spec(spec)?;
+        RedisTokenStore::new(&url, &key)
+    }
+
+    /// A `redis://…[?key=KEY]` spec as the server's URL and the key (the default key when
+    /// the spec names none): what [`RedisTokenStore::from_spec`] uses, for other state that
+    /// belongs with the tokens (the pacer's shared buckets).
+    pub fn split_spec(spec: &str) -> BoxResult<(String, String)> {
         let mut url = url::Url::parse(spec).map_err(|e| {
             BoxError::Config(format!("'{}' is not a URL: {e}", redact_url_str(spec)))
         })?;
@@ -104,7 +112,7 @@ impl RedisTokenStore {
         } else {
             url.query_pairs_mut().clear().extend_pairs(rest);
         }
-        RedisTokenStore::new(url.as_str(), &key)
+        Ok((url.to_string(), key))
     }
 
     /// How long a lock lives if its holder never releases it.
