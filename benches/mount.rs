@@ -7,7 +7,11 @@
 //! an empty page cache, which the container does not let us drop).
 //!
 //! Run: `cargo bench --bench mount`, or some parts of it: `cargo bench --bench mount -- ls find`
-//! (parts: read, ls, find, changes, memory, writes, xattrs). Needs /dev/fuse and root (or fusermount3).
+//! (parts: read, ls, find, changes, memory, writes, xattrs). These figures measure protocol
+//! efficiency: the mounts run with `--api-rate unlimited` against an emulator without rate
+//! limits. `cargo bench --bench mount -- limits` (run only when named: it takes about ten
+//! minutes) measures the mount against Box's rate limits instead (`mount/limits.rs`).
+//! Needs /dev/fuse and root (or fusermount3).
 //! Mounts are unmounted when the bench ends or panics; an interrupted run leaves none either,
 //! because the daemon unmounts on the same SIGINT.
 
@@ -25,6 +29,9 @@ use box_emulator::{Emulator, EmulatorConfig, Knobs};
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use sha1::{Digest, Sha1};
+
+#[path = "mount/limits.rs"]
+mod limits;
 
 /// The integration tests' real-mount helper.
 #[path = "../tests/common/mount.rs"]
@@ -1208,7 +1215,12 @@ const PARTS: &[Part] = &[
     ("memory", bench_memory),
     ("writes", bench_writes),
     ("xattrs", bench_xattrs),
+    ("limits", limits::bench_limits),
+    ("limits-tls", limits::bench_tls_read),
 ];
+
+/// Parts that run only when named.
+const ON_REQUEST: &[&str] = &["limits", "limits-tls"];
 
 fn main() {
     // `cargo bench` passes `--bench`; any other argument names parts to run.
@@ -1218,7 +1230,10 @@ fn main() {
         .collect();
     let chosen: Vec<&Part> = PARTS
         .iter()
-        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .filter(|(name, _)| match filters.is_empty() {
+            true => !ON_REQUEST.contains(name),
+            false => filters.iter().any(|f| name.contains(f.as_str())),
+        })
         .collect();
     if chosen.is_empty() {
         let names: Vec<&str> = PARTS.iter().map(|(n, _)| *n).collect();

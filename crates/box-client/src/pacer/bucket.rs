@@ -109,11 +109,10 @@ impl Bucket {
             ),
         };
         let Some(rate) = self.limit.map(|_| self.effective) else {
-            if ahead == 0 {
-                self.grant(ticket, now);
-                return Ok(());
-            }
-            return Err(now + Duration::from_millis(1));
+            // No limit: no tokens to share out, so no request waits for another (a queue
+            // here would only make background work wait while foreground work streams by).
+            self.grant(ticket, now);
+            return Ok(());
         };
         self.refill(now);
         let needed = ahead as f64 + 1.0 + reserve;
