@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::cli::ConnectionArgs;
 use crate::config;
 use box_client::events::{Event, EventStreamOptions, EventsQuery, RecentIds, MAX_EVENTS_LIMIT};
-use box_client::Client;
+use box_client::{BoxError, Client};
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
@@ -145,7 +145,11 @@ pub async fn run_events(args: EventsArgs) -> Result<(), String> {
     }
     let eff = args.connection.settings()?;
     let (auth, endpoints) = config::authenticator(&eff)?;
-    let client = Client::new(auth, endpoints);
+    let http = config::http_client(&eff)?;
+    let client = Client::builder(auth, endpoints)
+        .http(http)
+        .build()
+        .map_err(|e| e.to_string())?;
     let mut printer = Printer {
         json: args.json,
         left: args.limit,
@@ -176,7 +180,7 @@ async fn print_until_now(
                 ..EventsQuery::since(position.clone())
             })
             .await
-            .map_err(|e| format!("cannot read the events: {e}"))?;
+            .map_err(|e| config::http::failure("cannot read the events", &e))?;
         for ev in page.entries.iter().filter(|ev| seen.insert(&ev.event_id)) {
             if !printer.print(ev) {
                 return Ok(());
@@ -212,6 +216,10 @@ async fn follow(
                     if !printer.print(&ev) {
                         return Ok(());
                     }
+                }
+                // A certificate this process does not trust stays untrusted.
+                Some(Err(e @ BoxError::Certificate { .. })) => {
+                    return Err(config::http::failure("event stream", &e))
                 }
                 // The feed reconnects by itself and resumes where it was.
                 Some(Err(e)) => eprintln!("boxfs: event stream: {e} (retrying)"),

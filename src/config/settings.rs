@@ -331,6 +331,8 @@ settings! {
     auth: AuthKind,
     /// The API's base URL (Box itself when unset).
     api_url: String,
+    /// A PEM file of CA certificates trusted besides the system's: a TLS-inspecting proxy's CA.
+    ca_cert: PathBuf,
     /// The app's OAuth 2.0 / client-credentials client id.
     client_id: String,
     /// The app's client secret.
