@@ -287,11 +287,16 @@ struct Watchdog {
 
 impl Watchdog {
     fn arm(mount: &TestMount, step: &'static str) -> Watchdog {
+        Watchdog::arm_for(mount, step, HANG_LIMIT)
+    }
+
+    /// The same for a step that may rightly take up to `limit`.
+    fn arm_for(mount: &TestMount, step: &'static str, limit: Duration) -> Watchdog {
         let (tx, rx) = mpsc::channel::<()>();
         let pid = mount.pid();
         std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(HANG_LIMIT) {
-                eprintln!("{step}: no progress for {HANG_LIMIT:?}; killing the mount daemon");
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!("{step}: not done after {limit:?}; killing the mount daemon");
                 if let Some(pid) = pid {
                     // SAFETY: kill(2) of the daemon we started.
                     unsafe { libc::kill(pid as i32, libc::SIGKILL) };

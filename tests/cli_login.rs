@@ -433,6 +433,51 @@ async fn ccg_login_acts_as_the_enterprise_or_a_user() {
 }
 
 #[tokio::test]
+async fn a_login_with_ca_cert_records_it_and_token_requests_trust_it() {
+    let t = TestEmu::start_https().await;
+    let ca = t.ca_file.clone().expect("the emulator's CA");
+    let ca = ca.to_str().unwrap();
+    let home = Home::new();
+    let info = t.emulator().info.clone();
+    let ccg = [
+        "login",
+        "--ccg",
+        "--api-url",
+        &t.base,
+        "--client-id",
+        &info.client_id,
+        "--client-secret",
+        &info.client_secret,
+        "--enterprise",
+        &info.enterprise_id,
+    ];
+    // Without the CA the token request is refused, in one line that names the fix.
+    let err = home.fails(&ccg).await;
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot reach {}: its TLS certificate is not signed",
+            t.base
+        )) && err.contains("--ca-cert FILE"),
+        "{err}"
+    );
+    assert!(!home.config_file().exists(), "nothing recorded");
+
+    home.ok(&[&ccg[..], &["--ca-cert", ca]].concat()).await;
+    let config = home.config_text();
+    assert!(config.contains(&format!("ca_cert = \"{ca}\"")), "{config}");
+    // Later commands trust it from the profile.
+    home.ok(&["whoami"]).await;
+    let shown = home.ok(&["config", "show"]).await;
+    assert!(
+        shown
+            .lines()
+            .any(|l| l.contains("ca_cert") && l.contains(ca)),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
 async fn token_login_keeps_the_token_in_the_store() {
     let t = TestEmu::start().await;
     let home = Home::new();

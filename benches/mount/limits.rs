@@ -31,6 +31,8 @@ const PACED: [&str; 6] = [
 /// Long enough for every bucket of `RateLimits::BOX` to be full again.
 const REFILL: Duration = Duration::from_secs(6);
 const WIDE_ENTRIES: usize = 1000;
+/// 1,000 uploads at 240 a minute take about 4 minutes.
+const COPY_LIMIT: Duration = Duration::from_secs(600);
 const MAX_RATIO: f64 = 1.15;
 const MAX_THROTTLED_SHARE: f64 = 0.01;
 
@@ -233,7 +235,7 @@ pub fn bench_limits(world: &World) -> Vec<Row> {
         let mut flags = PACED.to_vec();
         flags.extend(["--write-back", "1"]);
         let mount = TestMount::start(&world.addr, &flags);
-        let _watch = Watchdog::arm(&mount, "limits: cp --write-back");
+        let _watch = Watchdog::arm_for(&mount, "limits: cp --write-back", COPY_LIMIT);
         let started = Instant::now();
         let copied = cp(&small_dir, &mount.path("LimitsBack"));
         // The uploads are queued now and go on in the background: list a folder meanwhile.
@@ -286,7 +288,7 @@ pub fn bench_limits(world: &World) -> Vec<Row> {
         std::thread::sleep(REFILL);
         let from = log_lines(world).len();
         let mount = TestMount::start(&world.addr, &PACED);
-        let _watch = Watchdog::arm(&mount, "limits: cp");
+        let _watch = Watchdog::arm_for(&mount, "limits: cp", COPY_LIMIT);
         let took = cp(&small_dir, &mount.path("LimitsClose"));
         let on_box = files_in(world, "LimitsClose");
         let also = if on_box == SMALL_WRITES {

@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::cli::ConnectionArgs;
 use crate::config;
 use box_client::events::{Event, EventStreamOptions, EventsQuery, RecentIds, MAX_EVENTS_LIMIT};
-use box_client::Client;
+use box_client::{BoxError, Client};
 
 #[derive(Debug, Args)]
 pub struct EventsArgs {
@@ -175,7 +175,7 @@ async fn print_until_now(
                 ..EventsQuery::since(position.clone())
             })
             .await
-            .map_err(|e| format!("cannot read the events: {e}"))?;
+            .map_err(|e| config::http::failure("cannot read the events", &e))?;
         for ev in page.entries.iter().filter(|ev| seen.insert(&ev.event_id)) {
             if !printer.print(ev) {
                 return Ok(());
@@ -211,6 +211,10 @@ async fn follow(
                     if !printer.print(&ev) {
                         return Ok(());
                     }
+                }
+                // A certificate this process does not trust stays untrusted.
+                Some(Err(e @ BoxError::Certificate { .. })) => {
+                    return Err(config::http::failure("event stream", &e))
                 }
                 // The feed reconnects by itself and resumes where it was.
                 Some(Err(e)) => eprintln!("boxfs: event stream: {e} (retrying)"),

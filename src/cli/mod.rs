@@ -90,6 +90,10 @@ pub struct ConnectionArgs {
     /// Box itself when not given.
     #[arg(long, value_name = "URL", env = "BOXFS_API_URL")]
     pub api_url: Option<String>,
+    /// Also trust the CA certificates of this PEM file: the CA of a company proxy that
+    /// re-signs TLS. The system's CAs (SSL_CERT_FILE, SSL_CERT_DIR) are trusted anyway.
+    #[arg(long, value_name = "FILE", env = "BOXFS_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
     /// An access token (a developer token, for instance), used as it is.
     #[arg(long, value_name = "TOKEN", env = "BOXFS_TOKEN", hide_env_values = true,
           value_parser = parse_setting::<Secret>)]
@@ -123,6 +127,7 @@ impl ConnectionArgs {
     pub fn given(&self) -> Settings {
         Settings {
             api_url: self.api_url.clone(),
+            ca_cert: self.ca_cert.clone(),
             token: self.token.clone(),
             token_store: self.token_store.clone(),
             client_id: self.client_id.clone(),

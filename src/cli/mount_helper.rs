@@ -444,6 +444,11 @@ mod tests {
             args("-", "config=/etc/boxfs.toml")[2..],
             ["--config=/etc/boxfs.toml"]
         );
+        // A proxy's CA, for mounts at boot behind a TLS-inspecting proxy.
+        assert_eq!(
+            args("-", "ca_cert=/etc/ssl/corp-ca.pem")[2..],
+            ["--ca-cert=/etc/ssl/corp-ca.pem"]
+        );
         assert_eq!(args("default", "rw")[2..], ["--profile", "default"]);
     }
 

@@ -227,7 +227,7 @@ async fn folder_id_of(client: &Client, path: &Path) -> Result<String, String> {
             .boxed()
             .try_next()
             .await
-            .map_err(|e| format!("--in {text}: {e}"))?;
+            .map_err(|e| config::http::failure(&format!("--in {text}"), &e))?;
         id = found
             .ok_or_else(|| format!("--in {text}: Box has no folder '{name}' there"))?
             .id;
@@ -267,7 +267,7 @@ pub async fn run_search(args: SearchArgs) -> Result<bool, String> {
         .take(args.limit)
         .try_collect()
         .await
-        .map_err(|e| format!("search failed: {e}"))?;
+        .map_err(|e| config::http::failure("search failed", &e))?;
     for item in &items {
         println!("{}", result_path(item, &mounts));
     }

@@ -5,7 +5,8 @@
 //! Kinds: `oauth` (tokens from `boxfs login`'s browser flow, refreshed and kept in the token
 //! store), `jwt` (the developer console's app config JSON), `ccg` (client credentials),
 //! `token` (a bare access token: the `token` key, or the one `boxfs login --token` put in the
-//! token store) and `command` (an external program prints the access token).
+//! token store) and `command` (an external program prints the access token). Token requests
+//! go through the configuration's HTTP client (`super::http`), as API calls do.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,11 +14,11 @@ use std::sync::Arc;
 use super::settings::SettingValue;
 use super::{Effective, DEFAULT_PROFILE};
 use box_client::auth::{
-    CcgAuth, CommandToken, FileTokenStore, JwtAuth, JwtConfig, OAuth2, RedisTokenStore,
+    oauth, CcgAuth, CommandToken, FileTokenStore, JwtAuth, JwtConfig, OAuth2, RedisTokenStore,
     StoredToken, Subject, TokenStore,
 };
 use box_client::secret::redact_url_text;
-use box_client::{Authenticator, DeveloperToken, Endpoints, Secret};
+use box_client::{Authenticator, DeveloperToken, Endpoints, RetryPolicy, Secret};
 
 /// How a profile authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,8 +219,9 @@ impl Effective {
         }
     }
 
-    /// The OAuth 2.0 authenticator of this profile, its tokens in the token store.
-    pub fn oauth(&self, endpoints: &Endpoints) -> Result<OAuth2, String> {
+    /// The OAuth 2.0 authenticator of this profile, its tokens in the token store, its token
+    /// requests sent with `http`.
+    pub fn oauth(&self, endpoints: &Endpoints, http: &reqwest::Client) -> Result<OAuth2, String> {
         let (id, secret) = self.client_credentials(AuthKind::OAuth)?;
         let store = self.token_store()?.ok_or_else(|| {
             format!(
@@ -228,11 +230,14 @@ impl Effective {
                 self.origin("token_store")
             )
         })?;
-        Ok(OAuth2::new(id, secret, endpoints.clone()).with_store(store))
+        Ok(OAuth2::new(id, secret, endpoints.clone())
+            .with_store(store)
+            .with_http(http.clone(), oauth::token_retries()))
     }
 
-    /// The JWT authenticator: the app config's service account unless a subject is set.
-    pub fn jwt(&self, endpoints: &Endpoints) -> Result<JwtAuth, String> {
+    /// The JWT authenticator: the app config's service account unless a subject is set; its
+    /// token requests sent with `http`.
+    pub fn jwt(&self, endpoints: &Endpoints, http: &reqwest::Client) -> Result<JwtAuth, String> {
         let path = self.values.jwt_config.as_ref().ok_or_else(|| {
             format!(
                 "auth jwt needs jwt_config, the app's config JSON from the developer \
@@ -245,17 +250,27 @@ impl Effective {
             Some(subject) => JwtAuth::with_subject(&config, subject, endpoints),
             None => JwtAuth::new(&config, endpoints),
         };
-        auth.map_err(|e| self.bad("jwt_config", e))
+        auth.map(|a| a.with_http(http.clone(), RetryPolicy::default()))
+            .map_err(|e| self.bad("jwt_config", e))
     }
 
-    /// The client-credentials authenticator (a subject is required).
-    pub fn ccg(&self, endpoints: &Endpoints) -> Result<CcgAuth, String> {
+    /// The client-credentials authenticator (a subject is required), its token requests sent
+    /// with `http`.
+    pub fn ccg(&self, endpoints: &Endpoints, http: &reqwest::Client) -> Result<CcgAuth, String> {
         let (id, secret) = self.client_credentials(AuthKind::Ccg)?;
         let subject = self.subject()?.ok_or(
             "auth ccg needs a subject: --user ID (BOXFS_USER_ID, user_id) or --enterprise ID \
              (BOXFS_ENTERPRISE_ID, enterprise_id)",
         )?;
-        CcgAuth::new(&id, secret, subject, endpoints).map_err(|e| e.to_string())
+        CcgAuth::with_http(
+            &id,
+            secret,
+            subject,
+            endpoints,
+            http.clone(),
+            RetryPolicy::default(),
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// The program of a `command:` token store.
@@ -273,13 +288,15 @@ impl Effective {
 }
 
 /// The authenticator and endpoints the effective configuration describes: what `boxfs
-/// mount`, `whoami` and `logout` use.
+/// mount`, `whoami` and `logout` use. Its token requests go through [`super::http_client`].
 pub fn authenticator(eff: &Effective) -> Result<(Arc<dyn Authenticator>, Endpoints), String> {
     let endpoints = eff.endpoints()?;
-    let auth: Arc<dyn Authenticator> = match eff.auth_kind()? {
-        AuthKind::OAuth => Arc::new(eff.oauth(&endpoints)?),
-        AuthKind::Jwt => Arc::new(eff.jwt(&endpoints)?),
-        AuthKind::Ccg => Arc::new(eff.ccg(&endpoints)?),
+    let kind = eff.auth_kind()?;
+    let http = || super::http_client(eff);
+    let auth: Arc<dyn Authenticator> = match kind {
+        AuthKind::OAuth => Arc::new(eff.oauth(&endpoints, &http()?)?),
+        AuthKind::Jwt => Arc::new(eff.jwt(&endpoints, &http()?)?),
+        AuthKind::Ccg => Arc::new(eff.ccg(&endpoints, &http()?)?),
         AuthKind::Command => Arc::new(eff.token_command()?),
         AuthKind::Token => match &eff.values.token {
             Some(token) => Arc::new(DeveloperToken::new(token.clone())),

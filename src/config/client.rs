@@ -1,5 +1,5 @@
 //! The Box client a configuration describes: the authenticator and endpoints of `auth.rs`,
-//! paced at the configured rates (`api_rate`, `upload_rate`; Box's documented per-user
+//! sending through the HTTP client of `http.rs` (proxies, extra CAs), paced at the configured rates (`api_rate`, `upload_rate`; Box's documented per-user
 //! limits when unset). When tokens are kept in Redis, the pacing is shared through the same
 //! server and key, so that every process and machine using the account stays under its
 //! limits together.
@@ -10,6 +10,7 @@ use box_client::auth::store::RedisTokenStore;
 use box_client::{Authenticator, Client, Endpoints, PacerConfig, Rate};
 
 use super::auth::{authenticator, StoreSpec};
+use super::http::http_client;
 use super::Effective;
 
 /// The rates of `eff`. A server without limits (`api_rate = "unlimited"`) has no search
@@ -40,7 +41,9 @@ pub fn client_with(
     auth: Arc<dyn Authenticator>,
     endpoints: Endpoints,
 ) -> Result<Client, String> {
-    let mut builder = Client::builder(auth, endpoints).pacing(pacing(eff));
+    let mut builder = Client::builder(auth, endpoints)
+        .http(http_client(eff)?)
+        .pacing(pacing(eff));
     if let Some(StoreSpec::Redis(spec)) = &eff.values.token_store {
         let (url, key) =
             RedisTokenStore::split_spec(spec).map_err(|e| eff.bad("token_store", e))?;

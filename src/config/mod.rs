@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod client;
 pub mod file;
+pub mod http;
 pub mod settings;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use std::path::PathBuf;
 pub use auth::{authenticator, AuthKind, StoreSpec};
 use box_client::Endpoints;
 pub use client::client;
+pub use http::http_client;
 pub use settings::{Mode, Settings, Size};
 
 /// The profile used when none is named.

@@ -345,6 +345,8 @@ settings! {
     api_rate: Rate,
     /// Uploads a minute this account may start; Box allows 240.
     upload_rate: Rate,
+    /// A PEM file of CA certificates trusted besides the system's: a TLS-inspecting proxy's CA.
+    ca_cert: PathBuf,
     /// The app's OAuth 2.0 / client-credentials client id.
     client_id: String,
     /// The app's client secret.

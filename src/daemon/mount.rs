@@ -32,6 +32,7 @@ use crate::fuse::{FuseSession, SessionOptions};
 use box_client::auth::DeveloperToken;
 use box_client::endpoints::Endpoints;
 use box_client::events::StreamType;
+use box_client::http::HttpOptions;
 use box_client::types::User;
 use box_client::{Client, PacerConfig};
 use box_emulator::{Emulator, EmulatorConfig};
@@ -285,8 +286,14 @@ impl MountRequest {
                     emulator.base_url(),
                     token
                 );
-                // The embedded emulator enforces no rate limits: nothing to pace.
+                // The embedded emulator enforces no rate limits: nothing to pace. It is on
+                // this machine: never through a proxy the environment names.
+                let http = HttpOptions::new()
+                    .direct()
+                    .build()
+                    .map_err(|e| e.to_string())?;
                 let client = Client::builder(Arc::new(DeveloperToken::new(token)), endpoints)
+                    .http(http)
                     .pacing(PacerConfig::unlimited())
                     .build()
                     .map_err(|e| e.to_string())?;
@@ -297,7 +304,7 @@ impl MountRequest {
         let me = client
             .me()
             .await
-            .map_err(|e| format!("cannot sign in to Box: {e}"))?;
+            .map_err(|e| crate::config::http::failure("cannot sign in to Box", &e))?;
         log::info!("signed in to Box as {}", me.login);
         Ok((client, emulator, me))
     }

@@ -29,6 +29,8 @@ pub fn errno_of(err: &BoxError) -> c_int {
         // filesystem says its backing store failed, and `cp`, editors and databases handle it
         // as such.
         BoxError::Network(_) => libc::EIO,
+        // A certificate refused before anything was sent: Box is out of reach from here.
+        BoxError::Certificate { .. } => libc::EIO,
         BoxError::Decode(_) => libc::EIO,
         BoxError::Invalid(_) => libc::EINVAL,
         // Configuration and token-store failures mean we cannot talk to Box at all.
@@ -316,6 +318,11 @@ mod tests {
         assert_eq!(errno_of(&oauth), libc::EACCES);
         assert_eq!(errno_of(&BoxError::Auth("no token".into())), libc::EACCES);
         assert_eq!(errno_of(&BoxError::Network("reset".into())), libc::EIO);
+        let untrusted = BoxError::Certificate {
+            origin: "https://api.box.com".into(),
+            problem: box_client::error::CertificateProblem::UnknownIssuer,
+        };
+        assert_eq!(errno_of(&untrusted), libc::EIO);
         assert_eq!(errno_of(&BoxError::Decode("bad json".into())), libc::EIO);
         assert_eq!(errno_of(&BoxError::Invalid("empty".into())), libc::EINVAL);
         assert_eq!(errno_of(&BoxError::Config("x".into())), libc::EIO);

@@ -10,6 +10,21 @@ use std::time::{Duration, Instant};
 
 use super::TestEmu;
 
+/// The variables that choose proxies and trusted CAs: a test mount gets only those its test
+/// sets.
+pub const NETWORK_VARS: [&str; 10] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+];
+
 /// How long `TestMount::start` waits for the daemon to say it serves the mount.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -28,6 +43,17 @@ impl TestMount {
     }
 
     pub fn start_with_base(base: &str, token: &str, extra: &[&str]) -> TestMount {
+        Self::start_with_env(Some(base), token, extra, &[])
+    }
+
+    /// Mounts with `env` set on the boxfs process (the proxy and CA variables of the test
+    /// run's own environment are not passed on); with no `base`, Box's own host names.
+    pub fn start_with_env(
+        base: Option<&str>,
+        token: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> TestMount {
         let dirs = tempfile::tempdir().expect("tempdir");
         let root = dirs.path().join("mnt");
         let cache_dir = dirs.path().join("cache");
@@ -36,7 +62,14 @@ impl TestMount {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_boxfs"));
         cmd.arg("mount")
             .arg(&root)
-            .args(["--foreground", "--api-url", base, "--token", token]);
+            .args(["--foreground", "--token", token]);
+        if let Some(base) = base {
+            cmd.args(["--api-url", base]);
+        }
+        for var in NETWORK_VARS {
+            cmd.env_remove(var);
+        }
+        cmd.envs(env.iter().copied());
         if !extra.contains(&"--cache-dir") {
             cmd.arg("--cache-dir").arg(&cache_dir);
         }

@@ -496,11 +496,17 @@ impl Client {
                         req.display_url(),
                         sent_at.elapsed().as_millis()
                     );
-                    Err(BoxError::Network(format!(
-                        "{} {}: {cause}",
-                        req.method,
-                        req.display_url(),
-                    )))
+                    match super::http::certificate_refusal(&e) {
+                        Some(problem) => Err(BoxError::Certificate {
+                            origin: req.url.origin().ascii_serialization(),
+                            problem,
+                        }),
+                        None => Err(BoxError::Network(format!(
+                            "{} {}: {cause}",
+                            req.method,
+                            req.display_url(),
+                        ))),
+                    }
                 }
             };
             let err = match outcome {

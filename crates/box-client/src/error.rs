@@ -38,6 +38,16 @@ pub enum BoxError {
     /// The request never got an answer (connection refused, reset, timed out).
     #[error("network error talking to Box: {0}")]
     Network(String),
+    /// The server's TLS certificate was refused, so nothing was sent. Behind a company's
+    /// TLS-inspecting proxy, which re-signs every certificate with its own CA, that CA must be
+    /// trusted (the system's store, or [`crate::http::HttpOptions::add_root_certificates_file`]).
+    /// Trying again does not help.
+    #[error("cannot reach {origin}: {problem}")]
+    Certificate {
+        /// `https://host[:port]` of the request (never its path, which may hold a secret).
+        origin: String,
+        problem: CertificateProblem,
+    },
     /// Box answered something we could not understand.
     #[error("unexpected answer from Box: {0}")]
     Decode(String),
@@ -50,6 +60,26 @@ pub enum BoxError {
     Store(String),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Why a server's TLS certificate was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateProblem {
+    /// No trusted CA signed it: a TLS-inspecting proxy's own CA, or a test server's.
+    UnknownIssuer,
+    /// Refused for another reason (expired, issued for another name, revoked…), as TLS put it.
+    Other(String),
+}
+
+impl std::fmt::Display for CertificateProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CertificateProblem::UnknownIssuer => {
+                f.write_str("its TLS certificate is not signed by a trusted CA")
+            }
+            CertificateProblem::Other(why) => write!(f, "its TLS certificate was refused: {why}"),
+        }
+    }
 }
 
 impl BoxError {

@@ -6,6 +6,12 @@
 //! redirects (downloads resolve Box's redirect themselves), and the proxies the environment
 //! names (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`).
 //!
+//! Trusted are the system's CAs (its bundle, or the `SSL_CERT_FILE` file and the
+//! `SSL_CERT_DIR` directories when either is set), the public CAs compiled in (so that a
+//! machine without a CA bundle still reaches Box), and the roots added here. A certificate
+//! none of them signed becomes [`BoxError::Certificate`] (see [`certificate_refusal`]),
+//! never retried.
+//!
 //! ```
 //! # fn f(ca_pem: &[u8]) -> box_client::BoxResult<()> {
 //! use box_client::http::HttpOptions;
@@ -18,10 +24,11 @@
 //! # }
 //! ```
 
+use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use super::error::{BoxError, BoxResult};
+use super::error::{BoxError, BoxResult, CertificateProblem};
 use super::secret::redact_url_text;
 
 /// How the HTTP client reaches Box. Build it with [`HttpOptions::build`] and hand the result
@@ -36,6 +43,8 @@ pub struct HttpOptions {
     proxy_shown: Option<String>,
     /// Trusted in addition to the built-in roots.
     roots: Vec<reqwest::Certificate>,
+    /// No proxy at all, whatever the environment says.
+    direct: bool,
 }
 
 impl std::fmt::Debug for HttpOptions {
@@ -43,6 +52,7 @@ impl std::fmt::Debug for HttpOptions {
         f.debug_struct("HttpOptions")
             .field("proxy", &self.proxy_shown)
             .field("extra_roots", &self.roots.len())
+            .field("direct", &self.direct)
             .finish()
     }
 }
@@ -67,7 +77,17 @@ impl HttpOptions {
             .map_err(|e| BoxError::Config(format!("proxy '{shown}' cannot be used: {e}")))?;
         self.proxy = Some(proxy);
         self.proxy_shown = Some(shown);
+        self.direct = false;
         Ok(self)
+    }
+
+    /// Connects directly, without the proxies the environment names (for a server on this
+    /// machine, which a proxy elsewhere cannot reach).
+    pub fn direct(mut self) -> HttpOptions {
+        self.proxy = None;
+        self.proxy_shown = None;
+        self.direct = true;
+        self
     }
 
     /// Also trusts every certificate of a PEM bundle (one or more `BEGIN CERTIFICATE`
@@ -84,16 +104,26 @@ impl HttpOptions {
         Ok(self)
     }
 
-    /// [`HttpOptions::add_root_certificates_pem`] with the contents of a file.
+    /// [`HttpOptions::add_root_certificates_pem`] with the contents of a file. Every error
+    /// names the file.
     pub fn add_root_certificates_file(self, path: &Path) -> BoxResult<HttpOptions> {
-        let pem = std::fs::read(path).map_err(|e| {
-            BoxError::Config(format!(
-                "cannot read the certificates in {}: {e}",
-                path.display()
-            ))
-        })?;
-        self.add_root_certificates_pem(&pem)
-            .map_err(|e| BoxError::Config(format!("{}: {e}", path.display())))
+        let shown = path.display();
+        let mut pem = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_PEM_FILE + 1).read_to_end(&mut pem))
+            .map_err(|e| {
+                BoxError::Config(format!("cannot read the certificates in {shown}: {e}"))
+            })?;
+        if pem.len() as u64 > MAX_PEM_FILE {
+            return Err(BoxError::Config(format!(
+                "{shown} is larger than {} MiB: not a file of PEM certificates",
+                MAX_PEM_FILE >> 20
+            )));
+        }
+        self.add_root_certificates_pem(&pem).map_err(|e| match e {
+            BoxError::Config(why) => BoxError::Config(format!("{shown}: {why}")),
+            other => other,
+        })
     }
 
     /// The HTTP client with these options.
@@ -103,9 +133,17 @@ impl HttpOptions {
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
             .connect_timeout(Duration::from_secs(20))
-            .user_agent(concat!("boxfs/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("boxfs/", env!("CARGO_PKG_VERSION")))
+            // Both sets of roots, said here so that the build fails if a reqwest feature that
+            // provides one goes missing: the public CAs compiled in, and the system's (which
+            // honours SSL_CERT_FILE and SSL_CERT_DIR).
+            .tls_built_in_webpki_certs(true)
+            .tls_built_in_native_certs(true);
         if let Some(proxy) = &self.proxy {
             builder = builder.proxy(proxy.clone());
+        }
+        if self.direct {
+            builder = builder.no_proxy();
         }
         for cert in &self.roots {
             builder = builder.add_root_certificate(cert.clone());
@@ -114,6 +152,36 @@ impl HttpOptions {
             .build()
             .map_err(|e| BoxError::Config(format!("cannot set up the HTTP client: {e}")))
     }
+}
+
+/// The largest file [`HttpOptions::add_root_certificates_file`] reads (a CA bundle of a few
+/// hundred certificates is well under 1 MiB).
+const MAX_PEM_FILE: u64 = 16 << 20;
+
+/// Whether a request failed because the server's TLS certificate was refused, and why: the
+/// TLS library's error, found in the error's chain of causes.
+pub fn certificate_refusal(e: &reqwest::Error) -> Option<CertificateProblem> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cause {
+        if let Some(rustls::Error::InvalidCertificate(problem)) =
+            err.downcast_ref::<rustls::Error>()
+        {
+            return Some(match problem {
+                rustls::CertificateError::UnknownIssuer => CertificateProblem::UnknownIssuer,
+                other => CertificateProblem::Other(other.to_string()),
+            });
+        }
+        // An I/O error that carries another error (the TLS error, or an I/O error around it)
+        // gives, as its source, that error's source: look inside it instead.
+        cause = match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => err.source(),
+        };
+    }
+    None
 }
 
 /// The HTTP client boxfs uses when given no [`HttpOptions`].
@@ -147,6 +215,34 @@ mod tests {
             .add_root_certificates_file(Path::new("/nonexistent/ca.pem"))
             .unwrap_err();
         assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+        let empty = std::env::temp_dir().join(format!("box-client-empty-{}", std::process::id()));
+        std::fs::write(&empty, b"").unwrap();
+        let err = HttpOptions::new()
+            .add_root_certificates_file(&empty)
+            .unwrap_err()
+            .to_string();
+        let _ = std::fs::remove_file(&empty);
+        assert_eq!(err.matches("configuration error").count(), 1, "{err}");
+        assert!(err.contains("no certificate"), "{err}");
+        // A device that never ends is refused, not read into memory.
+        let err = HttpOptions::new()
+            .add_root_certificates_file(Path::new("/dev/zero"))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("/dev/zero is larger than"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn direct_replaces_a_proxy() {
+        let opts = HttpOptions::new()
+            .proxy("http://proxy.example.com:3128")
+            .unwrap()
+            .direct();
+        let shown = format!("{opts:?}");
+        assert!(shown.contains("direct: true") && !shown.contains("proxy.example.com"));
+        opts.build().expect("builds");
     }
 
     #[test]

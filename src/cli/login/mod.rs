@@ -12,7 +12,8 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{AuthKind, Config, Effective, Settings, Source, StoreSpec};
+use crate::config::http::failure;
+use crate::config::{http_client, AuthKind, Config, Effective, Settings, Source, StoreSpec};
 use crate::human::human_bytes;
 use box_client::auth::{JwtConfig, OAuth2, TokenPair};
 use box_client::types::User;
@@ -29,16 +30,29 @@ pub struct LoginOptions {
 /// The keys a kind of login uses (and so may record in the profile).
 fn keys_of(kind: AuthKind) -> &'static [&'static str] {
     match kind {
-        AuthKind::OAuth => &["api_url", "client_id", "client_secret", "token_store"],
-        AuthKind::Jwt => &["api_url", "jwt_config", "user_id", "enterprise_id"],
+        AuthKind::OAuth => &[
+            "api_url",
+            "ca_cert",
+            "client_id",
+            "client_secret",
+            "token_store",
+        ],
+        AuthKind::Jwt => &[
+            "api_url",
+            "ca_cert",
+            "jwt_config",
+            "user_id",
+            "enterprise_id",
+        ],
         AuthKind::Ccg => &[
             "api_url",
+            "ca_cert",
             "client_id",
             "client_secret",
             "user_id",
             "enterprise_id",
         ],
-        AuthKind::Token | AuthKind::Command => &["api_url", "token_store"],
+        AuthKind::Token | AuthKind::Command => &["api_url", "ca_cert", "token_store"],
     }
 }
 
@@ -58,16 +72,20 @@ fn raw_value(v: &Settings, key: &str) -> Option<String> {
             StoreSpec::Redis(url) => url.clone(),
             StoreSpec::Command(argv) => format!("command:{}", argv.join(" ")),
         }),
-        "jwt_config" => v.jwt_config.as_ref().map(|p| {
-            std::path::absolute(p)
-                .unwrap_or_else(|_| p.clone())
-                .display()
-                .to_string()
-        }),
+        "jwt_config" => v.jwt_config.as_ref().map(|p| absolute(p)),
+        "ca_cert" => v.ca_cert.as_ref().map(|p| absolute(p)),
         "user_id" => v.user_id.clone(),
         "enterprise_id" => v.enterprise_id.clone(),
         _ => None,
     }
+}
+
+/// A path as the profile records it: absolute, so that it means the same from anywhere.
+fn absolute(p: &std::path::Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
 }
 
 /// What a login of `kind` writes to the profile, and what it removes from it.
@@ -98,12 +116,19 @@ fn profile_changes(
     (set, remove)
 }
 
-/// `GET /users/me` with `auth`: the proof that the credentials work.
-async fn verify(auth: Arc<dyn Authenticator>, endpoints: &Endpoints) -> Result<User, String> {
-    Client::new(auth, endpoints.clone())
+/// `GET /users/me` with `auth`, sent with `http`: the proof that the credentials work.
+async fn verify(
+    auth: Arc<dyn Authenticator>,
+    endpoints: &Endpoints,
+    http: &reqwest::Client,
+) -> Result<User, String> {
+    Client::builder(auth, endpoints.clone())
+        .http(http.clone())
+        .build()
+        .map_err(|e| e.to_string())?
         .me()
         .await
-        .map_err(|e| format!("Box did not accept the credentials: {e}"))
+        .map_err(|e| failure("Box did not accept the credentials", &e))
 }
 
 /// Starts a browser on the authorization URL, only where one can appear: a graphical
@@ -133,8 +158,12 @@ fn open_browser(url: &str) {
 
 /// The browser flow: print the authorization URL, wait for Box's redirect to the loopback
 /// port, check its state, exchange the code (the pair goes to the token store).
-async fn browser_login(eff: &Effective, endpoints: &Endpoints) -> Result<User, String> {
-    let oauth: OAuth2 = eff.oauth(endpoints)?;
+async fn browser_login(
+    eff: &Effective,
+    endpoints: &Endpoints,
+    http: &reqwest::Client,
+) -> Result<User, String> {
+    let oauth: OAuth2 = eff.oauth(endpoints, http)?;
     let listener = RedirectListener::bind(eff.values.login_port.unwrap_or(0)).await?;
     let redirect_uri = listener.redirect_uri();
     let (url, state) = oauth.authorization_url(&redirect_uri);
@@ -162,8 +191,8 @@ async fn browser_login(eff: &Effective, endpoints: &Endpoints) -> Result<User, S
         oauth
             .authenticate(code)
             .await
-            .map_err(|e| format!("Box did not exchange the authorization code: {e}"))?;
-        verify(Arc::new(oauth), endpoints).await
+            .map_err(|e| failure("Box did not exchange the authorization code", &e))?;
+        verify(Arc::new(oauth), endpoints, http).await
     }
     .await;
     match &outcome {
@@ -218,17 +247,23 @@ pub async fn login(
         fill_app_enterprise(&mut eff, kind)?;
     }
     let endpoints = eff.endpoints()?;
+    let http = http_client(&eff)?;
     let user = match kind {
-        AuthKind::OAuth => browser_login(&eff, &endpoints).await?,
-        AuthKind::Jwt => verify(Arc::new(eff.jwt(&endpoints)?), &endpoints).await?,
-        AuthKind::Ccg => verify(Arc::new(eff.ccg(&endpoints)?), &endpoints).await?,
-        AuthKind::Command => verify(Arc::new(eff.token_command()?), &endpoints).await?,
+        AuthKind::OAuth => browser_login(&eff, &endpoints, &http).await?,
+        AuthKind::Jwt => verify(Arc::new(eff.jwt(&endpoints, &http)?), &endpoints, &http).await?,
+        AuthKind::Ccg => verify(Arc::new(eff.ccg(&endpoints, &http)?), &endpoints, &http).await?,
+        AuthKind::Command => verify(Arc::new(eff.token_command()?), &endpoints, &http).await?,
         AuthKind::Token => {
             let token =
                 eff.values.token.clone().ok_or(
                     "auth token needs the token: boxfs login --token TOKEN (or BOXFS_TOKEN)",
                 )?;
-            let user = verify(Arc::new(DeveloperToken::new(token.clone())), &endpoints).await?;
+            let user = verify(
+                Arc::new(DeveloperToken::new(token.clone())),
+                &endpoints,
+                &http,
+            )
+            .await?;
             let store = eff.token_store()?.ok_or_else(|| {
                 format!(
                     "{} prints tokens itself: it cannot keep one given with --token",
@@ -285,7 +320,8 @@ pub async fn logout(eff: &Effective) -> Result<String, String> {
             }
             // Revoking needs the app's credentials (a developer token can be revoked with
             // them too); without them the tokens can only be forgotten here.
-            let Ok(oauth) = eff.oauth(&endpoints) else {
+            let http = http_client(eff)?;
+            let Ok(oauth) = eff.oauth(&endpoints, &http) else {
                 store.clear().await.map_err(|e| e.to_string())?;
                 return Ok(format!(
                     "Removed the tokens from {where_}. Without the app's client id and secret \
@@ -354,7 +390,7 @@ pub async fn whoami(eff: &Effective) -> Result<String, String> {
     let me = client
         .me_with_fields(&["login", "name", "enterprise", "space_amount", "space_used"])
         .await
-        .map_err(|e| format!("cannot ask Box who this is: {e}"))?;
+        .map_err(|e| failure("cannot ask Box who this is", &e))?;
     let enterprise = match &me.enterprise {
         Some(e) if !e.name.is_empty() => format!("{} ({})", e.name, e.id),
         Some(e) => e.id.clone(),

@@ -99,7 +99,9 @@ impl std::fmt::Debug for OAuth2 {
     }
 }
 
-fn token_retries() -> RetryPolicy {
+/// The retry policy of OAuth2's token calls unless [`OAuth2::with_http`] gives another: they
+/// fail sooner than API calls (a person may be waiting at a browser).
+pub fn token_retries() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 4,
         max_total: Duration::from_secs(30),
