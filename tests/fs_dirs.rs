@@ -13,7 +13,7 @@ use std::sync::Arc;
 use box_client::PacerConfig;
 use box_client::{Client, DeveloperToken, Endpoints};
 use box_emulator::Knobs;
-use boxfs::fs::sync::kernel::KernelQueue;
+use boxfs::fs::kernel::KernelQueue;
 use boxfs::fs::tree::inode::{Ino, ROOT_INO};
 use boxfs::fs::{BoxFs, FsOptions};
 use bytes::Bytes;

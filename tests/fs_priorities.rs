@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use box_client::{Client, DeveloperToken, Endpoints, PacerConfig, Rate};
 use boxfs::fs::backend::faults::{Call, FaultyBox};
-use boxfs::fs::sync::kernel::KernelQueue;
+use boxfs::fs::kernel::KernelQueue;
 use boxfs::fs::{BoxFs, FsOptions};
 use common::fs::{client_of, create_with, deterministic_options, list};
 use common::mount::eventually;

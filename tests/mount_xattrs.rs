@@ -910,7 +910,7 @@ async fn a_read_only_mount_refuses_changes() {
 async fn changes_record_boxs_answer_and_invalidation_drops_the_cache() {
     use box_client::PacerConfig;
     use box_client::{Client, DeveloperToken, Endpoints};
-    use boxfs::fs::sync::kernel::KernelQueue;
+    use boxfs::fs::kernel::KernelQueue;
     use boxfs::fs::tree::inode::ROOT_INO;
     use boxfs::fs::{BoxFs, FsOptions};
     use std::ffi::OsStr;
@@ -998,7 +998,7 @@ async fn changes_record_boxs_answer_and_invalidation_drops_the_cache() {
         "served from the cache"
     );
     fs.kernel_queue()
-        .send(boxfs::fs::sync::kernel::Invalidation::Attrs(ino));
+        .send(boxfs::fs::kernel::Invalidation::Attrs(ino));
     assert_eq!(
         fs.getxattr(ino, lock).await.map_err(|e| e.errno()),
         Err(libc::ENODATA)

@@ -251,8 +251,8 @@ pub fn bench_limits(world: &World) -> Vec<Row> {
         let on_box = files_in(world, "LimitsBack");
         let also = if on_box != SMALL_WRITES {
             Err(format!("{on_box} of {SMALL_WRITES} files on Box"))
-        } else if log.contains("failed") {
-            Err("the daemon reported a failed upload".into())
+        } else if let Some(line) = log.lines().find(|l| l.contains("failed")) {
+            Err(format!("the daemon logged: {line}"))
         } else {
             Ok(())
         };

@@ -23,9 +23,9 @@ use std::sync::Arc;
 
 use crate::daemon::cache_dir::CacheDir;
 use crate::daemon::status::Account;
+use crate::fs::kernel::{self, KernelQueue};
 use crate::fs::read::content_cache::ContentCache;
 use crate::fs::sync::events::{EventFollower, FollowerOptions};
-use crate::fs::sync::kernel::{self, KernelQueue};
 use crate::fs::tree::attr::Identity;
 use crate::fs::{BoxFs, FsOptions};
 use crate::fuse::{FuseSession, SessionOptions};

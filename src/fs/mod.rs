@@ -28,11 +28,12 @@
 //! with `table`.
 //!
 //! **Kernel invalidations** computed here (a listing fetched again that differs from the cached
-//! one) go through a [`sync::kernel::KernelQueue`], never straight to the kernel: see `kernel.rs`.
+//! one) go through a [`kernel::KernelQueue`], never straight to the kernel: see `kernel.rs`.
 
 pub mod backend;
 pub mod errno;
 pub mod handles;
+pub mod kernel;
 pub mod quota;
 pub mod read;
 pub mod sync;
@@ -57,6 +58,7 @@ use backend::BoxApi;
 use box_client::types::Item;
 use errno::FsError;
 use handles::Handles;
+use kernel::KernelQueue;
 use quota::Quota;
 use read::budget::{ReadBudgetConfig, ReadBudgetStatus};
 use read::content_cache::ContentCache;
@@ -64,7 +66,6 @@ use read::reader::ReadConfig;
 use read::readers::Readers;
 use sync::events::{OwnChanges, StreamHealth};
 use sync::freshness::Freshness;
-use sync::kernel::KernelQueue;
 use tree::attr::{FsAttr, Identity};
 use tree::dir_handle::{DirHandle, DirView};
 use tree::inode::{Ino, InodeError, InodeTable, Kind, ROOT_INO};
@@ -434,7 +435,7 @@ impl BoxFs {
     fn forget_removed(&self, ino: Ino) {
         let detached = lock(&self.table).remove(ino).ok().flatten();
         if let Some(d) = detached {
-            self.kernel.send(sync::kernel::Invalidation::Delete {
+            self.kernel.send(kernel::Invalidation::Delete {
                 parent: d.parent,
                 child: d.ino,
                 name: d.name,

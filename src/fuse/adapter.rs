@@ -18,7 +18,7 @@ use fuser::{
 };
 
 use crate::fs::errno::FsError;
-use crate::fs::sync::kernel::{Invalidation, KernelNotify};
+use crate::fs::kernel::{Invalidation, KernelNotify};
 use crate::fs::tree::attr::FsAttr;
 use crate::fs::tree::dir_handle::DirView;
 use crate::fs::tree::inode::Kind;

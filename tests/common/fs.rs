@@ -17,7 +17,7 @@ use box_client::{Client, DeveloperToken, Endpoints};
 use boxfs::fs::backend::faults::FaultyBox;
 use boxfs::fs::backend::BoxApi;
 use boxfs::fs::errno::FsError;
-use boxfs::fs::sync::kernel::KernelQueue;
+use boxfs::fs::kernel::KernelQueue;
 use boxfs::fs::tree::attr::FsAttr;
 use boxfs::fs::tree::inode::{Ino, Kind, ROOT_INO};
 use boxfs::fs::{BoxFs, FsOptions};

@@ -1,7 +1,6 @@
 //! Keeping the mount true to Box: the event follower and its applier, own-change echoes and
-//! stream health (`events`), and the queue of kernel invalidations drained on its own thread
-//! (`kernel`).
+//! stream health (`events`), and the TTLs chosen by that health (`freshness`). What the
+//! kernel is told goes through `crate::fs::kernel`, shared with the tree and the writes.
 
 pub mod events;
 pub mod freshness;
-pub mod kernel;

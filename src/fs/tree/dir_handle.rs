@@ -25,7 +25,7 @@ pub struct DirHandle {
     pub parent: Ino,
     /// The directory's own attributes, for "." in readdirplus.
     pub attr: FsAttr,
-    /// The directory's [`names_generation`](crate::fs::sync::kernel::KernelQueue::names_generation)
+    /// The directory's [`names_generation`](crate::fs::kernel::KernelQueue::names_generation)
     /// when it was opened: names invalidated since may still be among the entries.
     pub names_generation: u64,
     fill: Mutex<Fill>,

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use crate::fs::backend::priority::{in_background, spawn_keeping_priority};
 use crate::fs::errno::FsError;
-use crate::fs::sync::kernel::{DirsChanged, Invalidation, KernelQueue};
+use crate::fs::kernel::{DirsChanged, Invalidation, KernelQueue};
 use crate::fs::tree::dir_handle::{DirHandle, FinishOnDrop};
 use crate::fs::tree::inode::{Ino, ListingDiff};
 use crate::fs::{lock, BoxFs, DirEntry, STAT_FIELDS};

@@ -32,7 +32,7 @@ use tokio::task::JoinSet;
 
 use crate::fs::backend::priority::in_background;
 use crate::fs::errno::FsError;
-use crate::fs::sync::kernel::Invalidation;
+use crate::fs::kernel::Invalidation;
 use crate::fs::write::staging::{conflict_name, Journal, Target};
 use crate::fs::write::upload_progress::{RunningUpload, UploadCounters};
 use crate::fs::write::writes::{blocking, Staged, StagedState, RENAME_GRACE, RENAME_GRACE_MAX};

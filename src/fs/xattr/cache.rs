@@ -106,9 +106,9 @@ pub struct XattrCache {
 
 /// A lock, a shared link or metadata changed elsewhere reaches us as an invalidation of the
 /// item's inode (its etag does not move for all of them): the values cached for it go.
-impl crate::fs::sync::kernel::StaleCache for XattrCache {
-    fn invalidate(&self, inv: &crate::fs::sync::kernel::Invalidation) {
-        use crate::fs::sync::kernel::Invalidation;
+impl crate::fs::kernel::StaleCache for XattrCache {
+    fn invalidate(&self, inv: &crate::fs::kernel::Invalidation) {
+        use crate::fs::kernel::Invalidation;
         if let Invalidation::Inode(ino) | Invalidation::Attrs(ino) = inv {
             XattrCache::invalidate(self, *ino);
         }

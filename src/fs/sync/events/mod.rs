@@ -64,8 +64,8 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 use crate::fs::backend::BoxApi;
+pub use crate::fs::kernel::{Invalidation, KernelNotify};
 use crate::fs::read::content_cache::ContentCache;
-pub use crate::fs::sync::kernel::{Invalidation, KernelNotify};
 use crate::fs::tree::inode::{Attrs, Ino, InodeTable, ROOT_INO};
 use box_client::events::{Event, EventStreamOptions, FeedStatus, RecentIds};
 use box_client::types::Item;

@@ -107,11 +107,7 @@ mod updates;
 use names::fold;
 pub use names::{check_box_name, NAME_MAX_BYTES, NAME_MAX_CHARS};
 
-/// An inode number as the kernel sees it.
-pub type Ino = u64;
-
-/// The mount root's inode number (FUSE's `FUSE_ROOT_ID`).
-pub const ROOT_INO: Ino = 1;
+pub use crate::fs::kernel::{Ino, ROOT_INO};
 
 /// How the ids of local files (created here, not uploaded yet) begin. Box ids are digits.
 pub const LOCAL_ID_PREFIX: &str = "local:";

@@ -17,7 +17,14 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 use crate::fs::lock;
-use crate::fs::tree::inode::Ino;
+
+/// An inode number as the kernel sees it. Defined here, with what the kernel is told, so that
+/// every part of the filesystem (the tree included) can speak of inodes to the kernel without
+/// depending on the others.
+pub type Ino = u64;
+
+/// The mount root's inode number (FUSE's `FUSE_ROOT_ID`).
+pub const ROOT_INO: Ino = 1;
 
 /// One thing the kernel must forget.
 #[derive(Debug, Clone, PartialEq, Eq)]
