@@ -130,6 +130,15 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
+/// The emulator's knobs for a good link to Box: its latency and bandwidth.
+fn link_knobs() -> Knobs {
+    Knobs {
+        latency_ms: LATENCY_MS,
+        bandwidth: BANDWIDTH,
+        ..Knobs::default()
+    }
+}
+
 // ---- the world --------------------------------------------------------------------------
 
 /// The emulator and the clients the baselines use.
@@ -154,11 +163,7 @@ impl World {
         let request_log = log_dir.path().join("requests.jsonl");
         let config = EmulatorConfig {
             request_log: Some(request_log.clone()),
-            knobs: Knobs {
-                latency_ms: LATENCY_MS,
-                bandwidth: BANDWIDTH,
-                ..Knobs::default()
-            },
+            knobs: link_knobs(),
             ..EmulatorConfig::default()
         };
         let emu = rt.block_on(Emulator::start(config)).expect("emulator");
@@ -190,16 +195,7 @@ impl World {
     }
 
     fn seed<T>(&self, f: impl FnOnce(&mut Seeder) -> T) -> T {
-        let mut store = self.emu.shared.store();
-        let admin = store.admin;
-        let root = store.users[&admin].root_folder;
-        let mut seeder = Seeder {
-            store: &mut store,
-            admin,
-            root,
-            now: chrono::Utc::now(),
-        };
-        f(&mut seeder)
+        seed(&self.emu, f)
     }
 
     /// One listing of `folder` the way the mount asks for it: pages of 1,000 with the fields
@@ -225,6 +221,20 @@ impl World {
             }
         })
     }
+}
+
+/// Runs `f` on a [`Seeder`] of `emu`'s admin.
+fn seed<T>(emu: &Emulator, f: impl FnOnce(&mut Seeder) -> T) -> T {
+    let mut store = emu.shared.store();
+    let admin = store.admin;
+    let root = store.users[&admin].root_folder;
+    let mut seeder = Seeder {
+        store: &mut store,
+        admin,
+        root,
+        now: chrono::Utc::now(),
+    };
+    f(&mut seeder)
 }
 
 /// Writes straight into the emulator's store (no HTTP, no events): fast, and the data is

@@ -15,9 +15,8 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::{
-    cp, ls_l, mb_per_s, read_file, secs, unmount_waiting, Row, Seeder, TestEmu, TestMount,
-    Watchdog, World, BANDWIDTH, BIG_FILE_BYTES, COLD_READ_LIMIT, FANOUT, LATENCY_MS, SMALL_WRITES,
-    SMALL_WRITE_BYTES,
+    cp, link_knobs, ls_l, mb_per_s, read_file, secs, unmount_waiting, Row, TestEmu, TestMount,
+    Watchdog, World, BIG_FILE_BYTES, COLD_READ_LIMIT, FANOUT, SMALL_WRITES, SMALL_WRITE_BYTES,
 };
 
 const PACED: [&str; 6] = [
@@ -337,11 +336,7 @@ fn tls_read(world: &World) -> Row {
     let ca = dir.path().join("ca.pem");
     let https = world.rt.block_on(Emulator::start(EmulatorConfig {
         serve_https: Some(ca.clone()),
-        knobs: Knobs {
-            latency_ms: LATENCY_MS,
-            bandwidth: BANDWIDTH,
-            ..Knobs::default()
-        },
+        knobs: link_knobs(),
         ..EmulatorConfig::default()
     }));
     let https = match https {
@@ -407,15 +402,9 @@ fn tls_read(world: &World) -> Row {
 
 /// Stores `data` as `name` in the root of `emu`'s admin.
 fn seed_file(emu: &Emulator, name: &str, data: &Bytes) {
-    let mut store = emu.shared.store();
-    let admin = store.admin;
-    let root = store.users[&admin].root_folder;
-    let mut seeder = Seeder {
-        store: &mut store,
-        admin,
-        root,
-        now: chrono::Utc::now(),
-    };
-    let blob = seeder.blob(data.clone());
-    seeder.file(root, name, &blob);
+    super::seed(emu, |s| {
+        let blob = s.blob(data.clone());
+        let root = s.root;
+        s.file(root, name, &blob);
+    });
 }

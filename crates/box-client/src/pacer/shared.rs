@@ -6,11 +6,9 @@
 
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
-
 use super::Kind;
 use crate::error::{BoxError, BoxResult};
+use crate::redis_server::RedisServer;
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -41,56 +39,27 @@ return wait
 
 /// The buckets of one account on one Redis server.
 pub(crate) struct SharedBuckets {
-    client: redis::Client,
+    server: RedisServer,
     prefix: String,
-    shown: String,
     script: redis::Script,
-    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
 }
 
 impl SharedBuckets {
     /// Buckets under `<key>:pacer:*` on the server at `url`; nothing is contacted yet.
     pub(crate) fn new(url: &str, key: &str) -> BoxResult<SharedBuckets> {
-        let shown = crate::secret::redact_url_text(url);
-        let client = redis::Client::open(url)
-            .map_err(|e| BoxError::Config(format!("'{shown}' is not a usable Redis URL: {e}")))?;
+        let server = RedisServer::open(url, TIMEOUT)?;
         if key.is_empty() {
             return Err(BoxError::Config("the Redis pacing key is empty".into()));
         }
         Ok(SharedBuckets {
-            client,
+            server,
             prefix: format!("{key}:pacer"),
-            shown,
             script: redis::Script::new(TAKE_SCRIPT),
-            conn: tokio::sync::Mutex::new(None),
         })
     }
 
     pub(crate) fn shown(&self) -> &str {
-        &self.shown
-    }
-
-    async fn conn(&self) -> BoxResult<MultiplexedConnection> {
-        let mut slot = self.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
-        }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT));
-        let c = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| {
-                BoxError::Store(format!("redis: cannot connect to {}: {e}", self.shown))
-            })?;
-        *slot = Some(c.clone());
-        Ok(c)
-    }
-
-    async fn forget_conn(&self) {
-        *self.conn.lock().await = None;
+        self.server.shown()
     }
 
     /// Takes a token from the shared bucket of `kind`, or answers how long to wait.
@@ -101,7 +70,7 @@ impl SharedBuckets {
         burst: u32,
         reserve: u32,
     ) -> BoxResult<Option<Duration>> {
-        let mut c = self.conn().await?;
+        let mut c = self.server.connection().await?;
         let answer: Result<i64, _> = self
             .script
             .key(format!("{}:{}", self.prefix, kind.name()))
@@ -115,7 +84,7 @@ impl SharedBuckets {
             Ok(0) => Ok(None),
             Ok(ms) => Ok(Some(Duration::from_millis(ms.max(1) as u64))),
             Err(e) => {
-                self.forget_conn().await;
+                self.server.forget_connection().await;
                 Err(BoxError::Store(format!("redis: pacing: {e}")))
             }
         }
@@ -123,7 +92,7 @@ impl SharedBuckets {
 
     /// A 429: every taker of `kind`, in any process, waits `pause`.
     pub(crate) async fn pause(&self, kind: Kind, pause: Duration) -> BoxResult<()> {
-        let mut c = self.conn().await?;
+        let mut c = self.server.connection().await?;
         let ms = pause.as_millis().clamp(1, u64::MAX as u128) as u64;
         let set: Result<(), _> = redis::cmd("SET")
             .arg(format!("{}:{}:paused", self.prefix, kind.name()))
@@ -133,7 +102,7 @@ impl SharedBuckets {
             .query_async(&mut c)
             .await;
         if let Err(e) = set {
-            self.forget_conn().await;
+            self.server.forget_connection().await;
             return Err(BoxError::Store(format!("redis: pacing: {e}")));
         }
         Ok(())

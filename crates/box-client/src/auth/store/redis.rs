@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use rand::Rng;
 use redis::aio::MultiplexedConnection;
-use redis::AsyncConnectionConfig;
 
 use super::{LockRelease, StoreLock, TokenPair, TokenStore, DEFAULT_LOCK_WAIT};
 use crate::error::{BoxError, BoxResult};
+use crate::redis_server::RedisServer;
 
 /// The key used when the spec names none.
 pub const DEFAULT_KEY: &str = "boxfs:oauth-tokens";
@@ -38,19 +38,17 @@ pub(crate) fn redact_url_str(spec: &str) -> String {
 }
 
 pub struct RedisTokenStore {
-    client: redis::Client,
+    server: RedisServer,
     key: String,
     lock_key: String,
-    shown: String,
     lock_ttl: Duration,
     lock_wait: Duration,
-    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
 }
 
 impl std::fmt::Debug for RedisTokenStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisTokenStore")
-            .field("server", &self.shown)
+            .field("server", &self.server.shown())
             .field("key", &self.key)
             .finish()
     }
@@ -64,20 +62,16 @@ impl RedisTokenStore {
     /// The pair under `key` on the server at `url` (`redis://[:password@]host[:port][/db]`).
     /// Nothing is contacted before the first use.
     pub fn new(url: &str, key: &str) -> BoxResult<RedisTokenStore> {
-        let shown = redact_url_str(url);
-        let client = redis::Client::open(url)
-            .map_err(|e| BoxError::Config(format!("'{shown}' is not a usable Redis URL: {e}")))?;
+        let server = RedisServer::open(url, TIMEOUT)?;
         if key.is_empty() {
             return Err(BoxError::Config("the Redis key is empty".into()));
         }
         Ok(RedisTokenStore {
-            client,
+            server,
             key: key.to_string(),
             lock_key: format!("{key}:lock"),
-            shown,
             lock_ttl: DEFAULT_LOCK_TTL,
             lock_wait: DEFAULT_LOCK_WAIT,
-            conn: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -131,31 +125,13 @@ impl RedisTokenStore {
         &self.key
     }
 
-    /// A connection, made on first use and made again after a failure.
-    async fn conn(&self) -> BoxResult<MultiplexedConnection> {
-        let mut slot = self.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
-            return Ok(c.clone());
-        }
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(TIMEOUT))
-            .set_response_timeout(Some(TIMEOUT));
-        let c = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|e| redis_error(&format!("cannot connect to {}", self.shown), e))?;
-        *slot = Some(c.clone());
-        Ok(c)
-    }
-
     /// Runs one command; a failure drops the cached connection so the next call reconnects.
     async fn run<T: redis::FromRedisValue>(&self, what: &str, cmd: &redis::Cmd) -> BoxResult<T> {
-        let mut c = self.conn().await?;
+        let mut c = self.server.connection().await?;
         match cmd.query_async(&mut c).await {
             Ok(v) => Ok(v),
             Err(e) => {
-                *self.conn.lock().await = None;
+                self.server.forget_connection().await;
                 Err(redis_error(what, e))
             }
         }
@@ -256,7 +232,7 @@ impl TokenStore for RedisTokenStore {
                 .await?;
             if got.is_some() {
                 return Ok(StoreLock::new(RedisLock {
-                    conn: Some(self.conn().await?),
+                    conn: Some(self.server.connection().await?),
                     lock_key: self.lock_key.clone(),
                     token,
                 }));
