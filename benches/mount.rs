@@ -1230,12 +1230,19 @@ const PARTS: &[Part] = &[
     ("memory", bench_memory),
     ("writes", bench_writes),
     ("xattrs", bench_xattrs),
-    ("limits", limits::bench_limits),
+    ("limits-find", limits::bench_find),
+    ("limits-write-back", limits::bench_write_back),
+    ("limits-close", limits::bench_close),
     ("limits-tls", limits::bench_tls_read),
 ];
 
-/// Parts that run only when named.
-const ON_REQUEST: &[&str] = &["limits", "limits-tls"];
+/// Parts that run only when named (`limits` names all four).
+const ON_REQUEST: &[&str] = &[
+    "limits-find",
+    "limits-write-back",
+    "limits-close",
+    "limits-tls",
+];
 
 fn main() {
     // `cargo bench` passes `--bench`; any other argument names parts to run.

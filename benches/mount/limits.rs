@@ -1,4 +1,5 @@
-//! The `limits` part: the mount against an emulator as strict as Box (`RateLimits::BOX`:
+//! The `limits` parts (`limits-find`, `limits-write-back`, `limits-close`, `limits-tls`;
+//! naming `limits` runs them all): the mount against an emulator as strict as Box (`RateLimits::BOX`:
 //! 1,000 calls a minute after a burst of 50, 240 uploads a minute after a burst of 20), paced
 //! at Box's rates (`--api-rate 1000/min --upload-rate 240/min`). Each time is printed next to
 //! the least time the limits allow for the calls it made, computed in the same run from the
@@ -163,7 +164,28 @@ fn files_in(world: &World, name: &str) -> usize {
         .count()
 }
 
-pub fn bench_limits(world: &World) -> Vec<Row> {
+/// 1,000 files of 4 KiB on tmpfs, for the copies.
+fn small_files() -> tempfile::TempDir {
+    let tmpfs = tempfile::tempdir_in("/dev/shm").expect("tmpfs dir");
+    for i in 0..SMALL_WRITES {
+        let mut v = format!("file {i}\n").into_bytes();
+        v.resize(SMALL_WRITE_BYTES, b'.');
+        std::fs::write(tmpfs.path().join(format!("f{i:04}.txt")), v).expect("small file");
+    }
+    tmpfs
+}
+
+/// Runs `figures` with Box's limits enforced by the emulator.
+fn under_limits(world: &World, figures: impl FnOnce(&mut Vec<Row>)) -> Vec<Row> {
+    set_limits(world, Some(RateLimits::BOX));
+    let mut rows = Vec::new();
+    figures(&mut rows);
+    set_limits(world, None);
+    rows
+}
+
+/// The `limits-find` part: L1, a cold find over 1,111 folders.
+pub fn bench_find(world: &World) -> Vec<Row> {
     let tree_len = world.seed(|s| {
         let root = s.root;
         let top = s.folder(root, "LimitsTree");
@@ -179,27 +201,9 @@ pub fn bench_limits(world: &World) -> Vec<Row> {
             all += next.len();
             level = next;
         }
-        let blob = s.blob(Bytes::from(vec![b'x'; 1000]));
-        let wide = s.folder(root, "LimitsWide");
-        for i in 0..WIDE_ENTRIES {
-            s.file(wide, &format!("file-{i:04}.txt"), &blob);
-        }
         all
     });
-    let tmpfs = tempfile::tempdir_in("/dev/shm").expect("tmpfs dir");
-    let small_dir = tmpfs.path().join("small");
-    std::fs::create_dir(&small_dir).expect("small dir");
-    for i in 0..SMALL_WRITES {
-        let mut v = format!("file {i}\n").into_bytes();
-        v.resize(SMALL_WRITE_BYTES, b'.');
-        std::fs::write(small_dir.join(format!("f{i:04}.txt")), v).expect("small file");
-    }
-
-    set_limits(world, Some(RateLimits::BOX));
-    let mut rows = Vec::new();
-
-    // L1. A cold find over the tree.
-    {
+    under_limits(world, |rows| {
         std::thread::sleep(REFILL);
         let from = log_lines(world).len();
         let mount = TestMount::start(&world.addr, &PACED);
@@ -217,78 +221,100 @@ pub fn bench_limits(world: &World) -> Vec<Row> {
             &answered_since(world, from),
             Ok(()),
         ));
-    }
+    })
+}
 
-    // L2 and L4. cp -r of 1,000 files with --write-back 1 until all are on Box; meanwhile an
-    // `ls -l` of a folder not listed yet, against the same on an idle mount.
-    let idle_ls = {
-        std::thread::sleep(REFILL);
-        let mount = TestMount::start(&world.addr, &PACED);
-        let dir = mount.path("LimitsWide");
-        std::fs::metadata(&dir).ok();
-        ls_l(&dir, WIDE_ENTRIES)
-    };
-    {
-        std::thread::sleep(REFILL);
-        let from = log_lines(world).len();
-        let mut flags = PACED.to_vec();
-        flags.extend(["--write-back", "1"]);
-        let mount = TestMount::start(&world.addr, &flags);
-        let _watch = Watchdog::arm_for(&mount, "limits: cp --write-back", COPY_LIMIT);
-        let started = Instant::now();
-        let copied = cp(&small_dir, &mount.path("LimitsBack"));
-        // The uploads are queued now and go on in the background: list a folder meanwhile.
-        std::thread::sleep(Duration::from_secs(5));
-        let wide = mount.path("LimitsWide");
-        std::fs::metadata(&wide).ok();
-        let busy_ls = ls_l(&wide, WIDE_ENTRIES);
-        let pending = mount_pending(&mount);
-        let all_on_box = copied
-            .and_then(|_| unmount_waiting(&mount))
-            .map(|_| started.elapsed());
-        let log = std::fs::read_to_string(&mount.log_file).unwrap_or_default();
-        let on_box = files_in(world, "LimitsBack");
-        let also = if on_box != SMALL_WRITES {
-            Err(format!("{on_box} of {SMALL_WRITES} files on Box"))
-        } else if let Some(line) = log.lines().find(|l| l.contains("failed")) {
-            Err(format!("the daemon logged: {line}"))
-        } else {
-            Ok(())
+/// The `limits-write-back` part: L2, cp -r of 1,000 files with --write-back 1 until all are
+/// on Box, and L4, meanwhile an `ls -l` of a folder not listed yet against the same on an
+/// idle mount.
+pub fn bench_write_back(world: &World) -> Vec<Row> {
+    world.seed(|s| {
+        let blob = s.blob(Bytes::from(vec![b'x'; 1000]));
+        let root = s.root;
+        let wide = s.folder(root, "LimitsWide");
+        for i in 0..WIDE_ENTRIES {
+            s.file(wide, &format!("file-{i:04}.txt"), &blob);
+        }
+    });
+    let small = small_files();
+    let small_dir = small.path();
+    under_limits(world, |rows| {
+        let idle_ls = {
+            std::thread::sleep(REFILL);
+            let mount = TestMount::start(&world.addr, &PACED);
+            let dir = mount.path("LimitsWide");
+            std::fs::metadata(&dir).ok();
+            ls_l(&dir, WIDE_ENTRIES)
         };
-        rows.push(limited_row(
-            "L2. cp -r 1,000 x 4 KiB, --write-back 1, until on Box",
-            all_on_box,
-            &answered_since(world, from),
-            also,
-        ));
-        let figure = "L4. ls -l 1,000 entries during that copy";
-        let target = "<= 3x idle";
-        let row = match (busy_ls, &idle_ls) {
-            (Ok(busy), Ok(idle)) => {
-                let ratio = busy.as_secs_f64() / idle.as_secs_f64();
-                Row {
-                    figure: figure.into(),
-                    measured: format!("{} ({pending} uploads pending)", secs(busy)),
-                    baseline: format!("idle mount: {}", secs(*idle)),
-                    ratio: format!("{ratio:.2}x"),
-                    target: target.into(),
-                    pass: ratio <= 3.0 && pending > 0,
+        {
+            std::thread::sleep(REFILL);
+            let from = log_lines(world).len();
+            let mut flags = PACED.to_vec();
+            flags.extend(["--write-back", "1"]);
+            let mount = TestMount::start(&world.addr, &flags);
+            let _watch = Watchdog::arm_for(&mount, "limits: cp --write-back", COPY_LIMIT);
+            let started = Instant::now();
+            let copied = cp(small_dir, &mount.path("LimitsBack"));
+            // The uploads are queued now and go on in the background: list a folder meanwhile.
+            std::thread::sleep(Duration::from_secs(5));
+            let wide = mount.path("LimitsWide");
+            std::fs::metadata(&wide).ok();
+            let busy_ls = ls_l(&wide, WIDE_ENTRIES);
+            let pending = mount_pending(&mount);
+            let all_on_box = copied
+                .and_then(|_| unmount_waiting(&mount))
+                .map(|_| started.elapsed());
+            let log = std::fs::read_to_string(&mount.log_file).unwrap_or_default();
+            let on_box = files_in(world, "LimitsBack");
+            let also = if on_box != SMALL_WRITES {
+                Err(format!("{on_box} of {SMALL_WRITES} files on Box"))
+            } else if let Some(line) = log
+                .lines()
+                .find(|l| l.contains("upload") && l.contains("failed"))
+            {
+                Err(format!("the daemon logged: {line}"))
+            } else {
+                Ok(())
+            };
+            rows.push(limited_row(
+                "L2. cp -r 1,000 x 4 KiB, --write-back 1, until on Box",
+                all_on_box,
+                &answered_since(world, from),
+                also,
+            ));
+            let figure = "L4. ls -l 1,000 entries during that copy";
+            let target = "<= 3x idle";
+            let row = match (busy_ls, &idle_ls) {
+                (Ok(busy), Ok(idle)) => {
+                    let ratio = busy.as_secs_f64() / idle.as_secs_f64();
+                    Row {
+                        figure: figure.into(),
+                        measured: format!("{} ({pending} uploads pending)", secs(busy)),
+                        baseline: format!("idle mount: {}", secs(*idle)),
+                        ratio: format!("{ratio:.2}x"),
+                        target: target.into(),
+                        pass: ratio <= 3.0 && pending > 0,
+                    }
                 }
-            }
-            (Err(e), _) => Row::failed(figure, target, e),
-            (_, Err(e)) => Row::failed(figure, target, format!("idle: {e}")),
-        };
-        row.print();
-        rows.push(row);
-    }
+                (Err(e), _) => Row::failed(figure, target, e),
+                (_, Err(e)) => Row::failed(figure, target, format!("idle: {e}")),
+            };
+            row.print();
+            rows.push(row);
+        }
+    })
+}
 
-    // L3. The same copy, close waiting for each upload: no close may fail.
-    {
+/// The `limits-close` part: L3, the same copy with each close waiting for its upload.
+pub fn bench_close(world: &World) -> Vec<Row> {
+    let small = small_files();
+    let small_dir = small.path();
+    under_limits(world, |rows| {
         std::thread::sleep(REFILL);
         let from = log_lines(world).len();
         let mount = TestMount::start(&world.addr, &PACED);
         let _watch = Watchdog::arm_for(&mount, "limits: cp", COPY_LIMIT);
-        let took = cp(&small_dir, &mount.path("LimitsClose"));
+        let took = cp(small_dir, &mount.path("LimitsClose"));
         let on_box = files_in(world, "LimitsClose");
         let also = if on_box == SMALL_WRITES {
             Ok(())
@@ -301,9 +327,7 @@ pub fn bench_limits(world: &World) -> Vec<Row> {
             &answered_since(world, from),
             also,
         ));
-    }
-    set_limits(world, None);
-    rows
+    })
 }
 
 /// Uploads the daemon has queued, from `boxfs status --json`.
