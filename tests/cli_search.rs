@@ -6,12 +6,10 @@
 mod common;
 
 use std::process::{Output, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
 use box_client::metadata::{FieldType, ItemRef, NewTemplate, TemplateField};
-use box_client::PacerConfig;
-use box_client::{Client, DeveloperToken, Endpoints};
+use box_client::RetryPolicy;
 use common::mount::TestMount;
 use common::TestEmu;
 use serde_json::json;
@@ -84,13 +82,7 @@ async fn hits_misses_type_and_folder() {
 #[tokio::test]
 async fn metadata_filters() {
     let t = TestEmu::start().await;
-    let c = Client::builder(
-        Arc::new(DeveloperToken::new(t.token.clone())),
-        Endpoints::from_base(&t.base).unwrap(),
-    )
-    .pacing(PacerConfig::unlimited())
-    .build()
-    .expect("client");
+    let c = t.client(RetryPolicy::default());
     c.create_metadata_template(
         &NewTemplate::new("contract", "Contract")
             .field(

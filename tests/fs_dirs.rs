@@ -10,8 +10,7 @@ use std::ffi::OsStr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use box_client::PacerConfig;
-use box_client::{Client, DeveloperToken, Endpoints};
+use box_client::RetryPolicy;
 use box_emulator::Knobs;
 use boxfs::fs::kernel::KernelQueue;
 use boxfs::fs::tree::inode::{Ino, ROOT_INO};
@@ -47,13 +46,7 @@ fn seed_big_folder(emu: &TestEmu) -> u64 {
 }
 
 async fn filesystem(emu: &TestEmu) -> Arc<BoxFs> {
-    let client = Client::builder(
-        Arc::new(DeveloperToken::new(emu.token.clone())),
-        Endpoints::from_base(&emu.base).expect("endpoints"),
-    )
-    .pacing(PacerConfig::unlimited())
-    .build()
-    .expect("client");
+    let client = emu.client(RetryPolicy::default());
     let fs = Arc::new(BoxFs::new(
         Arc::new(client),
         FsOptions {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use box_client::upload::UploadOptions;
-use box_client::PacerConfig;
-use box_client::{Client, DeveloperToken, Endpoints};
+use box_client::Client;
+use box_client::RetryPolicy;
 use box_emulator::{EmulatorConfig, Knobs};
 use boxfs::fs::read::content_cache::ContentCache;
 use boxfs::fs::read::reader::{FileReader, FileVersionRef, ReadConfig, ReadStats};
@@ -22,13 +22,7 @@ const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 
 fn client(t: &TestEmu) -> Client {
-    Client::builder(
-        Arc::new(DeveloperToken::new(t.token.clone())),
-        Endpoints::from_base(&t.base).unwrap(),
-    )
-    .pacing(PacerConfig::unlimited())
-    .build()
-    .expect("client")
+    t.client(RetryPolicy::default())
 }
 
 /// Bytes that differ at every offset, so that a misplaced slice shows.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use box_emulator::testing::redis::RedisServer;
 use box_emulator::{EmulatorConfig, Knobs, Rate, RateLimits};
-use common::mount::TestMount;
+use common::mount::{logged_requests, TestMount};
 use common::TestEmu;
 use serde_json::Value;
 
@@ -58,10 +58,8 @@ async fn limited_emu(log: &Path) -> Arc<TestEmu> {
 
 /// The statuses the emulator answered, in order.
 fn statuses(log: &Path) -> Vec<u64> {
-    std::fs::read_to_string(log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    logged_requests(log)
+        .into_iter()
         .filter(|v| !v["path"].as_str().unwrap_or("").starts_with("/_emulator"))
         .filter_map(|v| v["status"].as_u64())
         .collect()

@@ -908,8 +908,7 @@ async fn a_read_only_mount_refuses_changes() {
 /// cached from before a change made elsewhere, with no kernel draining the queue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn changes_record_boxs_answer_and_invalidation_drops_the_cache() {
-    use box_client::PacerConfig;
-    use box_client::{Client, DeveloperToken, Endpoints};
+    use box_client::RetryPolicy;
     use boxfs::fs::kernel::KernelQueue;
     use boxfs::fs::tree::inode::ROOT_INO;
     use boxfs::fs::{BoxFs, FsOptions};
@@ -921,13 +920,7 @@ async fn changes_record_boxs_answer_and_invalidation_drops_the_cache() {
         .as_str()
         .expect("id")
         .to_string();
-    let client = Client::builder(
-        Arc::new(DeveloperToken::new(emu.token.clone())),
-        Endpoints::from_base(&emu.base).expect("endpoints"),
-    )
-    .pacing(PacerConfig::unlimited())
-    .build()
-    .expect("client");
+    let client = emu.client(RetryPolicy::default());
     let fs = Arc::new(BoxFs::new(
         Arc::new(client),
         FsOptions::default(),

@@ -45,11 +45,7 @@ struct Answered {
 }
 
 fn log_lines(world: &World) -> Vec<Value> {
-    std::fs::read_to_string(&world.request_log)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+    super::mount::logged_requests(&world.request_log)
 }
 
 fn answered_since(world: &World, from: usize) -> Answered {

@@ -288,15 +288,18 @@ impl Effective {
 }
 
 /// The authenticator and endpoints the effective configuration describes: what `boxfs
-/// mount`, `whoami` and `logout` use. Its token requests go through [`super::http_client`].
-pub fn authenticator(eff: &Effective) -> Result<(Arc<dyn Authenticator>, Endpoints), String> {
+/// mount`, `whoami` and `logout` use. Its token requests go through `http` (the client's
+/// own HTTP client, [`super::http_client`]).
+pub fn authenticator(
+    eff: &Effective,
+    http: &reqwest::Client,
+) -> Result<(Arc<dyn Authenticator>, Endpoints), String> {
     let endpoints = eff.endpoints()?;
     let kind = eff.auth_kind()?;
-    let http = || super::http_client(eff);
     let auth: Arc<dyn Authenticator> = match kind {
-        AuthKind::OAuth => Arc::new(eff.oauth(&endpoints, &http()?)?),
-        AuthKind::Jwt => Arc::new(eff.jwt(&endpoints, &http()?)?),
-        AuthKind::Ccg => Arc::new(eff.ccg(&endpoints, &http()?)?),
+        AuthKind::OAuth => Arc::new(eff.oauth(&endpoints, http)?),
+        AuthKind::Jwt => Arc::new(eff.jwt(&endpoints, http)?),
+        AuthKind::Ccg => Arc::new(eff.ccg(&endpoints, http)?),
         AuthKind::Command => Arc::new(eff.token_command()?),
         AuthKind::Token => match &eff.values.token {
             Some(token) => Arc::new(DeveloperToken::new(token.clone())),

@@ -4,10 +4,8 @@
 //! server and key, so that every process and machine using the account stays under its
 //! limits together.
 
-use std::sync::Arc;
-
 use box_client::auth::store::RedisTokenStore;
-use box_client::{Authenticator, Client, Endpoints, PacerConfig, Rate};
+use box_client::{Client, PacerConfig, Rate};
 
 use super::auth::{authenticator, StoreSpec};
 use super::http::http_client;
@@ -29,20 +27,13 @@ pub fn pacing(eff: &Effective) -> PacerConfig {
     config
 }
 
-/// The client `eff` describes.
+/// The client `eff` describes. Its token requests and its API calls go through one HTTP
+/// client (the system's CAs and `ca_cert` are read once).
 pub fn client(eff: &Effective) -> Result<Client, String> {
-    let (auth, endpoints) = authenticator(eff)?;
-    client_with(eff, auth, endpoints)
-}
-
-/// A client of `auth` at `endpoints`, paced as `eff` says.
-pub fn client_with(
-    eff: &Effective,
-    auth: Arc<dyn Authenticator>,
-    endpoints: Endpoints,
-) -> Result<Client, String> {
+    let http = http_client(eff)?;
+    let (auth, endpoints) = authenticator(eff, &http)?;
     let mut builder = Client::builder(auth, endpoints)
-        .http(http_client(eff)?)
+        .http(http)
         .pacing(pacing(eff));
     if let Some(StoreSpec::Redis(spec)) = &eff.values.token_store {
         let (url, key) =

@@ -12,8 +12,8 @@ use std::ffi::OsStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use box_client::PacerConfig;
-use box_client::{Client, DeveloperToken, Endpoints};
+use box_client::Client;
+use box_client::RetryPolicy;
 use boxfs::fs::backend::faults::FaultyBox;
 use boxfs::fs::backend::BoxApi;
 use boxfs::fs::errno::FsError;
@@ -38,13 +38,7 @@ pub struct FsHarness {
 
 /// A client of `emu` with the admin's token.
 pub fn client_of(emu: &TestEmu) -> Client {
-    Client::builder(
-        Arc::new(DeveloperToken::new(emu.token.clone())),
-        Endpoints::from_base(&emu.base).expect("endpoints"),
-    )
-    .pacing(PacerConfig::unlimited())
-    .build()
-    .expect("client")
+    emu.client(RetryPolicy::default())
 }
 
 /// The options of the tests' filesystems (see the module note).

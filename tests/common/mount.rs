@@ -240,12 +240,19 @@ impl Drop for TestMount {
     }
 }
 
-/// Counts request-log lines matching `method` and a path predicate.
-pub fn count_requests(log: &Path, method: &str, path_matches: impl Fn(&str) -> bool) -> usize {
+/// The emulator's request log so far: one JSON object per request (method, path, status …).
+pub fn logged_requests(log: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// Counts request-log lines matching `method` and a path predicate.
+pub fn count_requests(log: &Path, method: &str, path_matches: impl Fn(&str) -> bool) -> usize {
+    logged_requests(log)
+        .into_iter()
         .filter(|v| v["method"] == method && v["path"].as_str().is_some_and(&path_matches))
         .count()
 }
