@@ -25,7 +25,8 @@ use crate::daemon::cache_dir::CacheDir;
 use crate::daemon::status::Account;
 use crate::fs::kernel::{self, KernelQueue};
 use crate::fs::read::content_cache::ContentCache;
-use crate::fs::sync::events::{EventFollower, FollowerOptions};
+use crate::fs::store::{MetaStore, SavedState, StoreOwner};
+use crate::fs::sync::events::{CatchUp, EventFollower, FollowerOptions};
 use crate::fs::tree::attr::Identity;
 use crate::fs::{BoxFs, FsOptions};
 use crate::fuse::{FuseSession, SessionOptions};
@@ -155,6 +156,27 @@ pub fn unmount_path(path: &Path, lazy: bool) -> Result<(), String> {
     ))
 }
 
+/// Opens the metadata store in `cache_dir` for `owner`; without one (it cannot be opened) the
+/// mount works as if it never had one, with a warning.
+async fn open_store(cache_dir: &Path, owner: StoreOwner) -> Option<(Arc<MetaStore>, SavedState)> {
+    let dir = cache_dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || MetaStore::open(&dir, &owner)).await {
+        Ok(Ok((store, state))) => Some((Arc::new(store), state)),
+        Ok(Err(e)) => {
+            log::warn!("{e}; metadata is not kept across mounts");
+            None
+        }
+        Err(e) => {
+            log::warn!("opening the metadata store: {e}");
+            None
+        }
+    }
+}
+
+fn lock_table(fs: &BoxFs) -> std::sync::MutexGuard<'_, crate::fs::tree::inode::InodeTable> {
+    fs.table().lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Raises the kernel's read-ahead for the new mount (its backing device starts at 128 KiB),
 /// so sequential readers are asked for in large requests. Best effort: needs root.
 fn raise_readahead(mountpoint: &Path) {
@@ -202,19 +224,84 @@ impl MountRequest {
         let cache = ContentCache::open(&content_dir, self.cache_size)
             .map_err(|e| format!("content cache {}: {e}", content_dir.display()))?;
         let (queue, invalidations) = KernelQueue::new();
-        let fs = Arc::new(BoxFs::new(
+        let mut fs = BoxFs::new(
             Arc::new(client),
             self.fs.clone(),
             Some(Arc::new(cache)),
             queue,
-        ));
+        );
+        // The embedded emulator's Box lives only as long as this process: nothing to keep.
+        let saved = match &self.backend {
+            Backend::Emulator => None,
+            Backend::Api(_) => {
+                let owner = StoreOwner {
+                    user_id: self
+                        .as_user
+                        .clone()
+                        .unwrap_or_else(|| account.user_id.clone()),
+                    root_folder_id: self.fs.root_folder_id.clone(),
+                };
+                open_store(&self.cache_dir, owner).await
+            }
+        };
+        let mut saved_position = None;
+        if let Some((store, state)) = saved {
+            log::info!(
+                "metadata store {}: {} item(s){}",
+                store.path().display(),
+                state.items,
+                if state.position.is_some() {
+                    ", catching up"
+                } else {
+                    ""
+                }
+            );
+            saved_position = state.position;
+            fs = fs.with_store(store);
+        }
+        let fs = Arc::new(fs);
+        let mut follower = EventFollower::with_options(
+            fs.client().clone(),
+            fs.table().clone(),
+            fs.content_cache().cloned(),
+            Arc::new(fs.kernel_queue().clone()),
+            fs.health().clone(),
+            FollowerOptions {
+                own_changes: Some(fs.own_changes().clone()),
+                ..FollowerOptions::default()
+            },
+        );
         // Events are followed from before the first request is served, so nothing that
-        // happens after the mount started is missed.
-        let position = fs
-            .client()
-            .latest_stream_position(StreamType::All)
-            .await
-            .map_err(|e| format!("cannot read the event stream: {e}"))?;
+        // happens after the mount started is missed; with a store, from where it was saved,
+        // so that what changed while nothing was mounted is applied first.
+        let position = match saved_position {
+            Some((saved, saved_at)) => {
+                let outcome = follower
+                    .catch_up(&saved, saved_at)
+                    .await
+                    .map_err(|e| format!("cannot read the event stream: {e}"))?;
+                match &outcome {
+                    CatchUp::Current { events, .. } => {
+                        log::info!("caught up with {events} event(s) since the last mount");
+                        // Every change until now is applied: the stored listings are current.
+                        fs.health().mark_healthy(None);
+                    }
+                    CatchUp::Lost { why, .. } => {
+                        log::warn!("{why}: every folder is listed from Box again when visited")
+                    }
+                }
+                outcome.position().to_string()
+            }
+            None => {
+                let position = fs
+                    .client()
+                    .latest_stream_position(StreamType::All)
+                    .await
+                    .map_err(|e| format!("cannot read the event stream: {e}"))?;
+                lock_table(&fs).note_stream_position(&position);
+                position
+            }
+        };
         fs.init().await.map_err(|e| {
             format!(
                 "cannot reach the Box folder {}: {}",
@@ -233,17 +320,7 @@ impl MountRequest {
             },
         )
         .await?;
-        let follower = EventFollower::with_options(
-            fs.client().clone(),
-            fs.table().clone(),
-            fs.content_cache().cloned(),
-            Arc::new(fs.kernel_queue().clone()),
-            fs.health().clone(),
-            FollowerOptions {
-                own_changes: Some(fs.own_changes().clone()),
-                ..FollowerOptions::default()
-            },
-        );
+        fs.write_store().await;
         let recovered = fs.recover_staged();
         if recovered > 0 {
             log::info!("{recovered} file(s) staged by an earlier run are being uploaded");
@@ -252,6 +329,7 @@ impl MountRequest {
             kernel::spawn_drain(invalidations, notifier),
             follower.spawn(position),
             fs.spawn_uploader(),
+            fs.spawn_store_writer(),
         ];
         let mp = mountpoint.clone();
         let _ = tokio::task::spawn_blocking(move || raise_readahead(&mp)).await;
@@ -409,6 +487,8 @@ impl Mounted {
         for t in self.tasks.drain(..) {
             t.abort();
         }
+        // What the last second changed, and the stream position it is current to.
+        self.fs.write_store().await;
         if let Some(emulator) = self.emulator.take() {
             emulator.stop().await;
         }

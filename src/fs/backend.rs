@@ -19,6 +19,7 @@ pub mod priority;
 use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -27,7 +28,9 @@ use futures_util::StreamExt;
 use serde_json::{Map, Value};
 
 use box_client::error::BoxResult;
-use box_client::events::{EventStream, EventStreamOptions, StreamType};
+use box_client::events::{
+    EventPage, EventStream, EventStreamOptions, EventsQuery, LongPollMessage, StreamType,
+};
 use box_client::files::{ByteRange, Download, DownloadOptions, DownloadSource, LockOptions};
 use box_client::folders::{ListOptions, SharedLinkSettings};
 use box_client::metadata::{ItemRef, MetadataInstance, MetadataPatch, MetadataTemplate};
@@ -240,6 +243,13 @@ pub trait BoxApi: Send + Sync {
 
     // ---- events ------------------------------------------------------------------------
     async fn latest_stream_position(&self, stream_type: StreamType) -> BoxResult<String>;
+    /// One page of the user's events after `position` (at most 500: Box's largest page).
+    async fn events_since(&self, position: &str) -> BoxResult<EventPage>;
+    /// Whether Box still keeps the events after `position`: one long-poll with it, which
+    /// Box answers at once with `out_of_date` when it does not (and `new_change` when there
+    /// are events after it). `None` if the poll gave no answer within `wait`.
+    async fn position_is_retained(&self, position: &str, wait: Duration)
+        -> BoxResult<Option<bool>>;
     /// The long-polling feed the event follower reads (a task of the client's own).
     fn event_stream(&self, opts: EventStreamOptions) -> EventStream;
 
@@ -430,6 +440,30 @@ impl BoxApi for Client {
 
     async fn latest_stream_position(&self, stream_type: StreamType) -> BoxResult<String> {
         Client::latest_stream_position(&paced(self), stream_type).await
+    }
+    async fn events_since(&self, position: &str) -> BoxResult<EventPage> {
+        let query = EventsQuery {
+            limit: Some(500),
+            ..EventsQuery::since(position)
+        };
+        Client::get_events(&paced(self), &query).await
+    }
+    async fn position_is_retained(
+        &self,
+        position: &str,
+        wait: Duration,
+    ) -> BoxResult<Option<bool>> {
+        let client = paced(self);
+        let server = client.long_poll_options(StreamType::All).await?;
+        Ok(
+            match client.long_poll(&server, position, Some(wait)).await? {
+                LongPollMessage::Other(m) if m == "out_of_date" => Some(false),
+                LongPollMessage::NewChange => Some(true),
+                LongPollMessage::Reconnect
+                | LongPollMessage::TimedOut
+                | LongPollMessage::Other(_) => None,
+            },
+        )
     }
     fn event_stream(&self, opts: EventStreamOptions) -> EventStream {
         Client::event_stream(&paced(self), opts)

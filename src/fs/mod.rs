@@ -36,6 +36,7 @@ pub mod handles;
 pub mod kernel;
 pub mod quota;
 pub mod read;
+pub mod store;
 pub mod sync;
 pub mod tree;
 pub mod write;
@@ -167,6 +168,8 @@ pub struct FsCounters {
     pub listing_pages: AtomicU64,
     pub item_fetches: AtomicU64,
     pub prefetches: AtomicU64,
+    /// Folder listings read back from the metadata store instead of Box.
+    pub stored_listings: AtomicU64,
 }
 
 /// The filesystem. Cheap operations answer from the caches; the rest await Box.
@@ -195,6 +198,8 @@ pub struct BoxFs {
     writes: write::writes::Writes,
     /// The Box locks this mount took (`Some` with `--box-locks` only).
     locks: Option<write::locks::BoxLocks>,
+    /// The metadata kept on disk across mounts (see [`store`]), if the mount keeps it.
+    store: Option<Arc<store::MetaStore>>,
     pub counters: FsCounters,
 }
 
@@ -267,6 +272,7 @@ impl BoxFs {
             xattrs,
             writes: write::writes::Writes::new(staging, opts.write_back),
             locks,
+            store: None,
             counters: FsCounters::default(),
             kernel,
             client,

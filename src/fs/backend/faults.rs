@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 
 use super::{BoxApi, ContentSource, DownloadBody};
 use box_client::error::{ApiErrorInfo, BoxError, BoxResult};
-use box_client::events::{EventStream, EventStreamOptions, StreamType};
+use box_client::events::{EventPage, EventStream, EventStreamOptions, StreamType};
 use box_client::files::{ByteRange, DownloadOptions, LockOptions};
 use box_client::folders::{ListOptions, SharedLinkSettings};
 use box_client::metadata::{ItemRef, MetadataInstance, MetadataPatch, MetadataTemplate};
@@ -65,6 +65,8 @@ pub enum Call {
     UpdateMetadata,
     DeleteMetadata,
     LatestStreamPosition,
+    EventsSince,
+    PositionIsRetained,
 }
 
 impl Call {
@@ -99,6 +101,8 @@ impl Call {
         Call::UpdateMetadata,
         Call::DeleteMetadata,
         Call::LatestStreamPosition,
+        Call::EventsSince,
+        Call::PositionIsRetained,
     ];
 
     /// Whether the call changes something on Box (a lost answer then leaves it changed).
@@ -646,6 +650,18 @@ impl BoxApi for FaultyBox {
     async fn latest_stream_position(&self, stream_type: StreamType) -> BoxResult<String> {
         let request = self.inner.latest_stream_position(stream_type);
         self.run(Call::LatestStreamPosition, request).await
+    }
+    async fn events_since(&self, position: &str) -> BoxResult<EventPage> {
+        let request = self.inner.events_since(position);
+        self.run(Call::EventsSince, request).await
+    }
+    async fn position_is_retained(
+        &self,
+        position: &str,
+        wait: std::time::Duration,
+    ) -> BoxResult<Option<bool>> {
+        let request = self.inner.position_is_retained(position, wait);
+        self.run(Call::PositionIsRetained, request).await
     }
     fn event_stream(&self, opts: EventStreamOptions) -> EventStream {
         self.inner.event_stream(opts)

@@ -97,7 +97,7 @@ impl BoxFs {
         }
         let guard = self.listings.lock_for(dir);
         let _held = guard.lock().await;
-        if self.listing_is_fresh(dir)? {
+        if self.listing_is_fresh(dir)? || self.load_stored_listing(dir).await? {
             return Ok(0);
         }
         self.fetch_listing(dir, sink).await

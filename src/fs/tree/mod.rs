@@ -8,3 +8,4 @@ pub mod dir_handle;
 pub mod inode;
 pub(crate) mod listing;
 pub(crate) mod namespace;
+pub(crate) mod stored;

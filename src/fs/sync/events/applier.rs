@@ -355,6 +355,8 @@ pub fn revalidate_all(table: &mut InodeTable) -> Vec<Invalidation> {
     let mut entries: Vec<(Ino, Box<str>)> = Vec::new();
     let mut held: Vec<Ino> = Vec::new();
     let all: Vec<Ino> = table.iter().map(|(ino, _)| ino).collect();
+    // The store's listings too, those of folders no longer in memory included.
+    table.journal_all_listings_stale();
     for ino in all {
         table.invalidate_attrs(ino);
         table.invalidate_listing(ino);

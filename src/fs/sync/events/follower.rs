@@ -44,8 +44,8 @@ impl Default for FollowerOptions {
 
 /// The task that follows the user's event stream (see the module note).
 pub struct EventFollower {
-    client: Arc<dyn BoxApi>,
-    table: Arc<Mutex<InodeTable>>,
+    pub(super) client: Arc<dyn BoxApi>,
+    pub(super) table: Arc<Mutex<InodeTable>>,
     cache: Option<Arc<ContentCache>>,
     notify: Arc<dyn KernelNotify>,
     health: Arc<StreamHealth>,
@@ -118,6 +118,7 @@ impl EventFollower {
                         Some(Ok(ev)) => {
                             self.health.record_event();
                             self.take_event(ev).await;
+                            self.note_position(&mut stream);
                         }
                         Some(Err(e)) => {
                             self.health.record_error(e.to_string());
@@ -139,6 +140,7 @@ impl EventFollower {
                     }
                     _ = released(&own), if !self.held_back.is_empty() => {
                         self.apply_released().await;
+                        self.note_position(&mut stream);
                     }
                 }
             }
@@ -200,6 +202,19 @@ impl EventFollower {
         }
     }
 
+    /// Notes for the metadata store how far the table is current: the stream's position,
+    /// once no event taken from it waits for one of our own changes (a position past a
+    /// held-back event would lose it if the mount stopped before applying it).
+    fn note_position(&self, stream: &mut box_client::events::EventStream) {
+        if !self.held_back.is_empty() {
+            return;
+        }
+        if let Some(position) = stream.position() {
+            let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+            table.note_stream_position(&position);
+        }
+    }
+
     /// Applies `ev`, or holds it back while one of our own changes to its item is in flight.
     async fn take_event(&mut self, ev: Event) {
         if !self.held_back.is_empty() {
@@ -241,7 +256,7 @@ impl EventFollower {
         self.held_back = still;
     }
 
-    async fn handle_event(&mut self, ev: &Event) {
+    pub(super) async fn handle_event(&mut self, ev: &Event) {
         let fx = {
             let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
             self.applier.apply_effects(&mut table, ev)

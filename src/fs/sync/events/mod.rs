@@ -67,15 +67,17 @@ use crate::fs::backend::BoxApi;
 pub use crate::fs::kernel::{Invalidation, KernelNotify};
 use crate::fs::read::content_cache::ContentCache;
 use crate::fs::tree::inode::{Attrs, Ino, InodeTable, ROOT_INO};
-use box_client::events::{Event, EventStreamOptions, FeedStatus, RecentIds};
+use box_client::events::{Event, EventStreamOptions, FeedStatus, RecentIds, StreamType};
 use box_client::types::Item;
 
 mod applier;
+mod catch_up;
 mod follower;
 mod health;
 mod own_changes;
 
 pub use applier::*;
+pub use catch_up::*;
 pub use follower::*;
 pub use health::*;
 pub use own_changes::*;

@@ -79,6 +79,11 @@ impl InodeTable {
             if self.inodes.get(&victim).is_none_or(has_children) {
                 continue;
             }
+            let kept_row = self
+                .journal_has(victim)
+                .then(|| self.stored_row(victim))
+                .flatten();
+            let box_id = self.inodes[&victim].box_id.clone();
             let Some(gone) = self.detach(victim) else {
                 continue;
             };
@@ -92,6 +97,8 @@ impl InodeTable {
             self.evicted_parents.insert(gone.parent);
             self.evictions += 1;
             self.maybe_drop(victim);
+            // Evicted from memory, not from the store.
+            self.journal_evicted(&box_id, kept_row);
         }
         for ino in spared {
             self.touch(ino);

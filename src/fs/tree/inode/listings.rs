@@ -145,6 +145,7 @@ impl InodeTable {
         let dir = dir.expect("checked to be a directory");
         dir.listing_complete = whole;
         dir.listing_fetched = Some(started);
+        self.journal_listing(parent, whole);
         self.touch(parent);
         // The listing itself is spared: the caller is about to look a name up in it, and
         // evicting its children now would make that name missing from a listing just made.

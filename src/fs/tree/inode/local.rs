@@ -66,6 +66,14 @@ impl InodeTable {
             }
             self.maybe_drop(other);
         }
+        // The item `ino` was loses its row: the store's listing of its folder is no longer
+        // known to be complete.
+        if !is_local_id(&self.inodes[&ino].box_id) && *self.inodes[&ino].box_id != *box_id {
+            if let Some(parent) = self.inodes[&ino].parent {
+                self.journal_listing(parent, false);
+            }
+            self.journal_item(ino);
+        }
         let inode = self.inodes.get_mut(&ino).expect("checked");
         let old = std::mem::replace(&mut inode.box_id, box_id.into());
         if *old != *box_id {
@@ -77,6 +85,7 @@ impl InodeTable {
         }
         self.by_id.remove(&old);
         self.by_id.insert(box_id.into(), ino);
+        self.journal_item(ino);
         Ok(())
     }
 
@@ -89,6 +98,7 @@ impl InodeTable {
         if pinned {
             self.lru.pop(&ino);
         } else {
+            self.journal_item(ino);
             self.touch(ino);
         }
     }

@@ -98,12 +98,14 @@ use std::time::{Duration, Instant, SystemTime};
 use box_client::types::Item;
 
 mod eviction;
+mod journal;
 mod listings;
 mod local;
 mod lookups;
 mod names;
 mod updates;
 
+pub use journal::{derived_ino, COUNTER_INOS};
 use names::fold;
 pub use names::{check_box_name, NAME_MAX_BYTES, NAME_MAX_CHARS};
 
@@ -331,8 +333,11 @@ pub struct InodeTable {
     inodes: HashMap<Ino, Inode>,
     /// INVARIANT: the inverse of `inodes[..].box_id` (a bijection).
     by_id: HashMap<Box<str>, Ino>,
-    /// Next number to hand out; numbers are never reused within a mount.
+    /// Next number to hand out to an item whose number is not derived from its Box id (see
+    /// `journal.rs`); these are never reused within a mount.
     next_ino: Ino,
+    /// Changes the metadata store has not written yet (`None`: no store).
+    journal: Option<journal::Journal>,
     /// While `Some` (inside `merge_listing_page`), drop candidates are collected here instead
     /// of dropped, so an item displaced early in a listing (two names swapped) keeps its
     /// inode when it shows up again later in the same listing.
@@ -416,7 +421,8 @@ impl InodeTable {
         let mut table = InodeTable {
             inodes: HashMap::new(),
             by_id: HashMap::new(),
-            next_ino: ROOT_INO + 1,
+            next_ino: COUNTER_INOS,
+            journal: None,
             deferred_drops: None,
             lru: lru::LruCache::unbounded(),
             lru_peak: 0,
@@ -504,6 +510,7 @@ impl InodeTable {
             dir.listing_complete = false;
             dir.listing_fetched = None;
         }
+        self.journal_listing(ino, false);
     }
 
     /// Box keeps no access time; the filesystem may track one in memory.
@@ -585,6 +592,7 @@ impl InodeTable {
             self.maybe_drop(other);
         }
         self.inodes.get_mut(&ino).expect("live inode").parent = Some(parent);
+        self.journal_item(ino);
         self.touch(ino);
     }
 
@@ -595,6 +603,7 @@ impl InodeTable {
         let parent = inode.parent.take()?;
         self.lru.pop(&ino);
         let name = inode.name.clone();
+        self.journal_item(ino);
         let key = fold(&name);
         let mut parent_emptied = false;
         if let Some(dir) = self.inodes.get_mut(&parent).and_then(|i| i.dir.as_mut()) {
@@ -636,6 +645,7 @@ impl InodeTable {
             if let Some(dir) = inode.dir {
                 self.evicted_parents.remove(&i);
                 for (_, child) in dir.children {
+                    self.journal_item(child);
                     if let Some(c) = self.inodes.get_mut(&child) {
                         c.parent = None;
                         self.lru.pop(&child);

@@ -68,28 +68,32 @@ impl InodeTable {
                 apply_attrs(&mut inode.attrs, item)
             };
             inode.attrs_fetched = Some(now);
-            if ino == ROOT_INO {
-                return Ok((ino, Outcome::Updated { changed }));
-            }
             let new_name = if item.name.is_empty() {
                 inode.name.clone()
             } else {
                 item.name.as_str().into()
             };
-            if inode.parent == Some(parent) && inode.name == new_name {
+            let in_place = inode.parent == Some(parent) && inode.name == new_name;
+            let kind = inode.kind;
+            if changed {
+                self.journal_item(ino);
+            }
+            if ino == ROOT_INO {
+                return Ok((ino, Outcome::Updated { changed }));
+            }
+            if in_place {
                 self.touch(ino);
                 return Ok((ino, Outcome::Updated { changed }));
             }
-            if inode.kind == Kind::Dir && self.is_ancestor_or_self(ino, parent) {
+            if kind == Kind::Dir && self.is_ancestor_or_self(ino, parent) {
                 return Err(InodeError::MoveUnderItself);
             }
             let moved = self.relink(ino, parent, new_name, displaced);
             return Ok((ino, Outcome::Moved(moved)));
         }
         check_box_name(&item.name)?;
-        let ino = self.next_ino;
-        self.next_ino += 1;
         let kind = Kind::of(item);
+        let ino = self.allocate_ino(&item.id, kind);
         let mut attrs = Attrs::default();
         apply_attrs(&mut attrs, item);
         let inode = Inode {

@@ -1,0 +1,408 @@
+//! The metadata store: the inode table's Box items kept on disk in the mount's cache
+//! directory (`metadata.sqlite3`), so that a remount starts from what the last mount knew
+//! instead of walking Box again. It owns the database file, its schema, whose account and
+//! root folder it describes, and the event stream position its rows are current to.
+//!
+//! **Why SQLite** (through `rusqlite` with its bundled library): one file, crash-safe
+//! transactions (write-ahead log: a `kill -9` at any moment leaves the last committed state),
+//! an index on the parent column for listing one folder's children, single statements for the
+//! rare bulk changes (every listing stale at once, a folder's whole subtree gone), and a file
+//! anyone can inspect with `sqlite3`. The bundled build needs no system library.
+//!
+//! **What a row is.** One row per Box item the mount has seen in its tree: id, kind, parent
+//! id, name, size, times, etag, `sequence_id`, version, SHA-1, and for folders whether the
+//! rows under it are a complete listing. Inode numbers are not stored: they follow from the
+//! Box id (`tree::inode`), so they are the same at every mount.
+//!
+//! **How it is kept.** The inode table journals what changed ([`StoreBatch`]); the mount
+//! writes each batch in one transaction ([`MetaStore::apply`]) together with the event
+//! stream position the batch is current to, so after a crash the stream is read again from
+//! a position no later than the rows. Nothing is ever written by dumping the whole table.
+//! Evicting an inode from memory leaves its row: the store holds the cold part of the tree.
+//!
+//! **Trust.** A complete listing read back ([`MetaStore::listing`]) is served as Box's answer
+//! only after the mount caught up with the events since the saved position; when that is
+//! impossible (the position is too old, the store belongs to another account or root folder)
+//! the mount calls [`MetaStore::mark_all_stale`], which keeps the rows (their inode numbers
+//! and names) but makes every folder be listed from Box again on its first access.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// The store's file name inside the cache directory.
+pub const STORE_FILE: &str = "metadata.sqlite3";
+
+/// Bumped when the schema changes; a store of another version is started afresh.
+const SCHEMA_VERSION: i64 = 1;
+
+/// A Box item as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StoredItem {
+    pub id: String,
+    pub is_dir: bool,
+    /// `None` only for the mount's root.
+    pub parent_id: Option<String>,
+    pub name: String,
+    pub size: u64,
+    pub mtime: Option<SystemTime>,
+    pub ctime: Option<SystemTime>,
+    pub etag: Option<String>,
+    pub sequence_id: Option<u64>,
+    pub version: Option<String>,
+    pub sha1: Option<String>,
+}
+
+/// What changed in the table since the last batch, written in one transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreBatch {
+    /// Every listing becomes stale, before anything else in the batch is applied.
+    pub all_listings_stale: bool,
+    /// Items added or changed (inserted, or replacing the row of the same id).
+    pub upserts: Vec<StoredItem>,
+    /// Items gone from the tree: their rows and, for folders, every row below them.
+    pub deletes: Vec<String>,
+    /// Folders whose listing became complete (`true`) or stale (`false`), after the rows.
+    pub listings: Vec<(String, bool)>,
+    /// The event stream position the table is current to, with everything above.
+    pub position: Option<String>,
+}
+
+impl StoreBatch {
+    pub fn is_empty(&self) -> bool {
+        !self.all_listings_stale
+            && self.upserts.is_empty()
+            && self.deletes.is_empty()
+            && self.listings.is_empty()
+            && self.position.is_none()
+    }
+}
+
+/// Whose tree a store describes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOwner {
+    /// The Box user the mount acts as (`as_user` when set).
+    pub user_id: String,
+    pub root_folder_id: String,
+}
+
+/// What the store knew when it was opened.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SavedState {
+    /// The event stream position the rows are current to, and when it was saved; `None` for
+    /// a new store, or one that belonged to another account or root folder.
+    pub position: Option<(String, SystemTime)>,
+    /// The store was made for another account or root folder (or an older schema): its
+    /// listings were all marked stale.
+    pub owner_changed: bool,
+    /// Rows in the store.
+    pub items: u64,
+}
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+#[error("metadata store {path}: {source}")]
+pub struct StoreError {
+    path: PathBuf,
+    #[source]
+    source: rusqlite::Error,
+}
+
+/// The open store. One connection, used from blocking threads only (never from an async
+/// task directly: every call does file I/O).
+pub struct MetaStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+impl std::fmt::Debug for MetaStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaStore")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+fn nanos(t: Option<SystemTime>) -> Option<i64> {
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos().min(i64::MAX as u128) as i64)
+}
+
+fn time(n: Option<i64>) -> Option<SystemTime> {
+    n.and_then(|n| u64::try_from(n).ok())
+        .map(|n| UNIX_EPOCH + Duration::from_nanos(n))
+}
+
+const COLUMNS: &str = "id, is_dir, parent_id, name, size, mtime, ctime, etag, seq, version, sha1";
+
+fn row_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredItem> {
+    Ok(StoredItem {
+        id: row.get(0)?,
+        is_dir: row.get(1)?,
+        parent_id: row.get(2)?,
+        name: row.get(3)?,
+        size: row.get::<_, i64>(4)?.max(0) as u64,
+        mtime: time(row.get(5)?),
+        ctime: time(row.get(6)?),
+        etag: row.get(7)?,
+        sequence_id: row.get::<_, Option<i64>>(8)?.map(|s| s.max(0) as u64),
+        version: row.get(9)?,
+        sha1: row.get(10)?,
+    })
+}
+
+impl MetaStore {
+    /// Opens (or makes) the store in `cache_dir` for `owner`. A store made for another owner
+    /// or schema keeps its rows with every listing stale and no position: nothing in it is
+    /// trusted until listed again.
+    pub fn open(
+        cache_dir: &Path,
+        owner: &StoreOwner,
+    ) -> Result<(MetaStore, SavedState), StoreError> {
+        let path = cache_dir.join(STORE_FILE);
+        let fail = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        // Made 0600 before SQLite opens it; its -wal and -shm files take the same mode.
+        if let Err(e) = crate::private_fs::create_private(&path) {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                log::warn!("metadata store {}: {e}", path.display());
+            }
+        }
+        let conn = Connection::open(&path).map_err(fail)?;
+        let store = MetaStore {
+            path: path.clone(),
+            conn: Mutex::new(conn),
+        };
+        let saved = store.prepare(owner).map_err(fail)?;
+        Ok((store, saved))
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn fail(&self, source: rusqlite::Error) -> StoreError {
+        StoreError {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn prepare(&self, owner: &StoreOwner) -> rusqlite::Result<SavedState> {
+        let mut conn = self.conn();
+        // WAL: a commit is one append, readers never wait for it, and a process killed at
+        // any moment leaves the last committed transaction. NORMAL sync: a power loss may
+        // lose the last commits, never consistency (the position goes back with the rows).
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        let tx = conn.transaction()?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS items (
+                 id TEXT PRIMARY KEY,
+                 is_dir INTEGER NOT NULL,
+                 parent_id TEXT,
+                 name TEXT NOT NULL,
+                 size INTEGER NOT NULL,
+                 mtime INTEGER, ctime INTEGER,
+                 etag TEXT, seq INTEGER, version TEXT, sha1 TEXT,
+                 listing_complete INTEGER NOT NULL DEFAULT 0
+             );
+             CREATE INDEX IF NOT EXISTS items_by_parent ON items(parent_id);",
+        )?;
+        let get = |key: &str| -> rusqlite::Result<Option<String>> {
+            tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+        };
+        let schema: Option<i64> = get("schema")?.and_then(|s| s.parse().ok());
+        let same_owner = schema == Some(SCHEMA_VERSION)
+            && get("user_id")?.as_deref() == Some(owner.user_id.as_str())
+            && get("root_folder_id")?.as_deref() == Some(owner.root_folder_id.as_str());
+        let fresh: i64 = tx.query_row("SELECT COUNT(*) FROM items", [], |r| r.get(0))?;
+        let mut saved = SavedState {
+            items: fresh.max(0) as u64,
+            ..SavedState::default()
+        };
+        if same_owner {
+            let position = get("position")?;
+            let saved_at = get("position_saved_at")?
+                .and_then(|s| s.parse::<u64>().ok())
+                .map(|s| UNIX_EPOCH + Duration::from_secs(s));
+            saved.position = position.zip(saved_at);
+        } else {
+            if schema.is_some() {
+                saved.owner_changed = true;
+                log::warn!(
+                    "the metadata store in {} was made for another account, root folder or \
+                     version: every folder is listed from Box again",
+                    self.path.display()
+                );
+            }
+            if schema != Some(SCHEMA_VERSION) && schema.is_some() {
+                tx.execute("DELETE FROM items", [])?;
+            }
+            tx.execute("UPDATE items SET listing_complete = 0", [])?;
+            tx.execute("DELETE FROM meta WHERE key LIKE 'position%'", [])?;
+            let set = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)";
+            tx.execute(set, params!["schema", SCHEMA_VERSION.to_string()])?;
+            tx.execute(set, params!["user_id", owner.user_id])?;
+            tx.execute(set, params!["root_folder_id", owner.root_folder_id])?;
+        }
+        tx.commit()?;
+        Ok(saved)
+    }
+
+    /// Writes `batch` in one transaction.
+    pub fn apply(&self, batch: &StoreBatch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        Self::apply_in(&mut conn, batch).map_err(|e| self.fail(e))
+    }
+
+    fn apply_in(conn: &mut Connection, batch: &StoreBatch) -> rusqlite::Result<()> {
+        let tx = conn.transaction()?;
+        if batch.all_listings_stale {
+            tx.execute("UPDATE items SET listing_complete = 0", [])?;
+        }
+        {
+            // A folder's subtree goes with it: nothing below a removed folder can be reached.
+            let mut delete = tx.prepare_cached(
+                "WITH RECURSIVE gone(id) AS (
+                     VALUES(?1)
+                     UNION SELECT items.id FROM items JOIN gone ON items.parent_id = gone.id
+                 )
+                 DELETE FROM items WHERE id IN gone",
+            )?;
+            for id in &batch.deletes {
+                delete.execute([id])?;
+            }
+            let mut upsert = tx.prepare_cached(&format!(
+                "INSERT INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 ON CONFLICT(id) DO UPDATE SET
+                     is_dir = excluded.is_dir, parent_id = excluded.parent_id,
+                     name = excluded.name, size = excluded.size, mtime = excluded.mtime,
+                     ctime = excluded.ctime, etag = excluded.etag, seq = excluded.seq,
+                     version = excluded.version, sha1 = excluded.sha1"
+            ))?;
+            for item in &batch.upserts {
+                upsert.execute(params![
+                    item.id,
+                    item.is_dir,
+                    item.parent_id,
+                    item.name,
+                    item.size.min(i64::MAX as u64) as i64,
+                    nanos(item.mtime),
+                    nanos(item.ctime),
+                    item.etag,
+                    item.sequence_id.map(|s| s.min(i64::MAX as u64) as i64),
+                    item.version,
+                    item.sha1,
+                ])?;
+            }
+            let mut listing =
+                tx.prepare_cached("UPDATE items SET listing_complete = ?2 WHERE id = ?1")?;
+            for (id, complete) in &batch.listings {
+                listing.execute(params![id, complete])?;
+            }
+        }
+        if let Some(position) = &batch.position {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            let set = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)";
+            tx.execute(set, params!["position", position])?;
+            tx.execute(set, params!["position_saved_at", now.to_string()])?;
+        }
+        tx.commit()
+    }
+
+    /// The children of folder `id` if the store holds its complete listing, else `None`.
+    pub fn listing(&self, id: &str) -> Result<Option<Vec<StoredItem>>, StoreError> {
+        let conn = self.conn();
+        let read = || -> rusqlite::Result<Option<Vec<StoredItem>>> {
+            let complete: Option<bool> = conn
+                .query_row(
+                    "SELECT listing_complete FROM items WHERE id = ?1 AND is_dir = 1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if complete != Some(true) {
+                return Ok(None);
+            }
+            let mut stmt =
+                conn.prepare_cached(&format!("SELECT {COLUMNS} FROM items WHERE parent_id = ?1"))?;
+            let rows = stmt.query_map([id], row_item)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>().map(Some)
+        };
+        read().map_err(|e| self.fail(e))
+    }
+
+    /// The row of item `id`.
+    pub fn item(&self, id: &str) -> Result<Option<StoredItem>, StoreError> {
+        let conn = self.conn();
+        conn.query_row(
+            &format!("SELECT {COLUMNS} FROM items WHERE id = ?1"),
+            [id],
+            row_item,
+        )
+        .optional()
+        .map_err(|e| self.fail(e))
+    }
+
+    /// Every listing becomes stale at once, and the saved position is forgotten: the rows
+    /// stay (names, inode numbers), but each folder is listed from Box at its next access.
+    pub fn mark_all_stale(&self) -> Result<(), StoreError> {
+        let conn = self.conn();
+        conn.execute_batch(
+            "BEGIN;
+             UPDATE items SET listing_complete = 0;
+             DELETE FROM meta WHERE key LIKE 'position%';
+             COMMIT;",
+        )
+        .map_err(|e| self.fail(e))
+    }
+
+    /// How many rows the store holds.
+    pub fn len(&self) -> Result<u64, StoreError> {
+        let conn = self.conn();
+        conn.query_row("SELECT COUNT(*) FROM items", [], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| self.fail(e))
+    }
+
+    pub fn is_empty(&self) -> Result<bool, StoreError> {
+        self.len().map(|n| n == 0)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Holds the store's connection while `f` takes a batch and the connection writes it: two
+    /// writers can then never commit their batches in the other order than they took them.
+    pub fn apply_taken(
+        &self,
+        take: impl FnOnce() -> Option<StoreBatch>,
+    ) -> Result<usize, StoreError> {
+        let mut conn = self.conn();
+        let Some(batch) = take() else {
+            return Ok(0);
+        };
+        let n = batch.upserts.len() + batch.deletes.len() + batch.listings.len();
+        Self::apply_in(&mut conn, &batch).map_err(|e| self.fail(e))?;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests;

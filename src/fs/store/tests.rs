@@ -1,0 +1,165 @@
+use super::*;
+
+fn owner() -> StoreOwner {
+    StoreOwner {
+        user_id: "11".into(),
+        root_folder_id: "0".into(),
+    }
+}
+
+fn item(id: &str, parent: &str, name: &str, is_dir: bool) -> StoredItem {
+    StoredItem {
+        id: id.into(),
+        is_dir,
+        parent_id: Some(parent.into()),
+        name: name.into(),
+        size: 7,
+        mtime: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
+        sequence_id: Some(3),
+        etag: Some("3".into()),
+        ..StoredItem::default()
+    }
+}
+
+fn names(items: Option<Vec<StoredItem>>) -> Vec<String> {
+    let mut v: Vec<String> = items
+        .expect("complete")
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_listing_is_served_only_once_complete_and_rows_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, saved) = MetaStore::open(dir.path(), &owner()).unwrap();
+    assert_eq!(saved, SavedState::default());
+    let mut root = item("0", "", "", true);
+    root.parent_id = None;
+    let a = item("10", "0", "a", true);
+    let f = item("20", "10", "f.txt", false);
+    store
+        .apply(&StoreBatch {
+            upserts: vec![root, a.clone(), f.clone()],
+            ..StoreBatch::default()
+        })
+        .unwrap();
+    assert_eq!(
+        store.listing("10").unwrap(),
+        None,
+        "not listed completely yet"
+    );
+    store
+        .apply(&StoreBatch {
+            listings: vec![("10".into(), true)],
+            position: Some("77".into()),
+            ..StoreBatch::default()
+        })
+        .unwrap();
+    assert_eq!(store.listing("10").unwrap(), Some(vec![f.clone()]));
+    assert_eq!(store.item("10").unwrap(), Some(a));
+    drop(store);
+
+    let (store, saved) = MetaStore::open(dir.path(), &owner()).unwrap();
+    assert_eq!(saved.position.as_ref().map(|p| p.0.as_str()), Some("77"));
+    assert_eq!(saved.items, 3);
+    assert!(!saved.owner_changed);
+    assert_eq!(store.listing("10").unwrap(), Some(vec![f]));
+}
+
+#[test]
+fn an_upsert_keeps_the_listing_flag_and_a_deleted_folder_takes_its_subtree() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = MetaStore::open(dir.path(), &owner()).unwrap();
+    store
+        .apply(&StoreBatch {
+            upserts: vec![
+                item("10", "0", "a", true),
+                item("11", "10", "b", true),
+                item("20", "11", "f", false),
+                item("21", "0", "g", false),
+            ],
+            listings: vec![("0".into(), true), ("10".into(), true)],
+            ..StoreBatch::default()
+        })
+        .unwrap();
+    let mut renamed = item("10", "0", "a2", true);
+    renamed.sequence_id = Some(4);
+    store
+        .apply(&StoreBatch {
+            upserts: vec![renamed],
+            ..StoreBatch::default()
+        })
+        .unwrap();
+    assert_eq!(names(store.listing("10").unwrap()), vec!["b"]);
+    store
+        .apply(&StoreBatch {
+            deletes: vec!["10".into()],
+            ..StoreBatch::default()
+        })
+        .unwrap();
+    assert_eq!(store.len().unwrap(), 1, "a, b and f went together");
+    assert_eq!(store.item("20").unwrap(), None);
+}
+
+#[test]
+fn marking_everything_stale_keeps_rows_and_forgets_the_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = MetaStore::open(dir.path(), &owner()).unwrap();
+    store
+        .apply(&StoreBatch {
+            upserts: vec![item("10", "0", "a", true)],
+            listings: vec![("10".into(), true)],
+            position: Some("5".into()),
+            ..StoreBatch::default()
+        })
+        .unwrap();
+    store.mark_all_stale().unwrap();
+    assert_eq!(store.listing("10").unwrap(), None);
+    assert_eq!(store.len().unwrap(), 1);
+    drop(store);
+    let (_, saved) = MetaStore::open(dir.path(), &owner()).unwrap();
+    assert_eq!(saved.position, None);
+}
+
+#[test]
+fn another_account_or_root_keeps_the_rows_but_trusts_no_listing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = MetaStore::open(dir.path(), &owner()).unwrap();
+    store
+        .apply(&StoreBatch {
+            upserts: vec![item("10", "0", "a", true)],
+            listings: vec![("10".into(), true)],
+            position: Some("5".into()),
+            ..StoreBatch::default()
+        })
+        .unwrap();
+    drop(store);
+    let other = StoreOwner {
+        user_id: "12".into(),
+        ..owner()
+    };
+    let (store, saved) = MetaStore::open(dir.path(), &other).unwrap();
+    assert!(saved.owner_changed);
+    assert_eq!(saved.position, None);
+    assert_eq!(store.listing("10").unwrap(), None);
+    assert_eq!(store.len().unwrap(), 1);
+    drop(store);
+    // Now it is that account's store.
+    let (_, saved) = MetaStore::open(dir.path(), &other).unwrap();
+    assert!(!saved.owner_changed);
+}
+
+#[test]
+fn the_file_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = MetaStore::open(dir.path(), &owner()).unwrap();
+    let mode = std::fs::metadata(store.path())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
