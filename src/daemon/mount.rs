@@ -173,10 +173,6 @@ async fn open_store(cache_dir: &Path, owner: StoreOwner) -> Option<(Arc<MetaStor
     }
 }
 
-fn lock_table(fs: &BoxFs) -> std::sync::MutexGuard<'_, crate::fs::tree::inode::InodeTable> {
-    fs.table().lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Raises the kernel's read-ahead for the new mount (its backing device starts at 128 KiB),
 /// so sequential readers are asked for in large requests. Best effort: needs root.
 fn raise_readahead(mountpoint: &Path) {
@@ -298,7 +294,10 @@ impl MountRequest {
                     .latest_stream_position(StreamType::All)
                     .await
                     .map_err(|e| format!("cannot read the event stream: {e}"))?;
-                lock_table(&fs).note_stream_position(&position);
+                fs.table()
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .note_stream_position(&position);
                 position
             }
         };

@@ -260,19 +260,7 @@ impl InodeTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn item(kind: &str, id: &str, name: &str, seq: u64) -> Item {
-        Item {
-            kind: kind.into(),
-            id: id.into(),
-            name: name.into(),
-            etag: Some(seq.to_string()),
-            sequence_id: Some(seq.to_string()),
-            size: Some(10),
-            modified_at: Some("2024-05-01T10:00:00-07:00".into()),
-            ..Default::default()
-        }
-    }
+    use crate::fs::tree::inode::tests::item;
 
     fn journaled() -> InodeTable {
         let mut t = InodeTable::new("0");

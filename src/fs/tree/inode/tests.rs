@@ -3,7 +3,7 @@
 
 use super::*;
 
-fn item(kind: &str, id: &str, name: &str, seq: u64) -> Item {
+pub(super) fn item(kind: &str, id: &str, name: &str, seq: u64) -> Item {
     Item {
         kind: kind.into(),
         id: id.into(),
