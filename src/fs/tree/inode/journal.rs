@@ -42,7 +42,7 @@ enum Pending {
     /// Read the inode when the batch is taken.
     Live,
     /// Evicted since it was marked: the row as it was.
-    Evicted(StoredItem),
+    Evicted(Box<StoredItem>),
 }
 
 /// The changes not written yet.
@@ -122,7 +122,9 @@ impl InodeTable {
             return;
         };
         match row {
-            Some(row) => journal.items.insert(box_id.into(), Pending::Evicted(row)),
+            Some(row) => journal
+                .items
+                .insert(box_id.into(), Pending::Evicted(Box::new(row))),
             None => journal.items.remove(box_id),
         };
     }
@@ -172,7 +174,7 @@ impl InodeTable {
         };
         for (id, pending) in taken.items {
             match pending {
-                Pending::Evicted(row) => batch.upserts.push(row),
+                Pending::Evicted(row) => batch.upserts.push(*row),
                 Pending::Live => {
                     let live = self.by_id.get(&id).copied();
                     match live.map(|ino| (ino, self.stored_row(ino))) {
