@@ -3,9 +3,9 @@
 //! [`tree::inode`] table, bounded in LRU order) and one component per concern, each owning
 //! its state: [`sync::freshness::Freshness`], the listings, [`handles::Handles`],
 //! [`read::readers::Readers`] (the read path and the content cache), [`quota::Quota`], the
-//! xattr cache, the staged writes and the Box locks. It talks to Box through the
-//! [`backend::BoxApi`] seam (a [`box_client::Client`] in a mount, a fault-injecting wrapper
-//! in tests). `crate::fuse` is the only caller that sees fuser types; the events task
+//! xattr cache, the staged writes, the Box locks and the pins ([`pin`]). It talks to Box
+//! through the [`backend::BoxApi`] seam (a [`box_client::Client`] in a mount, a
+//! fault-injecting wrapper in tests). `crate::fuse` is the only caller that sees fuser types; the events task
 //! ([`sync::events`]) is the other way in.
 //!
 //! # Design note
@@ -34,6 +34,7 @@ pub mod backend;
 pub mod errno;
 pub mod handles;
 pub mod kernel;
+pub mod pin;
 pub mod quota;
 pub mod read;
 pub mod sync;
@@ -121,6 +122,8 @@ pub struct FsOptions {
     /// Exclusive `flock`/`fcntl` locks take Box locks (see [`write::locks`]); without it the kernel
     /// keeps locks to itself.
     pub box_locks: bool,
+    /// Pinned ("available offline") content: downloads at once, disk kept free (see [`pin`]).
+    pub offline: pin::PinOptions,
 }
 
 impl Default for FsOptions {
@@ -141,6 +144,7 @@ impl Default for FsOptions {
             staging_dir: None,
             write_back: None,
             box_locks: false,
+            offline: pin::PinOptions::default(),
         }
     }
 }
@@ -195,6 +199,8 @@ pub struct BoxFs {
     writes: write::writes::Writes,
     /// The Box locks this mount took (`Some` with `--box-locks` only).
     locks: Option<write::locks::BoxLocks>,
+    /// What is kept offline, and the worker's progress (see [`pin`]).
+    pins: Arc<pin::Pins>,
     pub counters: FsCounters,
 }
 
@@ -253,6 +259,8 @@ impl BoxFs {
         // Our own caches go stale on the same path as the kernel's.
         let xattrs = Arc::new(xattr::XattrCache::default());
         kernel.also_invalidate(xattrs.clone());
+        let pins = pin::Pins::new(opts.offline.clone());
+        pin::attach(&pins, &kernel, cache.as_ref());
         BoxFs {
             table: Arc::new(Mutex::new(table)),
             freshness: Freshness::new(
@@ -267,6 +275,7 @@ impl BoxFs {
             xattrs,
             writes: write::writes::Writes::new(staging, opts.write_back),
             locks,
+            pins,
             counters: FsCounters::default(),
             kernel,
             client,
