@@ -2,8 +2,9 @@
 //! worker downloads every file below it at background priority into the content cache, where
 //! a small bound does not evict it while unpinned content goes; a pin the disk cannot hold is
 //! ENOSPC; unpinning lets the content go; a file changed on Box, or added to a pinned folder,
-//! is fetched again through the event stream, and a pinned folder trashed on Box stops
-//! counting; pins and their content survive a remount.
+//! is fetched again through the event stream (one written through the mount once it is
+//! uploaded), and a pinned folder trashed on Box stops counting; pins and their content
+//! survive a remount.
 
 mod common;
 
@@ -21,7 +22,7 @@ use boxfs::fs::pin::{PinFile, PinOptions, PinStatus};
 use boxfs::fs::read::content_cache::ContentCache;
 use boxfs::fs::sync::events::{EventFollower, FollowerOptions};
 use boxfs::fs::{BoxFs, FsOptions};
-use common::fs::{client_of, deterministic_options, ino_of, read_all};
+use common::fs::{client_of, create_with, deterministic_options, ino_of, read_all};
 use common::mount::eventually;
 use common::TestEmu;
 use tokio::task::JoinHandle;
@@ -213,9 +214,14 @@ async fn pinning_a_folder_downloads_everything_below_it_in_the_background() {
     set_offline(fs, "other.bin", "0").await.unwrap();
     assert_eq!(fs.pin_status().items.len(), 1);
 
+    // A file written through the mount into the pinned folder is kept once it is on Box.
+    create_with(fs, "docs/mine.txt", b"written here").await.unwrap();
+    until_downloaded(fs, 3).await;
+    assert_eq!(get_offline(fs, "docs/mine.txt").await, "1");
+
     // The mount's root can be pinned too; then everything is offline.
     set_offline(fs, "", "1").await.unwrap();
-    until_downloaded(fs, 3).await;
+    until_downloaded(fs, 4).await;
     assert_eq!(get_offline(fs, "other.bin").await, "1");
 }
 

@@ -390,6 +390,14 @@ impl BoxFs {
         self.pins.update_active(&state);
     }
 
+    /// Something at `ino` changed that no invalidation tells of (our own upload): the pins
+    /// above it are walked again.
+    pub(in crate::fs) fn pins_hear_of(&self, ino: Ino) {
+        if self.pins.active.load(Ordering::Relaxed) {
+            self.pins.signal(Signal::Changed(ino));
+        }
+    }
+
     /// Whether `ino` is kept offline: it or an ancestor is pinned.
     pub fn offline_state(&self, ino: Ino) -> Result<bool, FsError> {
         let chain = {
