@@ -215,7 +215,9 @@ async fn pinning_a_folder_downloads_everything_below_it_in_the_background() {
     assert_eq!(fs.pin_status().items.len(), 1);
 
     // A file written through the mount into the pinned folder is kept once it is on Box.
-    create_with(fs, "docs/mine.txt", b"written here").await.unwrap();
+    create_with(fs, "docs/mine.txt", b"written here")
+        .await
+        .unwrap();
     until_downloaded(fs, 3).await;
     assert_eq!(get_offline(fs, "docs/mine.txt").await, "1");
 
