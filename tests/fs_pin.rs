@@ -56,6 +56,17 @@ impl Drop for Mount {
 }
 
 async fn mount(emu: &TestEmu, dir: &Path, bound: u64, offline: PinOptions, events: bool) -> Mount {
+    mount_with(emu, dir, bound, offline, events, false).await
+}
+
+async fn mount_with(
+    emu: &TestEmu,
+    dir: &Path,
+    bound: u64,
+    offline: PinOptions,
+    events: bool,
+    read_only: bool,
+) -> Mount {
     let staging = tempfile::tempdir().unwrap();
     let faults = FaultyBox::new(Arc::new(client_of(emu)));
     let pins = PinFile::in_dir(dir);
@@ -69,12 +80,14 @@ async fn mount(emu: &TestEmu, dir: &Path, bound: u64, offline: PinOptions, event
         )
         .unwrap(),
     );
+    let mut opts = FsOptions {
+        offline,
+        ..deterministic_options("0", staging.path())
+    };
+    opts.identity.read_only = read_only;
     let fs = Arc::new(BoxFs::new(
         Arc::new(faults.clone()),
-        FsOptions {
-            offline,
-            ..deterministic_options("0", staging.path())
-        },
+        opts,
         Some(cache.clone()),
         KernelQueue::discard(),
     ));
@@ -390,4 +403,35 @@ async fn pins_and_their_content_survive_a_remount() {
     assert_eq!(get_offline(&m.fs, "docs/a.bin").await, "1");
     assert_eq!(read_all(&m.fs, "docs/a.bin").await.unwrap(), a);
     assert_eq!(m.faults.calls(Call::SourceDownload), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_mount_pins_too_and_changes_nothing_on_box() {
+    let emu = Arc::new(TestEmu::start().await);
+    tree(&emu).await;
+    let dir = tempfile::tempdir().unwrap();
+    let m = mount_with(
+        &emu,
+        dir.path(),
+        64 << 20,
+        PinOptions::default(),
+        false,
+        true,
+    )
+    .await;
+    set_offline(&m.fs, "docs/deep", "1").await.unwrap();
+    until_downloaded(&m.fs, 1).await;
+    let ino = ino_of(&m.fs, "docs/deep").await.unwrap();
+    m.fs.removexattr(ino, OsStr::new(OFFLINE)).await.unwrap();
+    assert!(m.fs.pin_status().items.is_empty());
+    // Box's own attributes stay read-only there.
+    let err =
+        m.fs.setxattr(ino, OsStr::new("user.box.shared_link"), b"open", 0)
+            .await
+            .unwrap_err();
+    assert_eq!(err.errno(), libc::EROFS);
+    assert!(Call::ALL
+        .iter()
+        .filter(|c| c.changes_box())
+        .all(|c| m.faults.calls(*c) == 0));
 }

@@ -329,10 +329,9 @@ impl BoxFs {
         value: &[u8],
         flags: i32,
     ) -> Result<(), FsError> {
-        let mode = Mode::of(flags)?;
         if name.as_bytes() == format!("{PREFIX}{}", names::OFFLINE).as_bytes() {
             // Local to this mount, so also on a read-only one. The attribute always exists.
-            mode.check(true)?;
+            Mode::of(flags)?.check(true)?;
             let on = parse_offline(value)?;
             if on && self.xattr_target(ino)?.not_on_box() {
                 self.upload_staged_file(ino).await?;
@@ -340,6 +339,7 @@ impl BoxFs {
             return self.set_offline(ino, on).await;
         }
         self.check_writable()?;
+        let mode = Mode::of(flags)?;
         let parsed = match XattrName::parse(name.as_bytes()) {
             Ok(n) => n,
             Err(NameError::Foreign) => {
