@@ -56,16 +56,16 @@ impl Drop for Mount {
 }
 
 async fn mount(emu: &TestEmu, dir: &Path, bound: u64, offline: PinOptions, events: bool) -> Mount {
-    mount_with(emu, dir, bound, offline, events, false).await
+    mount_with(emu, dir, bound, events, |o| o.offline = offline).await
 }
 
+/// [`mount`] with the filesystem's options changed by `adjust`.
 async fn mount_with(
     emu: &TestEmu,
     dir: &Path,
     bound: u64,
-    offline: PinOptions,
     events: bool,
-    read_only: bool,
+    adjust: impl FnOnce(&mut FsOptions),
 ) -> Mount {
     let staging = tempfile::tempdir().unwrap();
     let faults = FaultyBox::new(Arc::new(client_of(emu)));
@@ -80,11 +80,8 @@ async fn mount_with(
         )
         .unwrap(),
     );
-    let mut opts = FsOptions {
-        offline,
-        ..deterministic_options("0", staging.path())
-    };
-    opts.identity.read_only = read_only;
+    let mut opts = deterministic_options("0", staging.path());
+    adjust(&mut opts);
     let fs = Arc::new(BoxFs::new(
         Arc::new(faults.clone()),
         opts,
@@ -138,16 +135,22 @@ async fn until(what: &str, check: impl Fn() -> bool + Send + 'static) {
 
 /// Waits until every file kept for the pins is on disk, `files` of them.
 async fn until_downloaded(fs: &Arc<BoxFs>, files: u64) -> PinStatus {
-    let f = fs.clone();
-    until(&format!("{files} pinned files on disk"), move || {
-        let s = f.pin_status();
-        s.files_total == files
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = fs.pin_status();
+        if s.files_total == files
             && s.files_done == files
             && s.items.iter().all(|i| i.walked)
             && s.downloading.is_empty()
-    })
-    .await;
-    fs.pin_status()
+        {
+            return s;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not {files} pinned files on disk within 20 s: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 async fn get_offline(fs: &Arc<BoxFs>, path: &str) -> String {
@@ -367,12 +370,18 @@ async fn changes_on_box_are_fetched_while_pinned_and_a_trashed_pin_stops_countin
     .await;
     other.delete_folder(&docs, true, None).await.unwrap();
     let f = fs.clone();
-    until("the trashed folder unpinned", move || {
-        let s = f.pin_status();
-        s.items.is_empty() && s.files_total == 0
-    })
+    let path = dir.path().to_path_buf();
+    until(
+        "the trashed folder unpinned, also in the pins file",
+        move || {
+            let s = f.pin_status();
+            let saved = PinFile::in_dir(&path).load();
+            s.items.is_empty() && s.files_total == 0 && saved.pins.is_empty()
+        },
+    )
     .await;
-    assert_eq!(m.cache.pinned_bytes(), 0);
+    let c = m.cache.clone();
+    until("its content released", move || c.pinned_bytes() == 0).await;
     let saved = PinFile::in_dir(dir.path()).load();
     assert!(
         saved.pins.is_empty() && saved.held_files.is_empty(),
@@ -410,14 +419,9 @@ async fn a_read_only_mount_pins_too_and_changes_nothing_on_box() {
     let emu = Arc::new(TestEmu::start().await);
     tree(&emu).await;
     let dir = tempfile::tempdir().unwrap();
-    let m = mount_with(
-        &emu,
-        dir.path(),
-        64 << 20,
-        PinOptions::default(),
-        false,
-        true,
-    )
+    let m = mount_with(&emu, dir.path(), 64 << 20, false, |o| {
+        o.identity.read_only = true
+    })
     .await;
     set_offline(&m.fs, "docs/deep", "1").await.unwrap();
     until_downloaded(&m.fs, 1).await;
@@ -434,4 +438,25 @@ async fn a_read_only_mount_pins_too_and_changes_nothing_on_box() {
         .iter()
         .filter(|c| c.changes_box())
         .all(|c| m.faults.calls(*c) == 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_tree_larger_than_the_metadata_cache_is_walked_whole() {
+    let emu = Arc::new(TestEmu::start().await);
+    let big = emu.mkdir("0", "big").await;
+    for d in 0..5 {
+        let sub = emu.mkdir(&big, &format!("d{d}")).await;
+        for f in 0..2 {
+            emu.upload_file(&sub, &format!("f{f}.txt"), format!("{d}{f}").as_bytes())
+                .await;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // 17 files and folders through a table of 6: folders leave it before their turn.
+    let m = mount_with(&emu, dir.path(), 64 << 20, false, |o| o.max_inodes = 6).await;
+    set_offline(&m.fs, "big", "1").await.unwrap();
+    let status = until_downloaded(&m.fs, 10).await;
+    assert_eq!(status.bytes_total, 20);
+    assert_eq!(status.failures, 0, "{:?}", status.last_failure);
+    assert_eq!(m.cache.pinned_bytes(), 20);
 }

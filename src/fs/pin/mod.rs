@@ -133,8 +133,10 @@ pub struct PinStatus {
 enum Signal {
     /// Walk this pinned item.
     Walk(String),
-    /// Something at or below this inode changed.
-    Changed(Ino),
+    /// A name in this folder changed (appeared, or now means another item).
+    EntryChanged(Ino),
+    /// This inode changed: for a file, its content may have.
+    InodeChanged(Ino),
     /// `child` left `parent`.
     Removed { parent: Ino, child: Ino },
     /// The content cache dropped this file's content.
@@ -324,8 +326,8 @@ impl StaleCache for Pins {
             return;
         }
         let signal = match inv {
-            Invalidation::Entry { parent, .. } => Signal::Changed(*parent),
-            Invalidation::Inode(ino) => Signal::Changed(*ino),
+            Invalidation::Entry { parent, .. } => Signal::EntryChanged(*parent),
+            Invalidation::Inode(ino) => Signal::InodeChanged(*ino),
             Invalidation::Delete { parent, child, .. } => Signal::Removed {
                 parent: *parent,
                 child: *child,
@@ -394,7 +396,7 @@ impl BoxFs {
     /// above it are walked again.
     pub(in crate::fs) fn pins_hear_of(&self, ino: Ino) {
         if self.pins.active.load(Ordering::Relaxed) {
-            self.pins.signal(Signal::Changed(ino));
+            self.pins.signal(Signal::InodeChanged(ino));
         }
     }
 

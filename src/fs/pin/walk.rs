@@ -105,12 +105,13 @@ impl BoxFs {
             })
     }
 
-    /// Every file at or below `root`, listing each folder (from the cache while fresh).
+    /// Every file at or below `root`, listing each folder (from the cache while fresh). A
+    /// folder the metadata cache evicted before its turn is found again by its Box id.
     pub(super) async fn files_below(
         self: &Arc<Self>,
         root: Ino,
     ) -> Result<Vec<PinnedFile>, FsError> {
-        {
+        let root_id = {
             let table = lock(&self.table);
             let inode = table
                 .get(root)
@@ -118,10 +119,25 @@ impl BoxFs {
             if !inode.is_dir() {
                 return Ok(pinned_file(inode).into_iter().collect());
             }
-        }
+            inode.box_id().to_string()
+        };
         let mut out = Vec::new();
-        let mut dirs = VecDeque::from([root]);
-        while let Some(dir) = dirs.pop_front() {
+        let mut dirs = VecDeque::from([(root, root_id)]);
+        while let Some((dir, box_id)) = dirs.pop_front() {
+            let still = {
+                let table = lock(&self.table);
+                table.get(dir).is_some_and(|i| i.box_id() == box_id)
+                    && attached(&table, &box_id) == Some(dir)
+            };
+            let dir = if still {
+                dir
+            } else {
+                match self.find_pinned(&box_id, Kind::Dir).await? {
+                    Found::At(ino) => ino,
+                    // Gone since it was listed: nothing below it to keep.
+                    Found::Gone => continue,
+                }
+            };
             self.ensure_listing(dir, false).await?;
             let table = lock(&self.table);
             for child in table.children(dir) {
@@ -129,7 +145,7 @@ impl BoxFs {
                     continue;
                 };
                 if inode.is_dir() {
-                    dirs.push_back(child);
+                    dirs.push_back((child, inode.box_id().to_string()));
                 } else if let Some(file) = pinned_file(inode) {
                     out.push(file);
                 }

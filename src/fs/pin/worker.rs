@@ -73,6 +73,10 @@ impl Worker {
             while let Ok(signal) = self.signals.try_recv() {
                 self.route(signal);
             }
+            // Downloads that ended are taken in before another walk, however busy.
+            while let Some(done) = self.running.try_join_next_with_id() {
+                self.joined(done);
+            }
             self.start_downloads();
             if let Some(root) = self.dirty.pop_first() {
                 self.walk(&root).await;
@@ -86,13 +90,7 @@ impl Worker {
                     None => return,
                 },
                 Some(done) = self.running.join_next_with_id(), if !self.running.is_empty() => {
-                    match done {
-                        Ok((task, finished)) => {
-                            self.tasks.remove(&task);
-                            self.finished(finished);
-                        }
-                        Err(e) => self.lost(e),
-                    }
+                    self.joined(done);
                 }
                 _ = tokio::time::sleep_until(later_at.unwrap_or_else(tokio::time::Instant::now)),
                     if later_at.is_some() =>
@@ -106,7 +104,7 @@ impl Worker {
 
     /// Which pinned items a signal concerns.
     fn route(&mut self, signal: Signal) {
-        let (ino, child) = match signal {
+        let (ino, child) = match signal.clone() {
             Signal::Walk(root) => {
                 self.dirty.insert(root);
                 return;
@@ -117,10 +115,23 @@ impl Worker {
                 }
                 return;
             }
-            Signal::Changed(ino) => (ino, None),
+            Signal::EntryChanged(dir) => (dir, None),
+            Signal::InodeChanged(ino) => (ino, None),
             Signal::Removed { parent, child } => (parent, Some(child)),
         };
-        let chain = chain_of(&lock(&self.fs.table), ino);
+        let chain = {
+            let table = lock(&self.fs.table);
+            if let Signal::InodeChanged(ino) = signal {
+                // A folder's listing that came back different says so for the whole folder,
+                // also when it only lists again what the metadata cache had evicted (as a
+                // walk of a tree larger than that cache does every time): its names that
+                // changed come as entries, its files' new content as their own inodes.
+                if table.get(ino).is_some_and(|i| i.is_dir()) {
+                    return;
+                }
+            }
+            chain_of(&table, ino)
+        };
         let state = lock(&self.fs.pins.state);
         for (id, root) in &state.roots {
             let at = |i: Ino| root.ino == Some(i);
@@ -275,6 +286,16 @@ impl Worker {
             self.tasks.insert(task.id(), id);
         }
         lock(&self.fs.pins.state).waiting = self.queue.len() as u64;
+    }
+
+    fn joined(&mut self, done: Result<(tokio::task::Id, Finished), tokio::task::JoinError>) {
+        match done {
+            Ok((task, finished)) => {
+                self.tasks.remove(&task);
+                self.finished(finished);
+            }
+            Err(e) => self.lost(e),
+        }
     }
 
     /// A download ended.
