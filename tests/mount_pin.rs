@@ -2,8 +2,9 @@
 //! every file below it (the emulator's request log shows the downloads) with the progress in
 //! `boxfs status`; pinned content stays under a small `--cache-size` while unpinned content
 //! is evicted, and `boxfs unpin` lets it go; a pin bigger than the cache's disk (a small
-//! tmpfs) is refused with the figures; a file changed on Box while pinned is downloaded
-//! again without a read; pins and their content survive unmount and mount.
+//! tmpfs) is refused with the figures; a file changed on Box while pinned, and one added to
+//! a pinned folder, are downloaded without a read; pins and their content survive unmount
+//! and mount.
 
 mod common;
 
@@ -123,23 +124,31 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 /// `Docs/` with `a.bin` (2.5 MiB) and `sub/b.txt`, and `other.bin` (`other` MiB) beside it.
-async fn tree(emu: &TestEmu, other: usize) -> (String, String) {
+/// Returns the ids of `Docs`, `a.bin` and `b.txt`.
+async fn tree(emu: &TestEmu, other: usize) -> (String, String, String) {
     let docs = emu.mkdir("0", "Docs").await;
     let sub = emu.mkdir(&docs, "sub").await;
     let a = emu
         .upload_file(&docs, "a.bin", &pattern(5 * MIB / 2, 1))
         .await;
-    emu.upload_file(&sub, "b.txt", b"bee").await;
+    let b = emu.upload_file(&sub, "b.txt", b"bee").await;
     emu.upload_file("0", "other.bin", &pattern(other * MIB, 2))
         .await;
-    (docs, a["id"].as_str().unwrap().to_string())
+    let id = |v: &Value| v["id"].as_str().unwrap().to_string();
+    (docs, id(&a), id(&b))
+}
+
+/// Requests for the content of file `id` (the download URL's resolution).
+fn content_requests(log: &Path, id: &str) -> usize {
+    let path = format!("/files/{id}/content");
+    count_requests(log, "GET", |p| p.ends_with(&path))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pin_downloads_a_folder_shows_progress_and_survives_a_remount() {
     let log = tempfile::NamedTempFile::new().unwrap();
     let emu = emu_with_log(log.path()).await;
-    tree(&emu, 1).await;
+    let (_, a_id, b_id) = tree(&emu, 1).await;
     let e = emu.clone();
     let log = log.path().to_path_buf();
     blocking(move || {
@@ -158,9 +167,12 @@ async fn pin_downloads_a_folder_shows_progress_and_survives_a_remount() {
         assert_eq!(o["items"][0]["path"], "Docs");
         assert_eq!(o["items"][0]["kind"], "folder");
         assert_eq!(o["pinned_bytes"], (5 * MIB / 2 + 3) as u64);
-        // Both files came from Box without anyone reading them, nothing else did.
+        // Both files came from Box without anyone reading them; nothing else did.
         let fetched = downloads(&log);
-        assert!(fetched >= 2, "{fetched} downloads");
+        assert_eq!(content_requests(&log, &a_id), 1);
+        assert_eq!(content_requests(&log, &b_id), 1);
+        let from_dl = count_requests(&log, "GET", |p| p.starts_with("/dl/"));
+        assert_eq!(fetched, 2 + from_dl, "content of other files was requested");
         let text = String::from_utf8_lossy(&boxfs(&["status"], &[&m.root]).stdout).into_owned();
         let pinned_line = format!("pinned {}: 2 files", m.path("Docs").display());
         for part in ["offline  1 pinned; 2 of 2 files", pinned_line.as_str()] {
@@ -339,10 +351,10 @@ async fn a_pin_bigger_than_the_cache_disk_is_refused_with_the_figures() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_changed_on_box_while_pinned_is_downloaded_again() {
+async fn files_changed_or_added_on_box_while_pinned_are_downloaded() {
     let log = tempfile::NamedTempFile::new().unwrap();
     let emu = emu_with_log(log.path()).await;
-    let (_, a_id) = tree(&emu, 1).await;
+    let (docs, a_id, _) = tree(&emu, 1).await;
     let e = emu.clone();
     let log_path = log.path().to_path_buf();
     let m = blocking(move || {
@@ -361,18 +373,22 @@ async fn a_file_changed_on_box_while_pinned_is_downloaded_again() {
         .upload_new_version(&a_id, src.path().to_path_buf(), &UploadOptions::default())
         .await
         .unwrap();
+    let c = emu.upload_file(&docs, "c.txt", b"sea").await;
+    let c_id = c["id"].as_str().unwrap().to_string();
     blocking(move || {
-        // Downloaded again by itself: nobody reads it.
-        let want = (3 * MIB / 2 + 3) as u64;
+        // Both downloaded by themselves: nobody reads them.
+        let want = (3 * MIB / 2 + 3 + 3) as u64;
         let mut seen = Value::Null;
         let fetched = eventually(Duration::from_secs(30), || {
             seen = status_json(&m.root);
-            seen["offline"]["bytes_done"] == want && seen["offline"]["files_done"] == 2
+            seen["offline"]["bytes_done"] == want && seen["offline"]["files_done"] == 3
         });
-        assert!(fetched.is_some(), "the new version was not fetched: {seen}");
+        assert!(fetched.is_some(), "the changes were not fetched: {seen}");
+        assert_eq!(content_requests(&log_path, &a_id), 1);
+        assert_eq!(content_requests(&log_path, &c_id), 1);
         let downloads_now = downloads(&log_path);
-        assert!(downloads_now >= 1);
         assert_eq!(std::fs::read(m.path("Docs/a.bin")).unwrap(), new_a);
+        assert_eq!(std::fs::read(m.path("Docs/c.txt")).unwrap(), b"sea");
         assert_eq!(downloads(&log_path), downloads_now);
         drop(m);
     })

@@ -19,10 +19,13 @@
 //! walks each pinned item that needs it ([`walk`]: the filesystem's own listings, so the
 //! metadata is cached too), marks its files pinned in the content cache, and downloads what
 //! the cache lacks of their current versions ([`fetch`]), a few files at a time. It walks a
-//! pinned item again when something below it changed: it hears every invalidation the kernel
-//! queue carries (an event's new file, changed content, a trashed item; a listing that came
-//! back different) and every file the content cache dropped (the event applier drops the
-//! content Box superseded; the new version is then fetched). A walk that finds a file no
+//! pinned item again when something below it changed: it hears the invalidations the kernel
+//! queue carries (a name that appeared or went in a folder, from an event or a listing that
+//! came back different; a file's changed content; a trashed item), every file the content
+//! cache dropped (the event applier drops the content Box superseded; the new version is then
+//! fetched) and our own uploads. A folder's own invalidation is not a reason to walk: a
+//! listing of a tree larger than the metadata cache brings back evicted entries every time,
+//! and says so. A walk that finds a file no
 //! longer below any pin lets its content go back to the LRU; a pinned item Box no longer
 //! has, or that left the mount, is unpinned. Failed walks and downloads are tried again by
 //! the queue after [`RETRY_AFTER`], never by repeating a request.
