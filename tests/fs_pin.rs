@@ -394,11 +394,13 @@ async fn pins_and_their_content_survive_a_remount() {
     let emu = Arc::new(TestEmu::start().await);
     let (_, a, _) = tree(&emu).await;
     let dir = tempfile::tempdir().unwrap();
-    {
+    let b_id = {
         let m = mount(&emu, dir.path(), 64 << 20, PinOptions::default(), false).await;
         set_offline(&m.fs, "docs", "1").await.unwrap();
         until_downloaded(&m.fs, 2).await;
-    }
+        let ino = ino_of(&m.fs, "docs/deep/b.txt").await.unwrap();
+        String::from_utf8(m.fs.getxattr(ino, OsStr::new("user.box.id")).await.unwrap()).unwrap()
+    };
     let saved = PinFile::in_dir(dir.path()).load();
     assert_eq!(saved.pins.len(), 1);
     assert_eq!(saved.held_files.len(), 2);
@@ -412,6 +414,31 @@ async fn pins_and_their_content_survive_a_remount() {
     assert_eq!(get_offline(&m.fs, "docs/a.bin").await, "1");
     assert_eq!(read_all(&m.fs, "docs/a.bin").await.unwrap(), a);
     assert_eq!(m.faults.calls(Call::SourceDownload), 0);
+    drop(m);
+
+    // b.txt changes while nothing is mounted: the next mount fetches the new version and
+    // lets the old one go (held, it would never be evicted).
+    let other: Arc<dyn BoxApi> = Arc::new(client_of(&emu));
+    let src = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(src.path(), b"bee, again").unwrap();
+    other
+        .upload_new_version(&b_id, src.path().to_path_buf(), &UploadOptions::default())
+        .await
+        .unwrap();
+    let m = mount(&emu, dir.path(), MIB as u64, PinOptions::default(), false).await;
+    let status = until_downloaded(&m.fs, 2).await;
+    let want = a.len() as u64 + 10;
+    assert_eq!(status.bytes_done, want);
+    assert_eq!(m.faults.calls(Call::SourceDownload), 1);
+    let c = m.cache.clone();
+    until("the old version of b.txt dropped", move || {
+        c.pinned_bytes() == want
+    })
+    .await;
+    assert_eq!(
+        read_all(&m.fs, "docs/deep/b.txt").await.unwrap(),
+        b"bee, again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -307,6 +307,7 @@ impl Worker {
         let complete = self.cache.missing_chunks(&file.key()).is_empty();
         let mut retry = Vec::new();
         let mut failure = None;
+        let mut superseded = false;
         {
             let mut state = lock(&self.fs.pins.state);
             state.downloading.remove(&id);
@@ -315,7 +316,10 @@ impl Worker {
                 return;
             };
             match result {
-                Ok(()) if complete => held.done = true,
+                Ok(()) if complete => {
+                    held.done = true;
+                    superseded = true;
+                }
                 Ok(()) => {
                     // Dropped while it was written (a new version, a failed check).
                     held.attempts += 1;
@@ -341,6 +345,12 @@ impl Worker {
             self.retry_later(retry);
         } else {
             self.dirty.extend(retry);
+        }
+        if superseded {
+            // Versions Box replaced while nobody said so (the mount was down): held, they
+            // would never be evicted.
+            let cache = self.cache.clone();
+            tokio::task::spawn_blocking(move || cache.keep_only_version(&id, &file.version));
         }
     }
 

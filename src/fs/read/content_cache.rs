@@ -118,6 +118,10 @@ struct Index {
     /// the eviction of its version's last chunk (as does the `meta` file, a few bytes): removing
     /// the directory then would race with a `put` of the same version. `open` clears both.
     versions: HashMap<(String, String), u64>,
+    /// The versions in `versions`, by file: what a file's chunks can be found by without
+    /// going through every chunk. INVARIANT: the same pairs as `versions`' keys, and every
+    /// chunk's version is in `versions`.
+    file_versions: HashMap<String, HashSet<String>>,
     /// Per version with chunks in `lru`: how many, and whether the whole file was checked
     /// against Box's SHA-1 since it was last complete.
     assembly: HashMap<(String, String), Assembly>,
@@ -169,15 +173,58 @@ impl Index {
         Some(len)
     }
 
-    /// Every cached chunk of `file_id` (held or not) for which `also` holds.
-    fn chunks_of(&self, file_id: &str, also: impl Fn(&ChunkId) -> bool) -> Vec<ChunkId> {
-        self.lru
-            .iter()
-            .map(|(id, _)| id)
-            .chain(self.held.keys())
-            .filter(|id| id.file_id == file_id && also(id))
-            .cloned()
-            .collect()
+    /// Every cached chunk of `file_id` (held or not) for which `also` holds, found through
+    /// its versions (cut into chunks of `chunk_size`), not by going through every chunk.
+    fn chunks_of(
+        &self,
+        file_id: &str,
+        chunk_size: u64,
+        also: impl Fn(&ChunkId) -> bool,
+    ) -> Vec<ChunkId> {
+        let Some(versions) = self.file_versions.get(file_id) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for version in versions {
+            let key = (file_id.to_string(), version.clone());
+            let size = self.versions.get(&key).copied().unwrap_or(0);
+            for index in 0..size.div_ceil(chunk_size) {
+                let id = ChunkId {
+                    file_id: key.0.clone(),
+                    version: key.1.clone(),
+                    index,
+                };
+                if self.has_chunk(&id) && also(&id) {
+                    out.push(id);
+                }
+            }
+        }
+        out
+    }
+
+    fn add_version(&mut self, vkey: (String, String), size: u64) {
+        self.file_versions
+            .entry(vkey.0.clone())
+            .or_default()
+            .insert(vkey.1.clone());
+        self.versions.insert(vkey, size);
+    }
+
+    fn remove_version(&mut self, file_id: &str, version: &str) {
+        self.versions
+            .remove(&(file_id.to_string(), version.to_string()));
+        if let Some(set) = self.file_versions.get_mut(file_id) {
+            set.remove(version);
+            if set.is_empty() {
+                self.file_versions.remove(file_id);
+            }
+        }
+    }
+
+    fn remove_file_versions(&mut self, file_id: &str) {
+        for version in self.file_versions.remove(file_id).unwrap_or_default() {
+            self.versions.remove(&(file_id.to_string(), version));
+        }
     }
 
     /// Forgets the least recently used chunk.
@@ -278,6 +325,7 @@ impl ContentCache {
                 held_reserved: 0,
                 writing: HashMap::new(),
                 versions: HashMap::new(),
+                file_versions: HashMap::new(),
                 assembly: HashMap::new(),
             }),
             listeners: Mutex::default(),
@@ -326,7 +374,7 @@ impl ContentCache {
         if !index.pinned.insert(file_id.to_string()) {
             return;
         }
-        for id in index.chunks_of(file_id, |_| true) {
+        for id in index.chunks_of(file_id, self.chunk_size, |_| true) {
             if let Some(len) = index.lru.pop(&id) {
                 index.used -= len;
                 index.held.insert(id, len);
@@ -343,7 +391,7 @@ impl ContentCache {
             if !index.pinned.remove(file_id) {
                 return;
             }
-            let mut mine = index.chunks_of(file_id, |_| true);
+            let mut mine = index.chunks_of(file_id, self.chunk_size, |_| true);
             // The last chunk demoted ends at the old end: the file goes from its end first.
             mine.sort_by_key(|id| std::cmp::Reverse(id.index));
             for id in mine {
@@ -537,7 +585,7 @@ impl ContentCache {
         let cancelled = index.writing.remove(&id).unwrap_or(true);
         match written {
             Ok(()) if !cancelled => {
-                index.versions.insert(vkey.clone(), key.size);
+                index.add_version(vkey.clone(), key.size);
                 index.insert_chunk(id, expected);
                 // Unpinned while it was written: it counts against the bound now.
                 let victims = index.evict_to(self.max_bytes);
@@ -573,7 +621,7 @@ impl ContentCache {
         }
         {
             let mut index = self.lock();
-            for id in index.chunks_of(file_id, |_| true) {
+            for id in index.chunks_of(file_id, self.chunk_size, |_| true) {
                 index.remove_chunk(&id);
             }
             for (id, cancelled) in index.writing.iter_mut() {
@@ -581,7 +629,7 @@ impl ContentCache {
                     *cancelled = true;
                 }
             }
-            index.versions.retain(|(f, _), _| f != file_id);
+            index.remove_file_versions(file_id);
         }
         let path = self.dir.join(file_id);
         if let Err(e) = fs::remove_dir_all(&path) {
@@ -641,12 +689,32 @@ impl ContentCache {
         }
     }
 
+    /// Forgets and deletes every cached version of `file_id` but `version` (a pinned file
+    /// whose new version is complete: the old ones would never be evicted). Listeners are not
+    /// told: the content they care for is the version kept.
+    pub fn keep_only_version(&self, file_id: &str, version: &str) {
+        let others: Vec<String> = self
+            .lock()
+            .file_versions
+            .get(file_id)
+            .map(|set| set.iter().filter(|v| *v != version).cloned().collect())
+            .unwrap_or_default();
+        for other in others {
+            self.drop_version(file_id, &other);
+        }
+    }
+
     /// Forgets and deletes one version of a file (see [`ContentCache::invalidate_file`]).
     fn invalidate_version(&self, file_id: &str, version: &str) {
+        self.drop_version(file_id, version);
+        self.tell_listeners(file_id);
+    }
+
+    fn drop_version(&self, file_id: &str, version: &str) {
         let of_version = |id: &ChunkId| id.file_id == file_id && id.version == version;
         {
             let mut index = self.lock();
-            for id in index.chunks_of(file_id, of_version) {
+            for id in index.chunks_of(file_id, self.chunk_size, of_version) {
                 index.remove_chunk(&id);
             }
             for (id, cancelled) in index.writing.iter_mut() {
@@ -654,12 +722,9 @@ impl ContentCache {
                     *cancelled = true;
                 }
             }
-            index
-                .versions
-                .remove(&(file_id.to_string(), version.to_string()));
+            index.remove_version(file_id, version);
         }
         remove_anything(&self.dir.join(file_id).join(version));
-        self.tell_listeners(file_id);
     }
 
     /// Drops `id` from the index (if there) after its file turned out missing or damaged.
@@ -741,7 +806,9 @@ impl ContentCache {
         let mut victims = Vec::new();
         {
             let mut index = self.lock();
-            index.versions = versions;
+            for (vkey, size) in versions {
+                index.add_version(vkey, size);
+            }
             for (_, id, len) in found {
                 index.insert_chunk(id, len);
             }
@@ -1265,6 +1332,17 @@ mod tests {
         cache.put(&k2, 0, &content(16, 1)).unwrap();
         assert_eq!(cache.pinned_bytes(), 16);
         assert!(cache.missing_chunks(&key("9", "v0", 0)).is_empty());
+        // A version that changed without an invalidation (while unmounted) goes once the
+        // new one is kept; nobody is told.
+        let k3 = key("9", "v3", 16);
+        cache.put(&k3, 0, &content(16, 2)).unwrap();
+        assert_eq!(cache.pinned_bytes(), 32);
+        cache.keep_only_version("9", "v3");
+        assert_eq!(cache.pinned_bytes(), 16);
+        assert_eq!(cache.missing_chunks(&k2), [0]);
+        assert!(cache.missing_chunks(&k3).is_empty());
+        assert!(!tmp.path().join("9/v2").exists());
+        assert_eq!(*heard.lock().unwrap(), ["9"]);
     }
 
     #[test]
