@@ -1,7 +1,8 @@
 //! Pinning, "available offline": items whose content the mount keeps on disk at all times.
 //! [`Pins`] owns the pinned items (by Box id), the files kept for them and their progress;
 //! the operations are [`BoxFs::set_offline`] (the `user.box.offline` attribute, which
-//! `boxfs pin`/`boxfs unpin` set) and [`BoxFs::offline_state`].
+//! `boxfs pin`/`boxfs unpin` set; in `offline`), [`BoxFs::offline_state`] and
+//! [`BoxFs::pin_status`] (in `status`).
 //!
 //! # Design note
 //!
@@ -34,7 +35,9 @@
 //! index; signals are queued without a lock of ours (the kernel queue calls in with its own).
 
 mod fetch;
+mod offline;
 mod space;
+mod status;
 pub mod store;
 mod walk;
 mod worker;
@@ -48,6 +51,7 @@ use tokio::sync::mpsc;
 
 pub use fetch::PinnedFile;
 pub use space::{default_keep_free, space_at, Space};
+pub use status::{PinDownload, PinRefusal, PinStatus, PinnedItem};
 pub use store::{PinFile, SavedPin, SavedPins, PINS_FILE};
 
 use crate::fs::errno::FsError;
@@ -55,7 +59,6 @@ use crate::fs::kernel::{Invalidation, StaleCache};
 use crate::fs::read::content_cache::{ContentCache, InvalidationListener};
 use crate::fs::tree::inode::{Ino, InodeTable, Kind, ROOT_INO};
 use crate::fs::{lock, BoxFs};
-use crate::human::human_bytes;
 
 /// How long a failed walk or download waits before the queue tries it again.
 pub const RETRY_AFTER: Duration = Duration::from_secs(30);
@@ -79,56 +82,6 @@ impl Default for PinOptions {
             keep_free: None,
         }
     }
-}
-
-/// One pinned item as `boxfs status` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PinnedItem {
-    pub box_id: String,
-    pub kind: Kind,
-    /// Below the mount's root (`""` for the root), when the tree holds it.
-    pub path: Option<String>,
-    /// Files below it and their bytes, as of its last walk.
-    pub files: u64,
-    pub bytes: u64,
-    /// Whether it was walked since the mount started.
-    pub walked: bool,
-}
-
-/// A file being downloaded for a pin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PinDownload {
-    pub name: String,
-    pub size: u64,
-    pub done: u64,
-}
-
-/// The last pin refused for want of disk space.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PinRefusal {
-    pub path: String,
-    pub needed: u64,
-    pub available: u64,
-    pub keep_free: u64,
-}
-
-/// The pins' figures.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PinStatus {
-    pub items: Vec<PinnedItem>,
-    /// Files kept for the pins (each once), and of them those whose current version is
-    /// wholly in the cache; the same in bytes.
-    pub files_total: u64,
-    pub files_done: u64,
-    pub bytes_total: u64,
-    pub bytes_done: u64,
-    pub downloading: Vec<PinDownload>,
-    /// Files waiting for a download slot.
-    pub waiting: u64,
-    /// Walks and downloads that failed since the mount started, and the last one.
-    pub failures: u64,
-    pub last_failure: Option<String>,
-    pub refused: Option<PinRefusal>,
 }
 
 /// Something the worker should look at.
@@ -413,217 +366,6 @@ impl BoxFs {
             chain_of(&table, ino)
         };
         Ok(self.pins.covers(&chain).is_some())
-    }
-
-    /// Pins (`on`) or unpins `ino`. Pinning something already offline changes nothing;
-    /// pinning more than the disk can take is ENOSPC; unpinning what is offline only through
-    /// a pinned folder is EPERM (unpin the folder); unpinning what is not pinned is fine.
-    pub async fn set_offline(&self, ino: Ino, on: bool) -> Result<(), FsError> {
-        let Some(cache) = self.content_cache().cloned() else {
-            return Err(FsError::new(
-                libc::EOPNOTSUPP,
-                "this mount keeps no content cache, so nothing can be kept offline",
-            ));
-        };
-        if on {
-            self.pin(ino, &cache).await
-        } else {
-            self.unpin(ino, &cache).await
-        }
-    }
-
-    async fn pin(&self, ino: Ino, cache: &Arc<ContentCache>) -> Result<(), FsError> {
-        // Box's size now: a folder's is its whole subtree.
-        self.getattr(ino).await?;
-        let (box_id, kind, size, chain, path) = {
-            let table = lock(&self.table);
-            let inode = table
-                .get(ino)
-                .ok_or_else(|| FsError::not_found(format!("no inode {ino}")))?;
-            if inode.is_local() {
-                return Err(FsError::new(libc::EBUSY, "the file is not on Box yet"));
-            }
-            (
-                inode.box_id().to_string(),
-                inode.kind(),
-                inode.attrs().size,
-                chain_of(&table, ino),
-                path_of(&table, ino).unwrap_or_default(),
-            )
-        };
-        if self.pins.covers(&chain).is_some() {
-            return Ok(());
-        }
-        let space = space_at(cache.dir(), self.pins.opts.keep_free).map_err(|e| {
-            FsError::new(
-                libc::EIO,
-                format!("the content cache's disk ({}): {e}", cache.dir().display()),
-            )
-        })?;
-        // Pins below this item already hold what they downloaded.
-        let inside: Vec<Ino> = lock(&self.pins.state)
-            .roots
-            .values()
-            .filter_map(|r| r.ino)
-            .collect();
-        let inside: BTreeSet<String> = {
-            let table = lock(&self.table);
-            inside
-                .into_iter()
-                .filter(|&r| chain_of(&table, r).contains(&box_id))
-                .filter_map(|r| table.get(r).map(|i| i.box_id().to_string()))
-                .collect()
-        };
-        let (held_inside, outstanding) = {
-            let state = lock(&self.pins.state);
-            let held: u64 = state
-                .files
-                .values()
-                .filter(|h| h.done && h.roots.iter().any(|r| inside.contains(r)))
-                .map(|h| h.file.size)
-                .sum();
-            (held, state.outstanding())
-        };
-        let needed = size.saturating_sub(held_inside);
-        let available = space.usable().saturating_sub(outstanding);
-        let shown = if path.is_empty() {
-            "/".to_string()
-        } else {
-            path
-        };
-        if needed > available {
-            let refusal = PinRefusal {
-                path: shown.clone(),
-                needed,
-                available,
-                keep_free: space.keep_free,
-            };
-            lock(&self.pins.state).refused = Some(refusal);
-            return Err(FsError::new(
-                libc::ENOSPC,
-                format!(
-                    "pinning {shown} needs {}, and the cache's disk has {} available for it \
-                     (keeping {} free)",
-                    human_bytes(needed),
-                    human_bytes(available),
-                    human_bytes(space.keep_free)
-                ),
-            ));
-        }
-        {
-            let mut state = lock(&self.pins.state);
-            state.roots.insert(
-                box_id.clone(),
-                Root {
-                    kind,
-                    ino: Some(ino),
-                    walked: false,
-                },
-            );
-            self.pins.update_active(&state);
-        }
-        if let Err(e) = self.pins.save().await {
-            let mut state = lock(&self.pins.state);
-            state.roots.remove(&box_id);
-            self.pins.update_active(&state);
-            return Err(FsError::new(
-                libc::EIO,
-                format!("cannot save the pins: {e}"),
-            ));
-        }
-        log::info!("offline: pinned {shown} (Box id {box_id})");
-        self.pins.signal(Signal::Walk(box_id));
-        Ok(())
-    }
-
-    async fn unpin(&self, ino: Ino, cache: &Arc<ContentCache>) -> Result<(), FsError> {
-        let (box_id, chain) = {
-            let table = lock(&self.table);
-            let inode = table
-                .get(ino)
-                .ok_or_else(|| FsError::not_found(format!("no inode {ino}")))?;
-            (inode.box_id().to_string(), chain_of(&table, ino))
-        };
-        let released = {
-            let mut state = lock(&self.pins.state);
-            if state.roots.remove(&box_id).is_none() {
-                drop(state);
-                return match self.pins.covers(&chain) {
-                    None => Ok(()),
-                    Some(_) => Err(FsError::new(
-                        libc::EPERM,
-                        "it is inside a pinned folder: unpin that folder",
-                    )),
-                };
-            }
-            self.pins.update_active(&state);
-            state.let_go(&box_id, |_| false)
-        };
-        release(cache, released).await;
-        self.pins.save_or_warn().await;
-        log::info!("offline: unpinned {box_id}");
-        Ok(())
-    }
-
-    /// The pins' figures (no network; the table's and the pins' locks briefly).
-    pub fn pin_status(&self) -> PinStatus {
-        let roots: Vec<(String, Kind, Option<Ino>, bool)> = lock(&self.pins.state)
-            .roots
-            .iter()
-            .map(|(id, r)| (id.clone(), r.kind, r.ino, r.walked))
-            .collect();
-        let paths: Vec<Option<String>> = {
-            let table = lock(&self.table);
-            roots
-                .iter()
-                .map(|(id, _, ino, _)| {
-                    ino.filter(|&i| table.get(i).is_some_and(|n| n.box_id() == id))
-                        .and_then(|i| path_of(&table, i))
-                })
-                .collect()
-        };
-        let state = lock(&self.pins.state);
-        let mut out = PinStatus {
-            items: roots
-                .into_iter()
-                .zip(paths)
-                .map(|((box_id, kind, _, walked), path)| {
-                    let mine = state.files.values().filter(|h| h.roots.contains(&box_id));
-                    let (files, bytes) = mine.fold((0, 0), |(n, b), h| (n + 1, b + h.file.size));
-                    PinnedItem {
-                        box_id,
-                        kind,
-                        path,
-                        files,
-                        bytes,
-                        walked,
-                    }
-                })
-                .collect(),
-            downloading: state
-                .downloading
-                .values()
-                .map(|(name, size, done)| PinDownload {
-                    name: name.clone(),
-                    size: *size,
-                    done: done.load(Ordering::Relaxed),
-                })
-                .collect(),
-            waiting: state.waiting,
-            failures: state.failures,
-            last_failure: state.last_failure.clone(),
-            refused: state.refused.clone(),
-            ..PinStatus::default()
-        };
-        for held in state.files.values() {
-            out.files_total += 1;
-            out.bytes_total += held.file.size;
-            if held.done {
-                out.files_done += 1;
-                out.bytes_done += held.file.size;
-            }
-        }
-        out
     }
 }
 
