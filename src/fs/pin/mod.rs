@@ -14,12 +14,12 @@
 //! before any walk. The content cache holds the chunks of a pinned file apart from its LRU:
 //! never evicted, not counted against `--cache-size`. Pinning is refused with ENOSPC when the
 //! item's size (Box reports a folder's whole subtree) is more than the cache's filesystem can
-//! take: its free space less a margin ([`space`]) and less what pins still have to download.
+//! take: its free space less a margin (`space`) and less what pins still have to download.
 //!
 //! **The worker.** One background task ([`BoxFs::spawn_pin_worker`], at background priority)
-//! walks each pinned item that needs it ([`walk`]: the filesystem's own listings, so the
+//! walks each pinned item that needs it (`walk`: the filesystem's own listings, so the
 //! metadata is cached too), marks its files pinned in the content cache, and downloads what
-//! the cache lacks of their current versions ([`fetch`]), a few files at a time. It walks a
+//! the cache lacks of their current versions (`fetch`), a few files at a time. It walks a
 //! pinned item again when something below it changed: it hears the invalidations the kernel
 //! queue carries (a name that appeared or went in a folder, from an event or a listing that
 //! came back different; a file's changed content; a trashed item), every file the content
