@@ -85,6 +85,8 @@ fn main() {
             // Taken above for its exit statuses; kept here so the match stays exhaustive.
             Command::Search(args) => boxfs::cli::search::run_search(args).await.map(|_| ()),
             Command::Status(args) => boxfs::cli::status::run_status(args),
+            Command::Pin(args) => boxfs::cli::pin::run_pin(args, true),
+            Command::Unpin(args) => boxfs::cli::pin::run_pin(args, false),
             Command::Events(args) => boxfs::cli::events::run_events(args).await,
             // Run above, before the runtime started.
             Command::Completions(_) | Command::ManPages(_) | Command::MountHelper(_) => Ok(()),

@@ -5,6 +5,7 @@ pub mod generate;
 pub mod log_filter;
 pub mod login;
 pub mod mount_helper;
+pub mod pin;
 pub mod search;
 pub mod status;
 
@@ -61,6 +62,12 @@ pub enum Command {
     /// Show how running mounts are doing: account, event stream, caches, uploads, API calls.
     /// Exit status 1 when the mount is not running.
     Status(crate::cli::status::StatusArgs),
+    /// Keep files and folders of a running mount on disk, "available offline" (a folder with
+    /// everything below it, also what is added later); the content downloads in the
+    /// background. Refused when the disk of the mount's cache cannot hold it.
+    Pin(crate::cli::pin::PinArgs),
+    /// Stop keeping files and folders offline: their content becomes ordinary cache content.
+    Unpin(crate::cli::pin::PinArgs),
     /// Print the account's events (from Box's earliest retained, or --stream-position), or
     /// follow them as they happen with --follow.
     Events(crate::cli::events::EventsArgs),

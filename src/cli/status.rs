@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::daemon::control::{self, ControlRequest};
 use crate::daemon::record::DaemonRecord;
-use crate::daemon::status::{MountStatus, UploadsStatus};
+use crate::daemon::status::{MountStatus, OfflineStatus, UploadsStatus};
 use crate::human::{human_bytes, human_duration, human_rate, thousands};
 use box_client::pacer::BucketStats;
 use box_client::PacerStats;
@@ -197,6 +197,9 @@ pub fn render(s: &MountStatus) -> String {
         ),
     );
     line("uploads", uploads_text(&s.uploads));
+    if let Some(text) = offline_text(&s.offline, &s.mountpoint) {
+        line("offline", text);
+    }
     let api = &s.api;
     let errors = if api.errors.is_empty() {
         "no errors".to_string()
@@ -253,6 +256,64 @@ fn budget_text(p: &PacerStats) -> String {
         text.push_str(&format!("; shared through {redis}"));
     }
     text
+}
+
+/// The pins' line, when anything is pinned or a pin was refused: items, files and bytes
+/// downloaded of the total, what is downloading, failures.
+fn offline_text(o: &OfflineStatus, mountpoint: &Path) -> Option<String> {
+    if o.items.is_empty() && o.refused.is_none() && o.failures == 0 {
+        return None;
+    }
+    let mut text = format!(
+        "{} pinned; {} of {} files ({} of {}) on disk",
+        thousands(o.items.len() as u64),
+        thousands(o.files_done),
+        thousands(o.files_total),
+        human_bytes(o.bytes_done),
+        human_bytes(o.bytes_total)
+    );
+    let walking = o.items.iter().filter(|i| !i.walked).count() as u64;
+    if walking > 0 {
+        text.push_str(&format!("; {} being listed", thousands(walking)));
+    }
+    if o.waiting > 0 {
+        text.push_str(&format!("; {} waiting", thousands(o.waiting)));
+    }
+    if o.failures > 0 {
+        text.push_str(&format!("; {} failed", thousands(o.failures)));
+    }
+    for item in &o.items {
+        let shown = match &item.path {
+            Some(p) => mountpoint.join(p).display().to_string(),
+            None => format!("Box {} {} (not found yet)", item.kind, item.id),
+        };
+        let files = if item.files == 1 { "file" } else { "files" };
+        text.push_str(&format!(
+            "\n           pinned {shown}: {} {files}, {}",
+            thousands(item.files),
+            human_bytes(item.bytes)
+        ));
+    }
+    for d in &o.downloading {
+        text.push_str(&format!(
+            "\n           downloading {}: {} of {}",
+            d.name,
+            human_bytes(d.done),
+            human_bytes(d.size)
+        ));
+    }
+    if let Some(f) = &o.last_failure {
+        text.push_str(&format!("\n           last failure: {f}"));
+    }
+    if let Some(r) = &o.refused {
+        text.push_str(&format!(
+            "\n           refused {}: needs {}, {} available",
+            mountpoint.join(r.path.trim_start_matches('/')).display(),
+            human_bytes(r.needed),
+            human_bytes(r.available)
+        ));
+    }
+    Some(text)
 }
 
 fn uploads_text(u: &UploadsStatus) -> String {
@@ -336,6 +397,25 @@ mod tests {
         pacing.upload.calls_last_minute = 12;
         pacing.upload.limit_per_minute = Some(240.0);
         s.pacing = Some(pacing);
+        s.offline.items = vec![crate::daemon::status::PinnedItemStatus {
+            id: "12".into(),
+            kind: "folder".into(),
+            path: Some("Projects".into()),
+            files: 3,
+            bytes: 3 << 20,
+            walked: true,
+        }];
+        s.offline.files_total = 3;
+        s.offline.files_done = 1;
+        s.offline.bytes_total = 3 << 20;
+        s.offline.bytes_done = 1 << 20;
+        s.offline.downloading = vec![crate::daemon::status::PinDownloadStatus {
+            name: "b.bin".into(),
+            size: 1 << 20,
+            done: 512 << 10,
+        }];
+        s.offline.failures = 1;
+        s.offline.last_failure = Some("c.bin: Box answered 500".into());
         let text = render(&s);
         for part in [
             "/home/me/Box  (pid 42, up 1m 05s)",
@@ -349,8 +429,14 @@ mod tests {
             "12 calls, 2 errors (404: 2)",
             "412 of 1,000 calls in the last minute (uploads 12 of 240, searches 0 (no limit))",
             "slowed to 500/min after 429s; waited 3 s for the pacer; 2 answered 429",
+            "offline  1 pinned; 1 of 3 files (1 MiB of 3 MiB) on disk; 1 failed",
+            "pinned /home/me/Box/Projects: 3 files, 3 MiB",
+            "downloading b.bin: 512 KiB of 1 MiB",
+            "last failure: c.bin: Box answered 500",
         ] {
             assert!(text.contains(part), "{part:?} missing in:\n{text}");
         }
+        // Nothing pinned, nothing said.
+        assert!(!render(&MountStatus::default()).contains("offline"));
     }
 }

@@ -1,6 +1,7 @@
 //! A mount's cache directory: where it is by default, whether boxfs may use it, and who
 //! uses it now. It holds `content/` (the content cache), `staging/` (written data waiting
-//! for upload), the daemon's log, and two files of its own:
+//! for upload), `pins.json` (what is kept offline, see [`crate::fs::pin::store`]), the
+//! daemon's log, and two files of its own:
 //!
 //! - `.boxfs-cache`, the mark: the content cache and the staging recovery delete what they
 //!   do not recognise, so boxfs uses a directory only if it made it. A directory without the

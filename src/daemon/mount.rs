@@ -24,7 +24,8 @@ use std::sync::Arc;
 use crate::daemon::cache_dir::CacheDir;
 use crate::daemon::status::Account;
 use crate::fs::kernel::{self, KernelQueue};
-use crate::fs::read::content_cache::ContentCache;
+use crate::fs::pin::PinFile;
+use crate::fs::read::content_cache::{ContentCache, DEFAULT_CHUNK_SIZE};
 use crate::fs::store::{MetaStore, SavedState, StoreOwner};
 use crate::fs::sync::events::{CatchUp, EventFollower, FollowerOptions};
 use crate::fs::tree::attr::Identity;
@@ -217,8 +218,16 @@ impl MountRequest {
             None => client,
         };
         let content_dir = self.cache_dir.join("content");
-        let cache = ContentCache::open(&content_dir, self.cache_size)
-            .map_err(|e| format!("content cache {}: {e}", content_dir.display()))?;
+        // The pinned files' content is kept from the start, whatever the bound.
+        let pins = PinFile::in_dir(&self.cache_dir);
+        let saved_pins = pins.load();
+        let cache = ContentCache::open_keeping(
+            &content_dir,
+            self.cache_size,
+            DEFAULT_CHUNK_SIZE,
+            saved_pins.held_files.clone(),
+        )
+        .map_err(|e| format!("content cache {}: {e}", content_dir.display()))?;
         let (queue, invalidations) = KernelQueue::new();
         let mut fs = BoxFs::new(
             Arc::new(client),
@@ -256,6 +265,7 @@ impl MountRequest {
             fs = fs.with_store(store);
         }
         let fs = Arc::new(fs);
+        fs.restore_pins(pins, saved_pins);
         let mut follower = EventFollower::with_options(
             fs.client().clone(),
             fs.table().clone(),
@@ -329,6 +339,7 @@ impl MountRequest {
             follower.spawn(position),
             fs.spawn_uploader(),
             fs.spawn_store_writer(),
+            fs.spawn_pin_worker(),
         ];
         let mp = mountpoint.clone();
         let _ = tokio::task::spawn_blocking(move || raise_readahead(&mp)).await;

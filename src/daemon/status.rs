@@ -1,8 +1,8 @@
 //! What a running mount says about itself (`boxfs status`): the account, the event stream,
-//! the caches, the uploads and the API calls, gathered by the daemon from the filesystem,
-//! the uploader, the events task's health and the client's request counters, and sent as
-//! JSON over the control socket ([`crate::daemon::control`]). The same types read the JSON back on
-//! the command line. Times are ages in seconds at the moment of the answer.
+//! the caches, the uploads, the API calls and the pinned content, gathered by the daemon from
+//! the filesystem, the uploader, the events task's health, the pins and the client's request
+//! counters, and sent as JSON over the control socket ([`crate::daemon::control`]). The same
+//! types read the JSON back on the command line. Times are ages in seconds at the moment of the answer.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fs::tree::inode::Kind;
 use crate::fs::BoxFs;
 use box_client::stats::RequestStats;
 use box_client::PacerStats;
@@ -104,6 +105,105 @@ pub struct ReadsStatus {
     pub connection_limit: u64,
 }
 
+/// One pinned item.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PinnedItemStatus {
+    pub id: String,
+    /// `file` or `folder`.
+    pub kind: String,
+    /// Below the mount point (`""` for its root); absent while the item is not found yet.
+    pub path: Option<String>,
+    /// Files below it, and their bytes, as of its last walk.
+    pub files: u64,
+    pub bytes: u64,
+    /// Walked since the mount started.
+    pub walked: bool,
+}
+
+/// A file downloading for the pins.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PinDownloadStatus {
+    pub name: String,
+    pub size: u64,
+    pub done: u64,
+}
+
+/// The last pin refused for want of disk space.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PinRefusalStatus {
+    pub path: String,
+    pub needed: u64,
+    pub available: u64,
+    pub keep_free: u64,
+}
+
+/// Pinned ("available offline") content: what is pinned, and how far its download is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct OfflineStatus {
+    pub items: Vec<PinnedItemStatus>,
+    /// Files kept for the pins, and those wholly in the cache; the same in bytes.
+    pub files_total: u64,
+    pub files_done: u64,
+    pub bytes_total: u64,
+    pub bytes_done: u64,
+    pub downloading: Vec<PinDownloadStatus>,
+    /// Files waiting for a download slot.
+    pub waiting: u64,
+    /// Walks and downloads that failed since the mount started, and the last one.
+    pub failures: u64,
+    pub last_failure: Option<String>,
+    pub refused: Option<PinRefusalStatus>,
+    /// Bytes of pinned content in the cache (not counted against its bound).
+    pub pinned_bytes: Option<u64>,
+}
+
+impl OfflineStatus {
+    fn of(fs: &BoxFs) -> OfflineStatus {
+        let p = fs.pin_status();
+        OfflineStatus {
+            items: p
+                .items
+                .into_iter()
+                .map(|i| PinnedItemStatus {
+                    id: i.box_id,
+                    kind: match i.kind {
+                        Kind::File => "file",
+                        Kind::Dir => "folder",
+                    }
+                    .into(),
+                    path: i.path,
+                    files: i.files,
+                    bytes: i.bytes,
+                    walked: i.walked,
+                })
+                .collect(),
+            files_total: p.files_total,
+            files_done: p.files_done,
+            bytes_total: p.bytes_total,
+            bytes_done: p.bytes_done,
+            downloading: p
+                .downloading
+                .into_iter()
+                .map(|d| PinDownloadStatus {
+                    name: d.name,
+                    size: d.size,
+                    done: d.done,
+                })
+                .collect(),
+            waiting: p.waiting,
+            failures: p.failures,
+            last_failure: p.last_failure,
+            refused: p.refused.map(|r| PinRefusalStatus {
+                path: r.path,
+                needed: r.needed,
+                available: r.available,
+                keep_free: r.keep_free,
+            }),
+            pinned_bytes: fs.content_cache().map(|c| c.pinned_bytes()),
+        }
+    }
+}
+
 /// Everything `boxfs status` shows of one mount.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MountStatus {
@@ -125,6 +225,9 @@ pub struct MountStatus {
     /// Absent from daemons older than the pacer.
     #[serde(default)]
     pub pacing: Option<PacerStats>,
+    /// What is pinned and how far its download is. Absent from daemons older than pinning.
+    #[serde(default)]
+    pub offline: OfflineStatus,
 }
 
 /// What the daemon knows of itself besides the filesystem.
@@ -203,6 +306,7 @@ impl Daemon {
             },
             api: fs.client().request_stats(),
             pacing: fs.client().pacer_stats(),
+            offline: OfflineStatus::of(fs),
         }
     }
 }

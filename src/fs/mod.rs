@@ -3,9 +3,9 @@
 //! [`tree::inode`] table, bounded in LRU order) and one component per concern, each owning
 //! its state: [`sync::freshness::Freshness`], the listings, [`handles::Handles`],
 //! [`read::readers::Readers`] (the read path and the content cache), [`quota::Quota`], the
-//! xattr cache, the staged writes and the Box locks. It talks to Box through the
-//! [`backend::BoxApi`] seam (a [`box_client::Client`] in a mount, a fault-injecting wrapper
-//! in tests). `crate::fuse` is the only caller that sees fuser types; the events task
+//! xattr cache, the staged writes, the Box locks and the pins ([`pin`]). It talks to Box
+//! through the [`backend::BoxApi`] seam (a [`box_client::Client`] in a mount, a
+//! fault-injecting wrapper in tests). `crate::fuse` is the only caller that sees fuser types; the events task
 //! ([`sync::events`]) is the other way in.
 //!
 //! # Design note
@@ -34,6 +34,7 @@ pub mod backend;
 pub mod errno;
 pub mod handles;
 pub mod kernel;
+pub mod pin;
 pub mod quota;
 pub mod read;
 pub mod store;
@@ -122,6 +123,8 @@ pub struct FsOptions {
     /// Exclusive `flock`/`fcntl` locks take Box locks (see [`write::locks`]); without it the kernel
     /// keeps locks to itself.
     pub box_locks: bool,
+    /// Pinned ("available offline") content: downloads at once, disk kept free (see [`pin`]).
+    pub offline: pin::PinOptions,
 }
 
 impl Default for FsOptions {
@@ -142,6 +145,7 @@ impl Default for FsOptions {
             staging_dir: None,
             write_back: None,
             box_locks: false,
+            offline: pin::PinOptions::default(),
         }
     }
 }
@@ -200,6 +204,8 @@ pub struct BoxFs {
     locks: Option<write::locks::BoxLocks>,
     /// The metadata kept on disk across mounts (see [`store`]), if the mount keeps it.
     store: Option<Arc<store::MetaStore>>,
+    /// What is kept offline, and the worker's progress (see [`pin`]).
+    pins: Arc<pin::Pins>,
     pub counters: FsCounters,
 }
 
@@ -258,6 +264,8 @@ impl BoxFs {
         // Our own caches go stale on the same path as the kernel's.
         let xattrs = Arc::new(xattr::XattrCache::default());
         kernel.also_invalidate(xattrs.clone());
+        let pins = pin::Pins::new(opts.offline.clone());
+        pin::attach(&pins, &kernel, cache.as_ref());
         BoxFs {
             table: Arc::new(Mutex::new(table)),
             freshness: Freshness::new(
@@ -273,6 +281,7 @@ impl BoxFs {
             writes: write::writes::Writes::new(staging, opts.write_back),
             locks,
             store: None,
+            pins,
             counters: FsCounters::default(),
             kernel,
             client,

@@ -30,12 +30,22 @@
 //! Accounting counts chunk bytes only (not `meta` files or directories). `used_bytes()` includes
 //! chunks being written, and a `put` reserves its bytes (evicting first) before writing, so the
 //! total never exceeds the bound.
+//!
+//! Pinned files ("available offline", see `crate::fs::pin`): the chunks of a file marked with
+//! [`ContentCache::pin_file`] are held apart from the LRU, never evicted, and not counted
+//! against the bound ([`ContentCache::pinned_bytes`] counts them); the bound is for the rest.
+//! Whoever pins is responsible for the disk space. [`ContentCache::unpin_file`] puts the
+//! chunks back in the LRU, at its old end, and evicts down to the bound. The set of pinned
+//! files is not stored here: the caller passes it to [`ContentCache::open_keeping`], so that
+//! a restart does not evict them. Content of a pinned file is still dropped when Box has a
+//! newer version ([`ContentCache::invalidate_file`]); the listeners registered with
+//! [`ContentCache::on_invalidate`] hear of every such drop, after it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -94,12 +104,24 @@ struct Index {
     used: u64,
     /// Bytes reserved by `put`s still writing.
     reserved: u64,
+    /// Files whose chunks are kept apart from `lru` (never evicted, not counted in `used`).
+    pinned: HashSet<String>,
+    /// Chunks of pinned files on disk, with their lengths.
+    /// INVARIANT: a chunk is in `held` or in `lru`, never in both.
+    held: HashMap<ChunkId, u64>,
+    /// Bytes of the chunks in `held`, and reserved by `put`s of pinned files still writing.
+    held_bytes: u64,
+    held_reserved: u64,
     /// Chunks being written; `true` once `invalidate_file` cancelled them.
     writing: HashMap<ChunkId, bool>,
     /// Versions whose `meta` file is on disk, with the size recorded there. An entry outlives
     /// the eviction of its version's last chunk (as does the `meta` file, a few bytes): removing
     /// the directory then would race with a `put` of the same version. `open` clears both.
     versions: HashMap<(String, String), u64>,
+    /// The versions in `versions`, by file: what a file's chunks can be found by without
+    /// going through every chunk. INVARIANT: the same pairs as `versions`' keys, and every
+    /// chunk's version is in `versions`.
+    file_versions: HashMap<String, HashSet<String>>,
     /// Per version with chunks in `lru`: how many, and whether the whole file was checked
     /// against Box's SHA-1 since it was last complete.
     assembly: HashMap<(String, String), Assembly>,
@@ -112,22 +134,97 @@ struct Assembly {
 }
 
 impl Index {
-    /// Records chunk `id` of `len` bytes as cached and most recently used.
+    /// Records chunk `id` of `len` bytes as cached (most recently used, unless its file is
+    /// pinned: then it is held).
     fn insert_chunk(&mut self, id: ChunkId, len: u64) {
         let vkey = version_of(&id);
-        match self.lru.put(id, len) {
-            Some(old) => self.used -= old,
-            None => self.assembly.entry(vkey).or_default().chunks += 1,
+        let old = if self.pinned.contains(&id.file_id) {
+            let old = self.held.insert(id, len);
+            self.held_bytes = self.held_bytes - old.unwrap_or(0) + len;
+            old
+        } else {
+            let old = self.lru.put(id, len);
+            self.used = self.used - old.unwrap_or(0) + len;
+            old
+        };
+        if old.is_none() {
+            self.assembly.entry(vkey).or_default().chunks += 1;
         }
-        self.used += len;
+    }
+
+    fn has_chunk(&self, id: &ChunkId) -> bool {
+        self.lru.contains(id) || self.held.contains_key(id)
     }
 
     /// Forgets chunk `id`, returning its length if it was cached.
     fn remove_chunk(&mut self, id: &ChunkId) -> Option<u64> {
-        let len = self.lru.pop(id)?;
-        self.used -= len;
+        let len = match self.lru.pop(id) {
+            Some(len) => {
+                self.used -= len;
+                len
+            }
+            None => {
+                let len = self.held.remove(id)?;
+                self.held_bytes -= len;
+                len
+            }
+        };
         self.uncount(id);
         Some(len)
+    }
+
+    /// Every cached chunk of `file_id` (held or not) for which `also` holds, found through
+    /// its versions (cut into chunks of `chunk_size`), not by going through every chunk.
+    fn chunks_of(
+        &self,
+        file_id: &str,
+        chunk_size: u64,
+        also: impl Fn(&ChunkId) -> bool,
+    ) -> Vec<ChunkId> {
+        let Some(versions) = self.file_versions.get(file_id) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for version in versions {
+            let key = (file_id.to_string(), version.clone());
+            let size = self.versions.get(&key).copied().unwrap_or(0);
+            for index in 0..size.div_ceil(chunk_size) {
+                let id = ChunkId {
+                    file_id: key.0.clone(),
+                    version: key.1.clone(),
+                    index,
+                };
+                if self.has_chunk(&id) && also(&id) {
+                    out.push(id);
+                }
+            }
+        }
+        out
+    }
+
+    fn add_version(&mut self, vkey: (String, String), size: u64) {
+        self.file_versions
+            .entry(vkey.0.clone())
+            .or_default()
+            .insert(vkey.1.clone());
+        self.versions.insert(vkey, size);
+    }
+
+    fn remove_version(&mut self, file_id: &str, version: &str) {
+        self.versions
+            .remove(&(file_id.to_string(), version.to_string()));
+        if let Some(set) = self.file_versions.get_mut(file_id) {
+            set.remove(version);
+            if set.is_empty() {
+                self.file_versions.remove(file_id);
+            }
+        }
+    }
+
+    fn remove_file_versions(&mut self, file_id: &str) {
+        for version in self.file_versions.remove(file_id).unwrap_or_default() {
+            self.versions.remove(&(file_id.to_string(), version));
+        }
     }
 
     /// Forgets the least recently used chunk.
@@ -136,6 +233,19 @@ impl Index {
         self.used -= len;
         self.uncount(&id);
         Some((id, len))
+    }
+
+    /// Evicts least recently used chunks until the unpinned total fits `max_bytes`; returns
+    /// them (their files are deleted by the caller, outside the lock).
+    fn evict_to(&mut self, max_bytes: u64) -> Vec<ChunkId> {
+        let mut victims = Vec::new();
+        while self.used + self.reserved > max_bytes {
+            let Some((victim, _)) = self.pop_lru() else {
+                break;
+            };
+            victims.push(victim);
+        }
+        victims
     }
 
     /// One chunk of `id`'s version fewer: the version is no longer complete, so it is checked
@@ -152,12 +262,16 @@ impl Index {
     }
 }
 
+/// Told of every file whose cached content was dropped (see [`ContentCache::on_invalidate`]).
+pub type InvalidationListener = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// A bounded on-disk cache of file content in chunks. See the module documentation.
 pub struct ContentCache {
     dir: PathBuf,
     max_bytes: u64,
     chunk_size: u64,
     index: Mutex<Index>,
+    listeners: Mutex<Vec<InvalidationListener>>,
 }
 
 impl ContentCache {
@@ -175,6 +289,17 @@ impl ContentCache {
         dir: impl Into<PathBuf>,
         max_bytes: u64,
         chunk_size: u64,
+    ) -> io::Result<ContentCache> {
+        ContentCache::open_keeping(dir, max_bytes, chunk_size, std::iter::empty())
+    }
+
+    /// Opens a cache as [`ContentCache::open_with_chunk_size`] does, with the files `pinned`
+    /// pinned from the start: the rebuild keeps their chunks whatever the bound.
+    pub fn open_keeping(
+        dir: impl Into<PathBuf>,
+        max_bytes: u64,
+        chunk_size: u64,
+        pinned: impl IntoIterator<Item = String>,
     ) -> io::Result<ContentCache> {
         if max_bytes == 0 {
             return Err(invalid("content cache size must be greater than zero"));
@@ -194,10 +319,16 @@ impl ContentCache {
                 lru: LruCache::unbounded(),
                 used: 0,
                 reserved: 0,
+                pinned: pinned.into_iter().filter(|f| valid_name(f)).collect(),
+                held: HashMap::new(),
+                held_bytes: 0,
+                held_reserved: 0,
                 writing: HashMap::new(),
                 versions: HashMap::new(),
+                file_versions: HashMap::new(),
                 assembly: HashMap::new(),
             }),
+            listeners: Mutex::default(),
         };
         cache.rebuild()?;
         Ok(cache)
@@ -220,10 +351,108 @@ impl ContentCache {
         size.div_ceil(self.chunk_size)
     }
 
-    /// Bytes of cached chunks, including chunks being written.
+    /// Bytes of cached chunks, including chunks being written, except those of pinned files:
+    /// what the bound applies to.
     pub fn used_bytes(&self) -> u64 {
         let index = self.lock();
         index.used + index.reserved
+    }
+
+    /// Bytes of chunks of pinned files, including chunks being written.
+    pub fn pinned_bytes(&self) -> u64 {
+        let index = self.lock();
+        index.held_bytes + index.held_reserved
+    }
+
+    /// Pins `file_id`: its chunks, cached now or later, are never evicted and no longer
+    /// count against the bound. Idempotent.
+    pub fn pin_file(&self, file_id: &str) {
+        if !valid_name(file_id) {
+            return;
+        }
+        let mut index = self.lock();
+        if !index.pinned.insert(file_id.to_string()) {
+            return;
+        }
+        for id in index.chunks_of(file_id, self.chunk_size, |_| true) {
+            if let Some(len) = index.lru.pop(&id) {
+                index.used -= len;
+                index.held.insert(id, len);
+                index.held_bytes += len;
+            }
+        }
+    }
+
+    /// Unpins `file_id`: its chunks become ordinary content again, the least recently used,
+    /// and the cache evicts down to its bound. Idempotent.
+    pub fn unpin_file(&self, file_id: &str) {
+        let victims = {
+            let mut index = self.lock();
+            if !index.pinned.remove(file_id) {
+                return;
+            }
+            let mut mine = index.chunks_of(file_id, self.chunk_size, |_| true);
+            // The last chunk demoted ends at the old end: the file goes from its end first.
+            mine.sort_by_key(|id| std::cmp::Reverse(id.index));
+            for id in mine {
+                if let Some(len) = index.held.remove(&id) {
+                    index.held_bytes -= len;
+                    index.lru.put(id.clone(), len);
+                    index.lru.demote(&id);
+                    index.used += len;
+                }
+            }
+            index.evict_to(self.max_bytes)
+        };
+        for victim in &victims {
+            remove_file_quietly(&self.chunk_path(victim));
+        }
+    }
+
+    /// Whether `file_id` is pinned.
+    pub fn is_pinned(&self, file_id: &str) -> bool {
+        self.lock().pinned.contains(file_id)
+    }
+
+    /// The chunks of `key` not cached (all of them when another size of the version is).
+    /// Empty for a complete version, and for an empty file.
+    pub fn missing_chunks(&self, key: &ContentKey) -> Vec<u64> {
+        let count = self.chunk_count(key.size);
+        let Some(first) = self.chunk_id(key, 0) else {
+            return (0..count).collect();
+        };
+        let index = self.lock();
+        if count > 0 && index.versions.get(&version_of(&first)) != Some(&key.size) {
+            return (0..count).collect();
+        }
+        (0..count)
+            .filter(|&c| {
+                !index.has_chunk(&ChunkId {
+                    index: c,
+                    ..first.clone()
+                })
+            })
+            .collect()
+    }
+
+    /// Calls `listener` with the file id after each [`ContentCache::invalidate_file`], and
+    /// after a version is dropped for failing its SHA-1 check (outside the cache's lock).
+    pub fn on_invalidate(&self, listener: InvalidationListener) {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(listener);
+    }
+
+    fn tell_listeners(&self, file_id: &str) {
+        let listeners = self
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for listener in listeners {
+            listener(file_id);
+        }
     }
 
     /// Whether chunk `chunk` of `key` is in the index. Does not touch the LRU order.
@@ -232,7 +461,7 @@ impl ContentCache {
             return false;
         };
         let index = self.lock();
-        index.lru.peek(&id).is_some() && index.versions.get(&version_of(&id)) == Some(&key.size)
+        index.has_chunk(&id) && index.versions.get(&version_of(&id)) == Some(&key.size)
     }
 
     /// Chunk `chunk` of `key`, if cached and intact. A hit becomes the most recently used.
@@ -245,7 +474,9 @@ impl ContentCache {
             if index.versions.get(&version_of(&id)) != Some(&key.size) {
                 return None;
             }
-            index.lru.get(&id)?;
+            if index.lru.get(&id).is_none() && !index.held.contains_key(&id) {
+                return None;
+            }
         }
         self.read_chunk(&id, expected).map(Bytes::from)
     }
@@ -301,13 +532,10 @@ impl ContentCache {
                 data.len()
             )));
         }
-        if expected > self.max_bytes {
-            return Ok(false);
-        }
         let vkey = version_of(&id);
 
         // Reserve the bytes, choosing victims, under the lock; delete them after.
-        let (victims, write_meta) = {
+        let (victims, write_meta, pinned) = {
             let mut index = self.lock();
             if let Some(&size) = index.versions.get(&vkey) {
                 if size != key.size {
@@ -317,21 +545,30 @@ impl ContentCache {
                     )));
                 }
             }
-            if index.lru.contains(&id) || index.writing.contains_key(&id) {
+            let pinned = index.pinned.contains(&key.file_id);
+            if (!pinned && expected > self.max_bytes)
+                || index.has_chunk(&id)
+                || index.writing.contains_key(&id)
+            {
                 return Ok(false);
             }
             let mut victims = Vec::new();
-            while index.used + index.reserved + expected > self.max_bytes {
-                // Chunks being written are not in `lru`, so they are never victims.
-                let Some((victim, _)) = index.pop_lru() else {
-                    // Everything left is being written: no room now.
-                    return Ok(false);
-                };
-                victims.push(victim);
+            if pinned {
+                // Never evicts: the pin made sure of the disk space.
+                index.held_reserved += expected;
+            } else {
+                while index.used + index.reserved + expected > self.max_bytes {
+                    // Chunks being written are not in `lru`, so they are never victims.
+                    let Some((victim, _)) = index.pop_lru() else {
+                        // Everything left is being written: no room now.
+                        return Ok(false);
+                    };
+                    victims.push(victim);
+                }
+                index.reserved += expected;
             }
-            index.reserved += expected;
             index.writing.insert(id.clone(), false);
-            (victims, !index.versions.contains_key(&vkey))
+            (victims, !index.versions.contains_key(&vkey), pinned)
         };
         for victim in &victims {
             remove_file_quietly(&self.chunk_path(victim));
@@ -340,12 +577,18 @@ impl ContentCache {
         let written = self.write_chunk(&id, key.size, write_meta, data);
 
         let mut index = self.lock();
-        index.reserved -= expected;
+        if pinned {
+            index.held_reserved -= expected;
+        } else {
+            index.reserved -= expected;
+        }
         let cancelled = index.writing.remove(&id).unwrap_or(true);
         match written {
             Ok(()) if !cancelled => {
-                index.versions.insert(vkey.clone(), key.size);
+                index.add_version(vkey.clone(), key.size);
                 index.insert_chunk(id, expected);
+                // Unpinned while it was written: it counts against the bound now.
+                let victims = index.evict_to(self.max_bytes);
                 let now_complete = index.assembly.get_mut(&vkey).is_some_and(|a| {
                     let first = !a.verified && a.chunks == self.chunk_count(key.size);
                     // Marked before checking, so that two `put`s never both check.
@@ -353,6 +596,9 @@ impl ContentCache {
                     first
                 });
                 drop(index);
+                for victim in &victims {
+                    remove_file_quietly(&self.chunk_path(victim));
+                }
                 if now_complete {
                     self.verify_whole_file(key);
                 }
@@ -375,13 +621,7 @@ impl ContentCache {
         }
         {
             let mut index = self.lock();
-            let doomed: Vec<ChunkId> = index
-                .lru
-                .iter()
-                .filter(|(id, _)| id.file_id == file_id)
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in doomed {
+            for id in index.chunks_of(file_id, self.chunk_size, |_| true) {
                 index.remove_chunk(&id);
             }
             for (id, cancelled) in index.writing.iter_mut() {
@@ -389,7 +629,7 @@ impl ContentCache {
                     *cancelled = true;
                 }
             }
-            index.versions.retain(|(f, _), _| f != file_id);
+            index.remove_file_versions(file_id);
         }
         let path = self.dir.join(file_id);
         if let Err(e) = fs::remove_dir_all(&path) {
@@ -397,6 +637,7 @@ impl ContentCache {
                 log::warn!("content cache: removing {}: {e}", path.display());
             }
         }
+        self.tell_listeners(file_id);
     }
 
     fn write_chunk(
@@ -448,19 +689,32 @@ impl ContentCache {
         }
     }
 
+    /// Forgets and deletes every cached version of `file_id` but `version` (a pinned file
+    /// whose new version is complete: the old ones would never be evicted). Listeners are not
+    /// told: the content they care for is the version kept.
+    pub fn keep_only_version(&self, file_id: &str, version: &str) {
+        let others: Vec<String> = self
+            .lock()
+            .file_versions
+            .get(file_id)
+            .map(|set| set.iter().filter(|v| *v != version).cloned().collect())
+            .unwrap_or_default();
+        for other in others {
+            self.drop_version(file_id, &other);
+        }
+    }
+
     /// Forgets and deletes one version of a file (see [`ContentCache::invalidate_file`]).
     fn invalidate_version(&self, file_id: &str, version: &str) {
+        self.drop_version(file_id, version);
+        self.tell_listeners(file_id);
+    }
+
+    fn drop_version(&self, file_id: &str, version: &str) {
         let of_version = |id: &ChunkId| id.file_id == file_id && id.version == version;
         {
             let mut index = self.lock();
-            let doomed: Vec<ChunkId> = index
-                .lru
-                .iter()
-                .map(|(id, _)| id)
-                .filter(|id| of_version(id))
-                .cloned()
-                .collect();
-            for id in doomed {
+            for id in index.chunks_of(file_id, self.chunk_size, of_version) {
                 index.remove_chunk(&id);
             }
             for (id, cancelled) in index.writing.iter_mut() {
@@ -468,9 +722,7 @@ impl ContentCache {
                     *cancelled = true;
                 }
             }
-            index
-                .versions
-                .remove(&(file_id.to_string(), version.to_string()));
+            index.remove_version(file_id, version);
         }
         remove_anything(&self.dir.join(file_id).join(version));
     }
@@ -554,16 +806,13 @@ impl ContentCache {
         let mut victims = Vec::new();
         {
             let mut index = self.lock();
-            index.versions = versions;
+            for (vkey, size) in versions {
+                index.add_version(vkey, size);
+            }
             for (_, id, len) in found {
                 index.insert_chunk(id, len);
             }
-            while index.used > self.max_bytes {
-                let Some((victim, _)) = index.pop_lru() else {
-                    break;
-                };
-                victims.push(victim);
-            }
+            victims.extend(index.evict_to(self.max_bytes));
         }
         for victim in &victims {
             remove_file_quietly(&self.chunk_path(victim));
@@ -999,6 +1248,101 @@ mod tests {
         cache.put(&k, 1, &content(4, 0)).unwrap();
         assert!(cache.put(&key("1", "v", 32), 0, &content(16, 0)).is_err());
         assert_eq!(cache.used_bytes(), 4);
+    }
+
+    #[test]
+    fn pinned_chunks_outlive_the_bound_and_unpinned_ones_are_evicted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = open(tmp.path(), 32);
+        let pinned = key("1", "v", 16 * 4);
+        cache.pin_file("1");
+        for i in 0..4 {
+            assert!(cache.put(&pinned, i, &content(16, i as u8)).unwrap());
+        }
+        // 64 bytes held, none of them counted against the 32-byte bound.
+        assert_eq!(cache.used_bytes(), 0);
+        assert_eq!(cache.pinned_bytes(), 64);
+        let other = key("2", "v", 16 * 6);
+        for i in 0..6 {
+            assert!(cache.put(&other, i, &content(16, 0)).unwrap());
+            assert!(cache.used_bytes() <= 32);
+        }
+        assert!(cache.missing_chunks(&pinned).is_empty());
+        assert_eq!(cache.missing_chunks(&other), [0, 1, 2, 3]);
+        for i in 0..4 {
+            assert_eq!(
+                &cache.get(&pinned, i).unwrap()[..],
+                &content(16, i as u8)[..]
+            );
+        }
+
+        // Unpinned, the file is ordinary content at the old end of the LRU: the bound holds
+        // again, and it goes before what was read recently.
+        cache.unpin_file("1");
+        assert_eq!(cache.pinned_bytes(), 0);
+        assert!(cache.used_bytes() <= 32);
+        assert!((0..4).all(|i| !cache.contains(&pinned, i)));
+        assert!(cache.contains(&other, 5));
+        assert!(!cache.is_pinned("1"));
+    }
+
+    #[test]
+    fn pinning_takes_cached_chunks_out_of_the_lru_and_a_restart_keeps_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let k = key("7", "v", 48);
+        {
+            let cache = open(tmp.path(), 1024);
+            for i in 0..3 {
+                cache.put(&k, i, &content(16, 0)).unwrap();
+            }
+            cache.pin_file("7");
+            assert_eq!((cache.used_bytes(), cache.pinned_bytes()), (0, 48));
+            cache.pin_file("7");
+            assert_eq!(cache.pinned_bytes(), 48);
+        }
+        // Reopened with a bound smaller than the pinned file: kept when it is named pinned...
+        let cache = ContentCache::open_keeping(tmp.path(), 16, CHUNK, ["7".to_string()]).unwrap();
+        assert_eq!((cache.used_bytes(), cache.pinned_bytes()), (0, 48));
+        assert!(cache.missing_chunks(&k).is_empty());
+        drop(cache);
+        // ...and evicted down to the bound when it is not.
+        let cache = open(tmp.path(), 16);
+        assert_eq!(cache.used_bytes(), 16);
+        assert_eq!(cache.missing_chunks(&k).len(), 2);
+    }
+
+    #[test]
+    fn a_new_version_of_a_pinned_file_is_dropped_and_the_listeners_hear_of_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = open(tmp.path(), 1024);
+        let heard = Arc::new(Mutex::new(Vec::new()));
+        let h = heard.clone();
+        cache.on_invalidate(Arc::new(move |id: &str| {
+            h.lock().unwrap().push(id.to_string())
+        }));
+        cache.pin_file("9");
+        let k = key("9", "v1", 16);
+        cache.put(&k, 0, &content(16, 0)).unwrap();
+        cache.invalidate_file("9");
+        assert_eq!(cache.pinned_bytes(), 0);
+        assert_eq!(cache.missing_chunks(&k), [0]);
+        assert_eq!(*heard.lock().unwrap(), ["9"]);
+        // Still pinned: the next version is held too.
+        let k2 = key("9", "v2", 16);
+        cache.put(&k2, 0, &content(16, 1)).unwrap();
+        assert_eq!(cache.pinned_bytes(), 16);
+        assert!(cache.missing_chunks(&key("9", "v0", 0)).is_empty());
+        // A version that changed without an invalidation (while unmounted) goes once the
+        // new one is kept; nobody is told.
+        let k3 = key("9", "v3", 16);
+        cache.put(&k3, 0, &content(16, 2)).unwrap();
+        assert_eq!(cache.pinned_bytes(), 32);
+        cache.keep_only_version("9", "v3");
+        assert_eq!(cache.pinned_bytes(), 16);
+        assert_eq!(cache.missing_chunks(&k2), [0]);
+        assert!(cache.missing_chunks(&k3).is_empty());
+        assert!(!tmp.path().join("9/v2").exists());
+        assert_eq!(*heard.lock().unwrap(), ["9"]);
     }
 
     #[test]

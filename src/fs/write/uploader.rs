@@ -590,6 +590,9 @@ impl BoxFs {
                 log::debug!("storing the uploaded {}: {e}", item.id);
             }
         }
+        drop(table);
+        // Box's echo of our upload tells nobody: a pin above the file hears of it here.
+        self.pins_hear_of(ino);
     }
 
     /// After a conflict copy: the inode shows Box's file again (a local inode, which has

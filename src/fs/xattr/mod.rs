@@ -12,11 +12,13 @@
 //! | `user.box.lock` (files) | JSON `{"holder", "created_at", "expires_at", "is_download_prevented"}` | locks: empty or `lock`, or JSON with `expires_at` (RFC 3339 or null) and `is_download_prevented` (the other two keys are ignored, so a value read can be written back) | unlocks |
 //! | `user.box.shared_link` | the URL | `open`, `company` or `collaborators` creates or changes the link (empty: Box's default access) | unshares |
 //! | `user.box.shared_link.download_url` (files) | the URL | EPERM | EPERM |
+//! | `user.box.offline` | `1` when the item or a folder above it is pinned (kept on disk, see [`crate::fs::pin`]), else `0` | `1` pins, `0` unpins (EPERM inside a pinned folder; ENOSPC when the disk cannot take it) | unpins |
 //! | `user.box.metadata.<scope>.<template>` | the instance's values as a JSON object | a JSON object creates or replaces the instance | deletes the instance |
 //! | `user.box.metadata.<scope>.<template>.<field>` | one value as JSON (`"text"`, `1.5`, `["a","b"]`) | sets the field (creating the instance if there is none) | removes the field |
 //!
 //! An attribute that does not exist for the item (no lock, no link, a folder's `sha1`) is
-//! not listed and reads as ENODATA. `<scope>` is `global` or `enterprise_<id>` as Box
+//! not listed and reads as ENODATA. `user.box.offline` is never listed: it is this mount's
+//! setting, not the item's, and `cp -a` or `rsync -X` would copy it onto other files. `<scope>` is `global` or `enterprise_<id>` as Box
 //! reports it; `enterprise` is accepted as shorthand for the caller's enterprise. Instance
 //! values leave out Box's bookkeeping (`$id`, `$version`, ...); `$` keys in a value written
 //! are ignored, so an instance copied from the API can be pasted.
@@ -104,7 +106,7 @@ use names::{
 pub use names::{sized_reply, XattrReply, PREFIX};
 use values::{
     field_patch, invalid, no_data, not_ours, parse_json, parse_link_access, parse_lock_value,
-    read_only, replace_patch, Mode, Schema,
+    parse_offline, read_only, replace_patch, Mode, Schema,
 };
 
 /// Item fields the attributes need besides [`STAT_FIELDS`] (which come along so that every
@@ -259,6 +261,10 @@ impl BoxFs {
             Ok(n) => n,
             Err(_) => return Err(not_ours(name.as_bytes())),
         };
+        if name == XattrName::Offline {
+            let on = self.offline_state(ino)?;
+            return Ok(if on { b"1".to_vec() } else { b"0".to_vec() });
+        }
         let t = self.xattr_target(ino)?;
         if t.not_on_box() {
             return Err(no_data());
@@ -323,6 +329,15 @@ impl BoxFs {
         value: &[u8],
         flags: i32,
     ) -> Result<(), FsError> {
+        if name.as_bytes() == format!("{PREFIX}{}", names::OFFLINE).as_bytes() {
+            // Local to this mount, so also on a read-only one. The attribute always exists.
+            Mode::of(flags)?.check(true)?;
+            let on = parse_offline(value)?;
+            if on && self.xattr_target(ino)?.not_on_box() {
+                self.upload_staged_file(ino).await?;
+            }
+            return self.set_offline(ino, on).await;
+        }
         self.check_writable()?;
         let mode = Mode::of(flags)?;
         let parsed = match XattrName::parse(name.as_bytes()) {
@@ -348,6 +363,7 @@ impl BoxFs {
         }
         match &parsed {
             XattrName::Fact(_) | XattrName::SharedLinkDownloadUrl => Err(read_only(name)),
+            XattrName::Offline => self.set_offline(ino, parse_offline(value)?).await,
             XattrName::Lock => self.set_lock(ino, &t, value, mode).await,
             XattrName::SharedLink => self.set_shared_link(ino, &t, value, mode).await,
             XattrName::Instance(tref) => self.set_instance(ino, &t, tref, value, mode).await,
@@ -357,14 +373,18 @@ impl BoxFs {
 
     /// `removexattr`: unlocks, unshares, or deletes metadata of `ino`.
     pub async fn removexattr(&self, ino: Ino, name: &OsStr) -> Result<(), FsError> {
-        self.check_writable()?;
         let parsed = XattrName::parse(name.as_bytes()).map_err(|_| not_ours(name.as_bytes()))?;
+        if parsed == XattrName::Offline {
+            return self.set_offline(ino, false).await;
+        }
+        self.check_writable()?;
         let t = self.xattr_target(ino)?;
         if t.not_on_box() {
             return Err(no_data());
         }
         match &parsed {
             XattrName::Fact(_) | XattrName::SharedLinkDownloadUrl => Err(read_only(name)),
+            XattrName::Offline => self.set_offline(ino, false).await,
             XattrName::Lock => self.remove_lock(ino, &t).await,
             XattrName::SharedLink => self.remove_shared_link(ino, &t).await,
             XattrName::Instance(_) if !t.has_metadata() => Err(no_data()),

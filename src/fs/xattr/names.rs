@@ -17,6 +17,8 @@ pub const PREFIX: &str = "user.box.";
 /// `trusted.` names are refused as unsupported rather than absent.
 const SUPPORTED_NAMESPACE: &str = "user.";
 const METADATA: &str = "metadata.";
+/// The name of the pinning attribute after [`PREFIX`].
+pub const OFFLINE: &str = "offline";
 /// Linux's largest attribute value (`XATTR_SIZE_MAX`).
 const XATTR_SIZE_MAX: usize = 65536;
 
@@ -88,6 +90,9 @@ pub enum XattrName {
     Lock,
     SharedLink,
     SharedLinkDownloadUrl,
+    /// `user.box.offline`: whether the item is pinned (kept on disk), itself or through a
+    /// folder above it. Local to this mount: nothing of it goes to Box.
+    Offline,
     /// A whole metadata instance.
     Instance(TemplateRef),
     /// One field of an instance.
@@ -128,6 +133,7 @@ impl XattrName {
             "lock" => return Ok(XattrName::Lock),
             "shared_link" => return Ok(XattrName::SharedLink),
             "shared_link.download_url" => return Ok(XattrName::SharedLinkDownloadUrl),
+            OFFLINE => return Ok(XattrName::Offline),
             _ => {}
         }
         let Some(md) = rest.strip_prefix(METADATA) else {
@@ -242,7 +248,7 @@ pub(super) fn item_value(name: &XattrName, item: &Item, now: DateTime<Utc>) -> O
         XattrName::Lock => lock_value(item, now),
         XattrName::SharedLink => shared_link_value(item),
         XattrName::SharedLinkDownloadUrl => download_url_value(item),
-        XattrName::Instance(_) | XattrName::Field(..) => None,
+        XattrName::Offline | XattrName::Instance(_) | XattrName::Field(..) => None,
     }
 }
 
@@ -335,6 +341,7 @@ mod tests {
             Ok(XattrName::Fact(Fact::ModifiedBy))
         );
         assert_eq!(p("user.box.lock"), Ok(XattrName::Lock));
+        assert_eq!(p("user.box.offline"), Ok(XattrName::Offline));
         assert_eq!(p("user.box.shared_link"), Ok(XattrName::SharedLink));
         assert_eq!(
             p("user.box.shared_link.download_url"),

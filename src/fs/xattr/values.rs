@@ -56,6 +56,18 @@ pub fn parse_lock_value(value: &[u8]) -> Result<LockOptions, FsError> {
     Ok(opts)
 }
 
+/// What a value written to `user.box.offline` asks for: `1` keeps the item offline (pins it),
+/// `0` lets it go.
+pub fn parse_offline(value: &[u8]) -> Result<bool, FsError> {
+    match text(value)? {
+        "1" => Ok(true),
+        "0" => Ok(false),
+        other => Err(invalid(format!(
+            "user.box.offline is 1 (keep offline) or 0 (do not), not '{other}'"
+        ))),
+    }
+}
+
 /// Who a shared link written as `value` admits: `None` (empty) is Box's default.
 pub fn parse_link_access(value: &[u8]) -> Result<Option<SharedLinkAccess>, FsError> {
     match text(value)? {
@@ -262,6 +274,16 @@ pub(super) fn read_only(name: &OsStr) -> FsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offline_is_one_or_zero() {
+        assert!(parse_offline(b"1").unwrap());
+        assert!(parse_offline(b"1\n").unwrap());
+        assert!(!parse_offline(b"0").unwrap());
+        for bad in [&b""[..], b"2", b"yes", b"\xff"] {
+            assert_eq!(parse_offline(bad).unwrap_err().errno(), libc::EINVAL);
+        }
+    }
     use box_client::metadata::FieldOption;
     use serde_json::json;
 

@@ -297,7 +297,7 @@ fn sanitize(mut cfg: ReadConfig, cache: Option<&ContentCache>) -> ReadConfig {
 }
 
 /// Box's `?version=` takes a file_version id (digits); a sha1 cannot be asked for.
-fn is_box_id(s: &str) -> bool {
+pub(crate) fn is_box_id(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
