@@ -26,6 +26,7 @@
 //! the mount calls [`MetaStore::mark_all_stale`], which keeps the rows (their inode numbers
 //! and names) but makes every folder be listed from Box again on its first access.
 
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -37,6 +38,14 @@ pub const STORE_FILE: &str = "metadata.sqlite3";
 
 /// Bumped when the schema changes; a store of another version is started afresh.
 const SCHEMA_VERSION: i64 = 1;
+
+/// Deletes row `?1` and, for a folder, its whole subtree: nothing below a removed folder can
+/// be reached.
+const DELETE_SUBTREE: &str = "WITH RECURSIVE gone(id) AS (
+         VALUES(?1)
+         UNION SELECT items.id FROM items JOIN gone ON items.parent_id = gone.id
+     )
+     DELETE FROM items WHERE id IN gone";
 
 /// A Box item as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -66,6 +75,9 @@ pub struct StoreBatch {
     pub deletes: Vec<String>,
     /// Folders whose listing became complete (`true`) or stale (`false`), after the rows.
     pub listings: Vec<(String, bool)>,
+    /// Items whose rows stay as they are (a file with staged writes: its size and time are
+    /// not Box's yet), though a listing they are in became complete.
+    pub kept: Vec<String>,
     /// The event stream position the table is current to, with everything above.
     pub position: Option<String>,
 }
@@ -77,6 +89,29 @@ impl StoreBatch {
             && self.deletes.is_empty()
             && self.listings.is_empty()
             && self.position.is_none()
+    }
+}
+
+/// What the events read at catch-up touched: each listing they may have changed is stale.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// Items an event was about: the folder the store has each in is listed again.
+    pub items: BTreeSet<String>,
+    /// Folders an event put an item into.
+    pub folders: BTreeSet<String>,
+}
+
+impl Touched {
+    /// Notes an event about item `id`, now in folder `parent` (when the event says).
+    pub fn note(&mut self, id: &str, parent: Option<&str>) {
+        self.items.insert(id.to_string());
+        if let Some(parent) = parent {
+            self.folders.insert(parent.to_string());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty() && self.folders.is_empty()
     }
 }
 
@@ -272,14 +307,7 @@ impl MetaStore {
             tx.execute("UPDATE items SET listing_complete = 0", [])?;
         }
         {
-            // A folder's subtree goes with it: nothing below a removed folder can be reached.
-            let mut delete = tx.prepare_cached(
-                "WITH RECURSIVE gone(id) AS (
-                     VALUES(?1)
-                     UNION SELECT items.id FROM items JOIN gone ON items.parent_id = gone.id
-                 )
-                 DELETE FROM items WHERE id IN gone",
-            )?;
+            let mut delete = tx.prepare_cached(DELETE_SUBTREE)?;
             for id in &batch.deletes {
                 delete.execute([id])?;
             }
@@ -312,6 +340,7 @@ impl MetaStore {
                 listing.execute(params![id, complete])?;
             }
         }
+        Self::prune_complete_listings(&tx, batch)?;
         if let Some(position) = &batch.position {
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -322,6 +351,69 @@ impl MetaStore {
             tx.execute(set, params!["position_saved_at", now.to_string()])?;
         }
         tx.commit()
+    }
+
+    /// A listing that became complete comes with a row for each of its children (the table
+    /// journals them all), so rows still under that folder that the batch did not write are
+    /// items Box no longer has there: they go, with what is below them. Without this, an item
+    /// removed while its row was not in memory would come back in the next stored listing.
+    fn prune_complete_listings(
+        tx: &rusqlite::Transaction<'_>,
+        batch: &StoreBatch,
+    ) -> rusqlite::Result<()> {
+        let mut written: HashMap<&str, HashSet<&str>> = HashMap::new();
+        for row in &batch.upserts {
+            if let Some(parent) = &row.parent_id {
+                written.entry(parent).or_default().insert(&row.id);
+            }
+        }
+        let kept: HashSet<&str> = batch.kept.iter().map(String::as_str).collect();
+        let mut children = tx.prepare_cached("SELECT id FROM items WHERE parent_id = ?1")?;
+        let mut delete = tx.prepare_cached(DELETE_SUBTREE)?;
+        for (folder, _) in batch.listings.iter().filter(|(_, complete)| *complete) {
+            let stored: Vec<String> = children
+                .query_map([folder], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            for id in stored {
+                let written_here = written
+                    .get(folder.as_str())
+                    .is_some_and(|w| w.contains(id.as_str()));
+                if !written_here && !kept.contains(id.as_str()) {
+                    delete.execute([id])?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks stale every listing the events read at catch-up may have changed: the folder
+    /// each touched item is stored in, and each folder an item went into. Those folders are
+    /// listed from Box at their next visit; every other stored listing stays trusted.
+    pub fn forget_touched(&self, touched: &Touched) -> Result<(), StoreError> {
+        if touched.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn();
+        let forget = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            {
+                let mut stale = tx.prepare_cached(
+                    "UPDATE items SET listing_complete = 0 WHERE id = ?1 AND is_dir = 1",
+                )?;
+                let mut stale_parent = tx.prepare_cached(
+                    "UPDATE items SET listing_complete = 0
+                     WHERE id = (SELECT parent_id FROM items WHERE id = ?1)",
+                )?;
+                for id in &touched.items {
+                    stale_parent.execute([id])?;
+                }
+                for id in &touched.folders {
+                    stale.execute([id])?;
+                }
+            }
+            tx.commit()
+        };
+        forget(&mut conn).map_err(|e| self.fail(e))
     }
 
     /// The children of folder `id` if the store holds its complete listing, else `None`.

@@ -53,6 +53,8 @@ fn a_listing_is_served_only_once_complete_and_rows_round_trip() {
     );
     store
         .apply(&StoreBatch {
+            // A complete listing comes with its children's rows.
+            upserts: vec![f.clone()],
             listings: vec![("10".into(), true)],
             position: Some("77".into()),
             ..StoreBatch::default()
@@ -162,4 +164,65 @@ fn the_file_is_private() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn a_complete_listing_drops_stored_children_it_does_not_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = MetaStore::open(dir.path(), &owner()).unwrap();
+    let a = item("10", "0", "a", true);
+    let kept = item("20", "10", "kept.txt", false);
+    let staged = item("21", "10", "staged.txt", false);
+    let gone = item("11", "10", "gone", true);
+    let below = item("30", "11", "below.txt", false);
+    store
+        .apply(&StoreBatch {
+            upserts: vec![a, kept.clone(), staged, gone, below],
+            ..StoreBatch::default()
+        })
+        .unwrap();
+    // Listed again: `gone` (and what is below it) is no longer there; `staged` has writes
+    // of its own, so its row stays as it is.
+    store
+        .apply(&StoreBatch {
+            upserts: vec![kept],
+            listings: vec![("10".into(), true)],
+            kept: vec!["21".into()],
+            ..StoreBatch::default()
+        })
+        .unwrap();
+    assert_eq!(
+        names(store.listing("10").unwrap()),
+        ["kept.txt", "staged.txt"]
+    );
+    assert_eq!(store.item("30").unwrap(), None, "the subtree went too");
+    assert_eq!(store.len().unwrap(), 3);
+}
+
+#[test]
+fn touched_items_make_their_stored_and_new_folders_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = MetaStore::open(dir.path(), &owner()).unwrap();
+    let rows = vec![
+        item("10", "0", "a", true),
+        item("11", "0", "b", true),
+        item("12", "0", "c", true),
+        item("20", "10", "moved.txt", false),
+        item("21", "12", "quiet.txt", false),
+    ];
+    store
+        .apply(&StoreBatch {
+            upserts: rows,
+            listings: ["10", "11", "12"].map(|f| (f.to_string(), true)).to_vec(),
+            ..StoreBatch::default()
+        })
+        .unwrap();
+    let mut touched = Touched::default();
+    // `moved.txt` went from `a` to `b`; an item the store never had went into `b` too.
+    touched.note("20", Some("11"));
+    touched.note("99", Some("11"));
+    store.forget_touched(&touched).unwrap();
+    assert_eq!(store.listing("10").unwrap(), None, "the folder it was in");
+    assert_eq!(store.listing("11").unwrap(), None, "the folder it went to");
+    assert_eq!(names(store.listing("12").unwrap()), ["quiet.txt"]);
 }

@@ -180,7 +180,9 @@ impl InodeTable {
                     match live.map(|ino| (ino, self.stored_row(ino))) {
                         Some((_, Some(row))) => batch.upserts.push(row),
                         // Staged writes: Box's row stays until the upload answers.
-                        Some((ino, None)) if self.inodes[&ino].pinned => {}
+                        Some((ino, None)) if self.inodes[&ino].pinned => {
+                            batch.kept.push(id.to_string())
+                        }
                         _ => batch.deletes.push(id.to_string()),
                     }
                 }
@@ -324,10 +326,12 @@ mod tests {
         assert_eq!(b.position.as_deref(), Some("40"));
         assert_eq!(t.take_store_batch(), None, "taken once");
 
-        // The same listing again changes nothing.
+        // The same listing again writes its children with it (the store drops any other
+        // row under a complete listing), and deletes nothing.
         t.replace_listing(a, &[item("file", "2", "f", 1)]).unwrap();
         let b = t.take_store_batch().unwrap();
-        assert!(b.upserts.is_empty() && b.deletes.is_empty());
+        assert_eq!(ids(&b.upserts), vec!["2"]);
+        assert!(b.deletes.is_empty());
 
         t.rename(f, ROOT_INO, "g").unwrap();
         let b = t.take_store_batch().unwrap();

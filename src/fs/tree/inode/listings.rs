@@ -145,6 +145,13 @@ impl InodeTable {
         let dir = dir.expect("checked to be a directory");
         dir.listing_complete = whole;
         dir.listing_fetched = Some(started);
+        if whole {
+            // The store drops the rows under a complete listing that the batch does not
+            // write, so every child is written with it.
+            for &child in &seen {
+                self.journal_item(child);
+            }
+        }
         self.journal_listing(parent, whole);
         self.touch(parent);
         // The listing itself is spared: the caller is about to look a name up in it, and
