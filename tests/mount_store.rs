@@ -117,6 +117,19 @@ async fn tree(emu: &TestEmu) -> (String, String, String, String, String) {
     (a, b, c, id(&b2), id(&c1))
 }
 
+/// How many files and folders the daemon's metadata cache holds now (`boxfs status`).
+fn status_items(mp: &Path) -> u64 {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_boxfs"))
+        .args(["status", "--json"])
+        .arg(mp)
+        .env("BOXFS_CONFIG", "/dev/null")
+        .output()
+        .expect("boxfs status runs");
+    assert!(out.status.success(), "{out:?}");
+    let status: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    status["cache"]["inodes"].as_u64().expect("inodes")
+}
+
 fn cache_arg(dir: &tempfile::TempDir) -> String {
     dir.path().to_str().unwrap().to_string()
 }
@@ -240,6 +253,53 @@ async fn kill_9_while_the_store_is_written_leaves_a_store_that_agrees_with_box()
             );
             assert!(m.unmount().success(), "{}", m.log());
         }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_to_a_folder_evicted_from_memory_shows_when_it_is_visited_again() {
+    let emu = Arc::new(TestEmu::start().await);
+    let (_, b, _, b2, _) = tree(&emu).await;
+    for i in 0..30 {
+        let d = emu.mkdir("0", &format!("filler-{i:02}")).await;
+        emu.upload_file(&d, "f.txt", b"filler").await;
+    }
+    let e = emu.clone();
+    blocking(move || {
+        let cache = tempfile::tempdir().unwrap();
+        // Room for a few dozen items: walking the fillers evicts `A/B` from memory, and its
+        // listing stays only in the store.
+        let mut m = TestMount::start(
+            &e,
+            &[
+                "--cache-dir",
+                &cache_arg(&cache),
+                "--metadata-cache-entries",
+                "40",
+            ],
+        );
+        assert_eq!(shape(&walk(&m.root)), box_tree(&e, "0"));
+        // The kernel forgets the inodes it looked up, so the table may evict them.
+        std::fs::write("/proc/sys/vm/drop_caches", "2").expect("drop the kernel's caches");
+        let evicted =
+            common::mount::eventually(Duration::from_secs(5), || status_items(&m.root) <= 40);
+        assert!(evicted.is_some(), "nothing was evicted");
+        let (s, body) = rt().block_on(e.put_json(
+            &format!("/files/{b2}"),
+            json!({"name": "renamed-while-evicted.txt"}),
+        ));
+        assert!(s.is_success(), "{s} {body}");
+        rt().block_on(e.upload_file(&b, "added-while-evicted.txt", b"new"));
+        let expected = box_tree(&e, "0");
+        let seen =
+            common::mount::eventually(Duration::from_secs(5), || shape(&walk(&m.root)) == expected);
+        assert!(
+            seen.is_some(),
+            "the mount still shows {:?}",
+            shape(&walk(&m.root))
+        );
+        assert!(m.unmount().success(), "{}", m.log());
     })
     .await;
 }

@@ -287,11 +287,8 @@ impl MountRequest {
                     .await
                     .map_err(|e| format!("cannot read the event stream: {e}"))?;
                 match &outcome {
-                    CatchUp::Current {
-                        events, touched, ..
-                    } => {
+                    CatchUp::Current { events, .. } => {
                         log::info!("caught up with {events} event(s) since the last mount");
-                        fs.forget_touched_listings(touched.clone()).await;
                         // Every change until now is applied: the stored listings are current.
                         fs.health().mark_healthy(None);
                     }

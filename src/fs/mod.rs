@@ -204,8 +204,6 @@ pub struct BoxFs {
     locks: Option<write::locks::BoxLocks>,
     /// The metadata kept on disk across mounts (see [`store`]), if the mount keeps it.
     store: Option<Arc<store::MetaStore>>,
-    /// The store could not be kept current (at catch-up): none of its listings is served.
-    store_distrusted: std::sync::atomic::AtomicBool,
     /// What is kept offline, and the worker's progress (see [`pin`]).
     pins: Arc<pin::Pins>,
     pub counters: FsCounters,
@@ -283,7 +281,6 @@ impl BoxFs {
             writes: write::writes::Writes::new(staging, opts.write_back),
             locks,
             store: None,
-            store_distrusted: Default::default(),
             pins,
             counters: FsCounters::default(),
             kernel,

@@ -78,6 +78,9 @@ pub struct StoreBatch {
     /// Items whose rows stay as they are (a file with staged writes: its size and time are
     /// not Box's yet), though a listing they are in became complete.
     pub kept: Vec<String>,
+    /// What events were about since the last batch: the stored listings they may have
+    /// changed become stale first, before the rows above are written (see [`Touched`]).
+    pub touched: Touched,
     /// The event stream position the table is current to, with everything above.
     pub position: Option<String>,
 }
@@ -88,11 +91,15 @@ impl StoreBatch {
             && self.upserts.is_empty()
             && self.deletes.is_empty()
             && self.listings.is_empty()
+            && self.touched.is_empty()
             && self.position.is_none()
     }
 }
 
-/// What the events read at catch-up touched: each listing they may have changed is stale.
+/// What events were about. The table applies an event only to what it holds, so a stored
+/// listing of a folder not in memory would miss it: every listing an event may have changed
+/// becomes stale in the store (the folder the item is stored in, and the one it went to),
+/// and is listed from Box at its next visit.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Touched {
     /// Items an event was about: the folder the store has each in is listed again.
@@ -306,6 +313,7 @@ impl MetaStore {
         if batch.all_listings_stale {
             tx.execute("UPDATE items SET listing_complete = 0", [])?;
         }
+        Self::forget_touched_in(&tx, &batch.touched)?;
         {
             let mut delete = tx.prepare_cached(DELETE_SUBTREE)?;
             for id in &batch.deletes {
@@ -386,34 +394,23 @@ impl MetaStore {
         Ok(())
     }
 
-    /// Marks stale every listing the events read at catch-up may have changed: the folder
-    /// each touched item is stored in, and each folder an item went into. Those folders are
-    /// listed from Box at their next visit; every other stored listing stays trusted.
-    pub fn forget_touched(&self, touched: &Touched) -> Result<(), StoreError> {
-        if touched.is_empty() {
-            return Ok(());
+    /// Marks stale every listing the touched items may have changed (see [`Touched`]).
+    fn forget_touched_in(
+        tx: &rusqlite::Transaction<'_>,
+        touched: &Touched,
+    ) -> rusqlite::Result<()> {
+        let mut stale_parent = tx.prepare_cached(
+            "UPDATE items SET listing_complete = 0
+             WHERE id = (SELECT parent_id FROM items WHERE id = ?1)",
+        )?;
+        for id in &touched.items {
+            stale_parent.execute([id])?;
         }
-        let mut conn = self.conn();
-        let forget = |conn: &mut Connection| -> rusqlite::Result<()> {
-            let tx = conn.transaction()?;
-            {
-                let mut stale = tx.prepare_cached(
-                    "UPDATE items SET listing_complete = 0 WHERE id = ?1 AND is_dir = 1",
-                )?;
-                let mut stale_parent = tx.prepare_cached(
-                    "UPDATE items SET listing_complete = 0
-                     WHERE id = (SELECT parent_id FROM items WHERE id = ?1)",
-                )?;
-                for id in &touched.items {
-                    stale_parent.execute([id])?;
-                }
-                for id in &touched.folders {
-                    stale.execute([id])?;
-                }
-            }
-            tx.commit()
-        };
-        forget(&mut conn).map_err(|e| self.fail(e))
+        let mut stale = tx.prepare_cached("UPDATE items SET listing_complete = 0 WHERE id = ?1")?;
+        for id in &touched.folders {
+            stale.execute([id])?;
+        }
+        Ok(())
     }
 
     /// The children of folder `id` if the store holds its complete listing, else `None`.
@@ -490,7 +487,10 @@ impl MetaStore {
         let Some(batch) = take() else {
             return Ok(0);
         };
-        let n = batch.upserts.len() + batch.deletes.len() + batch.listings.len();
+        let n = batch.upserts.len()
+            + batch.deletes.len()
+            + batch.listings.len()
+            + batch.touched.items.len();
         Self::apply_in(&mut conn, &batch).map_err(|e| self.fail(e))?;
         Ok(n)
     }

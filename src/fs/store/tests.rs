@@ -221,7 +221,12 @@ fn touched_items_make_their_stored_and_new_folders_stale() {
     // `moved.txt` went from `a` to `b`; an item the store never had went into `b` too.
     touched.note("20", Some("11"));
     touched.note("99", Some("11"));
-    store.forget_touched(&touched).unwrap();
+    store
+        .apply(&StoreBatch {
+            touched,
+            ..StoreBatch::default()
+        })
+        .unwrap();
     assert_eq!(store.listing("10").unwrap(), None, "the folder it was in");
     assert_eq!(store.listing("11").unwrap(), None, "the folder it went to");
     assert_eq!(names(store.listing("12").unwrap()), ["quiet.txt"]);

@@ -8,14 +8,13 @@
 //! While the stream is down, folders are listed from Box as before. Store trouble is never a
 //! filesystem error: the store is a cache, and Box answers instead.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
 use crate::fs::errno::FsError;
-use crate::fs::store::{MetaStore, Touched};
+use crate::fs::store::MetaStore;
 use crate::fs::tree::inode::Ino;
 use crate::fs::{lock, BoxFs};
 
@@ -41,7 +40,7 @@ impl BoxFs {
         let Some(store) = self.store.clone() else {
             return Ok(false);
         };
-        if !self.health().is_healthy() || self.store_distrusted.load(Ordering::Acquire) {
+        if !self.health().is_healthy() {
             return Ok(false);
         }
         let box_id = {
@@ -75,25 +74,6 @@ impl BoxFs {
             .stored_listings
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(true)
-    }
-
-    /// Makes stale, in the store, every listing the events read at catch-up may have changed
-    /// (see [`MetaStore::forget_touched`]), before any stored listing is read. On failure,
-    /// every stored listing is stale instead: a listing the events changed is never served.
-    pub async fn forget_touched_listings(&self, touched: Touched) {
-        let Some(store) = self.store.clone() else {
-            return;
-        };
-        let forgot = tokio::task::spawn_blocking(move || {
-            store
-                .forget_touched(&touched)
-                .or_else(|_| store.mark_all_stale())
-        })
-        .await;
-        if !matches!(forgot, Ok(Ok(()))) {
-            log::warn!("the metadata store cannot be updated: listing every folder from Box");
-            self.store_distrusted.store(true, Ordering::Release);
-        }
     }
 
     /// Writes what the table changed since the last write to the store. Returns how many

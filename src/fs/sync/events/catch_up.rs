@@ -14,7 +14,6 @@
 use std::time::SystemTime;
 
 use super::*;
-use crate::fs::store::Touched;
 use box_client::BoxResult;
 
 /// How old a saved position may be and still be caught up from: Box keeps user events at
@@ -33,13 +32,7 @@ const MOST_EVENTS: usize = 50_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CatchUp {
     /// Every event since the saved position was applied; the stream goes on from `position`.
-    /// The stored listings the events may have changed are in `touched`: the table applied
-    /// the events only to what it holds, and it holds almost nothing yet.
-    Current {
-        position: String,
-        events: usize,
-        touched: Touched,
-    },
+    Current { position: String, events: usize },
     /// The events since the saved position cannot all be had: nothing cached is trusted
     /// until listed again. The stream goes on from `position` (Box's current one).
     Lost { position: String, why: String },
@@ -80,13 +73,9 @@ impl EventFollower {
     async fn read_since(&mut self, saved: &str) -> BoxResult<CatchUp> {
         let mut position = saved.to_string();
         let mut events = 0;
-        let mut touched = Touched::default();
         loop {
             let page = self.client.events_since(&position).await?;
             for ev in &page.entries {
-                if let Some(id) = ev.item_id() {
-                    touched.note(id, ev.parent_id());
-                }
                 self.handle_event(ev).await;
             }
             events += page.entries.len();
@@ -126,11 +115,7 @@ impl EventFollower {
                 why: "Box no longer keeps the events since the saved position".into(),
             });
         }
-        Ok(CatchUp::Current {
-            position,
-            events,
-            touched,
-        })
+        Ok(CatchUp::Current { position, events })
     }
 
     async fn lost(&self, why: String) -> BoxResult<CatchUp> {

@@ -259,6 +259,9 @@ impl EventFollower {
     pub(super) async fn handle_event(&mut self, ev: &Event) {
         let fx = {
             let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(id) = ev.item_id() {
+                table.journal_touched(id, ev.parent_id());
+            }
             self.applier.apply_effects(&mut table, ev)
         };
         if !fx.kernel.is_empty() {

@@ -18,7 +18,7 @@
 //! rename while still open), and local files, get numbers from [`COUNTER_INOS`] on.
 
 use super::*;
-use crate::fs::store::{StoreBatch, StoredItem};
+use crate::fs::store::{StoreBatch, StoredItem, Touched};
 
 /// Where numbers not derived from a Box id start: above every derived one.
 pub const COUNTER_INOS: Ino = 1 << 62;
@@ -50,6 +50,7 @@ enum Pending {
 pub(super) struct Journal {
     items: HashMap<Box<str>, Pending>,
     listings: HashMap<Box<str>, bool>,
+    touched: Touched,
     all_listings_stale: bool,
     position: Option<String>,
 }
@@ -89,6 +90,14 @@ impl InodeTable {
         };
         if let Some(inode) = self.inodes.get(&ino) {
             journal.listings.insert(inode.box_id.clone(), complete);
+        }
+    }
+
+    /// An event was about item `box_id`, now in folder `parent` if the event says: the stored
+    /// listings it may have changed become stale (see [`Touched`]).
+    pub fn journal_touched(&mut self, box_id: &str, parent: Option<&str>) {
+        if let Some(journal) = &mut self.journal {
+            journal.touched.note(box_id, parent);
         }
     }
 
@@ -161,6 +170,7 @@ impl InodeTable {
         let journal = self.journal.as_mut()?;
         if journal.items.is_empty()
             && journal.listings.is_empty()
+            && journal.touched.is_empty()
             && !journal.all_listings_stale
             && journal.position.is_none()
         {
@@ -170,6 +180,7 @@ impl InodeTable {
         let mut batch = StoreBatch {
             all_listings_stale: taken.all_listings_stale,
             position: taken.position,
+            touched: taken.touched,
             ..StoreBatch::default()
         };
         for (id, pending) in taken.items {
