@@ -537,6 +537,10 @@ pub struct EmulatorArgs {
     /// Deliver events only this many milliseconds after the change, as Box's arrive late.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub event_delay_ms: u64,
+    /// Forget events this many milliseconds old (0 = keep them), as Box keeps them about
+    /// two weeks; a long-poll from before a forgotten event answers `out_of_date`.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub event_retention_ms: u64,
     /// Serve HTTPS (instead of HTTP) with a certificate from a fresh CA written to this file.
     #[arg(long, value_name = "CA_FILE")]
     pub serve_https: Option<PathBuf>,
@@ -573,6 +577,7 @@ impl EmulatorArgs {
                 commit_retry_polls: self.commit_retry_polls,
                 rate_limits: self.rate_limits.limits(),
                 event_delay_ms: self.event_delay_ms,
+                event_retention_ms: self.event_retention_ms,
                 ..Knobs::default()
             },
             ..EmulatorConfig::default()

@@ -9,7 +9,10 @@
 //! (`Knobs::duplicate_event_rate`); clients deduplicate by `event_id`. Like Box, which
 //! delivers events seconds after the change, it may hold events back
 //! (`Knobs::event_delay_ms`): both the stream and the long-poll see only events older than
-//! the delay, and the stream never moves a position past one still held back.
+//! the delay, and the stream never moves a position past one still held back. Like Box,
+//! which keeps user events about two weeks, it may forget old events
+//! (`Knobs::event_retention_ms`): every stream leaves them out, and a long-poll from a
+//! position they came after answers `out_of_date`.
 
 use std::time::Duration;
 
@@ -26,6 +29,7 @@ use super::event_table::{enterprise_type, in_changes};
 use super::http::{json_response, query_u64, AppState, Ctx, Query};
 use super::repr::{time, user_mini};
 use super::store::{Event, Id, RealtimeChannel, Role, Store};
+use super::Knobs;
 
 /// The watch value that tells held long-polls the server is stopping.
 pub const STOPPING: u64 = u64::MAX;
@@ -130,10 +134,72 @@ fn delivered(store: &Store, delay_ms: u64, now: DateTime<Utc>) -> (usize, u64) {
     (end, store.events[end].position.saturating_sub(1))
 }
 
-/// Whether `user` has a delivered event of the stream after `position` (`end` from
-/// [`delivered`]).
-fn has_new(store: &Store, user: Id, stream: StreamType, position: u64, end: usize) -> bool {
-    store.events[first_after(store, position).min(end)..end]
+/// When events created before this have expired, with a retention of `retention_ms`
+/// (none when it is 0, or so long that nothing can have expired).
+fn expiry_cutoff(retention_ms: u64, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    if retention_ms == 0 {
+        return None;
+    }
+    let retention = chrono::Duration::try_milliseconds(i64::try_from(retention_ms).ok()?)?;
+    now.checked_sub_signed(retention)
+}
+
+/// The events still kept at `now` with a retention of `retention_ms`: the index of the
+/// oldest one kept, and the position of the newest one expired (0 when none has). Events
+/// are recorded in time order, so the expired ones are a run at the start. The emulator
+/// does not delete them, so that turning the knob back shows them again.
+fn retained(store: &Store, retention_ms: u64, now: DateTime<Utc>) -> (usize, u64) {
+    let Some(cutoff) = expiry_cutoff(retention_ms, now) else {
+        return (0, 0);
+    };
+    let start = store.events.partition_point(|e| e.created_at < cutoff);
+    let expired_through = start.checked_sub(1).map_or(0, |i| store.events[i].position);
+    (start, expired_through)
+}
+
+/// The part of the event log a reader sees now: neither expired nor held back.
+struct Window {
+    /// Index of the oldest event kept ([`retained`]).
+    start: usize,
+    /// Index of the first event held back ([`delivered`]).
+    end: usize,
+    /// As far as a stream may move.
+    latest: u64,
+    /// Position of the newest expired event (0 when none has expired).
+    expired_through: u64,
+}
+
+impl Window {
+    fn now(store: &Store, knobs: &Knobs) -> Window {
+        let now = Utc::now();
+        let (end, latest) = delivered(store, knobs.event_delay_ms, now);
+        let (start, expired_through) = retained(store, knobs.event_retention_ms, now);
+        Window {
+            start,
+            end,
+            latest,
+            expired_through,
+        }
+    }
+
+    /// The events of the window after `position`.
+    fn after<'s>(&self, store: &'s Store, position: u64) -> &'s [Event] {
+        let from = first_after(store, position).max(self.start).min(self.end);
+        &store.events[from..self.end]
+    }
+
+    /// Whether a client at `position` has missed events: one after it has expired. A
+    /// position at or after the newest expired event missed nothing, even when every event
+    /// has expired since.
+    fn is_out_of_date(&self, position: u64) -> bool {
+        position < self.expired_through
+    }
+}
+
+/// Whether `user` has an event of the stream in the window after `position`.
+fn has_new(store: &Store, user: Id, stream: StreamType, position: u64, window: &Window) -> bool {
+    window
+        .after(store, position)
         .iter()
         .any(|e| visible(e, user, stream))
 }
@@ -249,7 +315,8 @@ async fn get_events(ctx: Ctx, q: Query) -> ApiResult<Response> {
     let knobs = ctx.shared.knobs();
     let duplicate_rate = knobs.duplicate_event_rate;
     let store = ctx.shared.store();
-    let (end, latest) = delivered(&store, knobs.event_delay_ms, Utc::now());
+    let window = Window::now(&store, &knobs);
+    let latest = window.latest;
     let admin_filter = if stream.is_admin() {
         let me = store.user(ctx.user)?;
         if !matches!(me.role, Role::Admin | Role::Coadmin | Role::ServiceAccount) {
@@ -289,7 +356,10 @@ async fn get_events(ctx: Ctx, q: Query) -> ApiResult<Response> {
     if limit == 0 {
         next = after.min(latest);
     }
-    for ev in store.events[first_after(&store, after).min(end)..end].iter() {
+    // A position older than the events kept is no error here: Box answers from what it
+    // still keeps, so a client that missed events cannot tell from this answer (only the
+    // long-poll says `out_of_date`).
+    for ev in window.after(&store, after) {
         if entries.len() >= limit {
             break;
         }
@@ -386,19 +456,25 @@ fn reconnect() -> Response {
     json_response(200, json!({"version": 1, "message": "reconnect"}))
 }
 
+fn out_of_date() -> Response {
+    json_response(200, json!({"message": "out_of_date"}))
+}
+
 /// `GET /subscribe?channel=..&stream_position=..`: the realtime long-poll. Box's realtime
 /// host takes no Authorization header (the SDKs send none); the channel names the user.
 /// Answers `new_change` as soon as the user has an event after `stream_position` (after the
 /// moment of the request when absent), or `reconnect` after the long-poll timeout. An
 /// unknown or forgotten channel gets `reconnect`, which sends the client back to
-/// `OPTIONS /events` for a fresh one.
+/// `OPTIONS /events` for a fresh one. A `stream_position` that an expired event came after
+/// gets `out_of_date` at once (checked when the poll starts, whatever the user or stream:
+/// positions are the whole log's); the client has missed events and must rescan.
 async fn subscribe(State(sh): State<AppState>, q: Query) -> Response {
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(sh.config.longpoll_timeout_secs);
-    let delay_ms = sh.knobs().event_delay_ms;
+    let knobs = sh.knobs();
     let (user, stream, after, mut pending, mut rx) = {
         let mut store = sh.store();
-        let (end, latest) = delivered(&store, delay_ms, Utc::now());
+        let window = Window::now(&store, &knobs);
         let Some(channel) = q
             .get("channel")
             .and_then(|c| store.realtime_channels.get_mut(c))
@@ -413,14 +489,27 @@ async fn subscribe(State(sh): State<AppState>, q: Query) -> Response {
             .filter(|s| !s.is_admin())
             .or_else(|| StreamType::parse(Some(&channel.stream_type)).ok())
             .unwrap_or(StreamType::All);
-        let after = match parse_position(q.get("stream_position").map(String::as_str)) {
-            Ok(Start::After(p)) if q.get("stream_position").is_some_and(|s| !s.is_empty()) => p,
-            _ => latest,
+        let given = match parse_position(q.get("stream_position").map(String::as_str)) {
+            Ok(Start::After(p)) if q.get("stream_position").is_some_and(|s| !s.is_empty()) => {
+                Some(p)
+            }
+            _ => None,
         };
-        if has_new(&store, user, stream, after, end) {
+        if given.is_some_and(|p| window.is_out_of_date(p)) {
+            return out_of_date();
+        }
+        let after = given.unwrap_or(window.latest);
+        if has_new(&store, user, stream, after, &window) {
             return new_change();
         }
-        let pending = next_delivery(&store, user, stream, after, end, delay_ms);
+        let pending = next_delivery(
+            &store,
+            user,
+            stream,
+            after,
+            window.end,
+            knobs.event_delay_ms,
+        );
         // Subscribed while the store is locked: every later change is seen, since
         // handlers announce changes with the store still locked.
         (user, stream, after, pending, sh.events_tx.subscribe())
@@ -438,12 +527,36 @@ async fn subscribe(State(sh): State<AppState>, q: Query) -> Response {
             Err(_) if wake >= deadline => return reconnect(),
             Err(_) => {}
         }
-        let delay_ms = sh.knobs().event_delay_ms;
+        let knobs = sh.knobs();
         let store = sh.store();
-        let (end, _) = delivered(&store, delay_ms, Utc::now());
-        if has_new(&store, user, stream, after, end) {
+        let window = Window::now(&store, &knobs);
+        if has_new(&store, user, stream, after, &window) {
             return new_change();
         }
-        pending = next_delivery(&store, user, stream, after, end, delay_ms);
+        pending = next_delivery(
+            &store,
+            user,
+            stream,
+            after,
+            window.end,
+            knobs.event_delay_ms,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_retention_too_long_to_reach_back_expires_nothing() {
+        let now = Utc::now();
+        assert_eq!(expiry_cutoff(0, now), None);
+        assert_eq!(
+            expiry_cutoff(1500, now),
+            Some(now - chrono::Duration::milliseconds(1500))
+        );
+        assert_eq!(expiry_cutoff(i64::MAX as u64, now), None);
+        assert_eq!(expiry_cutoff(u64::MAX, now), None);
     }
 }

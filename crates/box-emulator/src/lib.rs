@@ -7,8 +7,8 @@
 //! on any mismatch.
 //!
 //! The state lives in one [`store::Store`] behind a mutex; handlers lock it once per request.
-//! Knobs (latency, bandwidth, faults, duplicate events, Box's rate limits, event delay) can
-//! be changed while it runs, in-process through [`Emulator::knobs`] or over HTTP at
+//! Knobs (latency, bandwidth, faults, duplicate events, Box's rate limits, event delay and
+//! retention) can be changed while it runs, in-process through [`Emulator::knobs`] or over HTTP at
 //! `/_emulator/knobs`. With [`EmulatorConfig::serve_https`] it serves HTTPS with a
 //! certificate from a CA made at start-up ([`tls`]).
 //!
@@ -148,6 +148,10 @@ pub struct Knobs {
     /// Events become visible to `GET /events` and to the realtime long-poll only this long
     /// after the change, as Box's arrive seconds late.
     pub event_delay_ms: u64,
+    /// Events older than this (by when they happened) are gone, as Box keeps user events
+    /// only about two weeks: no stream returns them, and a long-poll from a position an
+    /// expired event came after answers `out_of_date` at once. 0 keeps them forever.
+    pub event_retention_ms: u64,
 }
 
 /// The credentials printed as the first line of `boxfs emulator`.
