@@ -29,6 +29,10 @@ pub fn errno_of(err: &BoxError) -> c_int {
         // filesystem says its backing store failed, and `cp`, editors and databases handle it
         // as such.
         BoxError::Network(_) => libc::EIO,
+        // Box cannot be reached at all (offline): what needs Box fails at once with "Network
+        // is unreachable", which says what is wrong and that nothing is broken. The README
+        // documents it: content not cached, and mkdir/rename/unlink of items on Box.
+        BoxError::Unreachable(_) => libc::ENETUNREACH,
         // A certificate refused before anything was sent: Box is out of reach from here.
         BoxError::Certificate { .. } => libc::EIO,
         BoxError::Decode(_) => libc::EIO,

@@ -29,6 +29,7 @@ use super::auth::Authenticator;
 use super::endpoints::Endpoints;
 use super::error::{ApiErrorInfo, BoxError, BoxResult};
 use super::pacer::{Kind, Pacer, PacerConfig, PacerStats, Priority, Rate};
+use super::reachability::Reachability;
 use super::secret::{redact_url, Secret};
 use super::stats::{RequestCounters, RequestStats};
 
@@ -133,6 +134,8 @@ pub struct Request {
     /// A pre-signed download URL: its path and query are a credential, so logs and errors
     /// name only its host.
     presigned: bool,
+    /// Sent while Box is unreachable, to find out whether it is still (one attempt).
+    probe: bool,
 }
 
 impl Request {
@@ -145,6 +148,7 @@ impl Request {
             body: Body::Empty,
             authenticated: true,
             presigned: false,
+            probe: false,
         }
     }
 
@@ -223,6 +227,11 @@ struct Inner {
     user_pacers: Mutex<std::collections::HashMap<String, Pacer>>,
 }
 
+/// Attempts of a request that finds Box unreachable, for a client
+/// [`Client::detecting_offline`]: a second one rides out a blip; more would only make the
+/// caller wait for what the probes will tell.
+pub const UNREACHABLE_ATTEMPTS: u32 = 2;
+
 /// A 429 sends the request again after the pacer's pause, without using up an attempt:
 /// this many times at most per request, after which 429s count as failures.
 const MAX_THROTTLED_RESENDS: u32 = 20;
@@ -234,6 +243,8 @@ pub struct Client {
     inner: Arc<Inner>,
     as_user: Option<String>,
     priority: Priority,
+    /// Set by [`Client::detecting_offline`]: shared by the clones made after.
+    reachability: Option<Arc<Reachability>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -294,6 +305,7 @@ impl Client {
             }),
             as_user: None,
             priority: Priority::Foreground,
+            reachability: None,
         }
     }
 
@@ -324,6 +336,42 @@ impl Client {
     /// The same client (sharing everything, the pacer included) whose requests have
     /// `priority` at the pacer: background work passes it to stay out of the way of
     /// requests a process waits on.
+    /// The same client (sharing everything) that notices when Box cannot be reached at all
+    /// and then fails every request at once, until [`Client::probe`] or any answer reaches
+    /// Box again (see [`crate::reachability`]). Clones made from it share what it noticed.
+    /// Its requests try an unreachable Box [`UNREACHABLE_ATTEMPTS`] times, not the policy's
+    /// full count: the caller has something better to do than wait.
+    pub fn detecting_offline(&self) -> Client {
+        Client {
+            reachability: Some(
+                self.reachability
+                    .clone()
+                    .unwrap_or_else(|| Arc::new(Reachability::new())),
+            ),
+            ..self.clone()
+        }
+    }
+
+    /// Whether Box can be reached, for a client [`Client::detecting_offline`].
+    pub fn reachability(&self) -> Option<&Arc<Reachability>> {
+        self.reachability.as_ref()
+    }
+
+    /// One request to Box (`GET /users/me`), sent even while Box is known to be unreachable,
+    /// without retries: `Ok` once Box answered anything at all (an error status included,
+    /// which the caller's other requests will meet), and the client is online again.
+    pub async fn probe(&self) -> BoxResult<()> {
+        let mut req = self.api(Method::GET, "/users/me");
+        req.query.push(("fields".into(), "id".into()));
+        req.probe = true;
+        match self.send(req).await {
+            Ok(_) => Ok(()),
+            Err(BoxError::Unreachable(why)) => Err(BoxError::Unreachable(why)),
+            Err(BoxError::Api(_)) => Ok(()),
+            Err(other) => Err(other),
+        }
+    }
+
     pub fn with_priority(&self, priority: Priority) -> Client {
         Client {
             priority,
@@ -426,6 +474,9 @@ impl Client {
         req: Request,
         attempts: &mut Attempts,
     ) -> BoxResult<reqwest::Response> {
+        if let Some(offline) = self.offline_refusal(&req) {
+            return Err(offline);
+        }
         let mut refreshed = false;
         let mut token = if req.authenticated {
             Some(self.inner.auth.access_token().await?)
@@ -449,6 +500,9 @@ impl Client {
             let outcome = match result {
                 Ok(resp) => {
                     let status = resp.status();
+                    if let Some(r) = &self.reachability {
+                        r.reached();
+                    }
                     if let Some(date) = header_str(resp.headers(), "date")
                         .and_then(|d| httpdate::parse_http_date(d).ok())
                     {
@@ -501,6 +555,11 @@ impl Client {
                             origin: req.url.origin().ascii_serialization(),
                             problem,
                         }),
+                        // No connection at all (refused, no such host, timed out): not a
+                        // connection dropped halfway, which says Box was there.
+                        None if e.is_connect() || e.is_timeout() => Err(BoxError::Unreachable(
+                            format!("{} {}: {cause}", req.method, req.display_url()),
+                        )),
                         None => Err(BoxError::Network(format!(
                             "{} {}: {cause}",
                             req.method,
@@ -545,10 +604,39 @@ impl Client {
                 )));
             }
             let what = format!("{} {}", req.method, req.display_url());
-            if !self.wait_to_retry(attempts, &err, &what).await {
+            let unreachable = matches!(err, BoxError::Unreachable(_));
+            let out_of_tries = unreachable
+                && (req.probe
+                    || (self.reachability.is_some() && attempts.made >= UNREACHABLE_ATTEMPTS));
+            if out_of_tries || !self.wait_to_retry(attempts, &err, &what).await {
+                if let (true, Some(r), BoxError::Unreachable(why)) =
+                    (unreachable, &self.reachability, &err)
+                {
+                    r.lost(why);
+                }
                 return Err(err);
             }
         }
+    }
+
+    /// The error a request gets without being sent, while Box is known to be unreachable.
+    fn offline_refusal(&self, req: &Request) -> Option<BoxError> {
+        let r = self.reachability.as_ref()?;
+        if req.probe {
+            return None;
+        }
+        let state = r.snapshot();
+        let since = state.offline_since?;
+        let ago = SystemTime::now()
+            .duration_since(since)
+            .unwrap_or_default()
+            .as_secs();
+        Some(BoxError::Unreachable(format!(
+            "{} {} not sent: Box has been out of reach for {ago} s ({})",
+            req.method,
+            req.display_url(),
+            state.last_failure.as_deref().unwrap_or("no connection")
+        )))
     }
 
     /// After an attempt failed with `err`: whether the policy allows another one. If it

@@ -35,9 +35,15 @@ pub enum BoxError {
     /// Credentials are missing, expired beyond repair, or cannot be used.
     #[error("authentication failed: {0}")]
     Auth(String),
-    /// The request never got an answer (connection refused, reset, timed out).
+    /// The request never got an answer: the connection was reset or cut halfway.
     #[error("network error talking to Box: {0}")]
     Network(String),
+    /// Box could not be reached at all: the connection was refused, the host name did not
+    /// resolve, or the connection timed out. Also what a client
+    /// [`crate::Client::detecting_offline`] answers at once while Box is known to be out of
+    /// reach ([`crate::reachability`]).
+    #[error("cannot reach Box: {0}")]
+    Unreachable(String),
     /// The server's TLS certificate was refused, so nothing was sent. Behind a company's
     /// TLS-inspecting proxy, which re-signs every certificate with its own CA, that CA must be
     /// trusted (the system's store, or [`crate::http::HttpOptions::add_root_certificates_file`]).
@@ -128,7 +134,7 @@ impl BoxError {
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            BoxError::Network(_) => true,
+            BoxError::Network(_) | BoxError::Unreachable(_) => true,
             BoxError::Api(e) => matches!(e.status, 429 | 500 | 502 | 503 | 504),
             _ => false,
         }

@@ -132,7 +132,9 @@ impl HttpOptions {
             .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
-            .connect_timeout(Duration::from_secs(20))
+            // Box's hosts answer a connection within a second or two, through a proxy too;
+            // one that takes longer is treated as out of reach (`BoxError::Unreachable`).
+            .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("boxfs/", env!("CARGO_PKG_VERSION")))
             // Both sets of roots, said here so that the build fails if a reqwest feature that
             // provides one goes missing: the public CAs compiled in, and the system's (which

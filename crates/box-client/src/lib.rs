@@ -38,6 +38,7 @@ pub mod http;
 mod items;
 pub mod metadata;
 pub mod pacer;
+pub mod reachability;
 mod redis_server;
 pub mod search;
 pub mod secret;
