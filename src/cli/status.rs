@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::daemon::control::{self, ControlRequest};
 use crate::daemon::record::DaemonRecord;
-use crate::daemon::status::{MountStatus, OfflineStatus, UploadsStatus};
+use crate::daemon::status::{ConnectionStatus, MountStatus, OfflineStatus, UploadsStatus};
 use crate::human::{human_bytes, human_duration, human_rate, thousands};
 use box_client::pacer::BucketStats;
 use box_client::PacerStats;
@@ -109,6 +109,40 @@ pub fn run_status(args: StatusArgs) -> Result<(), String> {
     }
 }
 
+/// A moment given as seconds since the Unix epoch, in local time, and how long ago.
+fn moment(unix: u64) -> String {
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix);
+    let ago = std::time::SystemTime::now()
+        .duration_since(when)
+        .unwrap_or_default();
+    let local = chrono::DateTime::<chrono::Local>::from(when);
+    format!(
+        "{} ({} ago)",
+        local.format("%Y-%m-%d %H:%M:%S"),
+        human_duration(ago.as_secs_f64())
+    )
+}
+
+/// The `box` line: online, or offline since when, what waits, and when Box last answered.
+fn connection_text(c: &ConnectionStatus, uploads: &UploadsStatus) -> String {
+    let last = c.last_reached.map_or("never".to_string(), |t| {
+        format!("last reached {}", moment(t))
+    });
+    if c.online {
+        return format!("online; {last}");
+    }
+    let since = c.offline_since.map(moment).unwrap_or_default();
+    let mut text = format!(
+        "offline since {since}; {last}; {} upload(s) queued ({}); probing with backoff",
+        thousands(uploads.pending_files),
+        human_bytes(uploads.pending_bytes)
+    );
+    if let Some(why) = &c.last_failure {
+        text.push_str(&format!("\n           why: {why}"));
+    }
+    text
+}
+
 /// The human view of one mount.
 pub fn render(s: &MountStatus) -> String {
     let mut out = format!(
@@ -139,6 +173,9 @@ pub fn render(s: &MountStatus) -> String {
             }
         ),
     );
+    if let Some(c) = &s.connection {
+        line("box", connection_text(c, &s.uploads));
+    }
     let e = &s.events;
     let mut events = e.state.clone();
     let ago = |t: Option<f64>| {

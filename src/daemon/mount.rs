@@ -33,6 +33,7 @@ use crate::fs::{BoxFs, FsOptions};
 use crate::fuse::{FuseSession, SessionOptions};
 use box_client::auth::DeveloperToken;
 use box_client::endpoints::Endpoints;
+use box_client::error::BoxError;
 use box_client::events::StreamType;
 use box_client::http::HttpOptions;
 use box_client::types::User;
@@ -205,6 +206,10 @@ impl MountRequest {
             .await
             .map_err(|e| e.to_string())??;
         let (client, emulator, me) = self.client().await?;
+        let me = match me {
+            Ok(me) => me,
+            Err(why) => self.offline_user(&why).await?,
+        };
         let account = Account {
             login: me.login,
             name: me.name,
@@ -262,6 +267,12 @@ impl MountRequest {
                 }
             );
             saved_position = state.position;
+            if !fs.is_offline() {
+                let (login, name) = (account.login.clone(), account.name.clone());
+                let named = store.clone();
+                let _ = tokio::task::spawn_blocking(move || named.set_account_names(&login, &name))
+                    .await;
+            }
             fs = fs.with_store(store);
         }
         let fs = Arc::new(fs);
@@ -281,23 +292,35 @@ impl MountRequest {
         // happens after the mount started is missed; with a store, from where it was saved,
         // so that what changed while nothing was mounted is applied first.
         let position = match saved_position {
-            Some((saved, saved_at)) => {
-                let outcome = follower
-                    .catch_up(&saved, saved_at)
-                    .await
-                    .map_err(|e| format!("cannot read the event stream: {e}"))?;
-                match &outcome {
-                    CatchUp::Current { events, .. } => {
-                        log::info!("caught up with {events} event(s) since the last mount");
-                        // Every change until now is applied: the stored listings are current.
-                        fs.health().mark_healthy(None);
-                    }
-                    CatchUp::Lost { why, .. } => {
-                        log::warn!("{why}: every folder is listed from Box again when visited")
-                    }
-                }
-                outcome.position().to_string()
+            // Box out of reach: the store answers as it is, and the follower reads the
+            // events since its position once Box is back.
+            Some((saved, _)) if fs.is_offline() => {
+                log::warn!("Box cannot be reached: mounted offline from the metadata store");
+                saved
             }
+            Some((saved, saved_at)) => match follower.catch_up(&saved, saved_at).await {
+                Ok(outcome) => {
+                    match &outcome {
+                        CatchUp::Current { events, .. } => {
+                            log::info!("caught up with {events} event(s) since the last mount");
+                            // Every change until now is applied: the stored listings are
+                            // current.
+                            fs.health().mark_healthy(None);
+                        }
+                        CatchUp::Lost { why, .. } => {
+                            log::warn!("{why}: every folder is listed from Box again when visited")
+                        }
+                    }
+                    outcome.position().to_string()
+                }
+                // What was applied before Box went away stays; the rest comes with the
+                // follower, from the saved position, once Box is back.
+                Err(BoxError::Unreachable(why)) => {
+                    log::warn!("Box went out of reach while catching up ({why}): offline");
+                    saved
+                }
+                Err(e) => return Err(format!("cannot read the event stream: {e}")),
+            },
             None => {
                 let position = fs
                     .client()
@@ -340,6 +363,7 @@ impl MountRequest {
             fs.spawn_uploader(),
             fs.spawn_store_writer(),
             fs.spawn_pin_worker(),
+            fs.spawn_reachability_probe(),
         ];
         let mp = mountpoint.clone();
         let _ = tokio::task::spawn_blocking(move || raise_readahead(&mp)).await;
@@ -357,7 +381,7 @@ impl MountRequest {
 
     /// The API client, and the in-process emulator when one was asked for. Checks the
     /// credentials with `GET /users/me` so that a bad token fails the mount command.
-    async fn client(&self) -> Result<(Client, Option<Emulator>, User), String> {
+    async fn client(&self) -> Result<(Client, Option<Emulator>, Result<User, String>), String> {
         let (client, emulator) = match &self.backend {
             Backend::Emulator => {
                 let emulator = Emulator::start(EmulatorConfig {
@@ -387,14 +411,46 @@ impl MountRequest {
                     .map_err(|e| e.to_string())?;
                 (client, Some(emulator))
             }
-            Backend::Api(client) => (client.clone(), None),
+            // A mount keeps serving when Box is out of reach (`crate::fs::offline`).
+            Backend::Api(client) => (client.detecting_offline(), None),
         };
-        let me = client
-            .me()
+        match client.me().await {
+            Ok(me) => {
+                log::info!("signed in to Box as {}", me.login);
+                Ok((client, emulator, Ok(me)))
+            }
+            Err(BoxError::Unreachable(why)) if emulator.is_none() => Ok((client, None, Err(why))),
+            Err(e) => Err(crate::config::http::failure("cannot sign in to Box", &e)),
+        }
+    }
+
+    /// The account a mount started while Box is out of reach (`why`) acts as: the one its
+    /// metadata store was kept for, if the store holds this root folder and a position.
+    async fn offline_user(&self, why: &str) -> Result<User, String> {
+        let dir = self.cache_dir.clone();
+        let peek = tokio::task::spawn_blocking(move || MetaStore::peek(&dir))
             .await
-            .map_err(|e| crate::config::http::failure("cannot sign in to Box", &e))?;
-        log::info!("signed in to Box as {}", me.login);
-        Ok((client, emulator, me))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot reach Box ({why}), and {e}"))?;
+        let usable = peek.filter(|p| {
+            p.owner.root_folder_id == self.fs.root_folder_id
+                && self.as_user.as_ref().is_none_or(|u| *u == p.owner.user_id)
+        });
+        let Some(peek) = usable else {
+            return Err(format!(
+                "cannot reach Box ({why}), and {} holds no metadata of folder {} to mount \
+                 offline from: mount once while Box can be reached",
+                self.cache_dir.display(),
+                self.fs.root_folder_id
+            ));
+        };
+        log::warn!("cannot reach Box ({why}): mounting offline from the metadata store");
+        Ok(User {
+            id: peek.owner.user_id,
+            login: peek.login.unwrap_or_default(),
+            name: peek.name.unwrap_or_default(),
+            ..User::default()
+        })
     }
 }
 

@@ -228,6 +228,39 @@ pub struct MountStatus {
     /// What is pinned and how far its download is. Absent from daemons older than pinning.
     #[serde(default)]
     pub offline: OfflineStatus,
+    /// Whether Box can be reached (`None` for a backend that does not tell, and from
+    /// daemons older than offline mode).
+    #[serde(default)]
+    pub connection: Option<ConnectionStatus>,
+}
+
+/// Whether Box can be reached, as `boxfs status` shows it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionStatus {
+    /// Box answers: the mount is online.
+    pub online: bool,
+    /// While offline: since when (seconds since the Unix epoch).
+    pub offline_since: Option<u64>,
+    /// When Box last answered anything (seconds since the Unix epoch).
+    pub last_reached: Option<u64>,
+    /// Why the last request that found Box out of reach failed.
+    pub last_failure: Option<String>,
+}
+
+impl ConnectionStatus {
+    fn of(fs: &BoxFs) -> Option<ConnectionStatus> {
+        let unix = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .ok()
+        };
+        fs.reachability().map(|r| ConnectionStatus {
+            online: r.offline_since.is_none(),
+            offline_since: r.offline_since.and_then(unix),
+            last_reached: r.last_reached.and_then(unix),
+            last_failure: r.last_failure,
+        })
+    }
 }
 
 /// What the daemon knows of itself besides the filesystem.
@@ -307,6 +340,7 @@ impl Daemon {
             api: fs.client().request_stats(),
             pacing: fs.client().pacer_stats(),
             offline: OfflineStatus::of(fs),
+            connection: ConnectionStatus::of(fs),
         }
     }
 }

@@ -34,6 +34,7 @@ use box_client::events::{
 use box_client::files::{ByteRange, Download, DownloadOptions, DownloadSource, LockOptions};
 use box_client::folders::{ListOptions, SharedLinkSettings};
 use box_client::metadata::{ItemRef, MetadataInstance, MetadataPatch, MetadataTemplate};
+use box_client::reachability::ReachabilityState;
 use box_client::stats::RequestStats;
 use box_client::types::{Item, Items, User};
 use box_client::upload::UploadOptions;
@@ -266,6 +267,18 @@ pub trait BoxApi: Send + Sync {
     fn pacing_is_tight(&self) -> bool {
         false
     }
+
+    /// Whether Box can be reached, if this backend notices (a client
+    /// [`Client::detecting_offline`]): `None` when it does not.
+    fn reachability(&self) -> Option<ReachabilityState> {
+        None
+    }
+
+    /// One request sent even while Box is known to be out of reach: `Ok` once Box answered,
+    /// and every other call is sent again (see [`box_client::reachability`]).
+    async fn probe(&self) -> BoxResult<()> {
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -477,6 +490,12 @@ impl BoxApi for Client {
     }
     fn pacing_is_tight(&self) -> bool {
         Client::pacing_is_tight(self)
+    }
+    fn reachability(&self) -> Option<ReachabilityState> {
+        Client::reachability(self).map(|r| r.snapshot())
+    }
+    async fn probe(&self) -> BoxResult<()> {
+        Client::probe(self).await
     }
 }
 

@@ -118,6 +118,11 @@ pub struct FsError {
 }
 
 impl FsError {
+    /// Box is out of reach: nothing was asked of it (see `crate::fs::offline`).
+    pub fn is_unreachable(&self) -> bool {
+        self.errno == libc::ENETUNREACH
+    }
+
     pub fn new(errno: c_int, message: impl Into<String>) -> FsError {
         FsError {
             errno,

@@ -34,6 +34,7 @@ pub mod backend;
 pub mod errno;
 pub mod handles;
 pub mod kernel;
+pub mod offline;
 pub mod pin;
 pub mod quota;
 pub mod read;
@@ -57,6 +58,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use backend::BoxApi;
+use box_client::error::BoxError;
 use box_client::types::Item;
 use errno::FsError;
 use handles::Handles;
@@ -429,6 +431,11 @@ impl BoxFs {
             Err(e) if e.is_not_found() && ino != ROOT_INO => {
                 self.forget_removed(ino);
                 return Err(FsError::from(e));
+            }
+            // Offline (see `offline`): what the table holds, however old.
+            Err(BoxError::Unreachable(_)) => {
+                let table = lock(&self.table);
+                return self.cached_attr(&table, ino);
             }
             Err(e) => return Err(FsError::from(e)),
         };

@@ -266,9 +266,32 @@ impl TestEmu {
         (uid, token)
     }
 
-    /// Requests and responses so far that broke Box's OpenAPI description.
+    /// Requests and responses so far that broke Box's OpenAPI description (none once
+    /// stopped: [`TestEmu::stop`] checked them).
     pub fn violations(&self) -> Vec<String> {
-        self.emulator().conformance_violations()
+        self.emu
+            .as_ref()
+            .map(|e| e.conformance_violations())
+            .unwrap_or_default()
+    }
+
+    /// Stops the emulator, as if Box went out of reach, after checking that what it served
+    /// so far kept to Box's description. With a `data_dir`, starting another one with the
+    /// same configuration (and `listen` address) brings the same Box back.
+    pub async fn stop(&mut self) {
+        let violations = self.violations();
+        assert!(
+            violations.is_empty(),
+            "{} request(s) or response(s) do not match Box's OpenAPI description:\n{}",
+            violations.len(),
+            violations.join("\n")
+        );
+        if let Some(gap) = self.emulator().conformance_gap() {
+            panic!("{gap}");
+        }
+        if let Some(emu) = self.emu.take() {
+            emu.stop().await;
+        }
     }
 
     /// Requests until `expect_bad(false)` break Box's description on purpose; at least one
@@ -308,7 +331,7 @@ impl Drop for TestEmu {
             violations.len(),
             violations.join("\n")
         );
-        if let Some(gap) = self.emulator().conformance_gap() {
+        if let Some(gap) = self.emu.as_ref().and_then(|e| e.conformance_gap()) {
             panic!("{gap}");
         }
     }

@@ -676,6 +676,12 @@ impl BoxApi for FaultyBox {
     fn pacing_is_tight(&self) -> bool {
         self.inner.pacing_is_tight()
     }
+    fn reachability(&self) -> Option<box_client::reachability::ReachabilityState> {
+        self.inner.reachability()
+    }
+    async fn probe(&self) -> BoxResult<()> {
+        self.inner.probe().await
+    }
 }
 
 #[cfg(test)]

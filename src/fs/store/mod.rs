@@ -130,6 +130,14 @@ pub struct StoreOwner {
     pub root_folder_id: String,
 }
 
+/// What [`MetaStore::peek`] finds in a store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorePeek {
+    pub owner: StoreOwner,
+    pub login: Option<String>,
+    pub name: Option<String>,
+}
+
 /// What the store knew when it was opened.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct SavedState {
@@ -221,6 +229,55 @@ impl MetaStore {
         };
         let saved = store.prepare(owner).map_err(fail)?;
         Ok((store, saved))
+    }
+
+    /// Whose tree the store in `cache_dir` describes and the event position it is current
+    /// to, read without changing it: what a mount needs to start while Box is out of reach.
+    /// `None` when there is no store, or it holds no position (nothing in it is current).
+    pub fn peek(cache_dir: &Path) -> Result<Option<StorePeek>, StoreError> {
+        let path = cache_dir.join(STORE_FILE);
+        if !path.exists() {
+            return Ok(None);
+        }
+        let fail = |source| StoreError {
+            path: path.clone(),
+            source,
+        };
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(fail)?;
+        let get = |key: &str| -> rusqlite::Result<Option<String>> {
+            conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                .optional()
+        };
+        let read = || -> rusqlite::Result<Option<StorePeek>> {
+            let schema: Option<i64> = get("schema")?.and_then(|s| s.parse().ok());
+            if schema != Some(SCHEMA_VERSION) || get("position")?.is_none() {
+                return Ok(None);
+            }
+            let (Some(user_id), Some(root_folder_id)) = (get("user_id")?, get("root_folder_id")?)
+            else {
+                return Ok(None);
+            };
+            Ok(Some(StorePeek {
+                owner: StoreOwner {
+                    user_id,
+                    root_folder_id,
+                },
+                login: get("login")?,
+                name: get("name")?,
+            }))
+        };
+        read().map_err(fail)
+    }
+
+    /// Remembers the account's login and name, for a mount started while Box is out of reach.
+    pub fn set_account_names(&self, login: &str, name: &str) -> Result<(), StoreError> {
+        let conn = self.conn();
+        let set = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)";
+        conn.execute(set, params!["login", login])
+            .and_then(|_| conn.execute(set, params!["name", name]))
+            .map(|_| ())
+            .map_err(|e| self.fail(e))
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {

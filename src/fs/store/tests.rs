@@ -231,3 +231,28 @@ fn touched_items_make_their_stored_and_new_folders_stale() {
     assert_eq!(store.listing("11").unwrap(), None, "the folder it went to");
     assert_eq!(names(store.listing("12").unwrap()), ["quiet.txt"]);
 }
+
+#[test]
+fn peek_reads_the_owner_only_of_a_store_with_a_position() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(MetaStore::peek(dir.path()).unwrap(), None, "no store");
+    let (store, _) = MetaStore::open(dir.path(), &owner()).unwrap();
+    assert_eq!(
+        MetaStore::peek(dir.path()).unwrap(),
+        None,
+        "no position yet"
+    );
+    store.set_account_names("ann@example.com", "Ann").unwrap();
+    store
+        .apply(&StoreBatch {
+            position: Some("5".into()),
+            ..StoreBatch::default()
+        })
+        .unwrap();
+    let peek = MetaStore::peek(dir.path())
+        .unwrap()
+        .expect("a store to mount from");
+    assert_eq!(peek.owner, owner());
+    assert_eq!(peek.login.as_deref(), Some("ann@example.com"));
+    assert_eq!(peek.name.as_deref(), Some("Ann"));
+}

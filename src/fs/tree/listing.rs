@@ -100,7 +100,20 @@ impl BoxFs {
         if self.listing_is_fresh(dir)? || self.load_stored_listing(dir).await? {
             return Ok(0);
         }
-        self.fetch_listing(dir, sink).await
+        match self.fetch_listing(dir, sink).await {
+            Err(e) if e.is_unreachable() => self.list_offline(dir, e),
+            listed => listed,
+        }
+    }
+
+    /// Box is out of reach (`crate::fs::offline`): a complete listing the table holds
+    /// answers, however old (a stored one was tried already); else `err`.
+    fn list_offline(&self, dir: Ino, err: FsError) -> Result<usize, FsError> {
+        let table = lock(&self.table);
+        match table.get(dir) {
+            Some(inode) if inode.listing_complete() => Ok(0),
+            _ => Err(err),
+        }
     }
 
     pub(in crate::fs) fn listing_is_fresh(&self, dir: Ino) -> Result<bool, FsError> {

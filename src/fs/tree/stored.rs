@@ -5,7 +5,8 @@
 //! A stored listing answers only while the event stream is healthy: then every change Box
 //! made since the rows were written has been applied (the mount caught up before serving,
 //! and the follower applies the rest), so the rows are as current as a listing from Box.
-//! While the stream is down, folders are listed from Box as before. Store trouble is never a
+//! While the stream is down, folders are listed from Box as before; while Box is out of
+//! reach, stored listings answer whatever their age (`crate::fs::offline`). Store trouble is never a
 //! filesystem error: the store is a cache, and Box answers instead.
 
 use std::sync::Arc;
@@ -40,7 +41,9 @@ impl BoxFs {
         let Some(store) = self.store.clone() else {
             return Ok(false);
         };
-        if !self.health().is_healthy() {
+        // Offline, the store is the best there is; online, it is trusted only while every
+        // event since it was written has been applied.
+        if !self.health().is_healthy() && !self.is_offline() {
             return Ok(false);
         }
         let box_id = {

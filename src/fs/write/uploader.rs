@@ -58,6 +58,9 @@ pub const PARTS_IN_PARALLEL: usize = 16;
 const FIRST_RETRY_DELAY: Duration = Duration::from_secs(1);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 /// A full account is not going to empty itself within seconds.
+/// Retry delay of an upload that found Box out of reach; the probe that finds it back
+/// starts it earlier.
+const OFFLINE_RETRY_DELAY: Duration = Duration::from_secs(60);
 const QUOTA_RETRY_DELAY: Duration = Duration::from_secs(120);
 
 /// The uploads of a mount at one moment ([`BoxFs::upload_status`]).
@@ -85,6 +88,10 @@ enum Outcome {
 fn retry_delay(failures: u32, err: &FsError) -> Duration {
     if err.errno() == libc::ENOSPC || err.errno() == libc::EDQUOT {
         return QUOTA_RETRY_DELAY;
+    }
+    // Box out of reach: tried again when it answers (`crate::fs::offline`), or after this.
+    if err.is_unreachable() {
+        return OFFLINE_RETRY_DELAY;
     }
     FIRST_RETRY_DELAY
         .saturating_mul(1 << failures.min(10))

@@ -55,6 +55,7 @@ use crate::fs::tree::attr::FsAttr;
 use crate::fs::tree::inode::{Ino, Kind};
 use crate::fs::write::staging::{Journal, StagingDir, Target};
 use crate::fs::{box_name, lock, BoxFs, OpenFile, Opened, STAT_FIELDS};
+use box_client::error::BoxError;
 use box_client::files::DownloadOptions;
 use box_client::types::Item;
 
@@ -246,6 +247,22 @@ impl Writes {
 
     /// Queues the upload of `key` in `delay` unless it is queued already (a retry after a
     /// failure keeps its delay).
+    /// Every upload waiting to be tried again is due now (Box can be reached again). One
+    /// already running is not started twice: a second run waits for it and finds the data
+    /// uploaded.
+    pub(in crate::fs) fn retry_failed_now(&self) -> usize {
+        let now = Instant::now();
+        let mut n = 0;
+        for p in self.inner().queue.values_mut() {
+            if p.failures > 0 && p.due > now {
+                p.due = now;
+                n += 1;
+            }
+        }
+        self.wake.notify_one();
+        n
+    }
+
     fn schedule_unless_queued(&self, key: &str, delay: Duration) {
         if !self.inner().queue.contains_key(key) {
             self.schedule(key, delay);
@@ -401,6 +418,9 @@ impl BoxFs {
                 self.forget_removed(ino);
                 return Err(FsError::from(e));
             }
+            // Offline (`crate::fs::offline`): the version the table holds is the base; the
+            // upload's `If-Match` finds out later whether Box changed it meanwhile.
+            Err(BoxError::Unreachable(_)) => return Ok(self.base_as_held(ino, box_id)),
             Err(e) => return Err(FsError::from(e)),
         };
         if item.lock.is_some() {
@@ -430,6 +450,21 @@ impl BoxFs {
             size: item.size.unwrap_or(a.size),
             mtime: a.mtime.unwrap_or_else(SystemTime::now),
         })
+    }
+
+    /// The write base of `ino` (Box id `box_id`) as the table holds it, without asking Box.
+    fn base_as_held(&self, ino: Ino, box_id: String) -> Base {
+        let a = lock(&self.table)
+            .get(ino)
+            .map(|i| i.attrs().clone())
+            .unwrap_or_default();
+        Base {
+            file_id: box_id,
+            etag: a.etag.as_deref().map(str::to_string),
+            version: a.version.as_deref().map(str::to_string),
+            size: a.size,
+            mtime: a.mtime.unwrap_or_else(SystemTime::now),
+        }
     }
 
     /// `open` for writing (`O_WRONLY`/`O_RDWR`, with `O_TRUNC`, `O_APPEND`).
@@ -931,7 +966,11 @@ impl BoxFs {
                 self.writes.schedule(&staged.key, delay);
                 Ok(())
             }
-            None => self.upload_now(staged).await,
+            None => match self.upload_now(staged).await {
+                // Offline: the data is staged on disk and queued for when Box is back.
+                Err(e) if e.is_unreachable() => self.writes.sync_now(staged).await,
+                done => done,
+            },
         }
     }
 
@@ -950,11 +989,15 @@ impl BoxFs {
         }
     }
 
-    /// `fsync`: the data is on Box when it returns, in every mode.
+    /// `fsync`: the data is on Box when it returns, in every mode; while Box is out of
+    /// reach, on the local disk, queued for Box (see `crate::fs::offline`).
     pub async fn fsync(&self, fh: u64) -> Result<(), FsError> {
         let h = self.handle(fh)?;
         match self.writes.staged(h.ino) {
-            Some(staged) if staged.state().dirty => self.upload_now(&staged).await,
+            Some(staged) if staged.state().dirty => match self.upload_now(&staged).await {
+                Err(e) if e.is_unreachable() => self.writes.sync_now(&staged).await,
+                done => done,
+            },
             _ => Ok(()),
         }
     }
