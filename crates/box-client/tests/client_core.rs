@@ -160,6 +160,49 @@ async fn network_errors_are_typed_and_redacted() {
     let req = Request::new(Method::GET, c.endpoints().api("/users/me"))
         .query("access_token", "SUPERSECRET");
     let err = c.json::<Value>(req).await.unwrap_err();
-    assert!(matches!(err, BoxError::Network(_)), "{err}");
+    // Nothing listens there: the connection is refused, Box is out of reach.
+    assert!(matches!(err, BoxError::Unreachable(_)), "{err}");
     assert!(!err.to_string().contains("SUPERSECRET"), "{err}");
+}
+
+#[tokio::test]
+async fn a_client_detecting_offline_fails_at_once_until_a_probe_is_answered() {
+    let emu = TestEmu::start().await;
+    // A port nothing listens on, then the emulator's.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_base = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let offline = Client::with_http(
+        Arc::new(DeveloperToken::new(emu.token.clone())),
+        Endpoints::from_base(&dead_base).unwrap(),
+        box_client::client::http_client(),
+        fast_retries(5),
+    )
+    .detecting_offline();
+    let r = offline.reachability().expect("detecting").clone();
+    assert!(!r.is_offline());
+    assert!(matches!(offline.me().await, Err(BoxError::Unreachable(_))));
+    assert!(r.is_offline(), "the refusal is noticed");
+    // Now every call fails without being sent, and quickly.
+    let started = Instant::now();
+    let err = offline.me().await.unwrap_err();
+    assert!(err.to_string().contains("not sent"), "{err}");
+    assert!(started.elapsed() < Duration::from_millis(100));
+    assert!(matches!(offline.probe().await, Err(BoxError::Unreachable(_))));
+    assert!(r.is_offline());
+
+    // The same reachability, on a client that reaches Box: a probe brings it back.
+    let online = Client::with_http(
+        Arc::new(DeveloperToken::new(emu.token.clone())),
+        Endpoints::from_base(&emu.base).unwrap(),
+        box_client::client::http_client(),
+        fast_retries(2),
+    )
+    .detecting_offline();
+    let r2 = online.reachability().unwrap().clone();
+    r2.lost("test");
+    assert!(online.me().await.is_err(), "refused while offline");
+    online.probe().await.expect("the probe is answered");
+    assert!(!r2.is_offline());
+    assert_eq!(online.me().await.unwrap().login, "admin@example.com");
 }
