@@ -7,7 +7,7 @@
 //! an empty page cache, which the container does not let us drop).
 //!
 //! Run: `cargo bench --bench mount`, or some parts of it: `cargo bench --bench mount -- ls find`
-//! (parts: read, ls, find, changes, memory, writes, xattrs). These figures measure protocol
+//! (parts: read, ls, find, changes, memory, writes, xattrs, remount). These figures measure protocol
 //! efficiency: the mounts run with `--api-rate unlimited` against an emulator without rate
 //! limits. `cargo bench --bench mount -- limits` (run only when named: it takes about ten
 //! minutes) measures the mount against Box's rate limits instead (`mount/limits.rs`).
@@ -32,6 +32,8 @@ use sha1::{Digest, Sha1};
 
 #[path = "mount/limits.rs"]
 mod limits;
+#[path = "mount/remount.rs"]
+mod remount;
 
 /// The integration tests' real-mount helper.
 #[path = "../tests/common/mount.rs"]
@@ -1230,6 +1232,7 @@ const PARTS: &[Part] = &[
     ("memory", bench_memory),
     ("writes", bench_writes),
     ("xattrs", bench_xattrs),
+    ("remount", remount::bench_remount),
     ("limits-find", limits::bench_find),
     ("limits-write-back", limits::bench_write_back),
     ("limits-close", limits::bench_close),

@@ -303,3 +303,38 @@ async fn a_change_to_a_folder_evicted_from_memory_shows_when_it_is_visited_again
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_position_box_no_longer_keeps_makes_every_listing_stale() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let emu = emu_with_log(log.path()).await;
+    let (_, _, c, _, _) = tree(&emu).await;
+    let e = emu.clone();
+    let log = log.path().to_path_buf();
+    blocking(move || {
+        let cache = tempfile::tempdir().unwrap();
+        let mut m = TestMount::start(&e, &["--cache-dir", &cache_arg(&cache)]);
+        assert_eq!(shape(&walk(&m.root)), box_tree(&e, "0"));
+        assert!(m.unmount().success(), "{}", m.log());
+
+        // Box keeps events 300 ms from now on: the change below, and every event before
+        // it, is gone by the time the mount comes back.
+        e.emulator().set_knobs(box_emulator::Knobs {
+            event_retention_ms: 300,
+            ..e.emulator().knobs()
+        });
+        rt().block_on(e.upload_file(&c, "after-the-retention.txt", b"late"));
+        std::thread::sleep(Duration::from_millis(800));
+
+        std::fs::write(&log, b"").unwrap();
+        let mut m = TestMount::start(&e, &["--cache-dir", &cache_arg(&cache)]);
+        let walked = walk(&m.root);
+        // Nothing stored is trusted: every folder (the root, A, A/B, C) is listed again.
+        let listings = folder_listings(&log);
+        assert_eq!(listings, 4, "the stored listings were trusted");
+        assert_eq!(shape(&walked), box_tree(&e, "0"));
+        assert!(walked.contains_key("C/after-the-retention.txt"));
+        assert!(m.unmount().success(), "{}", m.log());
+    })
+    .await;
+}

@@ -188,7 +188,10 @@ async fn a_client_detecting_offline_fails_at_once_until_a_probe_is_answered() {
     let err = offline.me().await.unwrap_err();
     assert!(err.to_string().contains("not sent"), "{err}");
     assert!(started.elapsed() < Duration::from_millis(100));
-    assert!(matches!(offline.probe().await, Err(BoxError::Unreachable(_))));
+    assert!(matches!(
+        offline.probe().await,
+        Err(BoxError::Unreachable(_))
+    ));
     assert!(r.is_offline());
 
     // The same reachability, on a client that reaches Box: a probe brings it back.

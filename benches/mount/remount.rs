@@ -1,0 +1,300 @@
+//! The `remount` part: what the metadata store buys after an unmount. A 1,111-folder tree
+//! is walked with `find` right after a remount, against the same `find` on the mount that
+//! had just walked it, with the API calls the remount and its walk made; a change made on
+//! Box while nothing was mounted, timed from `boxfs mount` until it shows; and with
+//! 100,000 items in the store, how long `boxfs mount` takes to return, the daemon's memory
+//! after listing them all, and the store's size per item.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use box_client::Client;
+
+use super::{
+    ls_l, median, mount, proc_status_bytes, run_timed, secs, Row, TestMount, Watchdog, World,
+    FANOUT, LISTING_ENTRIES, MEMORY_FOLDERS, SMALL_FILE_BYTES,
+};
+
+/// Figure 7 before the store (README): the daemon's RSS after listing 100,000 items.
+const RSS_BEFORE_STORE_MB: f64 = 77.6;
+
+fn mount_with(world: &World, cache: &Path) -> TestMount {
+    TestMount::start(
+        &world.addr,
+        &["--cache-size", "2G", "--cache-dir", cache.to_str().unwrap()],
+    )
+}
+
+fn log_lines(world: &World) -> usize {
+    mount::logged_requests(&world.request_log).len()
+}
+
+fn row(
+    figure: &str,
+    measured: String,
+    baseline: String,
+    ratio: String,
+    target: &str,
+    pass: bool,
+) -> Row {
+    let row = Row {
+        figure: figure.into(),
+        measured,
+        baseline,
+        ratio,
+        target: target.into(),
+        pass,
+    };
+    row.print();
+    row
+}
+
+fn find_folders(dir: &Path, expected: usize) -> Result<Duration, String> {
+    let (took, lines) = run_timed("find", &[dir])?;
+    if lines != expected {
+        return Err(format!("find printed {lines} lines, not {expected}"));
+    }
+    Ok(took)
+}
+
+pub fn bench_remount(world: &World) -> Vec<Row> {
+    let mut rows = walk_figures(world);
+    rows.extend(large_store_figures(world));
+    rows
+}
+
+/// Figures R1, R2 and R3: the walk after a remount, its calls, and a change made while
+/// nothing was mounted.
+fn walk_figures(world: &World) -> Vec<Row> {
+    let folders = world.seed(|s| {
+        let root = s.root;
+        let top = s.folder(root, "Remount");
+        let mut count = 1;
+        let mut level = vec![top];
+        for depth in 0..3 {
+            let mut next = Vec::new();
+            for &parent in &level {
+                for i in 0..FANOUT {
+                    next.push(s.folder(parent, &format!("r{depth}-{i}")));
+                }
+            }
+            count += next.len();
+            level = next;
+        }
+        count
+    });
+    let cache = tempfile::tempdir().expect("cache dir");
+    let figure1 = format!("R1. find after remount, {folders} folders");
+    let figure2 = "R2. API calls: remount and that find";
+    let outcome = (|| -> Result<(Duration, Duration, usize), String> {
+        let mut first = mount_with(world, cache.path());
+        let dir = first.path("Remount");
+        let _watch = Watchdog::arm(&first, "find before the remount");
+        find_folders(&dir, folders)?;
+        let warm: Vec<Duration> = (0..3)
+            .map(|_| find_folders(&dir, folders))
+            .collect::<Result<_, _>>()?;
+        if !first.unmount().success() {
+            return Err("unmount failed".into());
+        }
+        let before = log_lines(world);
+        let second = mount_with(world, cache.path());
+        let _watch = Watchdog::arm(&second, "find after the remount");
+        let after = find_folders(&second.path("Remount"), folders)?;
+        let calls = log_lines(world) - before;
+        Ok((median(warm), after, calls))
+    })();
+    let mut rows = Vec::new();
+    match outcome {
+        Err(e) => {
+            for f in [figure1.as_str(), figure2] {
+                let r = Row::failed(f, "", e.clone());
+                r.print();
+                rows.push(r);
+            }
+        }
+        Ok((warm, after, calls)) => {
+            let ratio = after.as_secs_f64() / warm.as_secs_f64();
+            rows.push(row(
+                &figure1,
+                secs(after),
+                format!("the same find on the mount that walked it: {}", secs(warm)),
+                format!("{ratio:.2}x"),
+                "<= 2x baseline",
+                ratio <= 2.0,
+            ));
+            rows.push(row(
+                figure2,
+                format!("{calls} calls"),
+                format!("a cold walk lists {folders} folders"),
+                "-".into(),
+                "<= 10 calls",
+                calls <= 10,
+            ));
+        }
+    }
+    rows.push(change_while_unmounted(world, cache.path()));
+    rows
+}
+
+/// Figure R3: a folder renamed on Box while nothing was mounted, from `boxfs mount` until
+/// the new name shows.
+fn change_while_unmounted(world: &World, cache: &Path) -> Row {
+    let figure = "R3. change made while unmounted, visible after";
+    let client: &Client = &world.client;
+    let outcome = (|| -> Result<(Duration, Duration), String> {
+        let id = world.rt.block_on(async {
+            let page = client
+                .folder_items_page("0", &box_client::folders::ListOptions::marker().limit(1000))
+                .await
+                .map_err(|e| e.to_string())?;
+            let top = page
+                .entries
+                .iter()
+                .find(|e| e.name == "Remount")
+                .ok_or("no Remount folder")?
+                .id
+                .clone();
+            let page = client
+                .folder_items_page(
+                    &top,
+                    &box_client::folders::ListOptions::marker().limit(1000),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            let first = page
+                .entries
+                .first()
+                .ok_or("empty Remount folder")?
+                .id
+                .clone();
+            Ok::<String, String>(first)
+        })?;
+        world
+            .rt
+            .block_on(client.rename_folder(&id, "renamed-while-unmounted"))
+            .map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        let m = mount_with(world, cache);
+        let mounted = started.elapsed();
+        let seen = mount::eventually(Duration::from_secs(15), || {
+            m.path("Remount/renamed-while-unmounted").exists()
+        })
+        .ok_or("the new name never showed")?;
+        Ok((mounted, mounted + seen))
+    })();
+    let r = match outcome {
+        Err(e) => Row::failed(figure, "<= 2 s", e),
+        Ok((mounted, visible)) => Row {
+            figure: figure.into(),
+            measured: secs(visible),
+            baseline: format!("boxfs mount returned in {}", secs(mounted)),
+            ratio: "-".into(),
+            target: "<= 2 s".into(),
+            pass: visible <= Duration::from_secs(2),
+        },
+    };
+    r.print();
+    r
+}
+
+fn store_bytes(cache: &Path) -> u64 {
+    ["metadata.sqlite3", "metadata.sqlite3-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(cache.join(f)).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Figures R4, R5 and R6: 100,000 items in the store.
+fn large_store_figures(world: &World) -> Vec<Row> {
+    world.seed(|s| {
+        let blob = s.blob(bytes::Bytes::from(vec![b'x'; SMALL_FILE_BYTES]));
+        let root = s.root;
+        let top = s.folder(root, "Stored");
+        for f in 0..MEMORY_FOLDERS {
+            let folder = s.folder(top, &format!("s{f}"));
+            for i in 0..LISTING_ENTRIES {
+                s.file(folder, &format!("file-{i:05}.txt"), &blob);
+            }
+        }
+    });
+    let items = MEMORY_FOLDERS * LISTING_ENTRIES;
+    let cache = tempfile::tempdir().expect("cache dir");
+    let list_all = |m: &TestMount| -> Result<(), String> {
+        for f in 0..MEMORY_FOLDERS {
+            ls_l(&m.path(&format!("Stored/s{f}")), LISTING_ENTRIES)?;
+        }
+        Ok(())
+    };
+    let rss_mb = |m: &TestMount| {
+        m.pid()
+            .and_then(|pid| proc_status_bytes(pid, "VmRSS:"))
+            .map_or(0.0, |b| b as f64 / 1e6)
+    };
+    let outcome = (|| -> Result<(Duration, Duration, f64, f64, u64), String> {
+        let started = Instant::now();
+        let mut first = mount_with(world, cache.path());
+        let empty_mount = started.elapsed();
+        let _watch = Watchdog::arm(&first, "ls -l of 100,000 items");
+        list_all(&first)?;
+        let rss_listed = rss_mb(&first);
+        if !first.unmount().success() {
+            return Err("unmount failed".into());
+        }
+        let bytes = store_bytes(cache.path());
+        let started = Instant::now();
+        let second = mount_with(world, cache.path());
+        let full_mount = started.elapsed();
+        let _watch = Watchdog::arm(&second, "ls -l of 100,000 stored items");
+        list_all(&second)?;
+        let rss_stored = rss_mb(&second);
+        Ok((empty_mount, full_mount, rss_listed, rss_stored, bytes))
+    })();
+    let figures = [
+        "R4. boxfs mount returns, 100,000 items stored",
+        "R5. daemon RSS, 100,000 items, with the store",
+        "R6. store size per item",
+    ];
+    let Ok((empty_mount, full_mount, rss_listed, rss_stored, bytes)) = outcome else {
+        let e = outcome.err().unwrap_or_default();
+        return figures
+            .iter()
+            .map(|f| {
+                let r = Row::failed(f, "", e.clone());
+                r.print();
+                r
+            })
+            .collect();
+    };
+    let rss = rss_listed.max(rss_stored);
+    let rss_limit = RSS_BEFORE_STORE_MB * 1.2;
+    vec![
+        row(
+            figures[0],
+            secs(full_mount),
+            format!("with an empty store: {}", secs(empty_mount)),
+            format!("{:.2}x", full_mount.as_secs_f64() / empty_mount.as_secs_f64()),
+            "<= 1 s",
+            full_mount <= Duration::from_secs(1),
+        ),
+        row(
+            figures[1],
+            format!("{rss:.1} MB"),
+            format!(
+                "listed from Box {rss_listed:.1} MB, from the store {rss_stored:.1} MB; before the store {RSS_BEFORE_STORE_MB} MB"
+            ),
+            format!("{:.2}x", rss / RSS_BEFORE_STORE_MB),
+            &format!("<= {rss_limit:.1} MB"),
+            rss > 0.0 && rss <= rss_limit,
+        ),
+        row(
+            figures[2],
+            format!("{:.0} B/item", bytes as f64 / items as f64),
+            format!("{:.1} MB for {items} items", bytes as f64 / 1e6),
+            "-".into(),
+            "<= 400 B/item",
+            bytes as f64 / items as f64 <= 400.0,
+        ),
+    ]
+}
