@@ -5,6 +5,7 @@ use clap::Parser;
 use boxfs::cli::{Cli, Command};
 
 fn main() {
+    limit_malloc_arenas();
     init_logging();
     // `mount.fuse.boxfs`, run by mount(8), has a command line of its own.
     if let Some(code) = boxfs::cli::mount_helper::run_if_invoked_as_helper() {
@@ -116,5 +117,16 @@ fn init_logging() {
             .filter_level(log::LevelFilter::Warn)
             .filter_module("fuser::mnt", log::LevelFilter::Error)
             .init();
+    }
+}
+
+/// glibc gives each thread that allocates its own malloc arena; the mount's blocking threads
+/// (metadata store reads, content cache writes) would each keep one, with the memory freed
+/// into it never returned. Two arenas hold the daemon's memory to what it uses.
+fn limit_malloc_arenas() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt before any thread starts, with a valid option and value.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }
