@@ -10,13 +10,11 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use box_emulator::{EmulatorConfig, Knobs};
-use common::mount::{eventually, TestMount};
+use common::mount::{boxfs_cli, eventually, status_json, TestMount};
 use common::TestEmu;
-use serde_json::Value;
 
 /// Box's `--data` directory and the address it listens on: the same Box after a restart.
 struct Place {
@@ -47,23 +45,6 @@ impl Place {
 
 fn rt() -> tokio::runtime::Handle {
     tokio::runtime::Handle::current()
-}
-
-fn boxfs(args: &[&str], paths: &[&Path]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_boxfs"))
-        .args(args)
-        .args(paths)
-        .env("BOXFS_CONFIG", "/dev/null")
-        .env_remove("BOXFS_PROFILE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("boxfs runs")
-}
-
-fn status_json(mp: &Path) -> Value {
-    let out = boxfs(&["status", "--json"], &[mp]);
-    assert!(out.status.success(), "{out:?}");
-    serde_json::from_slice(&out.stdout).expect("status --json prints JSON")
 }
 
 fn errno_of<T>(r: std::io::Result<T>) -> Option<i32> {
@@ -216,7 +197,7 @@ async fn offline_reads_writes_and_refusals_then_queued_work_arrives() {
             status["uploads"]["pending_files"].as_u64().unwrap() >= 3,
             "{status}"
         );
-        let text = String::from_utf8_lossy(&boxfs(&["status"], &[&m.root]).stdout).into_owned();
+        let text = String::from_utf8_lossy(&boxfs_cli(&["status"], &[&m.root]).stdout).into_owned();
         assert!(text.contains("offline since"), "{text}");
         m
     })
@@ -281,7 +262,7 @@ async fn a_mount_started_while_box_is_down_serves_from_the_store() {
     let (token, base, cache_arg) = tokio::task::spawn_blocking(move || {
         let mut m = TestMount::start_with_base(&base, &token, &["--cache-dir", &cache_arg]);
         assert_eq!(read(m.path("Docs/read.txt")), b"read before");
-        let out = boxfs(&["pin"], &[&m.path("Kept")]);
+        let out = boxfs_cli(&["pin"], &[&m.path("Kept")]);
         assert!(out.status.success(), "{out:?}");
         let pinned = eventually(Duration::from_secs(20), || {
             let o = &status_json(&m.root)["offline"];

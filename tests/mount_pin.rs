@@ -11,7 +11,7 @@ mod common;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use box_client::upload::UploadOptions;
 use box_emulator::EmulatorConfig;
 use boxfs::fs::backend::BoxApi;
 use common::fs::client_of;
-use common::mount::{count_requests, eventually, TestMount};
+use common::mount::{boxfs_cli, count_requests, eventually, status_json, TestMount};
 use common::TestEmu;
 use serde_json::Value;
 
@@ -29,23 +29,6 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
         .map(|i| ((i / 7) as u8).wrapping_mul(13).wrapping_add(seed))
         .collect()
-}
-
-fn boxfs(args: &[&str], paths: &[&Path]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_boxfs"))
-        .args(args)
-        .args(paths)
-        .env("BOXFS_CONFIG", "/dev/null")
-        .env_remove("BOXFS_PROFILE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("boxfs runs")
-}
-
-fn status_json(mp: &Path) -> Value {
-    let out = boxfs(&["status", "--json"], &[mp]);
-    assert!(out.status.success(), "{out:?}");
-    serde_json::from_slice(&out.stdout).expect("status --json prints JSON")
 }
 
 /// Waits until every file kept for the pins (`files` of them) is on disk; the status then.
@@ -158,7 +141,7 @@ async fn pin_downloads_a_folder_shows_progress_and_survives_a_remount() {
         assert_eq!(offline(&m.path("Docs")), Ok("0".into()));
         std::fs::write(&log, b"").unwrap();
 
-        let out = boxfs(&["pin"], &[&m.path("Docs")]);
+        let out = boxfs_cli(&["pin"], &[&m.path("Docs")]);
         assert!(out.status.success(), "{out:?}");
         assert!(String::from_utf8_lossy(&out.stdout).contains("kept offline"));
         let status = until_downloaded(&m.root, 2);
@@ -173,7 +156,7 @@ async fn pin_downloads_a_folder_shows_progress_and_survives_a_remount() {
         assert_eq!(content_requests(&log, &b_id), 1);
         let from_dl = count_requests(&log, "GET", |p| p.starts_with("/dl/"));
         assert_eq!(fetched, 2 + from_dl, "content of other files was requested");
-        let text = String::from_utf8_lossy(&boxfs(&["status"], &[&m.root]).stdout).into_owned();
+        let text = String::from_utf8_lossy(&boxfs_cli(&["status"], &[&m.root]).stdout).into_owned();
         let pinned_line = format!("pinned {}: 2 files", m.path("Docs").display());
         for part in ["offline  1 pinned; 2 of 2 files", pinned_line.as_str()] {
             assert!(text.contains(part), "{part:?} missing in:\n{text}");
@@ -210,7 +193,7 @@ async fn pinned_content_stays_under_a_small_cache_size_and_unpin_lets_it_go() {
     let log = log.path().to_path_buf();
     blocking(move || {
         let m = TestMount::start(&e, &["--cache-size", "1M"]);
-        let out = boxfs(&["pin"], &[&m.path("Docs")]);
+        let out = boxfs_cli(&["pin"], &[&m.path("Docs")]);
         assert!(out.status.success(), "{out:?}");
         until_downloaded(&m.root, 2);
         // 3 MiB of unpinned content through a 1 MiB cache: read twice, downloaded twice.
@@ -242,12 +225,12 @@ async fn pinned_content_stays_under_a_small_cache_size_and_unpin_lets_it_go() {
         assert_eq!(s["offline"]["pinned_bytes"], (5 * MIB / 2 + 3) as u64);
 
         // Unpinning a file that is pinned only through its folder is refused, clearly.
-        let out = boxfs(&["unpin"], &[&m.path("Docs/a.bin")]);
+        let out = boxfs_cli(&["unpin"], &[&m.path("Docs/a.bin")]);
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("inside a pinned folder"), "{err}");
         // Unpinned: ordinary content under the bound, read from Box again.
-        let out = boxfs(&["unpin"], &[&m.path("Docs")]);
+        let out = boxfs_cli(&["unpin"], &[&m.path("Docs")]);
         assert!(out.status.success(), "{out:?}");
         let s = status_json(&m.root);
         assert_eq!(s["offline"]["items"].as_array().unwrap().len(), 0, "{s}");
@@ -318,7 +301,7 @@ async fn a_pin_bigger_than_the_cache_disk_is_refused_with_the_figures() {
         let disk = Tmpfs::new(16);
         let cache_arg = disk.at.to_str().unwrap().to_string();
         let m = TestMount::start(&e, &["--cache-dir", &cache_arg]);
-        let out = boxfs(&["pin"], &[&m.path("Big")]);
+        let out = boxfs_cli(&["pin"], &[&m.path("Big")]);
         assert_eq!(out.status.code(), Some(1), "{out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -333,13 +316,13 @@ async fn a_pin_bigger_than_the_cache_disk_is_refused_with_the_figures() {
         let s = status_json(&m.root);
         assert_eq!(s["offline"]["refused"]["needed"], (20 * MIB) as u64, "{s}");
         // What fits is pinned.
-        let out = boxfs(&["pin"], &[&m.path("small.bin")]);
+        let out = boxfs_cli(&["pin"], &[&m.path("small.bin")]);
         assert!(out.status.success(), "{out:?}");
         until_downloaded(&m.root, 1);
 
         // A path outside any mount, and one that does not exist: readable errors.
         let elsewhere = tempfile::tempdir().unwrap();
-        let out = boxfs(&["pin"], &[elsewhere.path(), &m.path("nothing")]);
+        let out = boxfs_cli(&["pin"], &[elsewhere.path(), &m.path("nothing")]);
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("is not inside a boxfs mount"), "{err}");
@@ -359,7 +342,7 @@ async fn files_changed_or_added_on_box_while_pinned_are_downloaded() {
     let log_path = log.path().to_path_buf();
     let m = blocking(move || {
         let m = TestMount::start(&e, &[]);
-        assert!(boxfs(&["pin"], &[&m.path("Docs")]).status.success());
+        assert!(boxfs_cli(&["pin"], &[&m.path("Docs")]).status.success());
         until_downloaded(&m.root, 2);
         m
     })

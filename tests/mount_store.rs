@@ -119,15 +119,9 @@ async fn tree(emu: &TestEmu) -> (String, String, String, String, String) {
 
 /// How many files and folders the daemon's metadata cache holds now (`boxfs status`).
 fn status_items(mp: &Path) -> u64 {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_boxfs"))
-        .args(["status", "--json"])
-        .arg(mp)
-        .env("BOXFS_CONFIG", "/dev/null")
-        .output()
-        .expect("boxfs status runs");
-    assert!(out.status.success(), "{out:?}");
-    let status: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    status["cache"]["inodes"].as_u64().expect("inodes")
+    common::mount::status_json(mp)["cache"]["inodes"]
+        .as_u64()
+        .expect("inodes")
 }
 
 fn cache_arg(dir: &tempfile::TempDir) -> String {

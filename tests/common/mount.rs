@@ -195,6 +195,26 @@ impl TestMount {
     }
 }
 
+/// Runs the `boxfs` binary with `args`, then `paths`, outside the configuration of whoever
+/// runs the tests.
+pub fn boxfs_cli(args: &[&str], paths: &[&Path]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_boxfs"))
+        .args(args)
+        .args(paths)
+        .env("BOXFS_CONFIG", "/dev/null")
+        .env_remove("BOXFS_PROFILE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("boxfs runs")
+}
+
+/// `boxfs status --json` of the mount at `mountpoint`.
+pub fn status_json(mountpoint: &Path) -> serde_json::Value {
+    let out = boxfs_cli(&["status", "--json"], &[mountpoint]);
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).expect("status --json prints JSON")
+}
+
 /// Polls `check` until it returns true or `limit` passes; returns how long it took.
 pub fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();

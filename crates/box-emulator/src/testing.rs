@@ -275,10 +275,9 @@ impl TestEmu {
             .unwrap_or_default()
     }
 
-    /// Stops the emulator, as if Box went out of reach, after checking that what it served
-    /// so far kept to Box's description. With a `data_dir`, starting another one with the
-    /// same configuration (and `listen` address) brings the same Box back.
-    pub async fn stop(&mut self) {
+    /// Panics if what the emulator served so far broke Box's description, or left a part of
+    /// it the conformance check requires unexercised (nothing to check once stopped).
+    fn assert_conforms(&self) {
         let violations = self.violations();
         assert!(
             violations.is_empty(),
@@ -286,9 +285,16 @@ impl TestEmu {
             violations.len(),
             violations.join("\n")
         );
-        if let Some(gap) = self.emulator().conformance_gap() {
+        if let Some(gap) = self.emu.as_ref().and_then(|e| e.conformance_gap()) {
             panic!("{gap}");
         }
+    }
+
+    /// Stops the emulator, as if Box went out of reach, after checking that what it served
+    /// so far kept to Box's description. With a `data_dir`, starting another one with the
+    /// same configuration (and `listen` address) brings the same Box back.
+    pub async fn stop(&mut self) {
+        self.assert_conforms();
         if let Some(emu) = self.emu.take() {
             emu.stop().await;
         }
@@ -324,15 +330,6 @@ impl Drop for TestEmu {
         if std::thread::panicking() {
             return;
         }
-        let violations = self.violations();
-        assert!(
-            violations.is_empty(),
-            "{} request(s) or response(s) do not match Box's OpenAPI description:\n{}",
-            violations.len(),
-            violations.join("\n")
-        );
-        if let Some(gap) = self.emu.as_ref().and_then(|e| e.conformance_gap()) {
-            panic!("{gap}");
-        }
+        self.assert_conforms();
     }
 }
