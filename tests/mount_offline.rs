@@ -162,6 +162,24 @@ async fn offline_reads_writes_and_refusals_then_queued_work_arrives() {
         assert_eq!(read(m.path("Docs/cached.txt")), b"cached content");
         let id = xattr(&m.path("Docs/cached.txt"), "user.box.id");
         assert!(id.is_ok(), "user.box.id offline: {id:?}");
+        // What the store keeps answers; what only Box knows says it cannot be reached.
+        for kept in ["user.box.etag", "user.box.sha1", "user.box.version"] {
+            let v = xattr(&m.path("Docs/cached.txt"), kept);
+            assert!(
+                v.as_ref().is_ok_and(|v| !v.is_empty()),
+                "{kept} offline: {v:?}"
+            );
+        }
+        assert_eq!(
+            xattr(&m.path("Docs/cached.txt"), "user.box.owner"),
+            Err(libc::ENETUNREACH)
+        );
+        // `df` answers too.
+        let statfs = std::process::Command::new("df")
+            .arg(&m.root)
+            .output()
+            .unwrap();
+        assert!(statfs.status.success(), "df offline: {statfs:?}");
 
         // What needs Box fails at once, and says why.
         let started = Instant::now();
@@ -228,7 +246,12 @@ async fn offline_reads_writes_and_refusals_then_queued_work_arrives() {
             expected(&seen)
         });
         let names: Vec<&String> = seen.iter().map(|f| &f.0).collect();
-        assert!(arrived.is_some(), "Box holds {names:?}; log:\n{}", m.log());
+        assert!(
+            arrived.is_some(),
+            "Box holds {names:?}; status: {}; log:\n{}",
+            status_json(&m.root),
+            m.log()
+        );
         let online = eventually(Duration::from_secs(10), || {
             status_json(&m.root)["connection"]["online"] == true
         });
@@ -259,7 +282,7 @@ async fn a_mount_started_while_box_is_down_serves_from_the_store() {
     let cache = tempfile::tempdir().unwrap();
     let cache_arg = cache.path().to_str().unwrap().to_string();
 
-    let (token, base, cache_arg) = tokio::task::spawn_blocking(move || {
+    let (token, base, cache_arg, root_mtime) = tokio::task::spawn_blocking(move || {
         let mut m = TestMount::start_with_base(&base, &token, &["--cache-dir", &cache_arg]);
         assert_eq!(read(m.path("Docs/read.txt")), b"read before");
         let out = boxfs_cli(&["pin"], &[&m.path("Kept")]);
@@ -269,8 +292,9 @@ async fn a_mount_started_while_box_is_down_serves_from_the_store() {
             o["files_total"] == 2 && o["files_done"] == 2
         });
         assert!(pinned.is_some(), "the pinned folder was not downloaded");
+        let root_mtime = std::fs::metadata(&m.root).unwrap().mtime();
         assert!(m.unmount().success(), "{}", m.log());
-        (token, base, cache_arg)
+        (token, base, cache_arg, root_mtime)
     })
     .await
     .unwrap();
@@ -290,6 +314,8 @@ async fn a_mount_started_while_box_is_down_serves_from_the_store() {
             .collect();
         names.sort();
         assert_eq!(names, ["read.txt", "unread.txt"]);
+        // The root keeps its own times, from the store.
+        assert_eq!(std::fs::metadata(&m.root).unwrap().mtime(), root_mtime);
         assert_eq!(read(m.path("Docs/read.txt")), b"read before");
         assert_eq!(
             errno_of(std::fs::read(m.path("Docs/unread.txt"))),

@@ -330,7 +330,10 @@ impl BoxFs {
     /// Staged files keep their data and their local attributes. Returns how many kernel
     /// invalidations were sent.
     pub fn drop_metadata_cache(&self) -> usize {
-        let invs = sync::events::revalidate_all(&mut lock(&self.table));
+        let invs = sync::events::revalidate_all(
+            &mut lock(&self.table),
+            sync::events::RevalidateScope::MemoryAndStore,
+        );
         self.xattrs.clear();
         self.health().record_revalidation();
         let n = invs.len();
@@ -434,6 +437,7 @@ impl BoxFs {
             }
             // Offline (see `offline`): what the table holds, however old.
             Err(BoxError::Unreachable(_)) => {
+                self.restore_stored_attrs(ino).await;
                 let table = lock(&self.table);
                 return self.cached_attr(&table, ino);
             }

@@ -53,11 +53,22 @@ impl BoxFs {
     pub fn spawn_reachability_probe(self: &Arc<Self>) -> JoinHandle<()> {
         let fs = Arc::clone(self);
         tokio::spawn(async move {
+            let mut outages_handled = 0;
             loop {
                 tokio::time::sleep(WATCH_INTERVAL).await;
-                if !fs.is_offline() {
+                let Some(state) = fs.reachability() else {
+                    return;
+                };
+                if state.offline_since.is_none() {
+                    // An outage may have come and gone since the last look (another call
+                    // reached Box first): what waited for Box goes all the same.
+                    if state.outages > outages_handled {
+                        outages_handled = state.outages;
+                        fs.back_online();
+                    }
                     continue;
                 }
+                outages_handled = state.outages;
                 let mut wait = FIRST_PROBE_AFTER;
                 loop {
                     tokio::time::sleep(wait).await;
@@ -74,6 +85,8 @@ impl BoxFs {
                     }
                     wait = (wait * 2).min(MAX_PROBE_INTERVAL);
                 }
+                // Outages that began while this one was probed end here too.
+                outages_handled = fs.reachability().map_or(outages_handled, |s| s.outages);
                 fs.back_online();
             }
         })

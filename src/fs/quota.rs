@@ -4,6 +4,8 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use box_client::error::BoxError;
+
 use crate::fs::backend::BoxApi;
 use crate::fs::errno::FsError;
 use crate::fs::lock;
@@ -38,24 +40,35 @@ impl Quota {
                 return Ok(stats);
             }
         }
-        let me = client
-            .me_with_fields(&["space_amount", "space_used"])
-            .await?;
+        let me = match client.me_with_fields(&["space_amount", "space_used"]).await {
+            Ok(me) => me,
+            // Out of reach (`crate::fs::offline`), `df` still answers: with the last quota
+            // Box gave, whatever its age, or as an unlimited account before any.
+            Err(BoxError::Unreachable(_)) => {
+                let last = lock(&self.last).map(|(_, stats)| stats);
+                return Ok(last.unwrap_or_else(|| Self::stats(1 << 50, 0, files)));
+            }
+            Err(e) => return Err(e.into()),
+        };
         let used = me.space_used.unwrap_or(0).max(0) as u64;
         // Box reports an unlimited account as a huge or negative amount.
         let total = match me.space_amount {
             Some(a) if a > 0 => a as u64,
             _ => 1 << 50,
         };
-        let stats = FsStats {
+        let stats = Self::stats(total, used, files);
+        *lock(&self.last) = Some((Instant::now(), stats));
+        Ok(stats)
+    }
+
+    fn stats(total: u64, used: u64, files: u64) -> FsStats {
+        FsStats {
             block_size: BLOCK as u32,
             blocks: total / BLOCK,
             blocks_free: total.saturating_sub(used) / BLOCK,
             files,
             // What tools keep the names they make within (see `tree::inode::NAME_MAX_BYTES`).
             name_max: NAME_MAX_CHARS as u32,
-        };
-        *lock(&self.last) = Some((Instant::now(), stats));
-        Ok(stats)
+        }
     }
 }

@@ -121,6 +121,9 @@ pub enum Body {
     Multipart(Arc<dyn Fn() -> reqwest::multipart::Form + Send + Sync>),
 }
 
+/// How long a probe ([`Client::probe`]) waits for Box's answer.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// One API request, described so that it can be sent again.
 #[derive(Clone)]
 pub struct Request {
@@ -671,6 +674,12 @@ impl Client {
 
     fn build(&self, req: &Request, token: Option<&Secret>) -> reqwest::RequestBuilder {
         let mut rb = self.inner.http.request(req.method.clone(), req.url.clone());
+        if req.probe {
+            // A probe that gets no answer in time says what a refused one says: a server
+            // that accepts connections but never answers (one shutting down, a captive
+            // network) would otherwise hold the prober, and the mount offline, for good.
+            rb = rb.timeout(PROBE_TIMEOUT);
+        }
         if !req.query.is_empty() {
             rb = rb.query(&req.query);
         }

@@ -23,6 +23,7 @@ struct State {
     offline_since: Option<SystemTime>,
     last_reached: Option<SystemTime>,
     last_failure: Option<String>,
+    outages: u64,
 }
 
 /// A snapshot of [`Reachability`], for status displays.
@@ -34,6 +35,9 @@ pub struct ReachabilityState {
     pub last_reached: Option<SystemTime>,
     /// Why the last request that found it unreachable failed.
     pub last_failure: Option<String>,
+    /// How many times Box was found unreachable since the client was made. A watcher that
+    /// looks now and then sees from it that an outage came and went between two looks.
+    pub outages: u64,
 }
 
 impl Reachability {
@@ -61,6 +65,7 @@ impl Reachability {
             offline_since: s.offline_since,
             last_reached: s.last_reached,
             last_failure: s.last_failure,
+            outages: s.outages,
         }
     }
 
@@ -83,6 +88,7 @@ impl Reachability {
             return false;
         }
         s.offline_since = Some(SystemTime::now());
+        s.outages += 1;
         log::warn!("Box cannot be reached ({why}): working offline");
         true
     }
@@ -105,5 +111,8 @@ mod tests {
         assert!(!r.is_offline());
         assert!(r.snapshot().last_reached.is_some());
         assert!(!r.reached(), "already online");
+        assert_eq!(r.snapshot().outages, 1);
+        r.lost("once more");
+        assert_eq!(r.snapshot().outages, 2);
     }
 }

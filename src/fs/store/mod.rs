@@ -473,23 +473,34 @@ impl MetaStore {
     /// The children of folder `id` if the store holds its complete listing, else `None`.
     pub fn listing(&self, id: &str) -> Result<Option<Vec<StoredItem>>, StoreError> {
         let conn = self.conn();
-        let read = || -> rusqlite::Result<Option<Vec<StoredItem>>> {
-            let complete: Option<bool> = conn
-                .query_row(
-                    "SELECT listing_complete FROM items WHERE id = ?1 AND is_dir = 1",
-                    [id],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if complete != Some(true) {
-                return Ok(None);
+        Self::listing_in(&conn, id).map_err(|e| self.fail(e))
+    }
+
+    /// The complete listings the store holds of the folders `ids`, read at once (the
+    /// subfolders a directory walk visits next); folders without one are left out.
+    pub fn listings(&self, ids: &[String]) -> Result<HashMap<String, Vec<StoredItem>>, StoreError> {
+        let conn = self.conn();
+        let mut found = HashMap::new();
+        for id in ids {
+            if let Some(rows) = Self::listing_in(&conn, id).map_err(|e| self.fail(e))? {
+                found.insert(id.clone(), rows);
             }
-            let mut stmt =
-                conn.prepare_cached(&format!("SELECT {COLUMNS} FROM items WHERE parent_id = ?1"))?;
-            let rows = stmt.query_map([id], row_item)?;
-            rows.collect::<rusqlite::Result<Vec<_>>>().map(Some)
-        };
-        read().map_err(|e| self.fail(e))
+        }
+        Ok(found)
+    }
+
+    fn listing_in(conn: &Connection, id: &str) -> rusqlite::Result<Option<Vec<StoredItem>>> {
+        let complete: Option<bool> = conn
+            .prepare_cached("SELECT listing_complete FROM items WHERE id = ?1 AND is_dir = 1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        if complete != Some(true) {
+            return Ok(None);
+        }
+        let mut stmt =
+            conn.prepare_cached(&format!("SELECT {COLUMNS} FROM items WHERE parent_id = ?1"))?;
+        let rows = stmt.query_map([id], row_item)?;
+        rows.collect::<rusqlite::Result<Vec<_>>>().map(Some)
     }
 
     /// The row of item `id`.

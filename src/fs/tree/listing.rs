@@ -55,7 +55,7 @@ impl Listings {
     }
 
     /// The lock that one listing of `dir` at a time holds.
-    fn lock_for(&self, dir: Ino) -> Arc<tokio::sync::Mutex<()>> {
+    pub(in crate::fs) fn lock_for(&self, dir: Ino) -> Arc<tokio::sync::Mutex<()>> {
         let mut locks = lock(&self.locks);
         // Drop locks nobody holds any more, so the map does not grow with every folder seen.
         if locks.len() > 4096 {
@@ -227,12 +227,12 @@ impl BoxFs {
         })
     }
 
-    /// Lists the subfolders of `dir` that are not listed yet, in the background, a bounded
-    /// number at a time across the whole mount.
+    /// Lists the subfolders of `dir` that are not listed yet, in the background: first
+    /// those the metadata store holds, at once and without asking Box; then the rest from
+    /// Box, a bounded number at a time across the whole mount.
     fn prefetch_subfolders(self: &Arc<Self>, dir: Ino) {
         let per_folder = self.listings.prefetch_per_folder;
-        // Under Box's rate limits, listing folders nobody opened yet is the first work to go.
-        if per_folder == 0 || self.client.pacing_is_tight() {
+        if per_folder == 0 {
             return;
         }
         let ttl = self.freshness.ttl();
@@ -248,7 +248,23 @@ impl BoxFs {
                 .take(per_folder)
                 .collect()
         };
-        for child in todo {
+        if todo.is_empty() {
+            return;
+        }
+        let fs = Arc::clone(self);
+        tokio::spawn(in_background(async move {
+            let not_stored = fs.load_stored_listings(todo).await;
+            fs.prefetch_from_box(not_stored);
+        }));
+    }
+
+    /// Lists `dirs` from Box in the background, at most `prefetch_parallel` at once.
+    fn prefetch_from_box(self: &Arc<Self>, dirs: Vec<Ino>) {
+        // Under Box's rate limits, listing folders nobody opened yet is the first work to go.
+        if self.client.pacing_is_tight() {
+            return;
+        }
+        for child in dirs {
             let fs = Arc::clone(self);
             tokio::spawn(in_background(async move {
                 let Ok(_slot) = fs.listings.prefetch_slots.clone().acquire_owned().await else {
@@ -266,11 +282,12 @@ impl BoxFs {
     }
 }
 
-/// After a big listing (`listed` entries), returns the memory its decoded pages took (about
-/// 1 KiB an entry) to the kernel: glibc keeps freed memory in its arenas, so without a trim the
-/// daemon's resident size would stay at the peak of the largest listings it ever fetched at
-/// once. Done after the listing was handed out, off the path a reader waits on.
-fn trim_after_listing(listed: usize) {
+/// After a big listing (`listed` entries) or a big write to the metadata store, returns the
+/// memory its decoded pages or rows took (about 1 KiB an entry) to the kernel: glibc keeps
+/// freed memory in its arenas, so without a trim the daemon's resident size would stay at
+/// the peak of the largest listings it ever fetched or stored at once. Done after the
+/// listing was handed out, off the path a reader waits on.
+pub(in crate::fs) fn trim_after_listing(listed: usize) {
     if listed >= PAGE_LIMIT as usize {
         // SAFETY: malloc_trim only returns free heap pages to the kernel.
         unsafe { libc::malloc_trim(0) };

@@ -9,8 +9,9 @@
 //! reach, stored listings answer whatever their age (`crate::fs::offline`). Store trouble is never a
 //! filesystem error: the store is a cache, and Box answers instead.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
 
@@ -75,8 +76,89 @@ impl BoxFs {
         lock(&self.table).merge_stored_listing(dir, &rows)?;
         self.counters
             .stored_listings
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(1, Ordering::Relaxed);
         Ok(true)
+    }
+
+    /// Stores the complete listings the metadata store holds of the folders `dirs` (the
+    /// subfolders a walk visits next), all in one read of the store, and returns the folders
+    /// it holds none of. After a remount a walk then finds each folder listed when it gets
+    /// there, instead of waiting for one read per folder. A folder being listed meanwhile
+    /// is left to that listing.
+    pub(in crate::fs) async fn load_stored_listings(&self, dirs: Vec<Ino>) -> Vec<Ino> {
+        let Some(store) = self.store.clone() else {
+            return dirs;
+        };
+        if dirs.is_empty() || (!self.health().is_healthy() && !self.is_offline()) {
+            return dirs;
+        }
+        let wanted: Vec<(Ino, String)> = {
+            let table = lock(&self.table);
+            dirs.iter()
+                .filter_map(|&d| Some((d, table.get(d)?.box_id().to_string())))
+                .collect()
+        };
+        let ids: Vec<String> = wanted.iter().map(|(_, id)| id.clone()).collect();
+        let table = self.table.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            store.apply_taken(|| lock(&table).take_store_batch())?;
+            store.listings(&ids)
+        })
+        .await;
+        let mut found = match read {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => {
+                log::warn!("{e}; listing from Box instead");
+                return dirs;
+            }
+            Err(e) => {
+                log::warn!("reading the metadata store: {e}");
+                return dirs;
+            }
+        };
+        let ttl = self.freshness.ttl();
+        let mut not_stored = Vec::new();
+        for (dir, id) in wanted {
+            let Some(rows) = found.remove(&id) else {
+                not_stored.push(dir);
+                continue;
+            };
+            let guard = self.listings.lock_for(dir);
+            let Ok(_listing) = guard.try_lock() else {
+                continue;
+            };
+            let mut table = lock(&self.table);
+            if table.get(dir).is_none() || table.listing_fresh(dir, ttl, Instant::now()) {
+                continue;
+            }
+            if table.merge_stored_listing(dir, &rows).is_ok() {
+                self.counters
+                    .stored_listings
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        not_stored
+    }
+
+    /// Gives `ino` the attributes of its stored row if Box never described it in this
+    /// mount: offline, the root of a mount started offline has its own times and etag
+    /// rather than none.
+    pub(in crate::fs) async fn restore_stored_attrs(&self, ino: Ino) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        let box_id = match lock(&self.table).get(ino) {
+            Some(inode) if inode.attrs_fetched().is_none() => inode.box_id().to_string(),
+            _ => return,
+        };
+        match tokio::task::spawn_blocking(move || store.item(&box_id)).await {
+            Ok(Ok(Some(row))) => {
+                lock(&self.table).restore_stored_attrs(ino, &row);
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => log::warn!("{e}"),
+            Err(e) => log::warn!("reading the metadata store: {e}"),
+        }
     }
 
     /// Writes what the table changed since the last write to the store. Returns how many
@@ -91,7 +173,10 @@ impl BoxFs {
         })
         .await;
         match written {
-            Ok(Ok(n)) => n,
+            Ok(Ok(n)) => {
+                super::listing::trim_after_listing(n);
+                n
+            }
             Ok(Err(e)) => {
                 log::warn!("{e}");
                 0

@@ -97,7 +97,7 @@ use crate::fs::tree::inode::{is_local_id, Ino, Kind, ROOT_INO};
 use box_client::error::BoxResult;
 use box_client::folders::{SharedLinkSettings, ROOT_FOLDER};
 use box_client::metadata::{ItemRef, MetadataInstance, MetadataPatch};
-use box_client::types::Item;
+use box_client::types::{FileVersion, Item};
 pub use cache::{XattrCache, XATTR_TTL};
 use names::{
     active_lock, attribute_names, find_instance, item_value, to_json_bytes, Fact, NameError,
@@ -112,6 +112,14 @@ use values::{
 /// Item fields the attributes need besides [`STAT_FIELDS`] (which come along so that every
 /// fetch refreshes the inode's `stat` too).
 const EXTRA_FIELDS: &[&str] = &["owned_by", "modified_by", "shared_link"];
+
+/// Whether the table keeps attribute `name` (offline it answers from there).
+fn kept_offline(name: &XattrName) -> bool {
+    matches!(
+        name,
+        XattrName::Fact(Fact::Etag | Fact::Sha1 | Fact::Version)
+    )
+}
 
 /// What the attributes of an inode are about.
 #[derive(Debug, Clone)]
@@ -298,11 +306,43 @@ impl BoxFs {
                     .transpose()?
             }
             _ => {
-                let item = self.xattr_item(ino, &t).await?;
+                let item = match self.xattr_item(ino, &t).await {
+                    Ok(item) => item,
+                    Err(e) if e.is_unreachable() && kept_offline(&name) => {
+                        Arc::new(self.item_from_table(ino, &t)?)
+                    }
+                    Err(e) => return Err(e),
+                };
                 item_value(&name, &item, Utc::now()).map(String::into_bytes)
             }
         };
         value.ok_or_else(no_data)
+    }
+
+    /// Box out of reach (`crate::fs::offline`): the item as the table and the metadata store
+    /// keep it, which is its id, type, etag, sha1 and version. Its owner, lock, shared link
+    /// and metadata are not kept; reading them offline fails with ENETUNREACH.
+    fn item_from_table(&self, ino: Ino, t: &Target) -> Result<Item, FsError> {
+        let table = lock(&self.table);
+        let inode = table
+            .get(ino)
+            .ok_or_else(|| FsError::not_found(format!("no inode {ino}")))?;
+        let attrs = inode.attrs();
+        Ok(Item {
+            kind: match t.kind {
+                Kind::File => "file",
+                Kind::Dir => "folder",
+            }
+            .into(),
+            id: t.box_id.clone(),
+            etag: attrs.etag.as_deref().map(Into::into),
+            sha1: attrs.sha1.as_deref().map(Into::into),
+            file_version: attrs.version.as_deref().map(|id| FileVersion {
+                id: id.into(),
+                ..FileVersion::default()
+            }),
+            ..Item::default()
+        })
     }
 
     /// `listxattr`: the names of the attributes `ino` has, each followed by a NUL.
@@ -312,7 +352,14 @@ impl BoxFs {
             return Ok(Vec::new());
         }
         let (item, instances) =
-            tokio::try_join!(self.xattr_item(ino, &t), self.xattr_instances(ino, &t))?;
+            match tokio::try_join!(self.xattr_item(ino, &t), self.xattr_instances(ino, &t)) {
+                Ok(both) => both,
+                // Offline: the attributes the table keeps (see `item_from_table`).
+                Err(e) if e.is_unreachable() => {
+                    (Arc::new(self.item_from_table(ino, &t)?), Arc::default())
+                }
+                Err(e) => return Err(e),
+            };
         let mut out = Vec::new();
         for name in attribute_names(&item, &instances, Utc::now()) {
             out.extend_from_slice(name.as_bytes());

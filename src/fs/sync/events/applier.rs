@@ -347,16 +347,31 @@ pub(super) fn detach(table: &mut InodeTable, ino: Ino, fx: &mut Effects) {
     }
 }
 
+/// How far [`revalidate_all`] reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevalidateScope {
+    /// The table and the kernel's caches. The stream resumed from its position, so the
+    /// events it delivers mark stale the stored listings they touch (the journal's
+    /// `Touched`); the rest of the store is as current as those events make it.
+    Memory,
+    /// The store's listings too: events were lost (a position Box no longer keeps), or the
+    /// user asked for everything to be listed again.
+    MemoryAndStore,
+}
+
 /// After an outage too long to trust, or a gap in the stream: every attribute and listing in
 /// the table becomes stale, and the kernel drops every dentry and inode it holds from us.
 /// Inodes the kernel does not reference have nothing in its caches; negative dentries cannot
 /// be named, so they last until their (short, while unhealthy) TTL ends.
-pub fn revalidate_all(table: &mut InodeTable) -> Vec<Invalidation> {
+/// With [`RevalidateScope::MemoryAndStore`] the metadata store's listings go stale too,
+/// those of folders no longer in memory included.
+pub fn revalidate_all(table: &mut InodeTable, scope: RevalidateScope) -> Vec<Invalidation> {
     let mut entries: Vec<(Ino, Box<str>)> = Vec::new();
     let mut held: Vec<Ino> = Vec::new();
     let all: Vec<Ino> = table.iter().map(|(ino, _)| ino).collect();
-    // The store's listings too, those of folders no longer in memory included.
-    table.journal_all_listings_stale();
+    if scope == RevalidateScope::MemoryAndStore {
+        table.journal_all_listings_stale();
+    }
     for ino in all {
         table.invalidate_attrs(ino);
         table.invalidate_listing(ino);

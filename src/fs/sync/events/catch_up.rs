@@ -64,7 +64,7 @@ impl EventFollower {
         };
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
         if let CatchUp::Lost { .. } = &outcome {
-            revalidate_all(&mut table);
+            revalidate_all(&mut table, RevalidateScope::MemoryAndStore);
         }
         table.note_stream_position(outcome.position());
         Ok(outcome)

@@ -169,7 +169,11 @@ impl EventFollower {
         }
         if status.out_of_date > watch.out_of_date_seen {
             watch.out_of_date_seen = status.out_of_date;
-            self.revalidate("the stream position is out of date").await;
+            self.revalidate(
+                "the stream position is out of date",
+                RevalidateScope::MemoryAndStore,
+            )
+            .await;
         }
         watch.last_ok = status.last_ok.or(watch.last_ok);
         if !status.connected {
@@ -196,7 +200,8 @@ impl EventFollower {
             Some(d) => {
                 log::info!("event stream back after {d:?}");
                 if d >= self.opts.revalidate_after {
-                    self.revalidate("the event stream was down").await;
+                    self.revalidate("the event stream was down", RevalidateScope::Memory)
+                        .await;
                 }
             }
         }
@@ -285,10 +290,10 @@ impl EventFollower {
         }
     }
 
-    async fn revalidate(&self, why: &str) {
+    async fn revalidate(&self, why: &str, scope: RevalidateScope) {
         let invs = {
             let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
-            revalidate_all(&mut table)
+            revalidate_all(&mut table, scope)
         };
         log::info!(
             "{why}: revalidating every cache ({} kernel invalidations)",

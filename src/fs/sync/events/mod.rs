@@ -55,7 +55,8 @@
 //! last position, so nothing is lost over a short outage; after a long one
 //! ([`FollowerOptions::revalidate_after`]), or when Box says the position is older than the
 //! events it keeps, [`revalidate_all`] marks every listing and attribute stale and tells the
-//! kernel to drop what it holds.
+//! kernel to drop what it holds. Only a lost position marks the metadata store's listings
+//! stale as well: after an outage the resumed stream's events mark those they touch.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -530,7 +530,7 @@ fn revalidate_all_marks_everything_stale() {
     let (a, f) = (x.a, x.f);
     x.t.add_lookup(a);
     x.t.add_lookup(f);
-    let invs = revalidate_all(&mut x.t);
+    let invs = revalidate_all(&mut x.t, RevalidateScope::MemoryAndStore);
     assert_eq!(
         invs,
         vec![

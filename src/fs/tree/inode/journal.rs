@@ -239,16 +239,7 @@ impl InodeTable {
                 name: row.name.as_str().into(),
                 parent: None,
                 lookups: 0,
-                attrs: Attrs {
-                    size: row.size,
-                    mtime: row.mtime,
-                    ctime: row.ctime,
-                    atime: row.mtime,
-                    etag: row.etag.as_deref().map(Into::into),
-                    sequence_id: row.sequence_id,
-                    version: row.version.as_deref().map(Into::into),
-                    sha1: row.sha1.as_deref().map(Into::into),
-                },
+                attrs: stored_attrs(row),
                 attrs_fetched: Some(now),
                 dir: (kind == Kind::Dir).then(Box::default),
                 pinned: false,
@@ -269,6 +260,32 @@ impl InodeTable {
             victim == parent || t.inodes.get(&victim).and_then(|i| i.parent) == Some(parent)
         });
         Ok(added)
+    }
+
+    /// Gives `ino` the attributes of its stored row if Box never gave it any in this
+    /// mount: the root of a mount started offline. Returns whether it did.
+    pub fn restore_stored_attrs(&mut self, ino: Ino, row: &StoredItem) -> bool {
+        match self.inodes.get_mut(&ino) {
+            Some(inode) if inode.attrs_fetched.is_none() && *inode.box_id == *row.id => {
+                inode.attrs = stored_attrs(row);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The attributes a stored row keeps.
+fn stored_attrs(row: &StoredItem) -> Attrs {
+    Attrs {
+        size: row.size,
+        mtime: row.mtime,
+        ctime: row.ctime,
+        atime: row.mtime,
+        etag: row.etag.as_deref().map(Into::into),
+        sequence_id: row.sequence_id,
+        version: row.version.as_deref().map(Into::into),
+        sha1: row.sha1.as_deref().map(Into::into),
     }
 }
 
