@@ -23,6 +23,8 @@ use box_client::{BoxError, Client};
 pub struct EventsArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub mount: crate::cli::session::MountSelect,
     /// Keep long-polling and print each event as it arrives, until interrupted.
     #[arg(long)]
     pub follow: bool,
@@ -143,8 +145,9 @@ pub async fn run_events(args: EventsArgs) -> Result<(), String> {
     if let Some(pos) = &args.stream_position {
         check_position(pos)?;
     }
-    let eff = args.connection.settings()?;
-    let client = config::client(&eff)?;
+    let client = crate::cli::session::client_for(&args.connection, &args.mount, None)
+        .await?
+        .client;
     let mut printer = Printer {
         json: args.json,
         left: args.limit,

@@ -7,6 +7,7 @@ pub mod login;
 pub mod mount_helper;
 pub mod pin;
 pub mod search;
+pub mod session;
 pub mod status;
 
 use std::net::SocketAddr;
@@ -52,8 +53,9 @@ pub enum Command {
     Login(LoginArgs),
     /// Revoke the profile's OAuth tokens at Box and forget the stored tokens.
     Logout(ConnectionArgs),
-    /// Show who the profile logs in as: login, name, enterprise and quota.
-    Whoami(ConnectionArgs),
+    /// Show who the profile logs in as (or the running mount run from or named with
+    /// --mount): login, name, enterprise and quota.
+    Whoami(WhoamiArgs),
     /// Inspect the configuration.
     Config(ConfigArgs),
     /// Search Box (text, type, folder, metadata) and print the results as paths inside a
@@ -143,6 +145,18 @@ impl ConnectionArgs {
             upload_rate: self.upload_rate,
             ..Settings::default()
         }
+    }
+
+    /// Whether a flag or the environment names a session: a token, a token store, an API
+    /// URL, an app or a profile. Commands that may borrow a running mount's session
+    /// (`crate::cli::session`) then use the one named instead. A configuration file alone
+    /// names none: its default profile may say nothing about logging in.
+    pub fn given_connection(&self) -> bool {
+        self.token.is_some()
+            || self.token_store.is_some()
+            || self.api_url.is_some()
+            || self.client_id.is_some()
+            || self.select.profile.is_some()
     }
 
     /// The effective configuration with these flags.
@@ -446,9 +460,20 @@ pub async fn run_logout(args: ConnectionArgs) -> Result<(), String> {
     Ok(())
 }
 
+#[derive(Debug, Args)]
+pub struct WhoamiArgs {
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub mount: crate::cli::session::MountSelect,
+}
+
 /// Runs `boxfs whoami`.
-pub async fn run_whoami(args: ConnectionArgs) -> Result<(), String> {
-    println!("{}", crate::cli::login::whoami(&args.settings()?).await?);
+pub async fn run_whoami(args: WhoamiArgs) -> Result<(), String> {
+    println!(
+        "{}",
+        crate::cli::login::whoami(&args.connection, &args.mount).await?
+    );
     Ok(())
 }
 
@@ -611,9 +636,10 @@ mod tests {
     use super::*;
     use clap::CommandFactory;
 
-    /// Flags that are no configuration value: the demo switch and the login modes (the
-    /// modes are the `auth` key, BOXFS_AUTH).
-    const NOT_KEYS: [&str; 5] = ["mountpoint", "emulator", "jwt", "ccg", "help"];
+    /// Flags that are no configuration value: the demo switch, the login modes (the
+    /// modes are the `auth` key, BOXFS_AUTH) and the running mount a command borrows the
+    /// session of.
+    const NOT_KEYS: [&str; 6] = ["mountpoint", "emulator", "jwt", "ccg", "help", "mount"];
 
     #[test]
     fn every_mount_and_login_flag_has_a_key_and_a_variable() {

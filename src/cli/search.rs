@@ -29,6 +29,8 @@ pub struct SearchArgs {
     pub query: Option<String>,
     #[command(flatten)]
     pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub mount: crate::cli::session::MountSelect,
     /// A metadata condition: SCOPE.TEMPLATE.FIELD=VALUE (VALUE read as JSON when it is,
     /// else as text), or FIELD>=N / FIELD<=N for an inclusive range. Repeatable; every
     /// condition must name the same template.
@@ -245,8 +247,10 @@ pub async fn run_search(args: SearchArgs) -> Result<bool, String> {
     if args.limit == 0 {
         return Err("--limit must be at least 1".into());
     }
-    let eff = args.connection.settings()?;
-    let client = config::client(&eff)?;
+    let chosen =
+        crate::cli::session::client_for(&args.connection, &args.mount, args.within.as_deref())
+            .await?;
+    let client = chosen.client;
     let mut search = SearchQuery {
         query,
         metadata_filter: metadata,
@@ -261,7 +265,7 @@ pub async fn run_search(args: SearchArgs) -> Result<bool, String> {
     if let Some(within) = &args.within {
         search = search.ancestor_folders([folder_id_of(&client, within).await?]);
     }
-    let mounts = mounts_of(eff.values.api_url.as_deref());
+    let mounts = mounts_of(chosen.api_url.as_deref());
     let items: Vec<Item> = client
         .search_items(search)
         .take(args.limit)

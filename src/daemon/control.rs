@@ -1,12 +1,16 @@
 //! The control channel of a mount daemon: a Unix socket (mode 0600) next to the daemon's
 //! record in the runtime directory, through which `boxfs status` and `boxfs unmount` ask a
-//! running mount how it is doing.
+//! running mount how it is doing, and `boxfs search`, `events` and `whoami` borrow its
+//! session with Box (`crate::cli::session`).
 //!
 //! The protocol is one exchange per connection: the client sends one JSON object on one
 //! line (`{"request":"status"}`), the daemon answers one JSON object on one line and closes.
-//! An answer with an `error` key is a refusal (an unknown request, say). The daemon answers
-//! from figures it keeps in memory, never after a network wait, so a client may use short
-//! timeouts.
+//! An answer with an `error` key is a refusal (an unknown request, say). `status` is
+//! answered from figures kept in memory, never after a network wait, so a client may use
+//! short timeouts; `session` may have to refresh the token first ([`SESSION_TIMEOUT`]).
+//! `session` hands out the mount's access token, so it is answered only to a process of
+//! the daemon's own user (or root), as the kernel reports the peer: the socket's mode and
+//! its 0700 directory already keep others out, and this holds even if they did not.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -14,6 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -25,16 +31,34 @@ const MAX_REQUEST: u64 = 4096;
 /// How long either side waits for the other.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a client waits for a `session` answer, which may need a token refresh.
+pub const SESSION_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What a client may ask.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "request", rename_all = "snake_case")]
 pub enum ControlRequest {
     /// The mount's figures (a [`crate::daemon::status::MountStatus`]).
     Status,
+    /// The mount's session with Box (a [`MountSession`]), for a command run against it.
+    Session,
+}
+
+/// What `session` answers: where the mount's Box is, and a token valid now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MountSession {
+    pub api_url: String,
+    pub upload_url: String,
+    pub oauth_url: String,
+    pub authorize_url: String,
+    pub access_token: String,
+    /// The As-User the mount acts as.
+    pub as_user: Option<String>,
+    pub mountpoint: PathBuf,
 }
 
 /// Answers requests (in the daemon).
-pub type Handler = Arc<dyn Fn(ControlRequest) -> Value + Send + Sync>;
+pub type Handler = Arc<dyn Fn(ControlRequest) -> BoxFuture<'static, Value> + Send + Sync>;
 
 /// Listens on `path` (replacing a socket left by a daemon that died) and answers each
 /// connection with `handler`, until the returned task is aborted.
@@ -113,6 +137,7 @@ fn bind_private(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener
 }
 
 async fn answer(stream: tokio::net::UnixStream, handler: Handler) -> std::io::Result<()> {
+    let owner = peer_is_owner(&stream);
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     let mut reader = tokio::io::BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST));
@@ -120,7 +145,10 @@ async fn answer(stream: tokio::net::UnixStream, handler: Handler) -> std::io::Re
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"))??;
     let reply = match serde_json::from_str::<ControlRequest>(line.trim()) {
-        Ok(request) => handler(request),
+        Ok(ControlRequest::Session) if !owner => {
+            json!({ "error": "the session is lent only to the mount's own user" })
+        }
+        Ok(request) => handler(request).await,
         Err(e) => json!({ "error": format!("not a request this daemon knows: {e}") }),
     };
     let mut bytes = serde_json::to_vec(&reply).map_err(std::io::Error::other)?;
@@ -131,11 +159,29 @@ async fn answer(stream: tokio::net::UnixStream, handler: Handler) -> std::io::Re
     write.shutdown().await
 }
 
+/// Whether the process at the other end runs as this daemon's user, or as root.
+fn peer_is_owner(stream: &tokio::net::UnixStream) -> bool {
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    stream
+        .peer_cred()
+        .is_ok_and(|cred| cred.uid() == me || cred.uid() == 0)
+}
+
 /// Asks the daemon listening on `socket` (from the command line: blocking, with timeouts).
 pub fn ask(socket: &Path, request: ControlRequest) -> Result<Value, String> {
+    ask_waiting(socket, request, TIMEOUT)
+}
+
+/// [`ask`], waiting up to `wait` for the answer.
+pub fn ask_waiting(
+    socket: &Path,
+    request: ControlRequest,
+    wait: Duration,
+) -> Result<Value, String> {
     let fail = |e: std::io::Error| format!("{}: {e}", socket.display());
     let mut stream = UnixStream::connect(socket).map_err(fail)?;
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(fail)?;
+    stream.set_read_timeout(Some(wait)).map_err(fail)?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(fail)?;
     let mut line = serde_json::to_vec(&request).map_err(|e| e.to_string())?;
     line.push(b'\n');
@@ -176,9 +222,18 @@ pub fn serve_control(
         mountpoint: mounted.mountpoint.clone(),
         started: Instant::now(),
     });
+    let api = mounted.api.clone();
+    let mountpoint = mounted.mountpoint.clone();
     let handler: Handler = Arc::new(move |request| match request {
-        ControlRequest::Status => serde_json::to_value(daemon.status())
-            .unwrap_or_else(|e| json!({ "error": e.to_string() })),
+        ControlRequest::Status => {
+            let status = serde_json::to_value(daemon.status())
+                .unwrap_or_else(|e| json!({ "error": e.to_string() }));
+            futures_util::future::ready(status).boxed()
+        }
+        ControlRequest::Session => {
+            let (api, mountpoint) = (api.clone(), mountpoint.clone());
+            async move { session_of(&api, mountpoint).await }.boxed()
+        }
     });
     let started = super::record::control_socket_path(&mounted.mountpoint).and_then(|path| {
         serve(&path, handler)
@@ -194,6 +249,25 @@ pub fn serve_control(
     }
 }
 
+/// The `session` answer for a mount whose client is `api`.
+async fn session_of(api: &box_client::Client, mountpoint: PathBuf) -> Value {
+    let token = match api.authenticator().access_token().await {
+        Ok(token) => token,
+        Err(e) => return json!({ "error": format!("the mount has no valid token: {e}") }),
+    };
+    let e = api.endpoints();
+    let session = MountSession {
+        api_url: e.api.to_string(),
+        upload_url: e.upload.to_string(),
+        oauth_url: e.oauth.to_string(),
+        authorize_url: e.authorize.to_string(),
+        access_token: token.expose().to_string(),
+        as_user: api.acting_as().map(str::to_string),
+        mountpoint,
+    };
+    json!({ "session": session })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,7 +277,8 @@ mod tests {
     async fn a_request_gets_the_handlers_answer_and_nonsense_a_refusal() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.sock");
-        let handler: Handler = Arc::new(|r| json!({ "asked": format!("{r:?}") }));
+        let handler: Handler =
+            Arc::new(|r| futures_util::future::ready(json!({ "asked": format!("{r:?}") })).boxed());
         let task = serve(&path, handler).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);

@@ -79,6 +79,9 @@ pub struct Mounted {
     /// Who the mount is signed in as, and where.
     pub account: Account,
     session: Option<FuseSession>,
+    /// The mount's Box client (As-User included): its session is lent to commands run
+    /// against the mount through the control socket (`crate::daemon::control`).
+    pub api: Client,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     emulator: Option<Emulator>,
     /// Held until the daemon is done with the cache (its uploads included).
@@ -234,6 +237,7 @@ impl MountRequest {
         )
         .map_err(|e| format!("content cache {}: {e}", content_dir.display()))?;
         let (queue, invalidations) = KernelQueue::new();
+        let api = client.clone();
         let mut fs = BoxFs::new(
             Arc::new(client),
             self.fs.clone(),
@@ -373,6 +377,7 @@ impl MountRequest {
             mountpoint,
             account,
             session: Some(session),
+            api,
             tasks,
             emulator,
             _cache: claimed,

@@ -380,12 +380,21 @@ fn quota_line(used: Option<i64>, total: Option<i64>) -> String {
 }
 
 /// Runs `boxfs whoami`: who the profile logs in as (the As-User target when `as_user` is
-/// set), with the enterprise and the quota.
-pub async fn whoami(eff: &Effective) -> Result<String, String> {
-    let client = crate::config::client(eff)?;
-    let client = match &eff.values.as_user {
-        Some(id) => client.as_user(id),
-        None => client,
+/// set), or the running mount whose session it borrows (`crate::cli::session`), with the
+/// enterprise and the quota.
+pub async fn whoami(
+    conn: &crate::cli::ConnectionArgs,
+    select: &crate::cli::session::MountSelect,
+) -> Result<String, String> {
+    let chosen = crate::cli::session::client_for(conn, select, None).await?;
+    let client = chosen.client;
+    // A borrowed session acts as the mount does already.
+    let client = match (&chosen.mountpoint, client.acting_as()) {
+        (None, None) => match &conn.settings()?.values.as_user {
+            Some(id) => client.as_user(id),
+            None => client,
+        },
+        _ => client,
     };
     let me = client
         .me_with_fields(&["login", "name", "enterprise", "space_amount", "space_used"])

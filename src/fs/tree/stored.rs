@@ -9,6 +9,7 @@
 //! reach, stored listings answer whatever their age (`crate::fs::offline`). Store trouble is never a
 //! filesystem error: the store is a cache, and Box answers instead.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,9 +17,15 @@ use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 use crate::fs::errno::FsError;
-use crate::fs::store::MetaStore;
+use crate::fs::store::{MetaStore, StoredItem};
 use crate::fs::tree::inode::Ino;
 use crate::fs::{lock, BoxFs};
+
+/// Rows read from the store in one go by a walk's read-ahead, about.
+const ROWS_PER_READ: usize = 4_000;
+
+/// Rows a walk's read-ahead reads for one folder's subfolders and theirs, about.
+const READ_AHEAD_ROWS: usize = 20_000;
 
 /// How often the journal is written while the mount runs.
 const WRITE_EVERY: Duration = Duration::from_secs(1);
@@ -81,63 +88,128 @@ impl BoxFs {
     }
 
     /// Stores the complete listings the metadata store holds of the folders `dirs` (the
-    /// subfolders a walk visits next), all in one read of the store, and returns the folders
-    /// it holds none of. After a remount a walk then finds each folder listed when it gets
-    /// there, instead of waiting for one read per folder. A folder being listed meanwhile
-    /// is left to that listing.
+    /// subfolders a walk visits next), and of their subfolders, until about
+    /// [`READ_AHEAD_ROWS`] rows were read; returns the folders of `dirs` it found it holds
+    /// none of. After a remount a walk then finds each folder listed when it gets there,
+    /// instead of waiting for one read of the store per folder. The rows are read a few
+    /// thousand at a time, and folders past the budget are read when they are opened, so
+    /// that big folders never make the daemon hold many rows at once. A folder being
+    /// listed meanwhile is left to that listing.
     pub(in crate::fs) async fn load_stored_listings(&self, dirs: Vec<Ino>) -> Vec<Ino> {
-        let Some(store) = self.store.clone() else {
-            return dirs;
-        };
-        if dirs.is_empty() || (!self.health().is_healthy() && !self.is_offline()) {
+        if self.store.is_none()
+            || dirs.is_empty()
+            || (!self.health().is_healthy() && !self.is_offline())
+        {
             return dirs;
         }
-        let wanted: Vec<(Ino, String)> = {
-            let table = lock(&self.table);
-            dirs.iter()
-                .filter_map(|&d| Some((d, table.get(d)?.box_id().to_string())))
-                .collect()
-        };
+        let mut not_stored = Vec::new();
+        let mut rows_loaded = 0;
+        let mut level = dirs;
+        for depth in 0..2 {
+            let wanted: Vec<(Ino, String)> = {
+                let table = lock(&self.table);
+                level
+                    .iter()
+                    .filter_map(|&d| Some((d, table.get(d)?.box_id().to_string())))
+                    .collect()
+            };
+            let mut next_level = Vec::new();
+            let mut rest = &wanted[..];
+            // Folders not read once the budget is spent are read when they are opened.
+            while !rest.is_empty() && rows_loaded < READ_AHEAD_ROWS {
+                let Some((mut found, looked_at)) = self.read_stored_listings(rest).await else {
+                    if depth == 0 {
+                        not_stored.extend(rest.iter().map(|(d, _)| *d));
+                    }
+                    return not_stored;
+                };
+                let mut rows_read = 0;
+                for (dir, id) in &rest[..looked_at] {
+                    let Some(rows) = found.remove(id) else {
+                        if depth == 0 {
+                            not_stored.push(*dir);
+                        }
+                        continue;
+                    };
+                    rows_read += rows.len();
+                    if self.merge_stored(*dir, &rows) {
+                        next_level.extend(self.unlisted_subfolders(*dir));
+                    }
+                }
+                rows_loaded += rows_read;
+                super::listing::trim_after_listing(rows_read);
+                rest = &rest[looked_at..];
+            }
+            if rows_loaded >= READ_AHEAD_ROWS {
+                break;
+            }
+            level = next_level;
+        }
+        not_stored
+    }
+
+    /// One read of the store for [`Self::load_stored_listings`]: the listings it holds of
+    /// the first of `wanted`, and how many were looked at. `None` if the store failed.
+    async fn read_stored_listings(
+        &self,
+        wanted: &[(Ino, String)],
+    ) -> Option<(HashMap<String, Vec<StoredItem>>, usize)> {
+        let store = self.store.clone()?;
         let ids: Vec<String> = wanted.iter().map(|(_, id)| id.clone()).collect();
         let table = self.table.clone();
         let read = tokio::task::spawn_blocking(move || {
             store.apply_taken(|| lock(&table).take_store_batch())?;
-            store.listings(&ids)
+            store.listings(&ids, ROWS_PER_READ)
         })
         .await;
-        let mut found = match read {
-            Ok(Ok(found)) => found,
+        match read {
+            // Always at least one looked at, so that the caller moves on.
+            Ok(Ok((found, looked_at))) => Some((found, looked_at.max(1))),
             Ok(Err(e)) => {
                 log::warn!("{e}; listing from Box instead");
-                return dirs;
+                None
             }
             Err(e) => {
                 log::warn!("reading the metadata store: {e}");
-                return dirs;
-            }
-        };
-        let ttl = self.freshness.ttl();
-        let mut not_stored = Vec::new();
-        for (dir, id) in wanted {
-            let Some(rows) = found.remove(&id) else {
-                not_stored.push(dir);
-                continue;
-            };
-            let guard = self.listings.lock_for(dir);
-            let Ok(_listing) = guard.try_lock() else {
-                continue;
-            };
-            let mut table = lock(&self.table);
-            if table.get(dir).is_none() || table.listing_fresh(dir, ttl, Instant::now()) {
-                continue;
-            }
-            if table.merge_stored_listing(dir, &rows).is_ok() {
-                self.counters
-                    .stored_listings
-                    .fetch_add(1, Ordering::Relaxed);
+                None
             }
         }
-        not_stored
+    }
+
+    /// Stores `dir`'s listing read from the store, unless someone is listing it or it is
+    /// fresh already. Returns whether it did.
+    fn merge_stored(&self, dir: Ino, rows: &[StoredItem]) -> bool {
+        let guard = self.listings.lock_for(dir);
+        let Ok(_listing) = guard.try_lock() else {
+            return false;
+        };
+        let mut table = lock(&self.table);
+        if table.get(dir).is_none()
+            || table.listing_fresh(dir, self.freshness.ttl(), Instant::now())
+        {
+            return false;
+        }
+        let merged = table.merge_stored_listing(dir, rows).is_ok();
+        if merged {
+            self.counters
+                .stored_listings
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        merged
+    }
+
+    /// The subfolders of `dir` whose listing the table does not hold fresh.
+    fn unlisted_subfolders(&self, dir: Ino) -> Vec<Ino> {
+        let table = lock(&self.table);
+        let ttl = self.freshness.ttl();
+        let now = Instant::now();
+        table
+            .children(dir)
+            .into_iter()
+            .filter(|&c| {
+                table.get(c).is_some_and(|i| i.is_dir()) && !table.listing_fresh(c, ttl, now)
+            })
+            .collect()
     }
 
     /// Gives `ino` the attributes of its stored row if Box never described it in this
