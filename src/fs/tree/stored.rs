@@ -84,6 +84,9 @@ impl BoxFs {
         self.counters
             .stored_listings
             .fetch_add(1, Ordering::Relaxed);
+        let read = rows.len();
+        drop(rows);
+        super::listing::trim_after_listing(read);
         Ok(true)
     }
 

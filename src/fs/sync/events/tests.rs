@@ -548,6 +548,22 @@ fn revalidate_all_marks_everything_stale() {
 }
 
 #[test]
+fn only_a_lost_position_reaches_the_stored_listings() {
+    for (scope, store_too) in [
+        (RevalidateScope::Memory, false),
+        (RevalidateScope::MemoryAndStore, true),
+    ] {
+        let mut x = fixture();
+        x.t.keep_journal();
+        let _ = x.t.take_store_batch();
+        revalidate_all(&mut x.t, scope);
+        let stale = x.t.take_store_batch().is_some_and(|b| b.all_listings_stale);
+        assert_eq!(stale, store_too, "{scope:?}");
+        assert!(x.t.iter().all(|(_, i)| !i.listing_complete()), "{scope:?}");
+    }
+}
+
+#[test]
 fn health_flips_and_counts() {
     let h = StreamHealth::new();
     assert!(!h.is_healthy());
