@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use box_emulator::EmulatorConfig;
-use common::mount::{count_requests, TestMount};
+use common::mount::{count_requests, eventually, TestMount};
 use common::TestEmu;
 use serde_json::Value;
 use sha1::{Digest, Sha1};
@@ -569,7 +569,7 @@ async fn a_background_mount_returns_when_ready_and_sigterm_unmounts() {
             .expect("daemon pid");
         // SAFETY: plain kill(2).
         unsafe { libc::kill(pid, libc::SIGTERM) };
-        let gone = common::mount::eventually(std::time::Duration::from_secs(10), || {
+        let gone = eventually(std::time::Duration::from_secs(10), || {
             !common::mount::is_mounted(&mp)
         });
         assert!(gone.is_some(), "SIGTERM did not unmount");
@@ -687,7 +687,11 @@ async fn names_linux_cannot_show_are_left_out_and_the_folder_still_lists() {
             std::fs::read_to_string(m.path("fine.txt")).expect("read"),
             "content of fine.txt"
         );
-        assert!(m.log().contains("leaving out Box item"), "{}", m.log());
+        // The log is written by the daemon as it goes: give a loaded machine a moment.
+        let logged = eventually(std::time::Duration::from_secs(5), || {
+            m.log().contains("leaving out Box item")
+        });
+        assert!(logged.is_some(), "{}", m.log());
     })
     .await
     .expect("test body");
