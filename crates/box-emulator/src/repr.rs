@@ -298,7 +298,8 @@ fn permissions(item: &Item) -> Value {
 }
 
 /// The full representation of an item filtered by `fields` (standard when `fields` is
-/// absent). `viewer` decides what `"0"` means and what metadata is visible.
+/// absent); a web link has a shape of its own. `viewer` decides what `"0"` means and what
+/// metadata is visible.
 pub fn item_json(store: &Store, item: &Item, viewer: u64, fields: &Fields) -> Value {
     if item.kind == ItemKind::WebLink {
         return web_link_json(store, item, fields);
@@ -451,8 +452,8 @@ fn live_shared_link_json(store: &Store, item: &Item) -> Value {
 }
 
 /// A web link (`WebLink`) filtered by `fields`. Box's standard web link has no size, no
-/// content times and no full-only fields; `description` is not in the description's
-/// schema but Box sends it (its recorded answers have it).
+/// content times and no full-only fields; its `description` is missing from the OpenAPI
+/// schema, but Box sends it (its recorded answers have it).
 fn web_link_json(store: &Store, item: &Item, fields: &Fields) -> Value {
     let trash = trash_of(store, item);
     let mut m = Map::new();
