@@ -1,12 +1,14 @@
-//! What files and folders share. Box's file and folder endpoints differ only by their path
-//! (`/files/{id}`, `/folders/{id}`) for reading one item with `fields`, renaming, changing it
-//! with `If-Match`, copying, deleting, shared links and the trash: each of those calls is
-//! written once here, over [`ItemKind`]. `files.rs` and `folders.rs` keep the public methods
-//! and the rules of their own kind: a file copies one version, and moves and renames in one
-//! request; a folder moves in a request of its own, and the root folder is neither copied
-//! nor deleted.
+//! What files, folders and web links share. Box's item endpoints differ only by their path
+//! (`/files/{id}`, `/folders/{id}`, `/web_links/{id}`) for reading one item with `fields`,
+//! renaming, changing it with `If-Match`, copying, deleting, shared links and the trash: each
+//! of those calls is written once here, over [`ItemKind`], and decodes into whatever type the
+//! caller asks for (an [`Item`], or a [`crate::types::WebLink`]). `files.rs`, `folders.rs` and
+//! `web_links.rs` keep the public methods and the rules of their own kind: a file copies one
+//! version, and moves and renames in one request; a folder moves in a request of its own,
+//! and the root folder is neither copied nor deleted; a web link keeps an http(s) URL.
 
 use reqwest::Method;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::client::{Client, Request};
@@ -16,11 +18,12 @@ use super::metadata::ItemRef;
 use super::types::{Item, SharedLink};
 use super::users::check_id;
 
-/// A file or a folder, as the API paths name them.
+/// A file, a folder or a web link, as the API paths name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ItemKind {
     File,
     Folder,
+    WebLink,
 }
 
 impl ItemKind {
@@ -35,6 +38,7 @@ impl ItemKind {
         match self {
             ItemKind::File => format!("/files/{id}"),
             ItemKind::Folder => format!("/folders/{id}"),
+            ItemKind::WebLink => format!("/web_links/{id}"),
         }
     }
 }
@@ -92,12 +96,12 @@ pub(crate) fn changes_body(
 
 impl Client {
     /// An item with exactly the named fields (its standard representation when none).
-    pub(crate) async fn item_with_fields<S: AsRef<str>>(
+    pub(crate) async fn item_with_fields<T: DeserializeOwned, S: AsRef<str>>(
         &self,
         kind: ItemKind,
         id: &str,
         fields: &[S],
-    ) -> BoxResult<Item> {
+    ) -> BoxResult<T> {
         check_id(id)?;
         self.json(with_fields(self.api(Method::GET, &kind.path(id)), fields))
             .await
@@ -105,14 +109,14 @@ impl Client {
 
     /// `PUT` of `body` on an item (only if its etag is still `if_match_etag`, when given);
     /// returns the item with `fields`.
-    pub(crate) async fn put_item<S: AsRef<str>>(
+    pub(crate) async fn put_item<T: DeserializeOwned, S: AsRef<str>>(
         &self,
         kind: ItemKind,
         id: &str,
         body: Value,
         if_match_etag: Option<&str>,
         fields: &[S],
-    ) -> BoxResult<Item> {
+    ) -> BoxResult<T> {
         check_id(id)?;
         let req = self.api(Method::PUT, &kind.path(id)).json(body);
         self.json(with_fields(if_match(req, if_match_etag), fields))
@@ -181,7 +185,7 @@ impl Client {
         kind: ItemKind,
         id: &str,
     ) -> BoxResult<Option<SharedLink>> {
-        let item = self.item_with_fields(kind, id, &["shared_link"]).await?;
+        let item: Item = self.item_with_fields(kind, id, &["shared_link"]).await?;
         Ok(item.shared_link)
     }
 
@@ -253,15 +257,14 @@ impl Client {
         Ok(())
     }
 
-    /// Restores a trashed file or folder; `parent_id` is used only when the original
-    /// parent is gone.
-    pub(crate) async fn restore_item(
+    /// Restores a trashed item; `parent_id` is used only when the original parent is gone.
+    pub(crate) async fn restore_item<T: DeserializeOwned>(
         &self,
         kind: ItemKind,
         id: &str,
         name: Option<&str>,
         parent_id: Option<&str>,
-    ) -> BoxResult<Item> {
+    ) -> BoxResult<T> {
         check_id(id)?;
         let mut body = changes_body(name, None, None)?;
         if let Some(p) = parent_id {
@@ -273,7 +276,11 @@ impl Client {
     }
 
     /// A trashed item as it sits in the trash.
-    pub(crate) async fn trashed_item(&self, kind: ItemKind, id: &str) -> BoxResult<Item> {
+    pub(crate) async fn trashed_item<T: DeserializeOwned>(
+        &self,
+        kind: ItemKind,
+        id: &str,
+    ) -> BoxResult<T> {
         check_id(id)?;
         self.json(self.api(Method::GET, &format!("{}/trash", kind.path(id))))
             .await

@@ -1,9 +1,9 @@
 //! A Rust client for the Box.com API: what Box's Python SDK offers, for boxfs and for any
 //! Rust program. [`Client`] is the request layer (authentication, As-User, retries of 429,
 //! 5xx and dropped connections, typed errors, redacted logging) with its pacer (Box's per-user rate limits); the other modules are the
-//! API surface (folders, files, uploads, locks, shared links, search, events, metadata) and
-//! the ways to authenticate (developer token, OAuth 2.0, JWT, client credentials, an
-//! external command, token stores shared between processes and machines).
+//! API surface (folders, files, web links, uploads, locks, shared links, search, events,
+//! metadata) and the ways to authenticate (developer token, OAuth 2.0, JWT, client
+//! credentials, an external command, token stores shared between processes and machines).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -46,6 +46,7 @@ pub mod stats;
 pub mod types;
 pub mod upload;
 pub mod users;
+pub mod web_links;
 
 pub use auth::{Authenticator, DeveloperToken};
 pub use client::{Client, ClientBuilder, RetryPolicy};

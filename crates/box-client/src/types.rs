@@ -110,7 +110,8 @@ pub struct SharedLink {
     pub preview_count: u64,
 }
 
-/// A file or a folder with whatever fields Box sent: mini, standard or full.
+/// A file, a folder or a web link with whatever fields Box sent: mini, standard or full.
+/// Folder listings and the trash decode to it, whatever the kind of each entry.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Item {
     /// `file`, `folder` or `web_link`.
@@ -145,6 +146,8 @@ pub struct Item {
     /// `metadata.<scope>.<template>` when asked for with `fields=`.
     pub metadata: Option<serde_json::Value>,
     pub item_collection: Option<Items>,
+    /// A web link's address (its mini representation carries it, so listings have it).
+    pub url: Option<String>,
 }
 
 impl Item {
@@ -154,6 +157,35 @@ impl Item {
     pub fn is_file(&self) -> bool {
         self.kind == "file"
     }
+    pub fn is_web_link(&self) -> bool {
+        self.kind == "web_link"
+    }
+}
+
+/// A web link (a bookmark in a folder) with whatever fields Box sent. `name` and `url` are
+/// empty only when a `fields=` selection left them out.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WebLink {
+    pub id: String,
+    pub etag: Option<String>,
+    pub sequence_id: Option<String>,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub url: String,
+    pub description: Option<String>,
+    pub path_collection: Option<PathCollection>,
+    pub created_at: Option<String>,
+    pub modified_at: Option<String>,
+    pub trashed_at: Option<String>,
+    pub purged_at: Option<String>,
+    pub created_by: Option<UserMini>,
+    pub modified_by: Option<UserMini>,
+    pub owned_by: Option<UserMini>,
+    pub shared_link: Option<SharedLink>,
+    pub parent: Option<FolderMini>,
+    /// `active`, `trashed` or `deleted`.
+    pub item_status: Option<String>,
 }
 
 /// A page of items (folder listings, trash, `item_collection`).

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use box_client::events::EventPage;
 use box_client::metadata::{MetadataInstance, MetadataTemplate};
 use box_client::search::SearchResults;
-use box_client::types::{FileVersion, Item, ItemList, Items, SharedLink, User};
+use box_client::types::{FileVersion, Item, ItemList, Items, SharedLink, User, WebLink};
 use box_client::upload::{UploadPart, UploadSession};
 use box_client::{BoxError, Client, DeveloperToken, Endpoints, RetryPolicy};
 use serde::de::DeserializeOwned;
@@ -97,8 +97,8 @@ const ITEMS: &[&str] = &[
     "BoxTrash/GetTrashedFolderItemInfo200.json",
     "BoxTrash/RestoreFileItemFromTrash201.json",
     "BoxTrash/RestoreFolderItemFromTrash201.json",
-    // Web links are items too (listings hold them); boxfs shows no web link, but a listing
-    // must still read.
+    // Web links are items too (listings hold them, with their URL); boxfs shows no web
+    // link, but a listing must still read.
     "BoxWebLink/CreateWebLinkOnFolder201.json",
     "BoxWebLink/GetWebLinkOnFolder200.json",
     "BoxWebLink/UpdateWebLinkOnFolder200.json",
@@ -162,6 +162,22 @@ fn files_and_folders_read_without_loss() {
     assert_eq!(root["etag"], Value::Null);
     assert_eq!(root["sequence_id"], Value::Null);
     assert!(file.path_collection.is_some());
+}
+
+#[test]
+fn web_links_read_without_loss() {
+    for name in [
+        "BoxWebLink/CreateWebLinkOnFolder201.json",
+        "BoxWebLink/GetWebLinkOnFolder200.json",
+        "BoxWebLink/UpdateWebLinkOnFolder200.json",
+    ] {
+        let link: WebLink = reads_losslessly(name);
+        assert_eq!(link.url, "https://example.com", "{name}");
+        assert!(!link.name.is_empty() && link.parent.is_some(), "{name}");
+        let item: Item = reads_losslessly(name);
+        assert!(item.is_web_link(), "{name}");
+        assert_eq!(item.url.as_deref(), Some("https://example.com"), "{name}");
+    }
 }
 
 #[test]

@@ -303,19 +303,23 @@ fn patch_known_defects(schemas: &mut Map<String, Value>) {
     {
         code.remove("enum");
     }
-    // A file without a shared link has `"shared_link": null` at Box (folders are typed so,
-    // files are not); Box's Python SDK reads the attribute after removing a link.
-    if let Some(link) = schemas
-        .get_mut("File")
-        .and_then(|s| s.pointer_mut("/allOf/1/properties/shared_link"))
-    {
-        let inner = link.take();
-        *link = json!({"if": {"type": "null"}, "else": inner});
+    // A file or web link without a shared link has `"shared_link": null` at Box (folders
+    // are typed so; files and web links carry `nullable` only inside an `allOf` member, which
+    // does not make the whole nullable); Box's Python SDK reads the attribute after removing
+    // a link, and Box's recorded web links (the Java SDK's fixtures) have null there.
+    for kind in ["File", "WebLink"] {
+        if let Some(link) = schemas
+            .get_mut(kind)
+            .and_then(|s| s.pointer_mut("/allOf/1/properties/shared_link"))
+        {
+            let inner = link.take();
+            *link = json!({"if": {"type": "null"}, "else": inner});
+        }
     }
     // Upload and preflight conflicts carry the conflicting file as ONE object at Box
     // (observed in real responses; rclone's Box backend decodes an object), while the
-    // description says array: accept both. Files and folders share one namespace, so the
-    // item in the way may be a folder.
+    // description says array: accept both. Files, folders and web links share one
+    // namespace, so the item in the way may be a folder or a web link.
     if let Some(conflicts) = schemas
         .get_mut("ConflictError")
         .and_then(|s| s.pointer_mut("/allOf/1/properties/context_info/properties/conflicts"))
@@ -325,6 +329,7 @@ fn patch_known_defects(schemas: &mut Map<String, Value>) {
             array,
             {"$ref": "#/components/schemas/FileConflict"},
             {"$ref": "#/components/schemas/Folder--Mini"},
+            {"$ref": "#/components/schemas/WebLink--Mini"},
         ]});
     }
     // `tags` carries the request-side `minItems: 1`; an item without tags has `[]`.

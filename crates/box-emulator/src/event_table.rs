@@ -15,6 +15,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
     CreateFolder,
+    CreateWebLink,
     UploadFile,
     UploadVersion,
     Rename,
@@ -55,8 +56,9 @@ pub struct EventRow {
 
 impl Action {
     /// Every action, in the table's order.
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 23] = [
         Action::CreateFolder,
+        Action::CreateWebLink,
         Action::UploadFile,
         Action::UploadVersion,
         Action::Rename,
@@ -85,6 +87,9 @@ impl Action {
         let (call, event_type, enterprise_type, in_changes) = match self {
             // Box's enterprise stream logs a new folder as an upload too.
             Action::CreateFolder => ("POST /folders", "ITEM_CREATE", "UPLOAD", true),
+            // Rows of one user-stream type agree on the others, so a web link's creation is
+            // an UPLOAD in the enterprise stream too.
+            Action::CreateWebLink => ("POST /web_links", "ITEM_CREATE", "UPLOAD", true),
             Action::UploadFile => (
                 "POST /files/content, or committing an upload session",
                 "ITEM_UPLOAD",
@@ -98,19 +103,20 @@ impl Action {
                 true,
             ),
             Action::Rename => (
-                "PUT /files/{id} or /folders/{id} with a new name",
+                "PUT /files/{id}, /folders/{id} or /web_links/{id} with a new name",
                 "ITEM_RENAME",
                 "RENAME",
                 true,
             ),
             Action::Move => (
-                "PUT /files/{id} or /folders/{id} with a new parent",
+                "PUT /files/{id}, /folders/{id} or /web_links/{id} with a new parent",
                 "ITEM_MOVE",
                 "MOVE",
                 true,
             ),
             Action::EditInfo => (
-                "PUT /files/{id} or /folders/{id} with a new description, tags or content time",
+                "PUT /files/{id} or /folders/{id} with a new description, tags or content time, \
+                 or /web_links/{id} with a new url or description",
                 "ITEM_MODIFY",
                 "EDIT",
                 true,
@@ -122,13 +128,13 @@ impl Action {
                 true,
             ),
             Action::Trash => (
-                "DELETE /files/{id} or /folders/{id}",
+                "DELETE /files/{id}, /folders/{id} or /web_links/{id}",
                 "ITEM_TRASH",
                 "DELETE",
                 true,
             ),
             Action::RestoreFromTrash => (
-                "POST /files/{id} or /folders/{id} of a trashed item",
+                "POST /files/{id}, /folders/{id} or /web_links/{id} of a trashed item",
                 "ITEM_UNDELETE_VIA_TRASH",
                 "UNDELETE",
                 true,
@@ -323,27 +329,28 @@ mod tests {
             use Action::*;
             match a {
                 CreateFolder => 0,
-                UploadFile => 1,
-                UploadVersion => 2,
-                Rename => 3,
-                Move => 4,
-                EditInfo => 5,
-                Copy => 6,
-                Trash => 7,
-                RestoreFromTrash => 8,
-                PromoteVersion => 9,
-                Download => 10,
-                Lock => 11,
-                Unlock => 12,
-                CreateSharedLink => 13,
-                UpdateSharedLink => 14,
-                RemoveSharedLink => 15,
-                AddCollaborator => 16,
-                ChangeCollaboratorRole => 17,
-                RemoveCollaborator => 18,
-                CreateMetadata => 19,
-                UpdateMetadata => 20,
-                DeleteMetadata => 21,
+                CreateWebLink => 1,
+                UploadFile => 2,
+                UploadVersion => 3,
+                Rename => 4,
+                Move => 5,
+                EditInfo => 6,
+                Copy => 7,
+                Trash => 8,
+                RestoreFromTrash => 9,
+                PromoteVersion => 10,
+                Download => 11,
+                Lock => 12,
+                Unlock => 13,
+                CreateSharedLink => 14,
+                UpdateSharedLink => 15,
+                RemoveSharedLink => 16,
+                AddCollaborator => 17,
+                ChangeCollaboratorRole => 18,
+                RemoveCollaborator => 19,
+                CreateMetadata => 20,
+                UpdateMetadata => 21,
+                DeleteMetadata => 22,
             }
         }
         for (i, a) in Action::ALL.iter().enumerate() {

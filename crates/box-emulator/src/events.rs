@@ -247,7 +247,9 @@ pub fn event_json(store: &Store, ev: &Event) -> Value {
 fn admin_event_json(store: &Store, ev: &Event) -> Value {
     let src = &ev.source;
     let source = match src.get("type").and_then(Value::as_str) {
-        Some(kind @ ("file" | "folder")) => {
+        // Box's description has only `file` and `folder` for `item_type`; a web link's
+        // source names its own type in the same shape (it then reads as a generic source).
+        Some(kind @ ("file" | "folder" | "web_link")) => {
             let mut s = json!({
                 "item_type": kind,
                 "item_id": src["id"],

@@ -1,6 +1,7 @@
 //! Files and the trash: `GET/PUT/DELETE /files/{id}` (rename, move, description, tags,
 //! locks, shared links), copy, versions, downloads, and the trash endpoints of files and
-//! folders (inspect, restore, purge, list).
+//! folders (inspect, restore, purge, list). Web links' trash endpoints (`web_links.rs`) go
+//! through the same [`get_trashed`], [`restore`] and [`purge`].
 //!
 //! Downloads answer 302 to `/dl/{token}` on this same server, as Box redirects to
 //! dl.boxcloud.com. Clients drop `Authorization` when they follow the redirect, so the token
@@ -775,7 +776,7 @@ fn restored_json(store: &Store, item: &Item, viewer: Id, fields: &Fields) -> Val
     v
 }
 
-fn get_trashed(ctx: &Ctx, raw: &str, kind: ItemKind, q: &Query) -> ApiResult<Response> {
+pub(crate) fn get_trashed(ctx: &Ctx, raw: &str, kind: ItemKind, q: &Query) -> ApiResult<Response> {
     let store = ctx.shared.store();
     let id = store.resolve_trashed(ctx.user, raw, kind)?;
     let item = store.item(id)?;
@@ -797,7 +798,7 @@ async fn get_trashed_folder(
     get_trashed(&ctx, &folder_id, ItemKind::Folder, &q)
 }
 
-fn purge(ctx: &Ctx, raw: &str, kind: ItemKind) -> ApiResult<Response> {
+pub(crate) fn purge(ctx: &Ctx, raw: &str, kind: ItemKind) -> ApiResult<Response> {
     let mut store = ctx.shared.store();
     let id = store.resolve_trashed(ctx.user, raw, kind)?;
     store.purge(id);
@@ -815,7 +816,13 @@ async fn purge_folder(ctx: Ctx, Path(folder_id): Path<String>) -> ApiResult<Resp
 
 /// Restores an item from the trash: into its old folder when that still exists outside
 /// the trash, else into the `parent` of the body, else into the owner's root.
-fn restore(ctx: &Ctx, raw: &str, kind: ItemKind, q: &Query, body: &Bytes) -> ApiResult<Response> {
+pub(crate) fn restore(
+    ctx: &Ctx,
+    raw: &str,
+    kind: ItemKind,
+    q: &Query,
+    body: &Bytes,
+) -> ApiResult<Response> {
     let body = json_body(body)?;
     let name = opt_str(&body, "name")?;
     let parent_raw = parent_id(&body)?;
@@ -864,7 +871,8 @@ pub async fn restore_folder(
     restore(&ctx, &folder_id, ItemKind::Folder, &q, &body)
 }
 
-/// Sort key of a trash listing: type first (folders before files), then the chosen field.
+/// Sort key of a trash listing: type first (folders, files, web links), then the chosen
+/// field.
 #[derive(Debug, Clone, PartialEq, PartialOrd)]
 enum SortValue {
     Name(String),
@@ -873,7 +881,7 @@ enum SortValue {
 
 type TrashKey = (u8, SortValue, String, Id);
 
-/// Folders before files whatever the direction; then the sort field, the name and the id.
+/// The type order whatever the direction; then the sort field, the name and the id.
 fn trash_order(a: &TrashKey, b: &TrashKey, descending: bool) -> std::cmp::Ordering {
     let second =
         a.1.partial_cmp(&b.1)
@@ -960,7 +968,7 @@ async fn list_trash(ctx: Ctx, q: Query) -> ApiResult<Response> {
         .values()
         .filter(|i| i.trash.is_some() && store.can_access(ctx.user, i.id))
         .map(|i| {
-            let rank = if i.is_folder() { 0 } else { 1 };
+            let rank = i.kind.listing_rank();
             let lower = i.name.to_lowercase();
             let key = match by {
                 "date" => SortValue::Num(

@@ -38,7 +38,8 @@ pub fn routes() -> Router<AppState> {
         .route("/2.0/folders/{folder_id}/copy", post(copy))
 }
 
-/// How a listing is ordered: always folders first, then files, then by `sort`.
+/// How a listing is ordered: always folders first, then files, then web links, then by
+/// `sort`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum SortBy {
     Id,
@@ -59,7 +60,7 @@ enum SortValue {
 type SortKey = (u8, SortValue, Id);
 
 fn sort_key(store: &Store, item: &Item, by: SortBy) -> SortKey {
-    let rank = if item.is_folder() { 0 } else { 1 };
+    let rank = item.kind.listing_rank();
     let value = match by {
         SortBy::Id => SortValue::Num(item.id as i64),
         SortBy::Name => SortValue::Text(item.name.to_lowercase()),
@@ -119,7 +120,7 @@ impl Listing {
             })
             .collect();
         entries.sort_by(|a, b| {
-            // Folders stay first whatever the direction; only the sort value flips.
+            // The type order stays whatever the direction; only the sort value flips.
             let (ra, rb) = (a.0 .0, b.0 .0);
             ra.cmp(&rb).then_with(|| {
                 let o = cmp_keys(&a.0, &b.0);
@@ -492,6 +493,7 @@ fn copy_tree(
     let mut item = store.new_item(source.kind, name, parent, owner, by, now);
     item.description = source.description.clone();
     item.tags = source.tags.clone();
+    item.url = source.url.clone();
     item.content_created_at = source.content_created_at;
     item.content_modified_at = source.content_modified_at;
     if let Some(v) = source.current_version() {

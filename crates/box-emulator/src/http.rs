@@ -220,6 +220,7 @@ fn router(shared: AppState) -> Router {
         .merge(super::collaborations::routes())
         .merge(super::folders::routes())
         .merge(super::files::routes())
+        .merge(super::web_links::routes())
         .merge(super::uploads::routes())
         .merge(super::events::routes())
         .merge(super::metadata::routes())

@@ -60,6 +60,7 @@ pub mod testing;
 pub mod tls;
 pub mod uploads;
 pub mod users;
+pub mod web_links;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
-use super::store::{Item, ItemKind, Lock, SharedLink, Store, User};
+use super::store::{Item, ItemKind, Lock, SharedLink, Store, Trash, User};
 
 /// Box timestamps: RFC 3339 with an explicit offset, whole seconds.
 pub fn time(t: DateTime<Utc>) -> String {
@@ -172,7 +172,8 @@ pub fn display_name(item: &Item) -> &str {
     }
 }
 
-/// Mini representation (File--Mini / Folder--Mini), used for nesting.
+/// Mini representation (File--Mini / Folder--Mini / WebLink--Mini), used for nesting and
+/// in listings without `fields`.
 pub fn mini(_store: &Store, item: &Item) -> Value {
     let mut m = json!({
         "type": item.kind.as_str(),
@@ -181,12 +182,16 @@ pub fn mini(_store: &Store, item: &Item) -> Value {
         "etag": etag(item),
         "name": display_name(item),
     });
-    if item.kind == ItemKind::File {
-        m["sha1"] = json!(item
-            .current_version()
-            .map(|v| v.sha1.clone())
-            .unwrap_or_default());
-        m["file_version"] = file_version_mini(item);
+    match item.kind {
+        ItemKind::File => {
+            m["sha1"] = json!(item
+                .current_version()
+                .map(|v| v.sha1.clone())
+                .unwrap_or_default());
+            m["file_version"] = file_version_mini(item);
+        }
+        ItemKind::WebLink => m["url"] = json!(item.url),
+        ItemKind::Folder => {}
     }
     m
 }
@@ -293,8 +298,12 @@ fn permissions(item: &Item) -> Value {
 }
 
 /// The full representation of an item filtered by `fields` (standard when `fields` is
-/// absent). `viewer` decides what `"0"` means and what metadata is visible.
+/// absent); a web link has a shape of its own. `viewer` decides what `"0"` means and what
+/// metadata is visible.
 pub fn item_json(store: &Store, item: &Item, viewer: u64, fields: &Fields) -> Value {
+    if item.kind == ItemKind::WebLink {
+        return web_link_json(store, item, fields);
+    }
     let is_file = item.kind == ItemKind::File;
     let mut m = Map::new();
     let mut put = |key: &str, standard: bool, make: &dyn Fn() -> Value| {
@@ -302,10 +311,7 @@ pub fn item_json(store: &Store, item: &Item, viewer: u64, fields: &Fields) -> Va
             m.insert(key.to_string(), make());
         }
     };
-    let trashed_at = store
-        .trashed_ancestor(item.id)
-        .and_then(|t| store.items.get(&t))
-        .and_then(|t| t.trash.as_ref());
+    let trash = trash_of(store, item);
     put("type", true, &|| json!(item.kind.as_str()));
     put("id", true, &|| json!(item_id(item)));
     put("etag", true, &|| etag(item));
@@ -325,16 +331,8 @@ pub fn item_json(store: &Store, item: &Item, viewer: u64, fields: &Fields) -> Va
     put("path_collection", true, &|| path_collection(store, item));
     put("created_at", true, &|| json!(time(item.created_at)));
     put("modified_at", true, &|| json!(time(item.modified_at)));
-    put("trashed_at", true, &|| {
-        trashed_at
-            .map(|t| json!(time(t.trashed_at)))
-            .unwrap_or(Value::Null)
-    });
-    put("purged_at", true, &|| {
-        trashed_at
-            .map(|t| json!(time(t.trashed_at + chrono::Duration::days(30))))
-            .unwrap_or(Value::Null)
-    });
+    put("trashed_at", true, &|| trashed_at_json(trash));
+    put("purged_at", true, &|| purged_at_json(trash));
     put("content_created_at", true, &|| {
         json!(time(item.content_created_at))
     });
@@ -344,33 +342,12 @@ pub fn item_json(store: &Store, item: &Item, viewer: u64, fields: &Fields) -> Va
     put("created_by", true, &|| user_mini(store, item.created_by));
     put("modified_by", true, &|| user_mini(store, item.modified_by));
     put("owned_by", true, &|| user_mini(store, item.owner));
-    // `null` when there is none, for files too: the spec marks it nullable (through
-    // `allOf`), and the Python SDK's remove_shared_link() reads the field back. A link past
-    // its `unshared_at` is gone.
-    match item
-        .shared_link
-        .as_ref()
-        .filter(|l| super::shared_links::is_live(l, Utc::now()))
-    {
-        Some(link) => put("shared_link", true, &|| shared_link_json(store, item, link)),
-        None => put("shared_link", true, &|| Value::Null),
-    }
+    put("shared_link", true, &|| live_shared_link_json(store, item));
     if !is_file {
         put("folder_upload_email", true, &|| Value::Null);
     }
-    put("parent", true, &|| {
-        item.parent
-            .and_then(|p| store.items.get(&p))
-            .map(|p| mini(store, p))
-            .unwrap_or(Value::Null)
-    });
-    put("item_status", true, &|| {
-        json!(if trashed_at.is_some() {
-            "trashed"
-        } else {
-            "active"
-        })
-    });
+    put("parent", true, &|| parent_json(store, item));
+    put("item_status", true, &|| item_status_json(trash));
     // Full-only fields: present only when named in `fields`.
     put("tags", false, &|| json!(item.tags));
     put("permissions", false, &|| permissions(item));
@@ -428,6 +405,81 @@ pub fn item_json(store: &Store, item: &Item, viewer: u64, fields: &Fields) -> Va
         m.insert("metadata".into(), Value::Object(md));
     }
     let _ = viewer;
+    Value::Object(m)
+}
+
+/// The trash entry an item is in: its own, or that of the ancestor trashed with it.
+fn trash_of<'a>(store: &'a Store, item: &Item) -> Option<&'a Trash> {
+    store
+        .trashed_ancestor(item.id)
+        .and_then(|t| store.items.get(&t))
+        .and_then(|t| t.trash.as_ref())
+}
+
+fn trashed_at_json(trash: Option<&Trash>) -> Value {
+    trash
+        .map(|t| json!(time(t.trashed_at)))
+        .unwrap_or(Value::Null)
+}
+
+/// When Box will purge a trashed item: 30 days after it was trashed.
+fn purged_at_json(trash: Option<&Trash>) -> Value {
+    trash
+        .map(|t| json!(time(t.trashed_at + chrono::Duration::days(30))))
+        .unwrap_or(Value::Null)
+}
+
+fn item_status_json(trash: Option<&Trash>) -> Value {
+    json!(if trash.is_some() { "trashed" } else { "active" })
+}
+
+fn parent_json(store: &Store, item: &Item) -> Value {
+    item.parent
+        .and_then(|p| store.items.get(&p))
+        .map(|p| mini(store, p))
+        .unwrap_or(Value::Null)
+}
+
+/// `null` when there is none, for files too: the spec marks it nullable (through `allOf`),
+/// and the Python SDK's remove_shared_link() reads the field back. A link past its
+/// `unshared_at` is gone.
+fn live_shared_link_json(store: &Store, item: &Item) -> Value {
+    item.shared_link
+        .as_ref()
+        .filter(|l| super::shared_links::is_live(l, Utc::now()))
+        .map(|link| shared_link_json(store, item, link))
+        .unwrap_or(Value::Null)
+}
+
+/// A web link (`WebLink`) filtered by `fields`. Box's standard web link has no size, no
+/// content times and no full-only fields; its `description` is missing from the OpenAPI
+/// schema, but Box sends it (its recorded answers have it).
+fn web_link_json(store: &Store, item: &Item, fields: &Fields) -> Value {
+    let trash = trash_of(store, item);
+    let mut m = Map::new();
+    let mut put = |key: &str, make: &dyn Fn() -> Value| {
+        if fields.wants(key, true) {
+            m.insert(key.to_string(), make());
+        }
+    };
+    put("type", &|| json!(item.kind.as_str()));
+    put("id", &|| json!(item_id(item)));
+    put("etag", &|| etag(item));
+    put("sequence_id", &|| sequence_id(item));
+    put("name", &|| json!(item.name));
+    put("url", &|| json!(item.url));
+    put("description", &|| json!(item.description));
+    put("path_collection", &|| path_collection(store, item));
+    put("created_at", &|| json!(time(item.created_at)));
+    put("modified_at", &|| json!(time(item.modified_at)));
+    put("trashed_at", &|| trashed_at_json(trash));
+    put("purged_at", &|| purged_at_json(trash));
+    put("created_by", &|| user_mini(store, item.created_by));
+    put("modified_by", &|| user_mini(store, item.modified_by));
+    put("owned_by", &|| user_mini(store, item.owner));
+    put("shared_link", &|| live_shared_link_json(store, item));
+    put("parent", &|| parent_json(store, item));
+    put("item_status", &|| item_status_json(trash));
     Value::Object(m)
 }
 

@@ -109,6 +109,8 @@ pub struct AuthCode {
 pub enum ItemKind {
     File,
     Folder,
+    /// A bookmark: a URL kept in a folder, named like a file or folder (`web_links.rs`).
+    WebLink,
 }
 
 impl ItemKind {
@@ -116,6 +118,17 @@ impl ItemKind {
         match self {
             ItemKind::File => "file",
             ItemKind::Folder => "folder",
+            ItemKind::WebLink => "web_link",
+        }
+    }
+
+    /// Where the kind stands in a listing: Box orders folder items and the trash by type
+    /// first (folders, files, web links) whatever the sort and its direction.
+    pub fn listing_rank(self) -> u8 {
+        match self {
+            ItemKind::Folder => 0,
+            ItemKind::File => 1,
+            ItemKind::WebLink => 2,
         }
     }
 }
@@ -209,9 +222,13 @@ pub struct Item {
     pub tags: Vec<String>,
     /// `"<scope>/<templateKey>"` → instance.
     pub metadata: BTreeMap<String, MetadataInstance>,
-    /// File versions, oldest first; the last is current. Empty for folders.
+    /// File versions, oldest first; the last is current. Empty for folders and web links.
     pub versions: Vec<Version>,
     pub collaborations: Vec<Collaboration>,
+    /// What a web link points at; `None` for files and folders (and absent from the state
+    /// files of emulators older than web links).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 impl Item {
@@ -247,6 +264,7 @@ impl Item {
             metadata: BTreeMap::new(),
             versions: Vec::new(),
             collaborations: Vec::new(),
+            url: None,
         }
     }
 

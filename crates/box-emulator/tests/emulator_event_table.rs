@@ -51,6 +51,17 @@ async fn perform(t: &TestEmu, action: Action, n: usize) -> (u64, String) {
                 .1;
             (from, body["id"].as_str().unwrap().to_string())
         }
+        Action::CreateWebLink => {
+            let from = latest(t);
+            let (status, body) = t
+                .post_json(
+                    "/web_links",
+                    json!({"url": "https://example.com", "name": format!("link {n}"), "parent": {"id": "0"}}),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            (from, body["id"].as_str().unwrap().to_string())
+        }
         Action::UploadFile => {
             let folder = t.mkdir("0", &format!("row {n}")).await;
             let from = latest(t);

@@ -5,8 +5,8 @@
 //! emulator keeps is listed in [`KNOWN_DIFFERENCES`] with its reason. Compared: files,
 //! folders, listings, the user, upload sessions and parts, versions, trash (by offset and by
 //! marker), metadata instances and templates, shared links and shared items, search with
-//! recent shared links, and error bodies (28 fixtures). Not compared because the emulator
-//! serves no such call: web links, folder locks, a single version by id.
+//! recent shared links, web links, and error bodies (31 fixtures). Not compared because the
+//! emulator serves no such call: folder locks, a single version by id.
 
 use box_emulator::testing::TestEmu;
 use reqwest::{Method, StatusCode};
@@ -600,6 +600,42 @@ async fn links_trash_parts_search_and_errors_have_the_shape_of_box_fixtures() {
 
 async fn get_ok_at(t: &TestEmu, url: &str) -> Value {
     send_ok(t.req(Method::GET, url), StatusCode::OK).await
+}
+
+/// Web links created, read and updated, as Box's recorded answers have them (their parent
+/// is a folder in the root, as the fixtures' is).
+#[tokio::test]
+async fn web_links_have_the_shape_of_box_fixtures() {
+    let t = TestEmu::start().await;
+    let dir = t.mkdir("0", "Test Folder").await;
+    let mut checks = Checks::default();
+    // Box's description answers 200 to this create (the fixture's name says 201).
+    let created = send_ok(
+        t.req(Method::POST, &t.api("/web_links")).json(&json!({
+            "url": "https://example.com",
+            "parent": {"id": dir},
+            "name": "example.com",
+            "description": "This goes to an example page",
+        })),
+        StatusCode::OK,
+    )
+    .await;
+    checks.check("BoxWebLink/CreateWebLinkOnFolder201.json", &created);
+    let id = created["id"].as_str().unwrap().to_string();
+
+    let name = "BoxWebLink/GetWebLinkOnFolder200.json";
+    let got = get_ok(&t, &format!("/web_links/{id}?fields={}", fields_of(name))).await;
+    checks.check(name, &got);
+
+    let updated = send_ok(
+        t.req(Method::PUT, &t.api(&format!("/web_links/{id}")))
+            .json(&json!({"description": ""})),
+        StatusCode::OK,
+    )
+    .await;
+    checks.check("BoxWebLink/UpdateWebLinkOnFolder200.json", &updated);
+    assert_eq!(updated["sequence_id"], "1", "one change, as in the fixture");
+    checks.finish();
 }
 
 #[test]

@@ -59,6 +59,14 @@ pub const UNDESCRIBED_QUERY: &[(&str, &str, &str, &str)] = &[
          Box answers its standard fields, which hold what boxfs reads)",
     ),
     (
+        "GET",
+        "/web_links/{web_link_id}",
+        "fields",
+        "the description names `fields` on a web link's trash and restore but not on the \
+         web link itself; Box's `fields` rule holds for every item, and SDKs send it here \
+         (the Java SDK's `BoxWebLink.getInfo(fields)`)",
+    ),
+    (
         "OPTIONS",
         "/events",
         "stream_type",
