@@ -242,13 +242,20 @@ fn large_store_figures(world: &World) -> Vec<Row> {
             .and_then(|pid| proc_status_bytes(pid, "VmRSS:"))
             .map_or(0.0, |b| b as f64 / 1e6)
     };
+    // The resident size once the listing's last rows are written to the store (each second)
+    // and the memory that took is given back: sampled at once, it varied by 15 MB with the
+    // moment the store's writer had reached.
+    let settled_rss = |m: &TestMount| {
+        std::thread::sleep(Duration::from_secs(2));
+        rss_mb(m)
+    };
     let outcome = (|| -> Result<(Duration, Duration, f64, f64, u64), String> {
         let started = Instant::now();
         let mut first = mount_with(world, cache.path());
         let empty_mount = started.elapsed();
         let _watch = Watchdog::arm(&first, "ls -l of 100,000 items");
         list_all(&first)?;
-        let rss_listed = rss_mb(&first);
+        let rss_listed = settled_rss(&first);
         if !first.unmount().success() {
             return Err("unmount failed".into());
         }
@@ -258,7 +265,7 @@ fn large_store_figures(world: &World) -> Vec<Row> {
         let full_mount = started.elapsed();
         let _watch = Watchdog::arm(&second, "ls -l of 100,000 stored items");
         list_all(&second)?;
-        let rss_stored = rss_mb(&second);
+        let rss_stored = settled_rss(&second);
         Ok((empty_mount, full_mount, rss_listed, rss_stored, bytes))
     })();
     let figures = [
