@@ -24,8 +24,14 @@ use crate::fs::{lock, BoxFs};
 /// Rows read from the store in one go by a walk's read-ahead, about.
 const ROWS_PER_READ: usize = 4_000;
 
-/// Rows a walk's read-ahead reads for one folder's subfolders and theirs, about.
+/// Rows a walk's read-ahead reads for one folder's subfolders and those below, about.
 const READ_AHEAD_ROWS: usize = 20_000;
+
+/// Folders whose listings the read-ahead reads at most, and how many levels down it goes:
+/// a walk descends at once into the first folder it meets, so the levels below the next
+/// one must be read already when it gets there (a tree of small folders costs few rows).
+const READ_AHEAD_FOLDERS: usize = 2_000;
+const READ_AHEAD_LEVELS: usize = 4;
 
 /// How often the journal is written while the mount runs.
 const WRITE_EVERY: Duration = Duration::from_secs(1);
@@ -91,8 +97,8 @@ impl BoxFs {
     }
 
     /// Stores the complete listings the metadata store holds of the folders `dirs` (the
-    /// subfolders a walk visits next), and of their subfolders, until about
-    /// [`READ_AHEAD_ROWS`] rows were read; returns the folders of `dirs` it found it holds
+    /// subfolders a walk visits next), and of the folders below them, until about
+    /// [`READ_AHEAD_ROWS`] rows or [`READ_AHEAD_FOLDERS`] folders were read; returns the folders of `dirs` it found it holds
     /// none of. After a remount a walk then finds each folder listed when it gets there,
     /// instead of waiting for one read of the store per folder. The rows are read a few
     /// thousand at a time, and folders past the budget are read when they are opened, so
@@ -107,8 +113,9 @@ impl BoxFs {
         }
         let mut not_stored = Vec::new();
         let mut rows_loaded = 0;
+        let mut folders_read = 0;
         let mut level = dirs;
-        for depth in 0..2 {
+        for depth in 0..READ_AHEAD_LEVELS {
             let wanted: Vec<(Ino, String)> = {
                 let table = lock(&self.table);
                 level
@@ -119,7 +126,10 @@ impl BoxFs {
             let mut next_level = Vec::new();
             let mut rest = &wanted[..];
             // Folders not read once the budget is spent are read when they are opened.
-            while !rest.is_empty() && rows_loaded < READ_AHEAD_ROWS {
+            while !rest.is_empty()
+                && rows_loaded < READ_AHEAD_ROWS
+                && folders_read < READ_AHEAD_FOLDERS
+            {
                 let Some((mut found, looked_at)) = self.read_stored_listings(rest).await else {
                     if depth == 0 {
                         not_stored.extend(rest.iter().map(|(d, _)| *d));
@@ -140,10 +150,11 @@ impl BoxFs {
                     }
                 }
                 rows_loaded += rows_read;
+                folders_read += looked_at;
                 super::listing::trim_after_listing(rows_read);
                 rest = &rest[looked_at..];
             }
-            if rows_loaded >= READ_AHEAD_ROWS {
+            if rows_loaded >= READ_AHEAD_ROWS || folders_read >= READ_AHEAD_FOLDERS {
                 break;
             }
             level = next_level;
