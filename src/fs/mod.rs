@@ -576,9 +576,9 @@ impl BoxFs {
                 names_generation,
             ))
         };
-        if fresh {
-            self.finish_dir(&handle);
-        } else {
+        // Finished at once if the listing is still complete now, under the table's lock.
+        let finished = fresh && self.finish_dir(&handle);
+        if !finished {
             let fs = Arc::clone(self);
             let filling = Arc::clone(&handle);
             tokio::spawn(async move { fs.fill_dir(filling).await });
@@ -593,7 +593,7 @@ impl BoxFs {
         let fh = self.handles.add_dir(handle);
         Ok(Opened {
             fh,
-            keep_cache: fresh && !changed,
+            keep_cache: finished && !changed,
         })
     }
 

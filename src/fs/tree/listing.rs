@@ -13,13 +13,17 @@ use crate::fs::backend::priority::{in_background, spawn_keeping_priority};
 use crate::fs::errno::FsError;
 use crate::fs::kernel::{DirsChanged, Invalidation, KernelQueue};
 use crate::fs::tree::dir_handle::{DirHandle, FinishOnDrop};
-use crate::fs::tree::inode::{Ino, ListingDiff};
+use crate::fs::tree::inode::{Ino, InodeTable, ListingDiff};
 use crate::fs::{lock, BoxFs, DirEntry, STAT_FIELDS};
 use box_client::folders::ListOptions;
 use box_client::types::Items;
 use box_client::BoxResult;
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+
+/// How many times an open directory's listing is made complete before it is handed out
+/// as it is (see [`BoxFs::fill_dir`]).
+const FINISH_ATTEMPTS: u32 = 3;
 
 /// Entries per listing page: Box's maximum.
 const PAGE_LIMIT: u32 = 1000;
@@ -131,31 +135,58 @@ impl BoxFs {
     /// fetched, or whole if another caller listed the folder meanwhile.
     pub(in crate::fs) async fn fill_dir(self: Arc<Self>, handle: Arc<DirHandle>) {
         let _unblock_readers = FinishOnDrop(handle.clone());
-        match self.list_if_stale(handle.ino, Some(&handle)).await {
-            Ok(listed) => {
-                self.finish_dir(&handle);
-                trim_after_listing(listed);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.list_if_stale(handle.ino, Some(&handle)).await {
+                Ok(listed) => {
+                    trim_after_listing(listed);
+                    // A small table may evict children between the listing and its end;
+                    // the folder is then listed again (the last time, handed out as it is).
+                    if self.finish_dir(&handle) {
+                        return;
+                    }
+                    if attempts >= FINISH_ATTEMPTS {
+                        return self.finish_dir_as_it_is(&handle);
+                    }
+                }
+                Err(e) => return handle.finish(Err(e)),
             }
-            Err(e) => handle.finish(Err(e)),
         }
     }
 
     /// Ends the handle of a directory whose listing is complete: the children not handed out
     /// yet (all of them for a listing that was fresh; local files not uploaded yet otherwise)
-    /// in name order, then the end. Starts listing subfolders ahead of a walk.
-    pub(in crate::fs) fn finish_dir(self: &Arc<Self>, handle: &DirHandle) {
+    /// in name order, then the end. Starts listing subfolders ahead of a walk. Returns false,
+    /// and ends nothing, if the listing is no longer complete (the table evicted a child
+    /// since it was checked): the caller lists the folder again.
+    pub(in crate::fs) fn finish_dir(self: &Arc<Self>, handle: &DirHandle) -> bool {
         {
             let mut table = lock(&self.table);
-            let mut entries: Vec<DirEntry> = handle
-                .missing(table.children(handle.ino))
-                .into_iter()
-                .filter_map(|c| self.dir_entry(&table, c))
-                .collect();
-            entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-            handle.add(&mut table, entries);
+            if !table.get(handle.ino).is_some_and(|i| i.listing_complete()) {
+                return false;
+            }
+            self.hand_out_the_rest(&mut table, handle);
         }
         handle.finish(Ok(()));
         self.prefetch_subfolders(handle.ino);
+        true
+    }
+
+    /// [`Self::finish_dir`] whatever the listing's state.
+    fn finish_dir_as_it_is(self: &Arc<Self>, handle: &DirHandle) {
+        self.hand_out_the_rest(&mut lock(&self.table), handle);
+        handle.finish(Ok(()));
+    }
+
+    fn hand_out_the_rest(&self, table: &mut InodeTable, handle: &DirHandle) {
+        let mut entries: Vec<DirEntry> = handle
+            .missing(table.children(handle.ino))
+            .into_iter()
+            .filter_map(|c| self.dir_entry(table, c))
+            .collect();
+        entries.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        handle.add(table, entries);
     }
 
     /// Lists `dir` completely and stores the listing a page at a time; with `sink`, each

@@ -98,12 +98,13 @@ impl BoxFs {
 
     /// Stores the complete listings the metadata store holds of the folders `dirs` (the
     /// subfolders a walk visits next), and of the folders below them, until about
-    /// [`READ_AHEAD_ROWS`] rows or [`READ_AHEAD_FOLDERS`] folders were read; returns the folders of `dirs` it found it holds
-    /// none of. After a remount a walk then finds each folder listed when it gets there,
-    /// instead of waiting for one read of the store per folder. The rows are read a few
-    /// thousand at a time, and folders past the budget are read when they are opened, so
-    /// that big folders never make the daemon hold many rows at once. A folder being
-    /// listed meanwhile is left to that listing.
+    /// [`READ_AHEAD_ROWS`] rows (a quarter of the table at most) or [`READ_AHEAD_FOLDERS`]
+    /// folders were read; returns the folders of `dirs` it did not store (the store holds
+    /// no listing of them, or the budget ran out), for the caller to list from Box. After
+    /// a remount a walk then finds each folder listed when it gets there, instead of
+    /// waiting for one read of the store per folder. The rows are read a few thousand at a
+    /// time, so that big folders never make the daemon hold many rows at once. A folder
+    /// being listed meanwhile is left to that listing.
     pub(in crate::fs) async fn load_stored_listings(&self, dirs: Vec<Ino>) -> Vec<Ino> {
         if self.store.is_none()
             || dirs.is_empty()
@@ -114,6 +115,9 @@ impl BoxFs {
         let mut not_stored = Vec::new();
         let mut rows_loaded = 0;
         let mut folders_read = 0;
+        // Reading ahead must never push out of memory what the walk is using: a quarter of
+        // the table at most.
+        let rows_budget = READ_AHEAD_ROWS.min(lock(&self.table).limit() / 4);
         let mut level = dirs;
         for depth in 0..READ_AHEAD_LEVELS {
             let wanted: Vec<(Ino, String)> = {
@@ -126,11 +130,11 @@ impl BoxFs {
             let mut next_level = Vec::new();
             let mut rest = &wanted[..];
             // Folders not read once the budget is spent are read when they are opened.
-            while !rest.is_empty()
-                && rows_loaded < READ_AHEAD_ROWS
-                && folders_read < READ_AHEAD_FOLDERS
+            while !rest.is_empty() && rows_loaded < rows_budget && folders_read < READ_AHEAD_FOLDERS
             {
-                let Some((mut found, looked_at)) = self.read_stored_listings(rest).await else {
+                let max_rows = ROWS_PER_READ.min(rows_budget - rows_loaded);
+                let Some((mut found, looked_at)) = self.read_stored_listings(rest, max_rows).await
+                else {
                     if depth == 0 {
                         not_stored.extend(rest.iter().map(|(d, _)| *d));
                     }
@@ -154,7 +158,12 @@ impl BoxFs {
                 super::listing::trim_after_listing(rows_read);
                 rest = &rest[looked_at..];
             }
-            if rows_loaded >= READ_AHEAD_ROWS || folders_read >= READ_AHEAD_FOLDERS {
+            // Folders asked for that the budget left unread: listed ahead as without a store
+            // (each tries the store first).
+            if depth == 0 {
+                not_stored.extend(rest.iter().map(|(d, _)| *d));
+            }
+            if rows_loaded >= rows_budget || folders_read >= READ_AHEAD_FOLDERS {
                 break;
             }
             level = next_level;
@@ -167,13 +176,14 @@ impl BoxFs {
     async fn read_stored_listings(
         &self,
         wanted: &[(Ino, String)],
+        max_rows: usize,
     ) -> Option<(HashMap<String, Vec<StoredItem>>, usize)> {
         let store = self.store.clone()?;
         let ids: Vec<String> = wanted.iter().map(|(_, id)| id.clone()).collect();
         let table = self.table.clone();
         let read = tokio::task::spawn_blocking(move || {
             store.apply_taken(|| lock(&table).take_store_batch())?;
-            store.listings(&ids, ROWS_PER_READ)
+            store.listings(&ids, max_rows)
         })
         .await;
         match read {
