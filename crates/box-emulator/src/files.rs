@@ -228,27 +228,14 @@ async fn update_file(
     let mut store = ctx.shared.store();
     let user = ctx.user;
     let id = store.resolve(user, &file_id, ItemKind::File)?;
+    ctx.check_if_match(store.item(id)?.etag)?;
+    let target = store.relink_target(user, id, name, parent_raw.as_deref())?;
     let item = store.item(id)?;
-    ctx.check_if_match(item.etag)?;
-    let old_name = item.name.clone();
-    let old_parent = item.parent.unwrap_or_default();
-    let new_name = name.unwrap_or_else(|| old_name.clone());
-    let new_parent = match &parent_raw {
-        Some(raw) => store.resolve_parent(user, raw)?,
-        None => old_parent,
-    };
-    let renamed = new_name != old_name;
-    let moved = new_parent != old_parent;
     let lock_changes = !matches!(lock, LockChange::Unchanged);
-    if renamed || moved || lock_changes {
+    if target.changes() || lock_changes {
         check_not_locked(item, user, now)?;
     }
-    if renamed {
-        check_name(&new_name)?;
-    }
-    if renamed || moved {
-        store.check_name_free(new_parent, &new_name, Some(id))?;
-    }
+    target.check(&store)?;
     let had_lock = item.lock.as_ref().is_some_and(|l| l.is_active(now));
     let description_changed = description.as_ref().is_some_and(|d| *d != item.description);
     let tags_changed = tags.as_ref().is_some_and(|t| *t != item.tags);
@@ -258,22 +245,13 @@ async fn update_file(
     if let Some(value) = shared_link {
         super::shared_links::apply(&mut store, id, value, user, now)?;
     }
-    let mut events: Vec<Action> = Vec::new();
-    if renamed || moved {
-        store.relink(id, new_parent, &new_name);
-        if renamed {
-            events.push(Action::Rename);
-        }
-        if moved {
-            events.push(Action::Move);
-        }
-    }
+    let mut events = target.apply(&mut store);
     let lock_id = match lock {
         LockChange::Lock { .. } => store.alloc_id(),
         _ => 0,
     };
     let item = store.item_mut(id)?;
-    let mut changed = renamed || moved;
+    let mut changed = target.changes();
     if let Some(d) = description {
         if description_changed {
             item.description = d;
@@ -292,7 +270,7 @@ async fn update_file(
             changed = true;
         }
     }
-    if (description_changed || tags_changed || mtime_changed) && !(renamed || moved) {
+    if (description_changed || tags_changed || mtime_changed) && !target.changes() {
         events.push(Action::EditInfo);
     }
     match lock {

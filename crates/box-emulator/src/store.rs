@@ -425,6 +425,49 @@ pub struct RealtimeChannel {
 
 /// Box's name rules: 1–255 characters, no `/` or `\`, no control characters, no trailing
 /// space, not `.` or `..`.
+/// A rename and/or move asked of an item ([`Store::relink_target`]).
+#[derive(Debug, Clone)]
+pub struct Relink {
+    pub id: Id,
+    pub name: String,
+    pub parent: Id,
+    pub renamed: bool,
+    pub moved: bool,
+}
+
+impl Relink {
+    pub fn changes(&self) -> bool {
+        self.renamed || self.moved
+    }
+
+    /// A new name must be valid, and the target name free in the target folder.
+    pub fn check(&self, store: &Store) -> ApiResult<()> {
+        if self.renamed {
+            check_name(&self.name)?;
+        }
+        if self.changes() {
+            store.check_name_free(self.parent, &self.name, Some(self.id))?;
+        }
+        Ok(())
+    }
+
+    /// Moves and renames the item, and says which events that makes (each reported).
+    pub fn apply(&self, store: &mut Store) -> Vec<Action> {
+        if !self.changes() {
+            return Vec::new();
+        }
+        store.relink(self.id, self.parent, &self.name);
+        let mut events = Vec::new();
+        if self.renamed {
+            events.push(Action::Rename);
+        }
+        if self.moved {
+            events.push(Action::Move);
+        }
+        events
+    }
+}
+
 pub fn check_name(name: &str) -> ApiResult<()> {
     if name.is_empty() {
         return Err(ApiError::new(
@@ -627,6 +670,31 @@ impl Store {
     /// folder the user can write to.
     pub fn resolve_parent(&self, user: Id, raw: &str) -> ApiResult<Id> {
         self.resolve(user, raw, ItemKind::Folder)
+    }
+
+    /// Where a `PUT` asks item `id` to go: `name` and the body's parent (either may be
+    /// left out: the item keeps its own). Nothing is checked yet ([`Relink::check`]).
+    pub fn relink_target(
+        &self,
+        user: Id,
+        id: Id,
+        name: Option<String>,
+        parent_raw: Option<&str>,
+    ) -> ApiResult<Relink> {
+        let item = self.item(id)?;
+        let old_parent = item.parent.unwrap_or_default();
+        let name = name.unwrap_or_else(|| item.name.clone());
+        let parent = match parent_raw {
+            Some(raw) => self.resolve_parent(user, raw)?,
+            None => old_parent,
+        };
+        Ok(Relink {
+            id,
+            renamed: name != item.name,
+            moved: parent != old_parent,
+            name,
+            parent,
+        })
     }
 
     pub fn child_by_name(&self, parent: Id, name: &str) -> Option<Id> {

@@ -145,28 +145,15 @@ async fn update(ctx: Ctx, Path(raw): Path<String>, q: Query, body: Bytes) -> Api
     let id = store.resolve(user, &raw, ItemKind::WebLink)?;
     let item = store.item(id)?;
     ctx.check_if_match(item.etag)?;
-    let old_name = item.name.clone();
-    let old_parent = item.parent.unwrap_or_default();
-    let new_name = name.unwrap_or_else(|| old_name.clone());
-    let new_parent = match &parent_raw {
-        Some(raw) => store.resolve_parent(user, raw)?,
-        None => old_parent,
-    };
-    let renamed = new_name != old_name;
-    let moved = new_parent != old_parent;
-    if renamed {
-        check_name(&new_name)?;
-    }
-    if renamed || moved {
-        store.check_name_free(new_parent, &new_name, Some(id))?;
-    }
+    let target = store.relink_target(user, id, name, parent_raw.as_deref())?;
+    target.check(&store)?;
+    let item = store.item(id)?;
     let url_changed = url.as_ref().is_some_and(|u| Some(u) != item.url.as_ref());
     let description_changed = description.as_ref().is_some_and(|d| *d != item.description);
 
     let now = Utc::now();
-    if renamed || moved {
-        store.relink(id, new_parent, &new_name);
-    }
+    // As for files: a rename and a move are each reported; other changes only on their own.
+    let mut events = target.apply(&mut store);
     let item = store.item_mut(id)?;
     if url_changed {
         item.url = url;
@@ -174,18 +161,10 @@ async fn update(ctx: Ctx, Path(raw): Path<String>, q: Query, body: Bytes) -> Api
     if let Some(d) = description.filter(|_| description_changed) {
         item.description = d;
     }
-    if renamed || moved || url_changed || description_changed {
+    if target.changes() || url_changed || description_changed {
         item.touch(user, now);
     }
-    // As for files: a rename and a move are each reported; other changes only on their own.
-    let mut events = Vec::new();
-    if renamed {
-        events.push(Action::Rename);
-    }
-    if moved {
-        events.push(Action::Move);
-    }
-    if (url_changed || description_changed) && !(renamed || moved) {
+    if (url_changed || description_changed) && !target.changes() {
         events.push(Action::EditInfo);
     }
     for e in events {
