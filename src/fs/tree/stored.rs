@@ -52,39 +52,21 @@ impl BoxFs {
     /// Stores `dir`'s complete listing from the metadata store, if the store holds one and
     /// may be trusted now. Returns whether it did.
     pub(in crate::fs) async fn load_stored_listing(&self, dir: Ino) -> Result<bool, FsError> {
-        let Some(store) = self.store.clone() else {
-            return Ok(false);
-        };
         // Offline, the store is the best there is; online, it is trusted only while every
         // event since it was written has been applied.
-        if !self.health().is_healthy() && !self.is_offline() {
+        if self.store.is_none() || (!self.health().is_healthy() && !self.is_offline()) {
             return Ok(false);
         }
-        let box_id = {
-            let table = lock(&self.table);
-            match table.get(dir) {
-                Some(inode) if inode.is_dir() => inode.box_id().to_string(),
-                _ => return Ok(false),
-            }
+        let box_id = match lock(&self.table).get(dir) {
+            Some(inode) if inode.is_dir() => inode.box_id().to_string(),
+            _ => return Ok(false),
         };
-        let table = self.table.clone();
-        // What the table changed is written first: the rows read are then no older than it.
-        let read = tokio::task::spawn_blocking(move || {
-            store.apply_taken(|| lock(&table).take_store_batch())?;
-            store.listing(&box_id)
-        })
-        .await;
-        let rows = match read {
-            Ok(Ok(Some(rows))) => rows,
-            Ok(Ok(None)) => return Ok(false),
-            Ok(Err(e)) => {
-                log::warn!("{e}; listing from Box instead");
-                return Ok(false);
-            }
-            Err(e) => {
-                log::warn!("reading the metadata store: {e}");
-                return Ok(false);
-            }
+        let wanted = [(dir, box_id)];
+        let Some((mut found, _)) = self.read_stored_listings(&wanted, usize::MAX).await else {
+            return Ok(false);
+        };
+        let Some(rows) = found.remove(&wanted[0].1) else {
+            return Ok(false);
         };
         lock(&self.table).merge_stored_listing(dir, &rows)?;
         self.counters
@@ -181,6 +163,7 @@ impl BoxFs {
         let store = self.store.clone()?;
         let ids: Vec<String> = wanted.iter().map(|(_, id)| id.clone()).collect();
         let table = self.table.clone();
+        // What the table changed is written first: the rows read are then no older than it.
         let read = tokio::task::spawn_blocking(move || {
             store.apply_taken(|| lock(&table).take_store_batch())?;
             store.listings(&ids, max_rows)
