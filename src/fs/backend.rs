@@ -1,5 +1,5 @@
 //! The seam between the filesystem and Box: [`BoxApi`] is every call `fs` makes to Box
-//! (listings, items, folders, renames and moves, deletions and restores, uploads, download
+//! (listings, items, folders, web links, renames and moves, deletions and restores, uploads, download
 //! sources for ranged downloads, locks, shared links, metadata, the event stream), with
 //! `box_client`'s own types and errors. [`box_client::Client`] implements it by calling
 //! itself; [`faults::FaultyBox`] wraps any implementation and fails chosen calls, so that a
@@ -38,6 +38,7 @@ use box_client::reachability::ReachabilityState;
 use box_client::stats::RequestStats;
 use box_client::types::{Item, Items, User};
 use box_client::upload::UploadOptions;
+use box_client::web_links::WebLinkUpdate;
 use box_client::{Client, PacerStats};
 
 /// File content on its way from Box: the download server's etag and the body as a stream
@@ -168,6 +169,18 @@ pub trait BoxApi: Send + Sync {
     async fn restore_folder(
         &self,
         folder_id: &str,
+        name: Option<&str>,
+        parent_id: Option<&str>,
+    ) -> BoxResult<Item>;
+
+    /// A web link (Box's bookmark) as an [`Item`] of kind `web_link`.
+    async fn web_link_with_fields(&self, web_link_id: &str, fields: &[&str]) -> BoxResult<Item>;
+    /// Renames, moves or re-points a web link in one request.
+    async fn update_web_link(&self, web_link_id: &str, changes: &WebLinkUpdate) -> BoxResult<Item>;
+    async fn delete_web_link(&self, web_link_id: &str) -> BoxResult<()>;
+    async fn restore_web_link(
+        &self,
+        web_link_id: &str,
         name: Option<&str>,
         parent_id: Option<&str>,
     ) -> BoxResult<Item>;
@@ -351,6 +364,30 @@ impl BoxApi for Client {
         parent_id: Option<&str>,
     ) -> BoxResult<Item> {
         Client::restore_folder(&paced(self), folder_id, name, parent_id).await
+    }
+
+    async fn web_link_with_fields(&self, web_link_id: &str, fields: &[&str]) -> BoxResult<Item> {
+        Client::web_link(&paced(self), web_link_id, fields)
+            .await
+            .map(Item::from)
+    }
+    async fn update_web_link(&self, web_link_id: &str, changes: &WebLinkUpdate) -> BoxResult<Item> {
+        Client::update_web_link(&paced(self), web_link_id, changes)
+            .await
+            .map(Item::from)
+    }
+    async fn delete_web_link(&self, web_link_id: &str) -> BoxResult<()> {
+        Client::delete_web_link(&paced(self), web_link_id).await
+    }
+    async fn restore_web_link(
+        &self,
+        web_link_id: &str,
+        name: Option<&str>,
+        parent_id: Option<&str>,
+    ) -> BoxResult<Item> {
+        Client::restore_web_link(&paced(self), web_link_id, name, parent_id)
+            .await
+            .map(Item::from)
     }
 
     async fn upload_file(
