@@ -245,3 +245,44 @@ async fn a_git_checkout_is_clean_after_a_remount() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mode_changed_elsewhere_shows_within_seconds() {
+    let emu = TestEmu::start().await;
+    let docs = emu.mkdir("0", "Docs").await;
+    let file = emu.upload_file(&docs, "tool", b"#!/bin/sh\n").await;
+    let file_id = file["id"].as_str().unwrap().to_string();
+    blocking(move || {
+        let a = TestMount::start(&emu, &["--posix-attributes"]);
+        let b = TestMount::start(&emu, &["--posix-attributes"]);
+        assert_eq!(mode(&b.path("Docs/tool")) & 0o777, 0o644);
+        fs::set_permissions(a.path("Docs/tool"), fs::Permissions::from_mode(0o700)).unwrap();
+        let seen = common::mount::eventually(std::time::Duration::from_secs(10), || {
+            mode(&b.path("Docs/tool")) & 0o777 == 0o700
+        });
+        assert!(
+            seen.is_some(),
+            "mount b still shows {:o}",
+            mode(&b.path("Docs/tool"))
+        );
+        // And through Box's API, as another client would write it.
+        rt().block_on(async {
+            let client = emu.client(box_client::RetryPolicy::default());
+            let patch = box_client::metadata::MetadataPatch::new().replace("posix_mode", "100711");
+            let item = box_client::metadata::ItemRef::file(file_id.clone());
+            client
+                .update_metadata(&item, "global", "properties", &patch)
+                .await
+                .unwrap();
+        });
+        let seen = common::mount::eventually(std::time::Duration::from_secs(10), || {
+            mode(&a.path("Docs/tool")) & 0o777 == 0o711
+        });
+        assert!(
+            seen.is_some(),
+            "mount a still shows {:o}",
+            mode(&a.path("Docs/tool"))
+        );
+    })
+    .await;
+}
