@@ -696,7 +696,7 @@ impl BoxFs {
                 return Err(FsError::new(libc::EISDIR, "is a directory"));
             }
             if inode.kind() == Kind::Link {
-                return self.open_shortcut(ino, inode.attrs().target.as_deref());
+                return self.open_shortcut(ino, inode.attrs().target());
             }
             let a = inode.attrs();
             (

@@ -55,6 +55,11 @@ fn file_type(a: &FsAttr) -> FileType {
     }
 }
 
+/// Who made a request: a new item is theirs (kept with `--posix-attributes`).
+fn caller_of(req: &Request) -> (u32, u32) {
+    (req.uid(), req.gid())
+}
+
 fn to_file_attr(a: &FsAttr) -> FileAttr {
     FileAttr {
         ino: INodeNo(a.ino),
@@ -260,7 +265,7 @@ impl Filesystem for FuseAdapter {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -269,9 +274,10 @@ impl Filesystem for FuseAdapter {
     ) {
         let fs = self.fs.clone();
         let name = name.to_owned();
+        let caller = caller_of(req);
         self.spawn(async move {
             match fs
-                .mkdir_with_mode(parent.0, &name, Some(mode & !umask))
+                .mkdir_with_mode(parent.0, &name, Some(mode & !umask), Some(caller))
                 .await
             {
                 Ok(a) => reply.entry(&fs.kernel_ttl(), &to_file_attr(&a), Generation(0)),
@@ -371,7 +377,7 @@ impl Filesystem for FuseAdapter {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -381,9 +387,10 @@ impl Filesystem for FuseAdapter {
     ) {
         let fs = self.fs.clone();
         let name = name.to_owned();
+        let caller = caller_of(req);
         self.spawn(async move {
             match fs
-                .create_with_mode(parent.0, &name, flags, Some(mode & !umask))
+                .create_with_mode(parent.0, &name, flags, Some(mode & !umask), Some(caller))
                 .await
             {
                 Ok((a, o)) => reply.created(
@@ -693,7 +700,7 @@ impl Filesystem for FuseAdapter {
     /// Box has no symbolic links: kept as marked files with `--posix-attributes`, else EPERM.
     fn symlink(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         link_name: &OsStr,
         target: &std::path::Path,
@@ -702,8 +709,9 @@ impl Filesystem for FuseAdapter {
         let fs = self.fs.clone();
         let name = link_name.to_owned();
         let target = target.to_owned();
+        let caller = caller_of(req);
         self.spawn(async move {
-            match fs.symlink(parent.0, &name, &target).await {
+            match fs.symlink(parent.0, &name, &target, Some(caller)).await {
                 Ok(a) => reply.entry(&fs.kernel_ttl(), &to_file_attr(&a), Generation(0)),
                 Err(e) => reply.error(errno("symlink", &e)),
             }

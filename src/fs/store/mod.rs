@@ -37,7 +37,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub const STORE_FILE: &str = "metadata.sqlite3";
 
 /// Bumped when the schema changes; a store of another version is started afresh.
-/// 2: `kind` (web links) in place of `is_dir`, and `target` and `mode`.
+/// 2: `kind` (web links) in place of `is_dir`, and `target`, `mode`, `uid` and `gid`.
 const SCHEMA_VERSION: i64 = 2;
 
 /// Deletes row `?1` and, for a folder, its whole subtree: nothing below a removed folder can
@@ -95,6 +95,9 @@ pub struct StoredItem {
     pub target: Option<String>,
     /// The POSIX mode kept on Box, file type bits included.
     pub mode: Option<u32>,
+    /// The owner and group kept on Box.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
 /// What changed in the table since the last batch, written in one transaction.
@@ -219,7 +222,7 @@ fn time(n: Option<i64>) -> Option<SystemTime> {
 }
 
 const COLUMNS: &str =
-    "id, kind, parent_id, name, size, mtime, ctime, etag, seq, version, sha1, target, mode";
+    "id, kind, parent_id, name, size, mtime, ctime, etag, seq, version, sha1, target, mode, uid, gid";
 
 fn row_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredItem> {
     Ok(StoredItem {
@@ -236,6 +239,8 @@ fn row_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredItem> {
         sha1: row.get(10)?,
         target: row.get(11)?,
         mode: row.get::<_, Option<i64>>(12)?.map(|m| m as u32),
+        uid: row.get::<_, Option<i64>>(13)?.map(|m| m as u32),
+        gid: row.get::<_, Option<i64>>(14)?.map(|m| m as u32),
     })
 }
 
@@ -360,7 +365,7 @@ impl MetaStore {
                  size INTEGER NOT NULL,
                  mtime INTEGER, ctime INTEGER,
                  etag TEXT, seq INTEGER, version TEXT, sha1 TEXT,
-                 target TEXT, mode INTEGER,
+                 target TEXT, mode INTEGER, uid INTEGER, gid INTEGER,
                  listing_complete INTEGER NOT NULL DEFAULT 0
              );
              CREATE INDEX IF NOT EXISTS items_by_parent ON items(parent_id);",
@@ -421,13 +426,14 @@ impl MetaStore {
             }
             let mut upsert = tx.prepare_cached(&format!(
                 "INSERT INTO items ({COLUMNS})
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
                  ON CONFLICT(id) DO UPDATE SET
                      kind = excluded.kind, parent_id = excluded.parent_id,
                      name = excluded.name, size = excluded.size, mtime = excluded.mtime,
                      ctime = excluded.ctime, etag = excluded.etag, seq = excluded.seq,
                      version = excluded.version, sha1 = excluded.sha1,
-                     target = excluded.target, mode = excluded.mode"
+                     target = excluded.target, mode = excluded.mode,
+                     uid = excluded.uid, gid = excluded.gid"
             ))?;
             for item in &batch.upserts {
                 upsert.execute(params![
@@ -444,6 +450,8 @@ impl MetaStore {
                     item.sha1,
                     item.target,
                     item.mode.map(i64::from),
+                    item.uid.map(i64::from),
+                    item.gid.map(i64::from),
                 ])?;
             }
             let mut listing =

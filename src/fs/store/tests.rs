@@ -272,6 +272,8 @@ fn web_links_modes_and_targets_round_trip() {
     };
     let script = StoredItem {
         mode: Some(0o100755),
+        uid: Some(1000),
+        gid: Some(100),
         ..item("22", "0", "run.sh", false)
     };
     store

@@ -66,7 +66,9 @@ impl FsAttr {
         let atime = a.atime.unwrap_or(mtime);
         let write_bits = if id.read_only { 0o7555 } else { 0o7777 };
         let kind = inode.kind();
-        let kept = a.mode.filter(|_| kind != Kind::Link).map(|m| m & 0o7777);
+        let kept = a.mode().filter(|_| kind != Kind::Link).map(|m| m & 0o7777);
+        let uid = a.uid().unwrap_or(id.uid);
+        let gid = a.gid().unwrap_or(id.gid);
         let perm = |default: u32| (kept.unwrap_or(default & !id.umask) & write_bits) as u16;
         match kind {
             Kind::Dir => FsAttr {
@@ -82,14 +84,14 @@ impl FsAttr {
                 ctime,
                 perm: perm(0o777),
                 nlink: 2 + subdirs.min(u32::MAX as usize - 2) as u32,
-                uid: id.uid,
-                gid: id.gid,
+                uid,
+                gid,
                 blksize: 4096,
             },
             kind @ (Kind::File | Kind::Link) => FsAttr {
                 ino,
                 kind,
-                symlink: kind == Kind::File && is_symlink(a.mode) && a.target.is_some(),
+                symlink: kind == Kind::File && is_symlink(a.mode()) && a.target().is_some(),
                 size: a.size,
                 blocks: a.size.div_ceil(512),
                 atime,
@@ -102,8 +104,8 @@ impl FsAttr {
                     _ => perm(0o666),
                 },
                 nlink: 1,
-                uid: id.uid,
-                gid: id.gid,
+                uid,
+                gid,
                 blksize: FILE_BLKSIZE,
             },
         }

@@ -66,15 +66,17 @@ impl BoxFs {
 
     /// `mkdir`: a new folder, with one kernel reference.
     pub async fn mkdir(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<FsAttr, FsError> {
-        self.mkdir_with_mode(parent, name, None).await
+        self.mkdir_with_mode(parent, name, None, None).await
     }
 
-    /// `mkdir` with the mode asked for (kept on Box with `--posix-attributes`).
+    /// `mkdir` with the mode asked for, by `caller` (uid, gid): kept on Box with
+    /// `--posix-attributes`.
     pub async fn mkdir_with_mode(
         self: &Arc<Self>,
         parent: Ino,
         name: &OsStr,
         mode: Option<u32>,
+        caller: Option<(u32, u32)>,
     ) -> Result<FsAttr, FsError> {
         self.check_writable()?;
         let name = box_name(name)?;
@@ -93,8 +95,8 @@ impl BoxFs {
         let _own = self.own.name(&parent_id, name);
         let item = self.client.create_folder(&parent_id, name).await?;
         let (ino, attr) = self.store_item(parent, &item, true)?;
-        if mode.is_some() {
-            self.keep_new_mode(ino, mode).await?;
+        if mode.is_some() || caller.is_some() {
+            self.keep_new_attrs(ino, mode, caller).await?;
             return self.cached_attr(&lock(&self.table), ino);
         }
         Ok(attr)

@@ -10,7 +10,9 @@
 //! download. Listings ask for the instance in the same call (`fields=` takes
 //! `metadata.global.properties`), so `ls -l` costs no extra call. The metadata stays with the
 //! item through renames and moves, on Box's web app as well, and every mount of the account
-//! reads it. An item without the keys shows the mount's defaults.
+//! reads it. An item without the keys shows the mount's defaults. `chown` keeps the owner
+//! and group as decimal `posix_uid` and `posix_gid`: numbers of the machine that set them,
+//! as on NFS without id mapping.
 
 use box_client::types::Item;
 use serde_json::Value;
@@ -24,6 +26,9 @@ pub const TEMPLATE: &str = "properties";
 pub const MODE_KEY: &str = "posix_mode";
 /// A symbolic link's target.
 pub const SYMLINK_KEY: &str = "posix_symlink";
+/// The owner and group, as decimal text (numbers of the machine that set them).
+pub const UID_KEY: &str = "posix_uid";
+pub const GID_KEY: &str = "posix_gid";
 
 /// The file type and permission bits this mount keeps (set-id and sticky bits included).
 const KEPT_BITS: u32 = libc::S_IFMT | 0o7777;
@@ -34,6 +39,8 @@ const KEPT_BITS: u32 = libc::S_IFMT | 0o7777;
 pub struct PosixAttrs {
     pub mode: Option<u32>,
     pub symlink: Option<String>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
 impl PosixAttrs {
@@ -58,7 +65,18 @@ impl PosixAttrs {
             (Some(m), None) if is_symlink(Some(m)) => None,
             _ => mode,
         };
-        Some(PosixAttrs { mode, symlink })
+        let id = |key: &str| {
+            values
+                .get(key)
+                .and_then(Value::as_str)
+                .and_then(|t| t.parse::<u32>().ok())
+        };
+        Some(PosixAttrs {
+            mode,
+            symlink,
+            uid: id(UID_KEY),
+            gid: id(GID_KEY),
+        })
     }
 }
 
@@ -135,6 +153,13 @@ mod tests {
             json!({"global": {"properties": {"posix_mode": "120777"}}}),
         ));
         assert_eq!(PosixAttrs::of(&half).unwrap(), PosixAttrs::default());
+        let owned = with(Some(json!({"global": {"properties": {
+            "posix_uid": "1000", "posix_gid": "100", "posix_mode": "100600"
+        }}})));
+        let owned = PosixAttrs::of(&owned).unwrap();
+        assert_eq!((owned.uid, owned.gid), (Some(1000), Some(100)));
+        let bad = with(Some(json!({"global": {"properties": {"posix_uid": "-1"}}})));
+        assert_eq!(PosixAttrs::of(&bad).unwrap().uid, None);
         let stray = with(Some(json!({"global": {"properties": {
             "posix_mode": "100644", "posix_symlink": "x"
         }}})));

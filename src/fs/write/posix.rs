@@ -1,10 +1,10 @@
 //! The operations of `--posix-attributes` (see `tree::posix` for how they are kept on Box):
-//! `chmod`, `chown` (only to the mount's own owner), `symlink` and `readlink`, a new file's
-//! or folder's mode given at `create`/`mkdir`, and the mode of a file created here written
-//! once its first upload gave it a Box id. Without the option, `symlink` stays EPERM and a
-//! mode is accepted and changes nothing, as before.
+//! `chmod`, `chown`, `symlink` and `readlink`, the mode and owner of a new file or folder
+//! (given at `create`/`mkdir`, and the caller), and those of a file created here written once
+//! its first upload gave it a Box id. Without the option, `symlink` stays EPERM and a mode or
+//! an owner is accepted and changes nothing, as before.
 //!
-//! A mode is one metadata call: a JSON Patch `add` of `posix_mode` on the item's
+//! A change is one metadata call: a JSON Patch `add` of the keys on the item's
 //! `global.properties` instance, or, when the item has none yet (404), the instance created
 //! with it. A symbolic link is two: its content (the target) uploaded as a small file, then
 //! its instance created with the link's mode and target; if the second fails the file is
@@ -21,9 +21,9 @@ use serde_json::{Map, Value};
 use crate::fs::errno::FsError;
 use crate::fs::kernel::Invalidation;
 use crate::fs::tree::attr::FsAttr;
-use crate::fs::tree::inode::{Ino, Kind, ROOT_INO};
+use crate::fs::tree::inode::{Extra, Ino, Kind, ROOT_INO};
 use crate::fs::tree::posix::{
-    format_mode, is_symlink, MODE_KEY, SCOPE, SYMLINK_KEY, SYMLINK_MODE, TEMPLATE,
+    format_mode, is_symlink, GID_KEY, MODE_KEY, SCOPE, SYMLINK_KEY, SYMLINK_MODE, TEMPLATE, UID_KEY,
 };
 use crate::fs::write::writes::blocking;
 use crate::fs::{box_name, lock, BoxFs, STAT_FIELDS};
@@ -43,120 +43,175 @@ impl BoxFs {
     /// `chmod`: the permission bits `perm` (set-id and sticky included) kept on Box. A mode
     /// the item shows already is not written again.
     pub(in crate::fs) async fn set_mode(&self, ino: Ino, perm: u32) -> Result<(), FsError> {
-        let (box_id, kind, held, local, target) = {
-            let table = lock(&self.table);
-            let inode = table
-                .get(ino)
-                .ok_or_else(|| FsError::not_found(format!("no inode {ino}")))?;
-            let a = inode.attrs();
-            (
-                inode.box_id().to_string(),
-                inode.kind(),
-                a.mode,
-                inode.is_local(),
-                a.target.as_deref().map(str::to_string),
-            )
+        let held = self.posix_target(ino)?;
+        let type_bits = match held.kind {
+            _ if is_symlink(held.mode) => libc::S_IFLNK,
+            Kind::Dir => libc::S_IFDIR,
+            _ => libc::S_IFREG,
         };
-        let type_bits = match (kind, held) {
-            (Kind::Link, _) => {
-                return Err(FsError::new(libc::EPERM, "a web link's mode is fixed"));
-            }
-            (_, Some(m)) if is_symlink(Some(m)) => libc::S_IFLNK,
-            (Kind::Dir, _) => libc::S_IFDIR,
-            (Kind::File, _) => libc::S_IFREG,
-        };
-        if ino == ROOT_INO && box_id == ROOT_FOLDER {
-            // Box keeps no metadata on All Files.
-            return Err(FsError::new(libc::EPERM, "All Files keeps no mode on Box"));
-        }
-        let mode = type_bits | (perm & 0o7777);
-        let default = match kind {
+        let default = match held.kind {
             Kind::Dir => 0o777,
             _ => 0o666,
         } & !self.opts.identity.umask;
-        if held.map_or(default, |m| m & 0o7777) == perm & 0o7777 {
-            // Nothing to keep (git sets every lock file's mode to what it shows): only the
-            // change time moves, as for any chmod.
-            let symlink = is_symlink(held).then_some(target).flatten();
-            lock(&self.table).set_posix(ino, held, symlink.as_deref(), SystemTime::now());
-            return Ok(());
-        }
-        if !local {
-            let item = item_ref(kind, &box_id);
-            self.write_posix(&item, &[(MODE_KEY, format_mode(mode))])
-                .await?;
-            self.xattrs.invalidate(ino);
-        }
-        // A file not on Box yet takes its mode there after its first upload.
-        let symlink = is_symlink(Some(mode)).then_some(target).flatten();
-        lock(&self.table).set_posix(ino, Some(mode), symlink.as_deref(), SystemTime::now());
+        let mode = type_bits | (perm & 0o7777);
+        let unchanged = held.mode.map_or(default, |m| m & 0o7777) == perm & 0o7777;
+        // Nothing to keep when it shows that mode already (git sets every lock file's mode to
+        // what it shows): only the change time moves, as for any chmod.
+        let values = if unchanged {
+            Vec::new()
+        } else {
+            vec![(MODE_KEY, format_mode(mode))]
+        };
+        self.keep_posix(ino, &held, &values).await?;
+        let mode = if unchanged { held.mode } else { Some(mode) };
+        lock(&self.table).set_posix(ino, |e| e.mode = mode, SystemTime::now());
         Ok(())
     }
 
-    /// `chown`/`chgrp`: Box keeps no owners, so only the mount's own owner and group are
-    /// taken (changing nothing); any other is EPERM.
-    pub(in crate::fs) fn check_owner(
+    /// `chown`/`chgrp`: the owner and group kept on Box (the kernel has checked that the
+    /// caller may: only root gives a file away). Ids it shows already are not written again.
+    pub(in crate::fs) async fn set_owner(
         &self,
+        ino: Ino,
         uid: Option<u32>,
         gid: Option<u32>,
     ) -> Result<(), FsError> {
+        let held = self.posix_target(ino)?;
         let id = &self.opts.identity;
-        if uid.is_some_and(|u| u != id.uid) || gid.is_some_and(|g| g != id.gid) {
-            return Err(FsError::new(
-                libc::EPERM,
-                "Box keeps no owners: every item belongs to the mount's owner",
-            ));
+        let uid = uid.filter(|&u| u != held.uid.unwrap_or(id.uid));
+        let gid = gid.filter(|&g| g != held.gid.unwrap_or(id.gid));
+        let mut values = Vec::new();
+        if let Some(u) = uid {
+            values.push((UID_KEY, u.to_string()));
+        }
+        if let Some(g) = gid {
+            values.push((GID_KEY, g.to_string()));
+        }
+        self.keep_posix(ino, &held, &values).await?;
+        let change = |e: &mut Extra| {
+            if uid.is_some() {
+                e.uid = uid;
+            }
+            if gid.is_some() {
+                e.gid = gid;
+            }
+        };
+        lock(&self.table).set_posix(ino, change, SystemTime::now());
+        Ok(())
+    }
+
+    /// The mode given at `create`, `mkdir` or `symlink` and the caller who made it, kept
+    /// where they differ from what an item without them shows (a plain `touch` or `mkdir`
+    /// by the mount's owner costs no metadata call).
+    pub(in crate::fs) async fn keep_new_attrs(
+        &self,
+        ino: Ino,
+        requested: Option<u32>,
+        caller: Option<(u32, u32)>,
+    ) -> Result<(), FsError> {
+        if !self.keeps_posix_attributes() {
+            return Ok(());
+        }
+        if let Some(perm) = requested {
+            self.set_mode(ino, perm).await?;
+        }
+        if let Some((uid, gid)) = caller {
+            self.set_owner(ino, Some(uid), Some(gid)).await?;
         }
         Ok(())
     }
 
-    /// The mode given at `create` or `mkdir`, kept only where it differs from what an item
-    /// without one shows (a plain `touch` or `mkdir` costs no metadata call: see
-    /// [`BoxFs::set_mode`]).
-    pub(in crate::fs) async fn keep_new_mode(
-        &self,
-        ino: Ino,
-        requested: Option<u32>,
-    ) -> Result<(), FsError> {
-        let Some(perm) = requested.filter(|_| self.keeps_posix_attributes()) else {
-            return Ok(());
-        };
-        self.set_mode(ino, perm).await
-    }
-
-    /// After the first upload of a file created here: the mode it was given goes to Box.
-    /// A failure loses only the mode (the data is on Box), and is logged.
-    pub(in crate::fs) async fn send_pending_mode(&self, ino: Ino) {
+    /// After the first upload of a file created here: the mode and owner it was given go to
+    /// Box. A failure loses only those (the data is on Box), and is logged.
+    pub(in crate::fs) async fn send_pending_posix(&self, ino: Ino) {
         if !self.keeps_posix_attributes() {
             return;
         }
-        let (box_id, mode) = {
-            let table = lock(&self.table);
-            match table.get(ino) {
-                Some(i) if !i.is_local() && i.kind() == Kind::File => {
-                    (i.box_id().to_string(), i.attrs().mode)
-                }
-                _ => return,
-            }
-        };
-        let Some(mode) = mode else {
+        let Ok(held) = self.posix_target(ino) else {
             return;
         };
-        let item = ItemRef::File(box_id.clone());
-        if let Err(e) = self
-            .write_posix(&item, &[(MODE_KEY, format_mode(mode))])
-            .await
-        {
-            log::warn!("the mode of Box file {box_id} was not kept on Box: {e}");
+        if held.local || held.kind != Kind::File {
+            return;
+        }
+        let mut values = Vec::new();
+        if let Some(mode) = held.mode {
+            values.push((MODE_KEY, format_mode(mode)));
+        }
+        if let Some(uid) = held.uid {
+            values.push((UID_KEY, uid.to_string()));
+        }
+        if let Some(gid) = held.gid {
+            values.push((GID_KEY, gid.to_string()));
+        }
+        if values.is_empty() {
+            return;
+        }
+        let item = ItemRef::File(held.box_id.clone());
+        if let Err(e) = self.write_posix(&item, &values).await {
+            log::warn!(
+                "the mode and owner of Box file {} were not kept on Box: {e}",
+                held.box_id
+            );
         }
     }
 
-    /// `symlink`: a small file holding the target, marked as a link.
+    /// What a change of `ino`'s POSIX attributes needs to know of it.
+    fn posix_target(&self, ino: Ino) -> Result<PosixTarget, FsError> {
+        let table = lock(&self.table);
+        let inode = table
+            .get(ino)
+            .ok_or_else(|| FsError::not_found(format!("no inode {ino}")))?;
+        if inode.kind() == Kind::Link {
+            return Err(FsError::new(
+                libc::EPERM,
+                "a web link's mode and owner are fixed",
+            ));
+        }
+        let a = inode.attrs();
+        Ok(PosixTarget {
+            box_id: inode.box_id().to_string(),
+            kind: inode.kind(),
+            root: ino == ROOT_INO,
+            local: inode.is_local(),
+            mode: a.mode(),
+            uid: a.uid(),
+            gid: a.gid(),
+        })
+    }
+
+    /// Writes `values` for the item unless there are none; a file not on Box yet takes them
+    /// there after its first upload.
+    async fn keep_posix(
+        &self,
+        ino: Ino,
+        held: &PosixTarget,
+        values: &[(&str, String)],
+    ) -> Result<(), FsError> {
+        if values.is_empty() || held.local {
+            return Ok(());
+        }
+        if held.root && held.box_id == ROOT_FOLDER {
+            return Err(FsError::new(
+                libc::EPERM,
+                "Box keeps no metadata on All Files, so no mode or owner",
+            ));
+        }
+        let item = match held.kind {
+            Kind::Dir => ItemRef::Folder(held.box_id.clone()),
+            _ => ItemRef::File(held.box_id.clone()),
+        };
+        self.write_posix(&item, values).await?;
+        self.xattrs.invalidate(ino);
+        Ok(())
+    }
+
+    /// `symlink`: a small file holding the target, marked as a link, owned by `caller`.
     pub async fn symlink(
         self: &Arc<Self>,
         parent: Ino,
         name: &OsStr,
         target: &Path,
+        caller: Option<(u32, u32)>,
     ) -> Result<FsAttr, FsError> {
         if !self.keeps_posix_attributes() {
             return Err(FsError::new(
@@ -200,10 +255,20 @@ impl BoxFs {
             log::warn!("removing a symbolic link's staged content: {e}");
         }
         let item = uploaded?;
-        let values = [
+        let mut values = vec![
             (MODE_KEY, format_mode(SYMLINK_MODE)),
             (SYMLINK_KEY, target.clone()),
         ];
+        let id = &self.opts.identity;
+        let (uid, gid) = caller.unwrap_or((id.uid, id.gid));
+        let uid = (uid != id.uid).then_some(uid);
+        let gid = (gid != id.gid).then_some(gid);
+        if let Some(u) = uid {
+            values.push((UID_KEY, u.to_string()));
+        }
+        if let Some(g) = gid {
+            values.push((GID_KEY, g.to_string()));
+        }
         if let Err(e) = self
             .write_posix(&ItemRef::File(item.id.clone()), &values)
             .await
@@ -216,7 +281,13 @@ impl BoxFs {
         }
         let (ino, _) = self.store_item(parent, &item, true)?;
         let mut table = lock(&self.table);
-        table.set_posix(ino, Some(SYMLINK_MODE), Some(&target), SystemTime::now());
+        let link = |e: &mut Extra| {
+            e.mode = Some(SYMLINK_MODE);
+            e.target = Some(target.as_str().into());
+            e.uid = uid;
+            e.gid = gid;
+        };
+        table.set_posix(ino, link, SystemTime::now());
         self.kernel.send(Invalidation::Attrs(ino));
         self.cached_attr(&table, ino)
     }
@@ -229,7 +300,10 @@ impl BoxFs {
             .get(ino)
             .ok_or_else(|| FsError::not_found(format!("no inode {ino}")))?;
         let a = inode.attrs();
-        match (&a.target, is_symlink(a.mode) && inode.kind() == Kind::File) {
+        match (
+            a.target(),
+            is_symlink(a.mode()) && inode.kind() == Kind::File,
+        ) {
             (Some(target), true) => Ok(Bytes::from(target.to_string())),
             _ => Err(FsError::new(libc::EINVAL, "not a symbolic link")),
         }
@@ -264,9 +338,13 @@ impl BoxFs {
     }
 }
 
-fn item_ref(kind: Kind, box_id: &str) -> ItemRef {
-    match kind {
-        Kind::Dir => ItemRef::Folder(box_id.to_string()),
-        _ => ItemRef::File(box_id.to_string()),
-    }
+/// What [`BoxFs::posix_target`] reads of an inode.
+struct PosixTarget {
+    box_id: String,
+    kind: Kind,
+    root: bool,
+    local: bool,
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
 }

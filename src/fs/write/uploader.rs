@@ -221,7 +221,7 @@ impl BoxFs {
                     st.size
                 );
                 if let (Target::NewFile { .. }, Some(ino)) = (&st.target, st.ino) {
-                    self.send_pending_mode(ino).await;
+                    self.send_pending_posix(ino).await;
                 }
             }
             Outcome::ConflictCopy(item) => {

@@ -142,8 +142,8 @@ pub struct SetAttr {
     pub atime: Option<SystemTime>,
     /// chmod: kept on Box with `--posix-attributes`, else accepted and changing nothing.
     pub mode: Option<u32>,
-    /// chown/chgrp: only to the mount's own owner with `--posix-attributes`, else accepted
-    /// and changing nothing.
+    /// chown/chgrp: kept on Box with `--posix-attributes`, else accepted and changing
+    /// nothing.
     pub uid: Option<u32>,
     pub gid: Option<u32>,
 }
@@ -551,17 +551,19 @@ impl BoxFs {
         name: &OsStr,
         flags: i32,
     ) -> Result<(FsAttr, Opened), FsError> {
-        self.create_with_mode(parent, name, flags, None).await
+        self.create_with_mode(parent, name, flags, None, None).await
     }
 
-    /// `create` with the mode asked for: a new file takes it (kept on Box with
-    /// `--posix-attributes`, after its first upload); an existing one keeps its own.
+    /// `create` with the mode asked for, by `caller` (uid, gid): a new file takes them
+    /// (kept on Box with `--posix-attributes`, after its first upload); an existing one
+    /// keeps its own.
     pub async fn create_with_mode(
         self: &Arc<Self>,
         parent: Ino,
         name: &OsStr,
         flags: i32,
         mode: Option<u32>,
+        caller: Option<(u32, u32)>,
     ) -> Result<(FsAttr, Opened), FsError> {
         self.check_writable()?;
         let staging = self.writes.staging()?.clone();
@@ -590,7 +592,7 @@ impl BoxFs {
             ino
         };
         // Not on Box yet: the table takes the mode, Box after the first upload.
-        self.keep_new_mode(ino, mode).await?;
+        self.keep_new_attrs(ino, mode, caller).await?;
         let staged = Arc::new(Staged {
             key: key.clone(),
             file: Arc::new(file),
@@ -910,9 +912,9 @@ impl BoxFs {
         Ok(())
     }
 
-    /// `setattr`: size (truncate, ftruncate), mtime (utimens), atime; the mode, and the
-    /// owner as far as Box can keep it, with `--posix-attributes` (see `write::posix`);
-    /// without it, mode, uid and gid are accepted and change nothing.
+    /// `setattr`: size (truncate, ftruncate), mtime (utimens), atime; the mode and the
+    /// owner with `--posix-attributes` (see `write::posix`); without it, mode, uid and gid
+    /// are accepted and change nothing.
     pub async fn setattr(
         &self,
         ino: Ino,
@@ -928,7 +930,9 @@ impl BoxFs {
             self.check_writable()?;
         }
         if self.keeps_posix_attributes() {
-            self.check_owner(change.uid, change.gid)?;
+            if change.uid.is_some() || change.gid.is_some() {
+                self.set_owner(ino, change.uid, change.gid).await?;
+            }
             if let Some(mode) = change.mode {
                 self.set_mode(ino, mode).await?;
             }

@@ -341,7 +341,7 @@ impl BoxFs {
                 id: id.into(),
                 ..FileVersion::default()
             }),
-            url: attrs.target.as_deref().map(Into::into),
+            url: attrs.target().map(Into::into),
             ..Item::default()
         })
     }

@@ -170,8 +170,10 @@ impl InodeTable {
             sequence_id: a.sequence_id,
             version: a.version.as_deref().map(str::to_string),
             sha1: a.sha1.as_deref().map(str::to_string),
-            target: a.target.as_deref().map(str::to_string),
-            mode: a.mode,
+            target: a.target().map(str::to_string),
+            mode: a.mode(),
+            uid: a.uid(),
+            gid: a.gid(),
         })
     }
 
@@ -307,8 +309,13 @@ fn stored_attrs(row: &StoredItem) -> Attrs {
         sequence_id: row.sequence_id,
         version: row.version.as_deref().map(Into::into),
         sha1: row.sha1.as_deref().map(Into::into),
-        target: row.target.as_deref().map(Into::into),
-        mode: row.mode,
+        extra: Some(Box::new(Extra {
+            target: row.target.as_deref().map(Into::into),
+            mode: row.mode,
+            uid: row.uid,
+            gid: row.gid,
+        }))
+        .filter(|e| **e != Extra::default()),
     }
 }
 

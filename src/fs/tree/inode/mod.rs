@@ -176,11 +176,49 @@ pub struct Attrs {
     /// `file_version.id` for files.
     pub version: Option<Box<str>>,
     pub sha1: Option<Box<str>>,
+    /// What few items have (a web link's URL, attributes kept with `--posix-attributes`),
+    /// boxed so that the others pay one pointer for it.
+    pub extra: Option<Box<Extra>>,
+}
+
+/// The attributes of [`Attrs::extra`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extra {
     /// Where the item points: a web link's URL, a symbolic link's target.
     pub target: Option<Box<str>>,
-    /// The POSIX mode kept on Box (`--posix-attributes`), file type bits included; `None`
-    /// shows the mount's defaults.
+    /// The POSIX mode kept on Box, file type bits included; `None` shows the mount's
+    /// defaults.
     pub mode: Option<u32>,
+    /// The owner and group kept on Box; `None` shows the mount's.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+impl Attrs {
+    pub fn target(&self) -> Option<&str> {
+        self.extra.as_ref()?.target.as_deref()
+    }
+
+    pub fn mode(&self) -> Option<u32> {
+        self.extra.as_ref()?.mode
+    }
+
+    pub fn uid(&self) -> Option<u32> {
+        self.extra.as_ref()?.uid
+    }
+
+    pub fn gid(&self) -> Option<u32> {
+        self.extra.as_ref()?.gid
+    }
+
+    /// Changes [`Attrs::extra`], which is kept only while it holds something.
+    pub fn change_extra(&mut self, change: impl FnOnce(&mut Extra)) {
+        let mut extra = self.extra.take().map(|b| *b).unwrap_or_default();
+        change(&mut extra);
+        if extra != Extra::default() {
+            self.extra = Some(Box::new(extra));
+        }
+    }
 }
 
 /// Per-directory state, boxed so that file inodes pay one pointer for it.
@@ -543,20 +581,12 @@ impl InodeTable {
         }
     }
 
-    /// Records POSIX attributes just written to Box (`--posix-attributes`): the mode, a
-    /// symbolic link's target, and the change time of the change (Box's own times do not
-    /// move for a metadata change).
-    pub fn set_posix(
-        &mut self,
-        ino: Ino,
-        mode: Option<u32>,
-        symlink: Option<&str>,
-        ctime: SystemTime,
-    ) {
+    /// Records POSIX attributes just written to Box (`--posix-attributes`), and the change
+    /// time of the change (Box's own times do not move for a metadata change).
+    pub fn set_posix(&mut self, ino: Ino, change: impl FnOnce(&mut Extra), ctime: SystemTime) {
         if let Some(inode) = self.inodes.get_mut(&ino) {
-            inode.attrs.mode = mode;
             if inode.kind != Kind::Link {
-                inode.attrs.target = symlink.map(Into::into);
+                inode.attrs.change_extra(change);
             }
             inode.attrs.ctime = Some(ctime);
             self.journal_item(ino);

@@ -1201,7 +1201,7 @@ fn a_web_link_is_a_shortcut_file_of_its_own_inode_kind() {
     let inode = t.get(l).unwrap();
     assert_eq!(inode.kind(), Kind::Link);
     assert_eq!(inode.name(), "Manual.url");
-    assert_eq!(inode.attrs().target.as_deref(), Some("https://e.com/"));
+    assert_eq!(inode.attrs().target(), Some("https://e.com/"));
     assert_eq!(
         inode.attrs().size,
         crate::fs::tree::shortcut::shortcut_len("https://e.com/")

@@ -239,11 +239,15 @@ pub(super) fn apply_attrs(attrs: &mut Attrs, item: &Item) -> bool {
     if let Some(url) = &item.url {
         // A web link: its file is the shortcut made from the URL.
         attrs.size = shortcut_len(url);
-        attrs.target = Some(url.as_str().into());
+        attrs.change_extra(|e| e.target = Some(url.as_str().into()));
     } else if let Some(posix) = PosixAttrs::of(item) {
         // Fetched with its POSIX attributes (`--posix-attributes`): they are current.
-        attrs.mode = posix.mode;
-        attrs.target = posix.symlink.map(Into::into);
+        attrs.change_extra(|e| {
+            e.mode = posix.mode;
+            e.target = posix.symlink.map(Into::into);
+            e.uid = posix.uid;
+            e.gid = posix.gid;
+        });
     }
     let atime_only = |a: &Attrs| Attrs {
         atime: None,
