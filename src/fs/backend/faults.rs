@@ -29,7 +29,7 @@ use box_client::files::{ByteRange, DownloadOptions, LockOptions};
 use box_client::folders::{ListOptions, SharedLinkSettings};
 use box_client::metadata::{ItemRef, MetadataInstance, MetadataPatch, MetadataTemplate};
 use box_client::stats::RequestStats;
-use box_client::types::{Item, Items, User};
+use box_client::types::{FileVersion, Item, Items, User};
 use box_client::upload::UploadOptions;
 
 /// One kind of call: one per [`BoxApi`] method that can fail.
@@ -49,12 +49,17 @@ pub enum Call {
     DeleteFolder,
     RestoreFile,
     RestoreFolder,
+    TrashItemsPage,
+    PurgeFile,
+    PurgeFolder,
     UploadFile,
     UploadNewVersion,
     ResumeUpload,
     DownloadWith,
     /// One download of a [`ContentSource`] (the reader's ranged GETs).
     SourceDownload,
+    FileVersions,
+    PromoteFileVersion,
     LockFile,
     UnlockFile,
     ShareItem,
@@ -86,11 +91,16 @@ impl Call {
         Call::DeleteFolder,
         Call::RestoreFile,
         Call::RestoreFolder,
+        Call::TrashItemsPage,
+        Call::PurgeFile,
+        Call::PurgeFolder,
         Call::UploadFile,
         Call::UploadNewVersion,
         Call::ResumeUpload,
         Call::DownloadWith,
         Call::SourceDownload,
+        Call::FileVersions,
+        Call::PromoteFileVersion,
         Call::LockFile,
         Call::UnlockFile,
         Call::ShareItem,
@@ -118,6 +128,9 @@ impl Call {
                 | Call::DeleteFolder
                 | Call::RestoreFile
                 | Call::RestoreFolder
+                | Call::PurgeFile
+                | Call::PurgeFolder
+                | Call::PromoteFileVersion
                 | Call::UploadFile
                 | Call::UploadNewVersion
                 | Call::ResumeUpload
@@ -532,6 +545,18 @@ impl BoxApi for FaultyBox {
         let request = self.inner.restore_folder(folder_id, name, parent_id);
         self.run(Call::RestoreFolder, request).await
     }
+    async fn trash_items_page(&self, opts: &ListOptions) -> BoxResult<Items> {
+        let request = self.inner.trash_items_page(opts);
+        self.run(Call::TrashItemsPage, request).await
+    }
+    async fn purge_file(&self, file_id: &str) -> BoxResult<()> {
+        let request = self.inner.purge_file(file_id);
+        self.run(Call::PurgeFile, request).await
+    }
+    async fn purge_folder(&self, folder_id: &str) -> BoxResult<()> {
+        let request = self.inner.purge_folder(folder_id);
+        self.run(Call::PurgeFolder, request).await
+    }
 
     async fn upload_file(
         &self,
@@ -574,6 +599,18 @@ impl BoxApi for FaultyBox {
             faults: self.clone(),
             inner: self.inner.download_source(file_id, version),
         })
+    }
+    async fn file_versions(&self, file_id: &str) -> BoxResult<Vec<FileVersion>> {
+        let request = self.inner.file_versions(file_id);
+        self.run(Call::FileVersions, request).await
+    }
+    async fn promote_file_version(
+        &self,
+        file_id: &str,
+        version_id: &str,
+    ) -> BoxResult<FileVersion> {
+        let request = self.inner.promote_file_version(file_id, version_id);
+        self.run(Call::PromoteFileVersion, request).await
     }
 
     async fn lock_file_with_fields(
