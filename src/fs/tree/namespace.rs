@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::fs::errno::FsError;
 use crate::fs::tree::attr::FsAttr;
-use crate::fs::tree::inode::{is_local_id, Ino, Kind, ROOT_INO};
+use crate::fs::tree::inode::{is_local_id, Ino, Kind, ROOT_INO, TRASH_INO};
 use crate::fs::{box_name, lock, BoxFs};
 use box_client::types::Item;
 
@@ -42,6 +42,8 @@ impl BoxFs {
     }
 
     pub(in crate::fs) fn box_id_of_dir(&self, ino: Ino) -> Result<String, FsError> {
+        // Nothing is created in, or moved into, Box's history.
+        self.history_refuses(ino)?;
         let t = self.target(ino)?;
         if t.kind != Kind::Dir {
             return Err(FsError::new(libc::ENOTDIR, "not a directory"));
@@ -86,7 +88,11 @@ impl BoxFs {
 
     /// `unlink`: the file goes to Box's trash.
     pub async fn unlink(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<(), FsError> {
+        if parent == TRASH_INO {
+            return self.purge_from_trash(name, false).await;
+        }
         self.check_writable()?;
+        self.history_refuses(parent)?;
         let ino = self.resolve(parent, name).await?;
         let t = self.target(ino)?;
         if t.kind == Kind::Dir {
@@ -99,13 +105,18 @@ impl BoxFs {
         let t = self.target(ino)?;
         let _own = self.own.item(&t.box_id);
         self.client.delete_file(&t.box_id, None).await?;
+        self.trash_changed();
         lock(&self.table).remove(ino)?;
         Ok(())
     }
 
     /// `rmdir`: only an empty folder, which goes to Box's trash.
     pub async fn rmdir(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<(), FsError> {
+        if parent == TRASH_INO {
+            return self.purge_from_trash(name, true).await;
+        }
         self.check_writable()?;
+        self.history_refuses(parent)?;
         let ino = self.resolve(parent, name).await?;
         let t = self.target(ino)?;
         if t.kind != Kind::Dir {
@@ -122,6 +133,7 @@ impl BoxFs {
         // which also covers children we have not listed.
         let _own = self.own.item(&t.box_id);
         self.client.delete_folder(&t.box_id, false, None).await?;
+        self.trash_changed();
         lock(&self.table).remove(ino)?;
         Ok(())
     }
@@ -135,7 +147,13 @@ impl BoxFs {
         new_name: &OsStr,
         flags: u32,
     ) -> Result<(), FsError> {
+        if parent == TRASH_INO {
+            return self
+                .restore_from_trash(name, new_parent, new_name, flags)
+                .await;
+        }
         self.check_writable()?;
+        self.history_refuses(parent)?;
         if flags & !RENAME_NOREPLACE != 0 {
             return Err(FsError::new(
                 libc::EINVAL,
@@ -237,6 +255,7 @@ impl BoxFs {
             Kind::File => self.client.delete_file(&t.box_id, None).await?,
             Kind::Dir => self.client.delete_folder(&t.box_id, false, None).await?,
         }
+        self.trash_changed();
         Ok(())
     }
 
@@ -247,6 +266,7 @@ impl BoxFs {
             Kind::File => self.client.restore_file(&t.box_id, None, None).await,
             Kind::Dir => self.client.restore_folder(&t.box_id, None, None).await,
         };
+        self.trash_changed();
         if let Err(e) = restored {
             log::error!(
                 "'{}' (Box id {}) was moved to the trash to be replaced, the replacement failed, \

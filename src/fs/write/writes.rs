@@ -470,6 +470,7 @@ impl BoxFs {
     /// `open` for writing (`O_WRONLY`/`O_RDWR`, with `O_TRUNC`, `O_APPEND`).
     pub async fn open_for_write(&self, ino: Ino, flags: i32) -> Result<Opened, FsError> {
         self.check_writable()?;
+        self.history_refuses(ino)?;
         self.writes.staging()?;
         let truncate = has(flags, libc::O_TRUNC);
         let (staged, base) = match self.writes.staged(ino) {
@@ -896,6 +897,9 @@ impl BoxFs {
     ) -> Result<FsAttr, FsError> {
         let changes_something =
             change.size.is_some() || change.mtime.is_some() || change.mode_or_owner;
+        if let Some(attr) = self.history_setattr(ino, changes_something) {
+            return attr;
+        }
         if changes_something {
             self.check_writable()?;
         }
