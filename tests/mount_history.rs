@@ -1,7 +1,7 @@
 //! Real mounts: Box's past as folders. `.trash` at the root (hidden from `ls -a`, there when
 //! named): trashed items under unique names with their original path, `mv` out restores (a
-//! file and a folder, to another folder and name; a name taken is EEXIST), `rm` and `rmdir`
-//! purge, and the listing follows deletions made through the mount and through the API.
+//! file and a folder, to another folder and name, also when the name is taken where the item
+//! was; a name taken at the target is EEXIST), `rm`, `rmdir` and `rm -r` purge, and the listing follows deletions made through the mount and through the API.
 //! `.versions` in every folder: a file's earlier versions listed (no request per file for
 //! `ls .versions`), read byte for byte, their sizes and modes, writes refused, `cp` of one
 //! over the file and promotion with `setfattr -n user.box.version` making new versions.
@@ -225,6 +225,23 @@ async fn trash_lists_restores_and_purges() {
             std::fs::read(m.path("docs/again/inner.txt")).expect("cat"),
             b"kept inside"
         );
+
+        // The name taken where the file was deleted from, free where it goes: Box would
+        // refuse to put it back there, so it comes back under another name and then moves.
+        let clash = upload(&e, &docs, "clash.txt", b"the old one");
+        assert!(eventually(Duration::from_secs(20), || m
+            .path("docs/clash.txt")
+            .exists())
+        .is_some());
+        std::fs::remove_file(m.path("docs/clash.txt")).expect("rm clash.txt");
+        let newer = upload(&e, &docs, "clash.txt", b"the new one");
+        std::fs::rename(trash.join("clash.txt"), m.path("clash.txt")).expect("mv clash.txt");
+        assert_eq!(
+            std::fs::read(m.path("clash.txt")).expect("cat"),
+            b"the old one"
+        );
+        assert_eq!(child_id(&e, "0", "clash.txt"), Some(clash));
+        assert_eq!(child_id(&e, &docs, "clash.txt"), Some(newer));
 
         // Never over an existing name; never into a folder that is not there.
         assert_eq!(

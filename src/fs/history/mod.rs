@@ -193,14 +193,14 @@ impl BoxFs {
         if parent >= VIRTUAL_INOS {
             return Some(self.lookup_in_versions(parent, name).await);
         }
-        if name_bytes == VERSIONS_NAME.as_bytes() && self.is_real_dir(parent) {
-            return Some(self.versions_dir(parent));
-        }
         if self.history_owns(parent) {
             // Inside a trashed folder: Box lists only what was deleted itself.
             return Some(Err(FsError::not_found(
                 "Box's trash lists no folder's content",
             )));
+        }
+        if name_bytes == VERSIONS_NAME.as_bytes() && self.is_real_dir(parent) {
+            return Some(self.versions_dir(parent));
         }
         None
     }

@@ -73,10 +73,19 @@ pub struct TrashEntry {
     pub item: Arc<Item>,
 }
 
+/// A trash listing as Box gave it.
+#[derive(Debug)]
+struct Listing {
+    at: Instant,
+    /// An invalidation came since (or while it was fetched): the next look asks Box again.
+    stale: bool,
+    entries: Arc<Vec<TrashEntry>>,
+}
+
 #[derive(Debug, Default)]
 struct Cached {
-    listing: Option<(Instant, Arc<Vec<TrashEntry>>)>,
-    /// Bumped at every invalidation: a listing fetched across one is not kept.
+    listing: Option<Listing>,
+    /// Bumped at every invalidation: a listing fetched across one is stale at once.
     generation: u64,
 }
 
@@ -92,14 +101,14 @@ impl TrashCache {
     /// The trashed item `ino` as the last listing showed it (whatever its age).
     pub fn entry(&self, ino: Ino) -> Option<TrashEntry> {
         let cached = lock(&self.cached);
-        let (_, entries) = cached.listing.as_ref()?;
-        entries.iter().find(|e| e.ino == ino).cloned()
+        let listing = cached.listing.as_ref()?;
+        listing.entries.iter().find(|e| e.ino == ino).cloned()
     }
 
     fn fresh(&self) -> Option<Arc<Vec<TrashEntry>>> {
         let cached = lock(&self.cached);
         match &cached.listing {
-            Some((at, entries)) if at.elapsed() < TRASH_TTL => Some(entries.clone()),
+            Some(l) if !l.stale && l.at.elapsed() < TRASH_TTL => Some(l.entries.clone()),
             _ => None,
         }
     }
@@ -108,11 +117,17 @@ impl TrashCache {
         lock(&self.cached).generation
     }
 
+    /// Keeps `entries`, fetched from `generation` on. They are what `entry` answers from
+    /// now on (the kernel is handed their names) even if an invalidation came meanwhile;
+    /// then they are stale at once.
     fn store(&self, generation: u64, entries: Arc<Vec<TrashEntry>>) {
         let mut cached = lock(&self.cached);
-        if cached.generation == generation {
-            cached.listing = Some((Instant::now(), entries));
-        }
+        let stale = cached.generation != generation;
+        cached.listing = Some(Listing {
+            at: Instant::now(),
+            stale,
+            entries,
+        });
     }
 
     /// The trash changed: the next look asks Box. The entries stay known (for `getattr` of
@@ -120,8 +135,8 @@ impl TrashCache {
     pub fn invalidate(&self) {
         let mut cached = lock(&self.cached);
         cached.generation += 1;
-        if let Some((at, _)) = &mut cached.listing {
-            *at = Instant::now() - TRASH_TTL;
+        if let Some(l) = &mut cached.listing {
+            l.stale = true;
         }
     }
 }
@@ -550,7 +565,7 @@ mod tests {
     }
 
     #[test]
-    fn an_invalidation_of_the_trash_makes_the_listing_stale_and_a_late_fetch_is_not_kept() {
+    fn an_invalidation_makes_the_listing_stale_and_one_fetched_across_it_is_stale_at_once() {
         let cache = TrashCache::default();
         let generation = cache.generation();
         cache.store(generation, Arc::new(Vec::new()));
@@ -562,9 +577,19 @@ mod tests {
         );
         StaleCache::invalidate(&cache, &Invalidation::Inode(TRASH_INO));
         assert!(cache.fresh().is_none());
-        // A listing fetched across the invalidation is not trusted.
-        cache.store(generation, Arc::new(Vec::new()));
+        // A listing fetched across the invalidation is not trusted, but it is what the
+        // kernel was shown.
+        let item = Arc::new(item("file", "11", "a.txt"));
+        let ino = derived_ino("11", Kind::File).unwrap();
+        let shown = TrashEntry {
+            ino,
+            name: "a.txt".into(),
+            kind: Kind::File,
+            item,
+        };
+        cache.store(generation, Arc::new(vec![shown]));
         assert!(cache.fresh().is_none());
+        assert!(cache.entry(ino).is_some());
         cache.store(cache.generation(), Arc::new(Vec::new()));
         assert!(cache.fresh().is_some());
     }
