@@ -581,7 +581,7 @@ async fn observe(fs: &Arc<BoxFs>) -> Result<View, String> {
                     dirs.push(path.clone());
                     Content::Dir
                 }
-                Kind::File => {
+                Kind::File | Kind::Link => {
                     let data = read_all(fs, &path)
                         .await
                         .map_err(|e| format!("read {path:?}: {e}"))?;

@@ -2,6 +2,7 @@
 //! named): trashed items under unique names with their original path, `mv` out restores (a
 //! file and a folder, to another folder and name, also when the name is taken where the item
 //! was; a name taken at the target is EEXIST), `rm`, `rmdir` and `rm -r` purge, and the listing follows deletions made through the mount and through the API.
+//! Web links in the trash show as their `NAME.url` shortcuts, and come back as such.
 //! `.versions` in every folder: a file's earlier versions listed (no request per file for
 //! `ls .versions`), read byte for byte, their sizes and modes, writes refused, `cp` of one
 //! over the file and promotion with `setfattr -n user.box.version` making new versions.
@@ -305,6 +306,58 @@ async fn trash_lists_restores_and_purges() {
         let (status, _) = api(&e, Method::GET, &format!("/folders/{scratch}/trash"));
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(!names(&trash).contains(&"scratch".to_string()));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_links_in_the_trash_show_as_shortcuts() {
+    let emu = Arc::new(TestEmu::start().await);
+    let e = emu.clone();
+    blocking(move || {
+        let docs = mkdir(&e, "0", "docs");
+        let rt = tokio::runtime::Handle::current();
+        let url = "https://example.com/a";
+        let (status, link) = rt.block_on(e.post_json(
+            "/web_links",
+            json!({"parent": {"id": "0"}, "name": "site", "url": url}),
+        ));
+        assert!(status.is_success(), "{link}");
+        let id = link["id"].as_str().expect("web link id").to_string();
+        let m = TestMount::start(&e, &[]);
+        let trash = m.path(".trash");
+
+        std::fs::remove_file(m.path("site.url")).expect("rm site.url");
+        assert_eq!(names(&trash), ["site.url"]);
+        let shortcut = format!("[InternetShortcut]\r\nURL={url}\r\n");
+        let meta = std::fs::metadata(trash.join("site.url")).expect("stat");
+        assert_eq!(meta.len(), shortcut.len() as u64);
+        assert_eq!(
+            getx(&trash.join("site.url"), "user.box.type").as_deref(),
+            Ok("web_link")
+        );
+        assert_eq!(
+            getx(&trash.join("site.url"), "user.box.original_path").as_deref(),
+            Ok("/site.url")
+        );
+        // Restored under a name that shows it as a shortcut, into another folder.
+        assert_eq!(
+            errno_of(std::fs::rename(trash.join("site.url"), m.path("docs/site"))),
+            libc::EINVAL
+        );
+        std::fs::rename(trash.join("site.url"), m.path("docs/moved.url")).expect("mv");
+        assert_eq!(
+            std::fs::read_to_string(m.path("docs/moved.url")).expect("cat"),
+            shortcut
+        );
+        let on_box = api_get(&e, &format!("/web_links/{id}"));
+        assert_eq!(on_box["name"], "moved");
+        assert_eq!(on_box["parent"]["id"], docs.as_str());
+        // And purged.
+        std::fs::remove_file(m.path("docs/moved.url")).expect("rm moved.url");
+        std::fs::remove_file(trash.join("moved.url")).expect("rm purges");
+        let (status, _) = api(&e, Method::GET, &format!("/web_links/{id}/trash"));
+        assert_eq!(status, StatusCode::NOT_FOUND);
     })
     .await;
 }

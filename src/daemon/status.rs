@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::fs::tree::inode::Kind;
 use crate::fs::BoxFs;
 use box_client::stats::RequestStats;
 use box_client::PacerStats;
@@ -166,11 +165,7 @@ impl OfflineStatus {
                 .into_iter()
                 .map(|i| PinnedItemStatus {
                     id: i.box_id,
-                    kind: match i.kind {
-                        Kind::File => "file",
-                        Kind::Dir => "folder",
-                    }
-                    .into(),
+                    kind: i.kind.box_type().into(),
                     path: i.path,
                     files: i.files,
                     bytes: i.bytes,

@@ -1,6 +1,7 @@
 //! The seam between the filesystem and Box: [`BoxApi`] is every call `fs` makes to Box
-//! (listings, items, folders, renames and moves, deletions, the trash (restores, purges),
-//! uploads, download sources for ranged downloads, earlier versions, locks, shared links, metadata, the event stream), with
+//! (listings, items, folders, web links, renames and moves, deletions, the trash (restores,
+//! purges), uploads, download sources for ranged downloads, earlier versions, locks, shared
+//! links, metadata, the event stream), with
 //! `box_client`'s own types and errors. [`box_client::Client`] implements it by calling
 //! itself; [`faults::FaultyBox`] wraps any implementation and fails chosen calls, so that a
 //! failure can be replayed exactly. [`BoxFs`](super::BoxFs) holds an `Arc<dyn BoxApi>`
@@ -38,6 +39,7 @@ use box_client::reachability::ReachabilityState;
 use box_client::stats::RequestStats;
 use box_client::types::{FileVersion, Item, Items, User};
 use box_client::upload::UploadOptions;
+use box_client::web_links::WebLinkUpdate;
 use box_client::{Client, PacerStats};
 
 /// File content on its way from Box: the download server's etag and the body as a stream
@@ -177,6 +179,20 @@ pub trait BoxApi: Send + Sync {
     async fn purge_file(&self, file_id: &str) -> BoxResult<()>;
     /// Deletes a trashed folder, and all it held, for good.
     async fn purge_folder(&self, folder_id: &str) -> BoxResult<()>;
+    /// Deletes a trashed web link for good.
+    async fn purge_web_link(&self, web_link_id: &str) -> BoxResult<()>;
+
+    /// A web link (Box's bookmark) as an [`Item`] of kind `web_link`.
+    async fn web_link_with_fields(&self, web_link_id: &str, fields: &[&str]) -> BoxResult<Item>;
+    /// Renames, moves or re-points a web link in one request.
+    async fn update_web_link(&self, web_link_id: &str, changes: &WebLinkUpdate) -> BoxResult<Item>;
+    async fn delete_web_link(&self, web_link_id: &str) -> BoxResult<()>;
+    async fn restore_web_link(
+        &self,
+        web_link_id: &str,
+        name: Option<&str>,
+        parent_id: Option<&str>,
+    ) -> BoxResult<Item>;
 
     // ---- content -----------------------------------------------------------------------
     /// Uploads the file at `source` as a new file (a staged copy: never held in memory).
@@ -371,6 +387,33 @@ impl BoxApi for Client {
     }
     async fn purge_folder(&self, folder_id: &str) -> BoxResult<()> {
         Client::purge_folder(&paced(self), folder_id).await
+    }
+    async fn purge_web_link(&self, web_link_id: &str) -> BoxResult<()> {
+        Client::purge_web_link(&paced(self), web_link_id).await
+    }
+
+    async fn web_link_with_fields(&self, web_link_id: &str, fields: &[&str]) -> BoxResult<Item> {
+        Client::web_link(&paced(self), web_link_id, fields)
+            .await
+            .map(Item::from)
+    }
+    async fn update_web_link(&self, web_link_id: &str, changes: &WebLinkUpdate) -> BoxResult<Item> {
+        Client::update_web_link(&paced(self), web_link_id, changes)
+            .await
+            .map(Item::from)
+    }
+    async fn delete_web_link(&self, web_link_id: &str) -> BoxResult<()> {
+        Client::delete_web_link(&paced(self), web_link_id).await
+    }
+    async fn restore_web_link(
+        &self,
+        web_link_id: &str,
+        name: Option<&str>,
+        parent_id: Option<&str>,
+    ) -> BoxResult<Item> {
+        Client::restore_web_link(&paced(self), web_link_id, name, parent_id)
+            .await
+            .map(Item::from)
     }
 
     async fn upload_file(

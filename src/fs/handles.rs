@@ -5,6 +5,8 @@
 //! the write path under the same `fh`.
 
 use std::collections::HashMap;
+
+use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -17,8 +19,15 @@ use crate::fs::tree::inode::Ino;
 /// An open regular file.
 pub struct OpenFile {
     pub ino: Ino,
-    /// Fetches this version of the file's content (ranged, parallel, through the cache).
-    pub reader: FileReader,
+    pub content: OpenContent,
+}
+
+/// Where an open file's bytes come from.
+pub enum OpenContent {
+    /// Box: this version of the file's content (ranged, parallel, through the cache).
+    Box(FileReader),
+    /// Made here: a web link's shortcut.
+    Made(Bytes),
 }
 
 /// The open files and directories of a mount.

@@ -45,7 +45,7 @@ pub mod tree;
 pub mod write;
 pub mod xattr;
 
-pub use handles::OpenFile;
+pub use handles::{OpenContent, OpenFile};
 pub use quota::FsStats;
 pub use write::uploader::UploadStatus;
 
@@ -89,6 +89,8 @@ pub const STAT_FIELDS: &[&str] = &[
     "content_modified_at",
     "file_version",
     "sha1",
+    // Web links: their file is made from it.
+    "url",
 ];
 
 /// How many times a lookup lists a folder whose listing lost names to eviction before it
@@ -225,6 +227,7 @@ impl From<InodeError> for FsError {
             InodeError::NoSuchInode(_) | InodeError::RemovedSince(_) => libc::ENOENT,
             InodeError::NotADirectory(_) => libc::ENOTDIR,
             InodeError::Root => libc::EBUSY,
+            InodeError::NameTaken(_) => libc::EEXIST,
             InodeError::MoveUnderItself | InodeError::EmptyName | InodeError::UnusableName(_) => {
                 libc::EINVAL
             }
@@ -437,6 +440,7 @@ impl BoxFs {
         let fetched = match kind {
             Kind::Dir => self.client.folder_with_fields(&box_id, STAT_FIELDS).await,
             Kind::File => self.client.file_with_fields(&box_id, STAT_FIELDS).await,
+            Kind::Link => self.client.web_link_with_fields(&box_id, STAT_FIELDS).await,
         };
         let item = match fetched {
             Ok(item) => item,
@@ -679,6 +683,9 @@ impl BoxFs {
             if inode.is_dir() {
                 return Err(FsError::new(libc::EISDIR, "is a directory"));
             }
+            if inode.kind() == Kind::Link {
+                return self.open_shortcut(ino, inode.attrs().target.as_deref());
+            }
             let a = inode.attrs();
             (
                 inode.box_id().to_string(),
@@ -693,9 +700,28 @@ impl BoxFs {
         let reader = self
             .readers
             .reader_of(file_id, version.as_deref(), sha1.as_deref(), size);
-        let fh = self.handles.add_file(OpenFile { ino, reader });
+        let fh = self.handles.add_file(OpenFile {
+            ino,
+            content: OpenContent::Box(reader),
+        });
         self.note_reader(fh, ino);
         Ok(Opened { fh, keep_cache })
+    }
+
+    /// A web link opened: its shortcut, made from the URL the table holds. The kernel may
+    /// not keep what it read before: the URL can have changed since.
+    fn open_shortcut(&self, ino: Ino, url: Option<&str>) -> Result<Opened, FsError> {
+        let url =
+            url.ok_or_else(|| FsError::new(libc::EIO, "Box gave no URL for this web link"))?;
+        let content = Bytes::from(tree::shortcut::shortcut(url));
+        let fh = self.handles.add_file(OpenFile {
+            ino,
+            content: OpenContent::Made(content),
+        });
+        Ok(Opened {
+            fh,
+            keep_cache: false,
+        })
     }
 
     /// The read budget shared by all open files, as `boxfs status` shows it.
@@ -710,7 +736,14 @@ impl BoxFs {
         if let Some(staged) = self.read_staged(file.ino, offset, size).await {
             return staged;
         }
-        file.reader.read(offset, size).await
+        match &file.content {
+            OpenContent::Box(reader) => reader.read(offset, size).await,
+            OpenContent::Made(bytes) => {
+                let start = offset.min(bytes.len() as u64) as usize;
+                let end = (start + size as usize).min(bytes.len());
+                Ok(bytes.slice(start..end))
+            }
+        }
     }
 
     pub fn release(&self, fh: u64) {

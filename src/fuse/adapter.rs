@@ -50,7 +50,7 @@ impl FuseAdapter {
 fn file_type(kind: Kind) -> FileType {
     match kind {
         Kind::Dir => FileType::Directory,
-        Kind::File => FileType::RegularFile,
+        Kind::File | Kind::Link => FileType::RegularFile,
     }
 }
 

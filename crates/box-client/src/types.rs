@@ -188,6 +188,34 @@ pub struct WebLink {
     pub item_status: Option<String>,
 }
 
+impl From<WebLink> for Item {
+    /// The web link as an [`Item`] of kind `web_link`, the shape listings and the trash give
+    /// it, so that code handling items of every kind takes a web link's own answers too.
+    fn from(link: WebLink) -> Item {
+        Item {
+            kind: "web_link".to_string(),
+            id: link.id,
+            etag: link.etag,
+            sequence_id: link.sequence_id,
+            name: link.name,
+            description: link.description,
+            path_collection: link.path_collection,
+            created_at: link.created_at,
+            modified_at: link.modified_at,
+            trashed_at: link.trashed_at,
+            purged_at: link.purged_at,
+            created_by: link.created_by,
+            modified_by: link.modified_by,
+            owned_by: link.owned_by,
+            shared_link: link.shared_link,
+            parent: link.parent,
+            item_status: link.item_status,
+            url: Some(link.url).filter(|u| !u.is_empty()),
+            ..Item::default()
+        }
+    }
+}
+
 /// A page of items (folder listings, trash, `item_collection`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Items {

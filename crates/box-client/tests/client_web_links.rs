@@ -277,3 +277,25 @@ async fn bad_input_is_refused_before_sending() {
     }
     assert_eq!(c.request_stats().calls, before, "nothing was sent");
 }
+
+#[tokio::test]
+async fn a_web_link_as_an_item_matches_its_listing_entry() {
+    let t = TestEmu::start().await;
+    let c = t.client(RetryPolicy::default());
+    let link = c
+        .create_web_link("0", "https://example.com/a", Some("A"), None)
+        .await
+        .unwrap();
+    let fields = ["type", "id", "name", "etag", "sequence_id", "url"];
+    let listed = c
+        .folder_items_page("0", &ListOptions::marker().fields(&fields))
+        .await
+        .unwrap()
+        .entries
+        .into_iter()
+        .find(|i| i.id == link.id)
+        .expect("listed");
+    let own: box_client::types::Item = c.web_link(&link.id, &fields).await.unwrap().into();
+    assert!(own.is_web_link());
+    assert_eq!(own, listed);
+}

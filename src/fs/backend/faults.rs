@@ -31,6 +31,7 @@ use box_client::metadata::{ItemRef, MetadataInstance, MetadataPatch, MetadataTem
 use box_client::stats::RequestStats;
 use box_client::types::{FileVersion, Item, Items, User};
 use box_client::upload::UploadOptions;
+use box_client::web_links::WebLinkUpdate;
 
 /// One kind of call: one per [`BoxApi`] method that can fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -52,6 +53,11 @@ pub enum Call {
     TrashItemsPage,
     PurgeFile,
     PurgeFolder,
+    PurgeWebLink,
+    WebLinkWithFields,
+    UpdateWebLink,
+    DeleteWebLink,
+    RestoreWebLink,
     UploadFile,
     UploadNewVersion,
     ResumeUpload,
@@ -94,6 +100,11 @@ impl Call {
         Call::TrashItemsPage,
         Call::PurgeFile,
         Call::PurgeFolder,
+        Call::PurgeWebLink,
+        Call::WebLinkWithFields,
+        Call::UpdateWebLink,
+        Call::DeleteWebLink,
+        Call::RestoreWebLink,
         Call::UploadFile,
         Call::UploadNewVersion,
         Call::ResumeUpload,
@@ -130,7 +141,11 @@ impl Call {
                 | Call::RestoreFolder
                 | Call::PurgeFile
                 | Call::PurgeFolder
+                | Call::PurgeWebLink
                 | Call::PromoteFileVersion
+                | Call::UpdateWebLink
+                | Call::DeleteWebLink
+                | Call::RestoreWebLink
                 | Call::UploadFile
                 | Call::UploadNewVersion
                 | Call::ResumeUpload
@@ -556,6 +571,31 @@ impl BoxApi for FaultyBox {
     async fn purge_folder(&self, folder_id: &str) -> BoxResult<()> {
         let request = self.inner.purge_folder(folder_id);
         self.run(Call::PurgeFolder, request).await
+    }
+    async fn purge_web_link(&self, web_link_id: &str) -> BoxResult<()> {
+        let request = self.inner.purge_web_link(web_link_id);
+        self.run(Call::PurgeWebLink, request).await
+    }
+    async fn web_link_with_fields(&self, web_link_id: &str, fields: &[&str]) -> BoxResult<Item> {
+        let request = self.inner.web_link_with_fields(web_link_id, fields);
+        self.run(Call::WebLinkWithFields, request).await
+    }
+    async fn update_web_link(&self, web_link_id: &str, changes: &WebLinkUpdate) -> BoxResult<Item> {
+        let request = self.inner.update_web_link(web_link_id, changes);
+        self.run(Call::UpdateWebLink, request).await
+    }
+    async fn delete_web_link(&self, web_link_id: &str) -> BoxResult<()> {
+        let request = self.inner.delete_web_link(web_link_id);
+        self.run(Call::DeleteWebLink, request).await
+    }
+    async fn restore_web_link(
+        &self,
+        web_link_id: &str,
+        name: Option<&str>,
+        parent_id: Option<&str>,
+    ) -> BoxResult<Item> {
+        let request = self.inner.restore_web_link(web_link_id, name, parent_id);
+        self.run(Call::RestoreWebLink, request).await
     }
 
     async fn upload_file(

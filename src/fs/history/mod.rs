@@ -117,7 +117,7 @@ fn virtual_attr(
             gid: id.gid,
             blksize: 4096,
         },
-        Kind::File => FsAttr {
+        Kind::File | Kind::Link => FsAttr {
             ino,
             kind,
             size,

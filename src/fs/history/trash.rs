@@ -1,5 +1,6 @@
-//! `.trash/` at the mount's root: Box's trash as a folder. It lists what was deleted (files
-//! and folders; web links are left out), each under a unique name ([`super::names`]);
+//! `.trash/` at the mount's root: Box's trash as a folder. It lists what was deleted (files,
+//! folders, and web links as their `NAME.url` shortcuts), each under a unique name
+//! ([`super::names`]);
 //! `mv .trash/NAME DEST` restores the item as DEST, `rm .trash/NAME` (a file) and `rmdir`
 //! or `rm -r` (a folder) delete it for good, the only way this mount purges anything.
 //!
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use box_client::folders::ListOptions;
 use box_client::types::Item;
+use box_client::web_links::WebLinkUpdate;
 
 use super::names::{tagged_id, unique_trash_names};
 use super::{finished_dir, virtual_attr};
@@ -35,6 +37,7 @@ use crate::fs::tree::attr::FsAttr;
 use crate::fs::tree::inode::{
     check_box_name, derived_ino, parse_time, Ino, InodeTable, Kind, ROOT_INO, TRASH_INO,
 };
+use crate::fs::tree::shortcut;
 use crate::fs::{box_name, lock, BoxFs, DirEntry, Opened};
 
 /// How long a trash listing is trusted without word of a change: Box sends no event to
@@ -57,6 +60,7 @@ const TRASH_FIELDS: &[&str] = &[
     "path_collection",
     "file_version",
     "sha1",
+    "url",
 ];
 
 /// Box's own folder id of the trash, as it shows in a trashed item's `path_collection`.
@@ -149,18 +153,28 @@ impl StaleCache for TrashCache {
     }
 }
 
-/// The entries of a trash listing: files and folders whose names Linux can show, each
-/// under its unique name and with its inode number.
+/// The entries of a trash listing: files, folders and web links whose names Linux can show
+/// (a web link's with `.url`, as in its folder), each under its unique name and with its
+/// inode number.
 fn trash_entries(table: &InodeTable, items: Vec<Item>) -> Vec<TrashEntry> {
-    let items: Vec<Item> = items
+    let items: Vec<(Item, String)> = items
         .into_iter()
-        .filter(|i| (i.is_file() || i.is_folder()) && check_box_name(&i.name).is_ok())
+        .filter(|i| i.is_file() || i.is_folder() || i.is_web_link())
+        .map(|i| {
+            let shown = shortcut::shown_name(&i).into_owned();
+            (i, shown)
+        })
+        .filter(|(_, shown)| check_box_name(shown).is_ok())
         .collect();
-    let names = unique_trash_names(items.iter().map(|i| (i.id.as_str(), i.name.as_str())));
+    let names = unique_trash_names(
+        items
+            .iter()
+            .map(|(i, shown)| (i.id.as_str(), shown.as_str())),
+    );
     items
         .into_iter()
         .zip(names)
-        .filter_map(|(item, name)| {
+        .filter_map(|((item, _), name)| {
             let kind = Kind::of(&item);
             // The number the item had before it was deleted (and has again once restored).
             let ino = table
@@ -219,14 +233,19 @@ impl BoxFs {
             .or_else(|| parse_time(item.modified_at.as_ref()));
         // When it went to the trash is the last change Box made to it.
         let ctime = parse_time(item.trashed_at.as_ref()).or(mtime);
-        let perm = match e.kind {
-            Kind::Dir => 0o755,
-            Kind::File => 0o644,
+        let (perm, size) = match e.kind {
+            Kind::Dir => (0o755, 0),
+            Kind::File => (0o644, item.size.unwrap_or(0)),
+            // As in its folder: read-only, the size of its shortcut.
+            Kind::Link => (
+                0o444,
+                shortcut::shortcut_len(item.url.as_deref().unwrap_or("")),
+            ),
         };
         virtual_attr(
             e.ino,
             e.kind,
-            item.size.unwrap_or(0),
+            size,
             (mtime, ctime),
             perm,
             &self.opts.identity,
@@ -340,6 +359,7 @@ impl BoxFs {
         let purged = match entry.kind {
             Kind::File => self.client.purge_file(id).await,
             Kind::Dir => self.client.purge_folder(id).await,
+            Kind::Link => self.client.purge_web_link(id).await,
         };
         self.trash_changed();
         purged?;
@@ -369,6 +389,16 @@ impl BoxFs {
         }
         self.history_refuses(new_parent)?;
         let new_name = box_name(new_name)?;
+        // A web link shows as NAME.url: Box's name is NAME.
+        let name_on_box = match entry.kind {
+            Kind::Link => shortcut::box_name_of(new_name).ok_or_else(|| {
+                FsError::new(
+                    libc::EINVAL,
+                    "a web link shows as NAME.url: its name must end in .url",
+                )
+            })?,
+            Kind::File | Kind::Dir => new_name,
+        };
         let parent_id = self.box_id_of_dir(new_parent)?;
         if self
             .existing(new_parent, OsStr::new(new_name))
@@ -379,7 +409,7 @@ impl BoxFs {
         }
         let id = entry.item.id.clone();
         let _own = self.own.item(&id);
-        let restored = self.restore_as(&entry, &parent_id, new_name).await;
+        let restored = self.restore_as(&entry, &parent_id, name_on_box).await;
         self.trash_changed();
         let item = restored?;
         let mut table = lock(&self.table);
@@ -419,6 +449,11 @@ impl BoxFs {
                         .restore_folder(id, Some(&name), Some(parent_id))
                         .await
                 }
+                Kind::Link => {
+                    self.client
+                        .restore_web_link(id, Some(&name), Some(parent_id))
+                        .await
+                }
             }
         };
         let elsewhere = entry
@@ -439,6 +474,14 @@ impl BoxFs {
         let moved = match entry.kind {
             Kind::File => self.client.move_file(id, parent_id, Some(name)).await,
             Kind::Dir => self.client.move_folder(id, parent_id, Some(name)).await,
+            Kind::Link => {
+                let changes = WebLinkUpdate {
+                    name: Some(name.to_string()),
+                    parent_id: Some(parent_id.to_string()),
+                    ..WebLinkUpdate::default()
+                };
+                self.client.update_web_link(id, &changes).await
+            }
         };
         moved.map_err(|e| {
             log::warn!(
@@ -464,6 +507,7 @@ impl BoxFs {
         let kind = match entry.kind {
             Kind::Dir => "folder",
             Kind::File => "file",
+            Kind::Link => "web_link",
         };
         let mut attrs = vec![
             ("user.box.id".to_string(), item.id.clone()),
@@ -478,8 +522,11 @@ impl BoxFs {
         Ok(attrs)
     }
 
-    /// Where `item` was before it went to the trash (see the module note).
+    /// Where `item` was before it went to the trash (see the module note), by the names the
+    /// mount shows.
     async fn original_path_of(&self, item: &Item) -> Result<Option<String>, FsError> {
+        // The name it showed with in the mount (a web link's with `.url`).
+        let shown = shortcut::shown_name(item);
         let named = |entries: &[box_client::types::FolderMini]| -> Vec<String> {
             entries
                 .iter()
@@ -496,14 +543,14 @@ impl BoxFs {
             {
                 let folders = named(&pc.entries);
                 let folders: Vec<&str> = folders.iter().map(String::as_str).collect();
-                return Ok(Some(original_path(&folders, &item.name)));
+                return Ok(Some(original_path(&folders, &shown)));
             }
         }
         let Some(parent) = &item.parent else {
             return Ok(None);
         };
         if parent.id == BOX_ROOT_FOLDER_ID {
-            return Ok(Some(original_path(&[], &item.name)));
+            return Ok(Some(original_path(&[], &shown)));
         }
         match self
             .client
@@ -518,10 +565,10 @@ impl BoxFs {
                     .unwrap_or_default();
                 folders.push(folder.name.clone());
                 let folders: Vec<&str> = folders.iter().map(String::as_str).collect();
-                Ok(Some(original_path(&folders, &item.name)))
+                Ok(Some(original_path(&folders, &shown)))
             }
             // The folder went to the trash too (or for good): its name is all Box says.
-            Err(e) if e.is_not_found() => Ok(Some(format!("{}/{}", parent.name, item.name))),
+            Err(e) if e.is_not_found() => Ok(Some(format!("{}/{shown}", parent.name))),
             Err(e) => Err(e.into()),
         }
     }
@@ -540,7 +587,7 @@ mod tests {
     }
 
     #[test]
-    fn entries_are_unique_take_derived_numbers_and_leave_web_links_out() {
+    fn entries_are_unique_take_derived_numbers_and_web_links_show_as_shortcuts() {
         let table = InodeTable::default();
         let entries = trash_entries(
             &table,
@@ -549,10 +596,23 @@ mod tests {
                 item("file", "11", "report.txt"),
                 item("file", "12", "report.txt"),
                 item("web_link", "13", "site"),
+                item("web_link", "14", "report.txt"),
+                item("user", "15", "someone"),
             ],
         );
         let names: Vec<&str> = entries.iter().map(|e| &*e.name).collect();
-        assert_eq!(names, ["old", "report (box 11).txt", "report (box 12).txt"]);
+        assert_eq!(
+            names,
+            [
+                "old",
+                "report (box 11).txt",
+                "report (box 12).txt",
+                "site.url",
+                "report.txt.url"
+            ]
+        );
+        assert_eq!(entries[3].kind, Kind::Link);
+        assert_eq!(entries[3].ino, derived_ino("13", Kind::Link).unwrap());
         assert_eq!(entries[0].ino, derived_ino("7", Kind::Dir).unwrap());
         assert_eq!(entries[0].kind, Kind::Dir);
         assert_eq!(entries[1].ino, derived_ino("11", Kind::File).unwrap());

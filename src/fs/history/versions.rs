@@ -1,4 +1,5 @@
-//! `.versions/` in every folder: one folder per file of the folder (`.versions/NAME/`),
+//! `.versions/` in every folder: one folder per file of the folder (`.versions/NAME/`; web
+//! links have no versions),
 //! holding one read-only file per earlier version of it, named by [`version_name`]. Box's
 //! `GET /files/{id}/versions` lists the earlier versions only, newest first; the current one
 //! is the file itself.
@@ -30,7 +31,7 @@ use super::names::version_name;
 use super::nodes::{Node, VersionFile};
 use super::{finished_dir, virtual_attr};
 use crate::fs::errno::FsError;
-use crate::fs::handles::OpenFile;
+use crate::fs::handles::{OpenContent, OpenFile};
 use crate::fs::kernel::Invalidation;
 use crate::fs::tree::attr::FsAttr;
 use crate::fs::tree::inode::{parse_time, Ino, Kind};
@@ -153,7 +154,9 @@ impl BoxFs {
                 let file_id = {
                     let table = lock(&self.table);
                     match table.get(file) {
-                        Some(i) if !i.is_dir() && !i.is_local() => i.box_id().to_string(),
+                        Some(i) if i.kind() == Kind::File && !i.is_local() => {
+                            i.box_id().to_string()
+                        }
                         _ => {
                             return Err(FsError::not_found(
                                 ".versions holds the folder's files on Box",
@@ -233,7 +236,7 @@ impl BoxFs {
                         .into_iter()
                         .filter_map(|c| {
                             let i = table.get(c)?;
-                            (!i.is_dir() && !i.is_local())
+                            (i.kind() == Kind::File && !i.is_local())
                                 .then(|| (c, i.name().to_string(), i.box_id().to_string()))
                         })
                         .collect()
@@ -293,7 +296,10 @@ impl BoxFs {
             v.sha1.as_deref(),
             v.size.unwrap_or(0),
         );
-        let fh = self.handles.add_file(OpenFile { ino, reader });
+        let fh = self.handles.add_file(OpenFile {
+            ino,
+            content: OpenContent::Box(reader),
+        });
         // A version's content never changes: the pages the kernel has are right.
         Ok(Opened {
             fh,

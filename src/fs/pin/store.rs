@@ -94,7 +94,7 @@ impl PinFile {
             .iter()
             .map(|p| PinRow {
                 id: p.box_id.clone(),
-                kind: kind_name(p.kind).into(),
+                kind: Kind::box_type(p.kind).into(),
             })
             .collect();
         let disk = OnDisk {
@@ -105,13 +105,6 @@ impl PinFile {
         let mut bytes = serde_json::to_vec_pretty(&disk).map_err(io::Error::other)?;
         bytes.push(b'\n');
         crate::private_fs::replace_file(&self.dir, PINS_FILE, &bytes)
-    }
-}
-
-fn kind_name(kind: Kind) -> &'static str {
-    match kind {
-        Kind::File => "file",
-        Kind::Dir => "folder",
     }
 }
 
@@ -130,6 +123,7 @@ fn parse(text: &str) -> Result<SavedPins, String> {
         let kind = match row.kind.as_str() {
             "file" => Kind::File,
             "folder" => Kind::Dir,
+            "web_link" => Kind::Link,
             other => return Err(format!("pin {} has an unknown kind {other:?}", row.id)),
         };
         if !plain_id(&row.id) {

@@ -25,7 +25,8 @@ pub(super) enum Found {
 
 /// The file an inode stands for, as the readers key its content.
 fn pinned_file(inode: &Inode) -> Option<PinnedFile> {
-    if inode.is_dir() || inode.is_local() {
+    // A web link's file is made from its URL: nothing to download.
+    if inode.kind() != Kind::File || inode.is_local() {
         return None;
     }
     let a = inode.attrs();
@@ -66,6 +67,7 @@ impl BoxFs {
         let fetched = match kind {
             Kind::File => self.client.file_with_fields(box_id, &fields).await,
             Kind::Dir => self.client.folder_with_fields(box_id, &fields).await,
+            Kind::Link => self.client.web_link_with_fields(box_id, &fields).await,
         };
         let item = match fetched {
             Ok(item) => item,

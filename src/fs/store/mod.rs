@@ -37,7 +37,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 pub const STORE_FILE: &str = "metadata.sqlite3";
 
 /// Bumped when the schema changes; a store of another version is started afresh.
-const SCHEMA_VERSION: i64 = 1;
+/// 2: `kind` (web links) in place of `is_dir`, and `target` and `mode`.
+const SCHEMA_VERSION: i64 = 2;
 
 /// Deletes row `?1` and, for a folder, its whole subtree: nothing below a removed folder can
 /// be reached.
@@ -47,11 +48,39 @@ const DELETE_SUBTREE: &str = "WITH RECURSIVE gone(id) AS (
      )
      DELETE FROM items WHERE id IN gone";
 
+/// Which kind of Box item a row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StoredKind {
+    #[default]
+    File,
+    Folder,
+    WebLink,
+}
+
+impl StoredKind {
+    fn code(self) -> i64 {
+        match self {
+            StoredKind::File => 0,
+            StoredKind::Folder => 1,
+            StoredKind::WebLink => 2,
+        }
+    }
+
+    fn from_code(code: i64) -> rusqlite::Result<StoredKind> {
+        match code {
+            0 => Ok(StoredKind::File),
+            1 => Ok(StoredKind::Folder),
+            2 => Ok(StoredKind::WebLink),
+            other => Err(rusqlite::Error::IntegralValueOutOfRange(1, other)),
+        }
+    }
+}
+
 /// A Box item as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StoredItem {
     pub id: String,
-    pub is_dir: bool,
+    pub kind: StoredKind,
     /// `None` only for the mount's root.
     pub parent_id: Option<String>,
     pub name: String,
@@ -62,6 +91,10 @@ pub struct StoredItem {
     pub sequence_id: Option<u64>,
     pub version: Option<String>,
     pub sha1: Option<String>,
+    /// Where the item points (a web link's URL).
+    pub target: Option<String>,
+    /// The POSIX mode kept on Box, file type bits included.
+    pub mode: Option<u32>,
 }
 
 /// What changed in the table since the last batch, written in one transaction.
@@ -185,12 +218,13 @@ fn time(n: Option<i64>) -> Option<SystemTime> {
         .map(|n| UNIX_EPOCH + Duration::from_nanos(n))
 }
 
-const COLUMNS: &str = "id, is_dir, parent_id, name, size, mtime, ctime, etag, seq, version, sha1";
+const COLUMNS: &str =
+    "id, kind, parent_id, name, size, mtime, ctime, etag, seq, version, sha1, target, mode";
 
 fn row_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredItem> {
     Ok(StoredItem {
         id: row.get(0)?,
-        is_dir: row.get(1)?,
+        kind: StoredKind::from_code(row.get(1)?)?,
         parent_id: row.get(2)?,
         name: row.get(3)?,
         size: row.get::<_, i64>(4)?.max(0) as u64,
@@ -200,13 +234,15 @@ fn row_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredItem> {
         sequence_id: row.get::<_, Option<i64>>(8)?.map(|s| s.max(0) as u64),
         version: row.get(9)?,
         sha1: row.get(10)?,
+        target: row.get(11)?,
+        mode: row.get::<_, Option<i64>>(12)?.map(|m| m as u32),
     })
 }
 
 impl MetaStore {
     /// Opens (or makes) the store in `cache_dir` for `owner`. A store made for another owner
-    /// or schema keeps its rows with every listing stale and no position: nothing in it is
-    /// trusted until listed again.
+    /// keeps its rows with every listing stale and no position: nothing in it is trusted
+    /// until listed again. One of another schema version starts empty.
     pub fn open(
         cache_dir: &Path,
         owner: &StoreOwner,
@@ -304,24 +340,31 @@ impl MetaStore {
         conn.pragma_update(None, "cache_size", -512)?;
         let tx = conn.transaction()?;
         tx.execute_batch(
-            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS items (
-                 id TEXT PRIMARY KEY,
-                 is_dir INTEGER NOT NULL,
-                 parent_id TEXT,
-                 name TEXT NOT NULL,
-                 size INTEGER NOT NULL,
-                 mtime INTEGER, ctime INTEGER,
-                 etag TEXT, seq INTEGER, version TEXT, sha1 TEXT,
-                 listing_complete INTEGER NOT NULL DEFAULT 0
-             );
-             CREATE INDEX IF NOT EXISTS items_by_parent ON items(parent_id);",
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
         )?;
         let get = |key: &str| -> rusqlite::Result<Option<String>> {
             tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
                 .optional()
         };
         let schema: Option<i64> = get("schema")?.and_then(|s| s.parse().ok());
+        if schema.is_some_and(|v| v != SCHEMA_VERSION) {
+            // Rows of another version have other columns: the table is made afresh.
+            tx.execute_batch("DROP INDEX IF EXISTS items_by_parent; DROP TABLE IF EXISTS items;")?;
+        }
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS items (
+                 id TEXT PRIMARY KEY,
+                 kind INTEGER NOT NULL,
+                 parent_id TEXT,
+                 name TEXT NOT NULL,
+                 size INTEGER NOT NULL,
+                 mtime INTEGER, ctime INTEGER,
+                 etag TEXT, seq INTEGER, version TEXT, sha1 TEXT,
+                 target TEXT, mode INTEGER,
+                 listing_complete INTEGER NOT NULL DEFAULT 0
+             );
+             CREATE INDEX IF NOT EXISTS items_by_parent ON items(parent_id);",
+        )?;
         let same_owner = schema == Some(SCHEMA_VERSION)
             && get("user_id")?.as_deref() == Some(owner.user_id.as_str())
             && get("root_folder_id")?.as_deref() == Some(owner.root_folder_id.as_str());
@@ -344,9 +387,6 @@ impl MetaStore {
                      version: every folder is listed from Box again",
                     self.path.display()
                 );
-            }
-            if schema != Some(SCHEMA_VERSION) && schema.is_some() {
-                tx.execute("DELETE FROM items", [])?;
             }
             tx.execute("UPDATE items SET listing_complete = 0", [])?;
             tx.execute("DELETE FROM meta WHERE key LIKE 'position%'", [])?;
@@ -380,17 +420,19 @@ impl MetaStore {
                 delete.execute([id])?;
             }
             let mut upsert = tx.prepare_cached(&format!(
-                "INSERT INTO items ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                "INSERT INTO items ({COLUMNS})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                  ON CONFLICT(id) DO UPDATE SET
-                     is_dir = excluded.is_dir, parent_id = excluded.parent_id,
+                     kind = excluded.kind, parent_id = excluded.parent_id,
                      name = excluded.name, size = excluded.size, mtime = excluded.mtime,
                      ctime = excluded.ctime, etag = excluded.etag, seq = excluded.seq,
-                     version = excluded.version, sha1 = excluded.sha1"
+                     version = excluded.version, sha1 = excluded.sha1,
+                     target = excluded.target, mode = excluded.mode"
             ))?;
             for item in &batch.upserts {
                 upsert.execute(params![
                     item.id,
-                    item.is_dir,
+                    item.kind.code(),
                     item.parent_id,
                     item.name,
                     item.size.min(i64::MAX as u64) as i64,
@@ -400,6 +442,8 @@ impl MetaStore {
                     item.sequence_id.map(|s| s.min(i64::MAX as u64) as i64),
                     item.version,
                     item.sha1,
+                    item.target,
+                    item.mode.map(i64::from),
                 ])?;
             }
             let mut listing =
@@ -504,7 +548,7 @@ impl MetaStore {
 
     fn listing_in(conn: &Connection, id: &str) -> rusqlite::Result<Option<Vec<StoredItem>>> {
         let complete: Option<bool> = conn
-            .prepare_cached("SELECT listing_complete FROM items WHERE id = ?1 AND is_dir = 1")?
+            .prepare_cached("SELECT listing_complete FROM items WHERE id = ?1 AND kind = 1")?
             .query_row([id], |r| r.get(0))
             .optional()?;
         if complete != Some(true) {

@@ -10,7 +10,11 @@ fn owner() -> StoreOwner {
 fn item(id: &str, parent: &str, name: &str, is_dir: bool) -> StoredItem {
     StoredItem {
         id: id.into(),
-        is_dir,
+        kind: if is_dir {
+            StoredKind::Folder
+        } else {
+            StoredKind::File
+        },
         parent_id: Some(parent.into()),
         name: name.into(),
         size: 7,
@@ -255,4 +259,59 @@ fn peek_reads_the_owner_only_of_a_store_with_a_position() {
     assert_eq!(peek.owner, owner());
     assert_eq!(peek.login.as_deref(), Some("ann@example.com"));
     assert_eq!(peek.name.as_deref(), Some("Ann"));
+}
+
+#[test]
+fn web_links_modes_and_targets_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = MetaStore::open(dir.path(), &owner()).unwrap();
+    let link = StoredItem {
+        kind: StoredKind::WebLink,
+        target: Some("https://example.com/".into()),
+        ..item("21", "0", "Manual.url", false)
+    };
+    let script = StoredItem {
+        mode: Some(0o100755),
+        ..item("22", "0", "run.sh", false)
+    };
+    store
+        .apply(&StoreBatch {
+            upserts: vec![link.clone(), script.clone()],
+            listings: vec![("0".into(), true)],
+            ..StoreBatch::default()
+        })
+        .unwrap();
+    assert_eq!(store.item("21").unwrap(), Some(link));
+    assert_eq!(store.item("22").unwrap(), Some(script));
+}
+
+#[test]
+fn a_store_of_the_first_schema_starts_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        // The first version's table: `is_dir`, no `kind`, `target` or `mode`.
+        let conn = Connection::open(dir.path().join(STORE_FILE)).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO meta VALUES ('schema', '1'), ('user_id', '11'),
+                 ('root_folder_id', '0'), ('position', '5'), ('position_saved_at', '1');
+             CREATE TABLE items (id TEXT PRIMARY KEY, is_dir INTEGER NOT NULL, parent_id TEXT,
+                 name TEXT NOT NULL, size INTEGER NOT NULL, mtime INTEGER, ctime INTEGER,
+                 etag TEXT, seq INTEGER, version TEXT, sha1 TEXT,
+                 listing_complete INTEGER NOT NULL DEFAULT 0);
+             INSERT INTO items (id, is_dir, parent_id, name, size) VALUES ('10', 1, '0', 'a', 0);",
+        )
+        .unwrap();
+    }
+    let (store, saved) = MetaStore::open(dir.path(), &owner()).unwrap();
+    assert!(saved.owner_changed);
+    assert_eq!(saved.position, None);
+    assert!(store.is_empty().unwrap());
+    store
+        .apply(&StoreBatch {
+            upserts: vec![item("10", "0", "a", true)],
+            ..StoreBatch::default()
+        })
+        .unwrap();
+    assert_eq!(store.item("10").unwrap().unwrap().kind, StoredKind::Folder);
 }

@@ -76,15 +76,20 @@ impl FsAttr {
                 gid: id.gid,
                 blksize: 4096,
             },
-            Kind::File => FsAttr {
+            kind @ (Kind::File | Kind::Link) => FsAttr {
                 ino,
-                kind: Kind::File,
+                kind,
                 size: a.size,
                 blocks: a.size.div_ceil(512),
                 atime,
                 mtime,
                 ctime,
-                perm: (0o666 & write_bits & !id.umask) as u16,
+                // A web link's file is made here from its URL: it can be read, renamed and
+                // removed, not written (`user.box.url` changes the address).
+                perm: match kind {
+                    Kind::Link => 0o444 & !id.umask,
+                    _ => 0o666 & write_bits & !id.umask,
+                } as u16,
                 nlink: 1,
                 uid: id.uid,
                 gid: id.gid,

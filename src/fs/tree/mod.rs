@@ -8,4 +8,5 @@ pub mod dir_handle;
 pub mod inode;
 pub(crate) mod listing;
 pub(crate) mod namespace;
+pub mod shortcut;
 pub(crate) mod stored;

@@ -12,8 +12,10 @@ use std::sync::Arc;
 use crate::fs::errno::FsError;
 use crate::fs::tree::attr::FsAttr;
 use crate::fs::tree::inode::{is_local_id, Ino, Kind, ROOT_INO, TRASH_INO};
+use crate::fs::tree::shortcut;
 use crate::fs::{box_name, lock, BoxFs};
 use box_client::types::Item;
+use box_client::web_links::WebLinkUpdate;
 
 /// `renameat2` flags (the kernel passes them through FUSE unchanged).
 pub const RENAME_NOREPLACE: u32 = libc::RENAME_NOREPLACE;
@@ -86,7 +88,7 @@ impl BoxFs {
         Ok(attr)
     }
 
-    /// `unlink`: the file goes to Box's trash.
+    /// `unlink`: the file (or web link) goes to Box's trash.
     pub async fn unlink(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<(), FsError> {
         if parent == TRASH_INO {
             return self.purge_from_trash(name, false).await;
@@ -104,8 +106,7 @@ impl BoxFs {
         }
         let t = self.target(ino)?;
         let _own = self.own.item(&t.box_id);
-        self.client.delete_file(&t.box_id, None).await?;
-        self.trash_changed();
+        self.trash(&t).await?;
         lock(&self.table).remove(ino)?;
         Ok(())
     }
@@ -235,10 +236,12 @@ impl BoxFs {
         dst: Target,
     ) -> Result<Target, FsError> {
         match (src.kind, dst.kind) {
-            (Kind::Dir, Kind::File) => {
+            (Kind::Dir, Kind::File | Kind::Link) => {
                 Err(FsError::new(libc::ENOTDIR, "target is not a directory"))
             }
-            (Kind::File, Kind::Dir) => Err(FsError::new(libc::EISDIR, "target is a directory")),
+            (Kind::File | Kind::Link, Kind::Dir) => {
+                Err(FsError::new(libc::EISDIR, "target is a directory"))
+            }
             (Kind::Dir, Kind::Dir) => {
                 self.ensure_listing(dst.ino, false).await?;
                 if !lock(&self.table).children(dst.ino).is_empty() {
@@ -246,7 +249,7 @@ impl BoxFs {
                 }
                 Ok(dst)
             }
-            (Kind::File, Kind::File) => Ok(dst),
+            (Kind::File | Kind::Link, Kind::File | Kind::Link) => Ok(dst),
         }
     }
 
@@ -254,6 +257,7 @@ impl BoxFs {
         match t.kind {
             Kind::File => self.client.delete_file(&t.box_id, None).await?,
             Kind::Dir => self.client.delete_folder(&t.box_id, false, None).await?,
+            Kind::Link => self.client.delete_web_link(&t.box_id).await?,
         }
         self.trash_changed();
         Ok(())
@@ -265,6 +269,7 @@ impl BoxFs {
         let restored = match t.kind {
             Kind::File => self.client.restore_file(&t.box_id, None, None).await,
             Kind::Dir => self.client.restore_folder(&t.box_id, None, None).await,
+            Kind::Link => self.client.restore_web_link(&t.box_id, None, None).await,
         };
         self.trash_changed();
         if let Err(e) = restored {
@@ -277,7 +282,9 @@ impl BoxFs {
         }
     }
 
-    /// Box's rename (same folder) or move (another folder, with the new name at once).
+    /// Box's rename (same folder) or move (another folder, with the new name at once). A web
+    /// link keeps showing as `NAME.url`, so it takes only a new name ending in `.url`
+    /// (EINVAL otherwise), and Box gets the name without it.
     async fn move_item(
         &self,
         src: &Target,
@@ -298,6 +305,20 @@ impl BoxFs {
                 self.client
                     .move_folder(&src.box_id, new_parent_id, name)
                     .await?
+            }
+            (Kind::Link, same_parent) => {
+                let box_name = shortcut::box_name_of(new_name).ok_or_else(|| {
+                    FsError::new(
+                        libc::EINVAL,
+                        "a web link shows as NAME.url: its new name must end in .url",
+                    )
+                })?;
+                let changes = WebLinkUpdate {
+                    name: Some(box_name.to_string()),
+                    parent_id: (!same_parent).then(|| new_parent_id.to_string()),
+                    ..WebLinkUpdate::default()
+                };
+                self.client.update_web_link(&src.box_id, &changes).await?
             }
         };
         Ok(item)

@@ -54,7 +54,7 @@ use crate::fs::errno::FsError;
 use crate::fs::tree::attr::FsAttr;
 use crate::fs::tree::inode::{Ino, Kind};
 use crate::fs::write::staging::{Journal, StagingDir, Target};
-use crate::fs::{box_name, lock, BoxFs, OpenFile, Opened, STAT_FIELDS};
+use crate::fs::{box_name, lock, BoxFs, OpenContent, OpenFile, Opened, STAT_FIELDS};
 use box_client::error::BoxError;
 use box_client::files::DownloadOptions;
 use box_client::types::Item;
@@ -407,8 +407,11 @@ impl BoxFs {
                 .ok_or_else(|| FsError::not_found(format!("no inode {ino}")))?;
             (inode.box_id().to_string(), inode.parent(), inode.kind())
         };
-        if kind == Kind::Dir {
-            return Err(FsError::new(libc::EISDIR, "is a directory"));
+        match kind {
+            Kind::Dir => return Err(FsError::new(libc::EISDIR, "is a directory")),
+            // Its content is made from its URL: `user.box.url` changes that.
+            Kind::Link => return Err(FsError::new(libc::EACCES, "a web link is read-only")),
+            Kind::File => {}
         }
         let mut fields: Vec<&str> = STAT_FIELDS.to_vec();
         fields.push("lock");
@@ -521,7 +524,10 @@ impl BoxFs {
         let reader = self
             .readers
             .reader_of(file_id, version.as_deref(), sha1.as_deref(), size);
-        let fh = self.handles.add_file(OpenFile { ino, reader });
+        let fh = self.handles.add_file(OpenFile {
+            ino,
+            content: OpenContent::Box(reader),
+        });
         self.writes.inner().handles.insert(
             fh,
             Handle {

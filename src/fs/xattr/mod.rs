@@ -10,6 +10,7 @@
 //! |---|---|---|---|
 //! | `user.box.id`, `.type`, `.etag`, `.sha1` (files), `.owner`, `.modified_by` (logins), `.created_at` | text | EPERM | EPERM |
 //! | `user.box.version` (files) | the current `file_version` id | the id of an earlier version makes it current (see [`crate::fs::history::versions`]; EINVAL for an id that is not one of the file's earlier versions) | EPERM |
+//! | `user.box.url` (web links) | the address | an `http://` or `https://` address re-points the link (EINVAL otherwise) | EPERM |
 //! | `user.box.lock` (files) | JSON `{"holder", "created_at", "expires_at", "is_download_prevented"}` | locks: empty or `lock`, or JSON with `expires_at` (RFC 3339 or null) and `is_download_prevented` (the other two keys are ignored, so a value read can be written back) | unlocks |
 //! | `user.box.shared_link` | the URL | `open`, `company` or `collaborators` creates or changes the link (empty: Box's default access) | unshares |
 //! | `user.box.shared_link.download_url` (files) | the URL | EPERM | EPERM |
@@ -94,11 +95,13 @@ use serde_json::{Map, Value};
 
 use super::{lock, BoxFs, STAT_FIELDS};
 use crate::fs::errno::FsError;
+use crate::fs::kernel::Invalidation;
 use crate::fs::tree::inode::{is_local_id, Ino, Kind, ROOT_INO};
 use box_client::error::BoxResult;
 use box_client::folders::{SharedLinkSettings, ROOT_FOLDER};
 use box_client::metadata::{ItemRef, MetadataInstance, MetadataPatch};
 use box_client::types::{FileVersion, Item};
+use box_client::web_links::{check_url, WebLinkUpdate};
 pub use cache::{XattrCache, XATTR_TTL};
 use names::{
     active_lock, attribute_names, find_instance, item_value, to_json_bytes, Fact, NameError,
@@ -118,7 +121,7 @@ const EXTRA_FIELDS: &[&str] = &["owned_by", "modified_by", "shared_link"];
 fn kept_offline(name: &XattrName) -> bool {
     matches!(
         name,
-        XattrName::Fact(Fact::Etag | Fact::Sha1 | Fact::Version)
+        XattrName::Fact(Fact::Etag | Fact::Sha1 | Fact::Version | Fact::Url)
     )
 }
 
@@ -131,10 +134,16 @@ struct Target {
 }
 
 impl Target {
-    fn item_ref(&self) -> ItemRef {
+    /// The item as the metadata and shared link calls name it. Box has no metadata on web
+    /// links, and this mount does not share them.
+    fn item_ref(&self) -> Result<ItemRef, FsError> {
         match self.kind {
-            Kind::File => ItemRef::File(self.box_id.clone()),
-            Kind::Dir => ItemRef::Folder(self.box_id.clone()),
+            Kind::File => Ok(ItemRef::File(self.box_id.clone())),
+            Kind::Dir => Ok(ItemRef::Folder(self.box_id.clone())),
+            Kind::Link => Err(FsError::new(
+                libc::EOPNOTSUPP,
+                "a web link has only its facts and its URL as attributes",
+            )),
         }
     }
 
@@ -148,9 +157,9 @@ impl Target {
         fields
     }
 
-    /// Box keeps no metadata on the root folder ("All Files" answers 403).
+    /// Box keeps no metadata on the root folder ("All Files" answers 403), nor on web links.
     fn has_metadata(&self) -> bool {
-        self.box_id != ROOT_FOLDER
+        self.box_id != ROOT_FOLDER && self.kind != Kind::Link
     }
 
     /// A file created here whose upload has not happened yet (it failed, or the file is
@@ -199,6 +208,7 @@ impl BoxFs {
         let fetched = match t.kind {
             Kind::File => self.client.file_with_fields(&t.box_id, &fields).await,
             Kind::Dir => self.client.folder_with_fields(&t.box_id, &fields).await,
+            Kind::Link => self.client.web_link_with_fields(&t.box_id, &fields).await,
         };
         let item = match fetched {
             Ok(item) => Arc::new(item),
@@ -228,7 +238,7 @@ impl BoxFs {
         let started = Instant::now();
         let list = self
             .client
-            .metadata_list(&t.item_ref())
+            .metadata_list(&t.item_ref()?)
             .await
             .map_err(FsError::from_metadata)?;
         let list = Arc::new(list);
@@ -284,13 +294,7 @@ impl BoxFs {
         let value = match &name {
             // Known without asking Box.
             XattrName::Fact(Fact::Id) => Some(t.box_id.clone().into_bytes()),
-            XattrName::Fact(Fact::Type) => Some(
-                match t.kind {
-                    Kind::File => "file",
-                    Kind::Dir => "folder",
-                }
-                .into(),
-            ),
+            XattrName::Fact(Fact::Type) => Some(t.kind.box_type().into()),
             XattrName::Instance(tref) => {
                 let list = self.xattr_instances(ino, &t).await?;
                 let inst = find_instance(&list, tref);
@@ -333,11 +337,7 @@ impl BoxFs {
             .ok_or_else(|| FsError::not_found(format!("no inode {ino}")))?;
         let attrs = inode.attrs();
         Ok(Item {
-            kind: match t.kind {
-                Kind::File => "file",
-                Kind::Dir => "folder",
-            }
-            .into(),
+            kind: t.kind.box_type().into(),
             id: t.box_id.clone(),
             etag: attrs.etag.as_deref().map(Into::into),
             sha1: attrs.sha1.as_deref().map(Into::into),
@@ -345,6 +345,7 @@ impl BoxFs {
                 id: id.into(),
                 ..FileVersion::default()
             }),
+            url: attrs.target.as_deref().map(Into::into),
             ..Item::default()
         })
     }
@@ -420,6 +421,9 @@ impl BoxFs {
             XattrName::Fact(Fact::Version) if t.kind == Kind::File && !t.not_on_box() => {
                 mode.check(true)?;
                 self.promote_version(ino, &t.box_id, value).await
+            }
+            XattrName::Fact(Fact::Url) if t.kind == Kind::Link => {
+                self.set_url(ino, &t, value, mode).await
             }
             XattrName::Fact(_) | XattrName::SharedLinkDownloadUrl => Err(read_only(name)),
             XattrName::Offline => self.set_offline(ino, parse_offline(value)?).await,
@@ -521,7 +525,7 @@ impl BoxFs {
         value: &[u8],
         mode: Mode,
     ) -> Result<(), FsError> {
-        if t.kind == Kind::Dir {
+        if t.kind != Kind::File {
             return Err(FsError::new(libc::EOPNOTSUPP, "Box locks files only"));
         }
         let opts = parse_lock_value(value)?;
@@ -535,7 +539,7 @@ impl BoxFs {
     }
 
     async fn remove_lock(&self, ino: Ino, t: &Target) -> Result<(), FsError> {
-        if t.kind == Kind::Dir {
+        if t.kind != Kind::File {
             return Err(no_data());
         }
         let item = self.xattr_item(ino, t).await?;
@@ -545,6 +549,25 @@ impl BoxFs {
         let fields = t.fields();
         let unlock = self.client.unlock_file_with_fields(&t.box_id, &fields);
         self.change_item(ino, unlock).await
+    }
+
+    /// Points a web link at another address (`user.box.url`). Box keeps only `http://` and
+    /// `https://` addresses: anything else is EINVAL before anything is sent. The link's file
+    /// changes with it, so the kernel drops what it read of it.
+    async fn set_url(&self, ino: Ino, t: &Target, value: &[u8], mode: Mode) -> Result<(), FsError> {
+        mode.check(true)?;
+        let url = std::str::from_utf8(value)
+            .map_err(|_| invalid("a URL is text"))?
+            .trim();
+        check_url(url).map_err(|e| invalid(e.to_string()))?;
+        let changes = WebLinkUpdate {
+            url: Some(url.to_string()),
+            ..WebLinkUpdate::default()
+        };
+        self.change_item(ino, self.client.update_web_link(&t.box_id, &changes))
+            .await?;
+        self.kernel.send(Invalidation::Inode(ino));
+        Ok(())
     }
 
     async fn set_shared_link(
@@ -562,7 +585,7 @@ impl BoxFs {
             let item = self.xattr_item(ino, t).await?;
             mode.check(item.shared_link.is_some())?;
         }
-        let (item, fields) = (t.item_ref(), t.fields());
+        let (item, fields) = (t.item_ref()?, t.fields());
         let share = self
             .client
             .share_item_with_fields(&item, &settings, &fields);
@@ -574,7 +597,7 @@ impl BoxFs {
         if item.shared_link.is_none() {
             return Err(no_data());
         }
-        let (item, fields) = (t.item_ref(), t.fields());
+        let (item, fields) = (t.item_ref()?, t.fields());
         let unshare = self.client.unshare_item_with_fields(&item, &fields);
         self.change_item(ino, unshare).await
     }
@@ -659,7 +682,7 @@ impl BoxFs {
             let list = self.xattr_instances(ino, t).await?;
             self.unchanged_since_seen(ino, tref, find_instance(&list, tref), None)?;
         }
-        let item = t.item_ref();
+        let item = t.item_ref()?;
         let delete = async {
             self.client
                 .delete_metadata(&item, &tref.scope, &tref.template)
@@ -716,7 +739,7 @@ impl BoxFs {
         values: &Map<String, Value>,
         mode: Mode,
     ) -> Result<(), FsError> {
-        let item = t.item_ref();
+        let item = t.item_ref()?;
         let create = async {
             self.client
                 .create_metadata(&item, &tref.scope, &tref.template, values)
@@ -744,7 +767,7 @@ impl BoxFs {
         tref: &TemplateRef,
         patch: &MetadataPatch,
     ) -> Result<(), FsError> {
-        let item = t.item_ref();
+        let item = t.item_ref()?;
         let update = async {
             self.client
                 .update_metadata(&item, &tref.scope, &tref.template, patch)

@@ -33,10 +33,12 @@ pub enum Fact {
     Owner,
     ModifiedBy,
     CreatedAt,
+    /// A web link's address (the one fact that can be written).
+    Url,
 }
 
 impl Fact {
-    const ALL: [Fact; 8] = [
+    const ALL: [Fact; 9] = [
         Fact::Id,
         Fact::Type,
         Fact::Etag,
@@ -45,6 +47,7 @@ impl Fact {
         Fact::Owner,
         Fact::ModifiedBy,
         Fact::CreatedAt,
+        Fact::Url,
     ];
 
     fn suffix(self) -> &'static str {
@@ -57,6 +60,7 @@ impl Fact {
             Fact::Owner => "owner",
             Fact::ModifiedBy => "modified_by",
             Fact::CreatedAt => "created_at",
+            Fact::Url => "url",
         }
     }
 }
@@ -210,6 +214,7 @@ fn fact_value(fact: Fact, item: &Item) -> Option<String> {
         Fact::Owner => item.owned_by.as_ref().and_then(|u| non_empty(&u.login)),
         Fact::ModifiedBy => item.modified_by.as_ref().and_then(|u| non_empty(&u.login)),
         Fact::CreatedAt => item.created_at.as_deref(),
+        Fact::Url => item.url.as_deref(),
     };
     v.filter(|s| !s.is_empty()).map(str::to_string)
 }

@@ -2,6 +2,7 @@
 //! changes, stale events by `sequence_id`, and the invalidations each change needs.
 
 use super::*;
+use crate::fs::tree::shortcut::shown_name;
 
 /// What one event did beyond the table: what the kernel must drop, and which files' cached
 /// content belongs to a superseded version.
@@ -144,10 +145,13 @@ impl EventApplier {
         if rule == Rule::Ignore {
             return fx;
         }
-        // Whatever the item (a web link, one we never listed, our own change's echo).
+        // Whatever the item (one we never listed, our own change's echo).
         fx.trash_changed = changes_trash(&ev.event_type);
-        // A null source (a locked file deleted), a user, a web link: nothing in the tree.
-        let Some(item) = ev.source_item().filter(|i| i.is_file() || i.is_folder()) else {
+        // A null source (a locked file deleted), a user: nothing in the tree.
+        let Some(item) = ev
+            .source_item()
+            .filter(|i| i.is_file() || i.is_folder() || i.is_web_link())
+        else {
             return fx;
         };
         if item.id.is_empty() {
@@ -236,7 +240,7 @@ impl EventApplier {
         let before = ino.and_then(|i| snapshot(table, i));
         // Whoever holds the name (ignoring case) is replaced if the update goes through.
         let holder = table
-            .lookup_child(parent, &item.name)
+            .lookup_child(parent, &shown_name(item))
             .filter(|&h| Some(h) != ino)
             .and_then(|h| table.get(h).map(|i| (h, Box::<str>::from(i.name()))));
         let new_ino = match table.insert_or_update_from_item(parent, item) {
@@ -245,7 +249,8 @@ impl EventApplier {
                 // A move that cannot be right as things stand (under itself: events of
                 // several items out of order): forget where it is, a listing will tell.
                 // A name Linux cannot show leaves the item out of the mount.
-                if matches!(e, crate::fs::tree::inode::InodeError::UnusableName(_)) {
+                use crate::fs::tree::inode::InodeError;
+                if matches!(e, InodeError::UnusableName(_) | InodeError::NameTaken(_)) {
                     log::warn!("leaving out Box item {}: {e}", item.id);
                 } else {
                     log::debug!("event about {} not applied ({e}); detaching it", item.id);
@@ -337,7 +342,7 @@ pub(super) fn is_echo(held: &Snapshot, item: &Item, parent: Option<Ino>) -> bool
     };
     let same_place = parent.is_some()
         && held.parent == parent
-        && (item.name.is_empty() || *held.name == *item.name);
+        && (item.name.is_empty() || *held.name == *shown_name(item));
     same_seq && same_etag && same_place
 }
 

@@ -471,7 +471,7 @@ fn unknown_items_under_unknown_parents_are_ignored() {
         );
     }
     assert_eq!(x.t.len(), len);
-    // Neither are noise, null sources, users or web links.
+    // Neither are noise, null sources or users.
     assert!(x
         .apply(&event("n1", "ITEM_DOWNLOAD", file("100", "f.txt", "10", 9)))
         .is_empty());
@@ -486,14 +486,21 @@ fn unknown_items_under_unknown_parents_are_ignored() {
             json!({"type": "user", "id": "5"})
         ))
         .is_empty());
-    assert!(x
+    assert_eq!(x.t.len(), len);
+    // A web link is an item of the tree: it shows as its shortcut file.
+    assert!(!x
         .apply(&event(
             "n4",
             "ITEM_CREATE",
             source("web_link", "80", "l", "10", 1)
         ))
         .is_empty());
-    assert_eq!(x.t.len(), len);
+    let link = x.t.lookup_child(x.a, "l.url").expect("the link shows");
+    assert_eq!(
+        x.t.get(link).unwrap().kind(),
+        crate::fs::tree::inode::Kind::Link
+    );
+    assert_eq!(x.t.len(), len + 1);
 }
 
 #[test]

@@ -11,15 +11,15 @@
 //! becoming complete or stale, "every listing stale" and the event stream position ride in
 //! the same batch, so the position is saved together with the changes it covers.
 //!
-//! **Stable inode numbers.** A Box id is a decimal number, and file and folder ids are
-//! separate sequences, so `4 + 4 × id + kind` (0 for a file, 1 for a folder) is unique and the
-//! same at every mount: the store needs to keep no inode number. An id that is not a
-//! number, too large, or whose number is held by another inode (an old item replaced by a
-//! rename while still open), and local files, get numbers from [`COUNTER_INOS`] on; the
-//! virtual history folders from [`VIRTUAL_INOS`] on.
+//! **Stable inode numbers.** A Box id is a decimal number, and file, folder and web link ids
+//! are separate sequences, so `4 + 4 × id + kind` (0 for a file, 1 for a folder, 2 for a web
+//! link) is unique and the same at every mount: the store needs to keep no inode number. An
+//! id that is not a number, too large, or whose number is held by another inode (an old item
+//! replaced by a rename while still open), and local files, get numbers from
+//! [`COUNTER_INOS`] on; the virtual history folders from [`VIRTUAL_INOS`] on.
 
 use super::*;
-use crate::fs::store::{StoreBatch, StoredItem, Touched};
+use crate::fs::store::{StoreBatch, StoredItem, StoredKind, Touched};
 
 /// Where numbers not derived from a Box id start: above every derived one.
 pub const COUNTER_INOS: Ino = 1 << 62;
@@ -42,6 +42,7 @@ pub fn derived_ino(box_id: &str, kind: Kind) -> Option<Ino> {
     let code = match kind {
         Kind::File => 0,
         Kind::Dir => 1,
+        Kind::Link => 2,
     };
     Some(4 + 4 * id + code)
 }
@@ -162,7 +163,11 @@ impl InodeTable {
         let a = &inode.attrs;
         Some(StoredItem {
             id: inode.box_id.to_string(),
-            is_dir: inode.kind == Kind::Dir,
+            kind: match inode.kind {
+                Kind::File => StoredKind::File,
+                Kind::Dir => StoredKind::Folder,
+                Kind::Link => StoredKind::WebLink,
+            },
             parent_id,
             name: inode.name.to_string(),
             size: a.size,
@@ -172,6 +177,8 @@ impl InodeTable {
             sequence_id: a.sequence_id,
             version: a.version.as_deref().map(str::to_string),
             sha1: a.sha1.as_deref().map(str::to_string),
+            target: a.target.as_deref().map(str::to_string),
+            mode: None,
         })
     }
 
@@ -241,7 +248,11 @@ impl InodeTable {
             {
                 continue;
             }
-            let kind = if row.is_dir { Kind::Dir } else { Kind::File };
+            let kind = match row.kind {
+                StoredKind::File => Kind::File,
+                StoredKind::Folder => Kind::Dir,
+                StoredKind::WebLink => Kind::Link,
+            };
             let ino = self.allocate_ino(&row.id, kind);
             let inode = Inode {
                 box_id: row.id.as_str().into(),
@@ -296,6 +307,7 @@ fn stored_attrs(row: &StoredItem) -> Attrs {
         sequence_id: row.sequence_id,
         version: row.version.as_deref().map(Into::into),
         sha1: row.sha1.as_deref().map(Into::into),
+        target: row.target.as_deref().map(Into::into),
     }
 }
 

@@ -32,13 +32,12 @@ impl InodeTable {
     }
 
     /// Stores one page of a listing begun with [`begin_listing`](Self::begin_listing): new
-    /// items are added, renamed or moved-in ones updated, stale ones ignored, web links
-    /// skipped, and so are items [`remove`](Self::remove)d since the listing began (the page
-    /// is older than the removal). Returns the inodes of the page's items that are now
-    /// children of `parent` (an
-    /// item whose name a local file holds is not), in page order. The entries are touched in
-    /// page order, then `parent`; nothing is evicted or removed before
-    /// [`finish_listing`](Self::finish_listing).
+    /// items are added, renamed or moved-in ones updated, stale ones ignored, and so are
+    /// items [`remove`](Self::remove)d since the listing began (the page is older than the
+    /// removal). Returns the inodes of the page's items that are now children of `parent`
+    /// (an item whose name a local file holds is not, nor a web link whose name a file
+    /// holds), in page order. The entries are touched in page order, then `parent`; nothing
+    /// is evicted or removed before [`finish_listing`](Self::finish_listing).
     pub fn merge_listing_page(
         &mut self,
         parent: Ino,
@@ -50,7 +49,7 @@ impl InodeTable {
         let mut children = Vec::with_capacity(items.len());
         self.deferred_drops = Some(std::mem::take(&mut merge.deferred_drops));
         for item in items {
-            if !(item.is_file() || item.is_folder()) {
+            if !(item.is_file() || item.is_folder() || item.is_web_link()) {
                 continue;
             }
             // Removed after the listing began: this page is older than the removal.
@@ -62,9 +61,10 @@ impl InodeTable {
                 log::debug!("listing of inode {parent}: {} was removed since", item.id);
                 continue;
             }
+            let displaced_before = merge.diff.removed.len();
             let (ino, outcome) = match self.upsert(parent, item, now, &mut merge.diff.removed) {
                 Ok(r) => r,
-                Err(e @ InodeError::UnusableName(_)) => {
+                Err(e @ (InodeError::UnusableName(_) | InodeError::NameTaken(_))) => {
                     log::warn!(
                         "listing of inode {parent}: leaving out Box item {}: {e}",
                         item.id
@@ -76,6 +76,17 @@ impl InodeTable {
                     continue;
                 }
             };
+            // A web link this listing showed, whose name a file of the listing took: it is
+            // left out, which must not make the listing look incomplete.
+            for d in &merge.diff.removed[displaced_before..] {
+                if self
+                    .inodes
+                    .get(&d.ino)
+                    .is_some_and(|i| i.kind == Kind::Link)
+                {
+                    merge.seen.remove(&d.ino);
+                }
+            }
             merge.seen.insert(ino);
             if self
                 .inodes

@@ -9,8 +9,9 @@
 //! Box ids are stable, so a rename or a move is a parent/name change of the *same* inode:
 //! open files, cwds and the kernel's dentries stay valid. The mount root is [`ROOT_INO`]
 //! and maps to a configurable Box folder id (`"0"`, "All Files", by default); it has no
-//! parent and is never dropped. Box web links map to regular files when inserted directly;
-//! [`InodeTable::replace_listing`] skips them.
+//! parent and is never dropped. A Box web link is an inode of [`Kind::Link`] named as its
+//! shortcut file shows (`NAME.url`, see `tree::shortcut`); a file or folder holding that name
+//! keeps it, and the link is left out.
 //!
 //! **Names.** Box compares names case-insensitively (`Report.txt` and `report.TXT` cannot
 //! share a folder), so a directory's children index is keyed by the lower-cased name while
@@ -131,15 +132,29 @@ pub const DEFAULT_MAX_INODES: usize = 500_000;
 pub enum Kind {
     File,
     Dir,
+    /// A web link (Box's bookmark): a read-only regular file `NAME.url` whose content, an
+    /// Internet shortcut, is made here from its URL (see [`shortcut`]).
+    Link,
 }
 
 impl Kind {
-    /// Folders are directories; files (and web links) are regular files.
+    /// Folders are directories, files regular files, web links shortcut files.
     pub fn of(item: &Item) -> Kind {
         if item.is_folder() {
             Kind::Dir
+        } else if item.is_web_link() {
+            Kind::Link
         } else {
             Kind::File
+        }
+    }
+
+    /// Box's name of the kind (the `type` of its items).
+    pub fn box_type(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Dir => "folder",
+            Kind::Link => "web_link",
         }
     }
 }
@@ -161,6 +176,8 @@ pub struct Attrs {
     /// `file_version.id` for files.
     pub version: Option<Box<str>>,
     pub sha1: Option<Box<str>>,
+    /// Where the item points: a web link's URL.
+    pub target: Option<Box<str>>,
 }
 
 /// Per-directory state, boxed so that file inodes pay one pointer for it.
@@ -256,6 +273,9 @@ pub enum InodeError {
     MoveUnderItself,
     #[error("empty name")]
     EmptyName,
+    /// A web link whose shown name a file or folder of its folder holds.
+    #[error("'{0}' is the name of a file or folder beside this web link")]
+    NameTaken(Box<str>),
     /// A name from Box no Linux directory entry can carry: see [`check_box_name`].
     #[error(
         "name {0:?} cannot be a file name here (a '/' or NUL, '.' or '..', or over 255 characters)"

@@ -379,7 +379,11 @@ fn replace_listing_reports_the_diff() {
         },
     ];
     let diff = t.replace_listing(d, &second).unwrap();
-    assert_eq!(diff.added, vec![t.by_box_id("6").unwrap()]);
+    assert_eq!(
+        diff.added,
+        vec![t.by_box_id("6").unwrap(), t.by_box_id("7").unwrap()]
+    );
+    assert_eq!(t.get(t.by_box_id("7").unwrap()).unwrap().name(), "link.url");
     assert_eq!(
         diff.removed,
         vec![Detached {
@@ -408,9 +412,8 @@ fn replace_listing_reports_the_diff() {
     );
     assert_eq!(t.get(i1).unwrap().parent(), Some(d));
     assert!(t.get(i3).is_none(), "unreferenced and detached: dropped");
-    assert_eq!(t.by_box_id("7"), None, "web links are skipped");
     assert!(t.children(other).is_empty());
-    assert_eq!(t.children(d).len(), 5);
+    assert_eq!(t.children(d).len(), 6, "the web link among them");
     check_invariants(&t);
 }
 
@@ -1165,5 +1168,69 @@ fn pinned_inodes_are_not_evicted() {
             .unwrap();
     }
     assert!(t.get(a).is_none());
+    check_invariants(&t);
+}
+
+fn web_link(id: &str, name: &str, url: &str, seq: u64) -> Item {
+    Item {
+        kind: "web_link".into(),
+        url: Some(url.into()),
+        ..item("web_link", id, name, seq)
+    }
+}
+
+#[test]
+fn a_web_link_is_a_shortcut_file_of_its_own_inode_kind() {
+    let mut t = InodeTable::new("0");
+    let l = add(
+        &mut t,
+        ROOT_INO,
+        &web_link("9", "Manual", "https://e.com/", 1),
+    );
+    let inode = t.get(l).unwrap();
+    assert_eq!(inode.kind(), Kind::Link);
+    assert_eq!(inode.name(), "Manual.url");
+    assert_eq!(inode.attrs().target.as_deref(), Some("https://e.com/"));
+    assert_eq!(
+        inode.attrs().size,
+        crate::fs::tree::shortcut::shortcut_len("https://e.com/")
+    );
+    assert_eq!(Some(l), derived_ino("9", Kind::Link));
+    assert_ne!(derived_ino("9", Kind::Link), derived_ino("9", Kind::File));
+    check_invariants(&t);
+}
+
+#[test]
+fn a_file_keeps_the_name_a_web_link_would_show_with() {
+    let mut t = InodeTable::new("0");
+    let d = add(&mut t, ROOT_INO, &folder("1", "d", 1));
+    // In one listing, whichever comes first: the file shows, the listing is complete.
+    for listing in [
+        vec![
+            file("2", "Clash.url", 1),
+            web_link("3", "Clash", "https://e.com/", 1),
+        ],
+        vec![
+            web_link("3", "Clash", "https://e.com/", 1),
+            file("2", "Clash.url", 1),
+        ],
+    ] {
+        t.replace_listing(d, &listing).unwrap();
+        let holder = t.lookup_child(d, "clash.url").unwrap();
+        assert_eq!(t.get(holder).unwrap().kind(), Kind::File, "{listing:?}");
+        assert_eq!(t.children(d).len(), 1);
+        assert!(t.get(d).unwrap().listing_complete(), "{listing:?}");
+        check_invariants(&t);
+    }
+    // An event of the link does not take the name either.
+    let err = t
+        .insert_or_update_from_item(d, &web_link("3", "Clash", "https://e.com/x", 2))
+        .unwrap_err();
+    assert_eq!(err, InodeError::NameTaken("Clash.url".into()));
+    // Another web link holding the name is replaced, as a file would be.
+    add(&mut t, d, &web_link("4", "Other", "https://e.com/", 1));
+    add(&mut t, d, &web_link("5", "Other.url", "https://e.com/", 1));
+    let holder = t.lookup_child(d, "other.url").unwrap();
+    assert_eq!(t.get(holder).unwrap().box_id(), "5");
     check_invariants(&t);
 }

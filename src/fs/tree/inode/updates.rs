@@ -2,6 +2,7 @@
 //! `sequence_id`, never older over newer), removed (remembered for late word of it), renamed.
 
 use super::*;
+use crate::fs::tree::shortcut::{shortcut_len, shown_name};
 
 impl InodeTable {
     /// Record `item` as a child of `parent`: a new inode on first sight of its id, else an
@@ -42,11 +43,13 @@ impl InodeTable {
         {
             return Err(InodeError::RemovedSince(item.id.as_str().into()));
         }
+        let shown = shown_name(item);
         if let Some(&ino) = self.by_id.get(item.id.as_str()) {
             // Checked before anything changes: an item renamed to an unusable name must look
             // unseen, so that a listing detaches it.
-            if !item.name.is_empty() && ino != ROOT_INO {
-                check_box_name(&item.name)?;
+            if !shown.is_empty() && ino != ROOT_INO {
+                check_box_name(&shown)?;
+                self.check_link_name_free(parent, Some(ino), Kind::of(item), &shown)?;
             }
             let inode = self
                 .inodes
@@ -68,10 +71,10 @@ impl InodeTable {
                 apply_attrs(&mut inode.attrs, item)
             };
             inode.attrs_fetched = Some(now);
-            let new_name = if item.name.is_empty() {
+            let new_name = if shown.is_empty() {
                 inode.name.clone()
             } else {
-                item.name.as_str().into()
+                shown.as_ref().into()
             };
             let in_place = inode.parent == Some(parent) && inode.name == new_name;
             let kind = inode.kind;
@@ -91,15 +94,16 @@ impl InodeTable {
             let moved = self.relink(ino, parent, new_name, displaced);
             return Ok((ino, Outcome::Moved(moved)));
         }
-        check_box_name(&item.name)?;
+        check_box_name(&shown)?;
         let kind = Kind::of(item);
+        self.check_link_name_free(parent, None, kind, &shown)?;
         let ino = self.allocate_ino(&item.id, kind);
         let mut attrs = Attrs::default();
         apply_attrs(&mut attrs, item);
         let inode = Inode {
             box_id: item.id.as_str().into(),
             kind,
-            name: item.name.as_str().into(),
+            name: shown.as_ref().into(),
             parent: None,
             lookups: 0,
             attrs,
@@ -111,6 +115,29 @@ impl InodeTable {
         self.inodes.insert(ino, inode);
         self.attach(parent, ino, displaced);
         Ok((ino, Outcome::Added))
+    }
+
+    /// A web link never takes its shown name from a file or folder that holds it (a file
+    /// named `Manual.url` beside a link named `Manual`): the file stays, the link is left
+    /// out of the mount. Another web link holding the name is replaced, as a file is.
+    fn check_link_name_free(
+        &self,
+        parent: Ino,
+        ino: Option<Ino>,
+        kind: Kind,
+        shown: &str,
+    ) -> Result<(), InodeError> {
+        if kind != Kind::Link {
+            return Ok(());
+        }
+        let holder = self
+            .lookup_child(parent, shown)
+            .filter(|&h| Some(h) != ino)
+            .and_then(|h| self.inodes.get(&h));
+        match holder {
+            Some(h) if h.kind != Kind::Link => Err(InodeError::NameTaken(shown.into())),
+            _ => Ok(()),
+        }
     }
 
     /// Detach `ino` (trashed or deleted elsewhere). It stays alive while the kernel
@@ -207,6 +234,11 @@ pub(super) fn apply_attrs(attrs: &mut Attrs, item: &Item) -> bool {
         .or_else(|| item.file_version.as_ref().and_then(|v| v.sha1.as_ref()));
     if let Some(sha1) = sha1 {
         attrs.sha1 = Some(sha1.as_str().into());
+    }
+    if let Some(url) = &item.url {
+        // A web link: its file is the shortcut made from the URL.
+        attrs.size = shortcut_len(url);
+        attrs.target = Some(url.as_str().into());
     }
     let atime_only = |a: &Attrs| Attrs {
         atime: None,
