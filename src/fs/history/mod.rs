@@ -12,10 +12,10 @@
 //! `.versions` in any folder succeeds: a user names them (`ls .trash`, `cd .versions`). Where
 //! a Box item has one of those names, the virtual folder shadows it for `lookup`.
 //!
-//! **Inode numbers.** A trashed item keeps the number its Box id derives
-//! (`tree::inode::derived_ino`), the number it had before it was deleted and has again once
-//! restored, so that the kernel's inode follows the item through `mv .trash/x dest` (a rename
-//! keeps the inode). Everything else here (`.trash` itself, the `.versions` folders, the
+//! **Inode numbers.** A trashed item has the number its Box id derives
+//! (`tree::inode::derived_ino`; the table's own number if it still holds the item), the
+//! number an item listed from Box has, and has again once restored, so that the kernel's
+//! inode follows the item through `mv .trash/x dest` (a rename keeps the inode). Everything else here (`.trash` itself, the `.versions` folders, the
 //! version files) has a number from [`VIRTUAL_INOS`] on, kept by [`nodes::Nodes`] for the
 //! mount's life and never journaled or stored: there is nothing to keep across mounts.
 
@@ -158,10 +158,19 @@ fn finished_dir(fs: &BoxFs, ino: Ino, parent: Ino, attr: FsAttr, entries: Vec<Di
 }
 
 impl BoxFs {
-    /// Whether `ino` is the history's: a virtual inode, or a trashed item the inode table
-    /// does not hold.
-    pub(in crate::fs) fn history_owns(&self, ino: Ino) -> bool {
+    /// Whether the history shows `ino`: a virtual inode, or a trashed item not in a folder
+    /// of the tree. Its attributes, listing and content are the history's.
+    fn history_shows(&self, ino: Ino) -> bool {
         ino >= VIRTUAL_INOS || self.trashed(ino).is_some()
+    }
+
+    /// Whether `ino` is the history's alone: a virtual inode, or a trashed item the inode
+    /// table does not hold at all. Changes to it are refused; a file the table still holds
+    /// (deleted while open, the kernel keeps it) goes on by the table's rules, as it did
+    /// before it showed in `.trash`.
+    fn history_only(&self, ino: Ino) -> bool {
+        ino >= VIRTUAL_INOS
+            || (lock(&self.table).get(ino).is_none() && self.history.trash.entry(ino).is_some())
     }
 
     /// The trashed item `ino`, unless the tree holds it in a folder (deleted elsewhere and
@@ -193,7 +202,7 @@ impl BoxFs {
         if parent >= VIRTUAL_INOS {
             return Some(self.lookup_in_versions(parent, name).await);
         }
-        if self.history_owns(parent) {
+        if self.history_shows(parent) {
             // Inside a trashed folder: Box lists only what was deleted itself.
             return Some(Err(FsError::not_found(
                 "Box's trash lists no folder's content",
@@ -231,7 +240,7 @@ impl BoxFs {
         if ino >= VIRTUAL_INOS {
             return Some(self.open_versions_dir(ino).await);
         }
-        if !self.history_owns(ino) {
+        if !self.history_shows(ino) {
             return None;
         }
         Some(self.open_trashed_folder(ino))
@@ -243,7 +252,7 @@ impl BoxFs {
         ino: Ino,
         write: bool,
     ) -> Option<Result<Opened, FsError>> {
-        if !self.history_owns(ino) {
+        if !self.history_shows(ino) {
             return None;
         }
         if write {
@@ -261,7 +270,7 @@ impl BoxFs {
     /// A change inside the history other than a restore or a purge (a file created, a
     /// folder made, an attribute set): refused.
     pub(in crate::fs) fn history_refuses(&self, ino: Ino) -> Result<(), FsError> {
-        if self.history_owns(ino) {
+        if self.history_only(ino) {
             Err(read_only())
         } else {
             Ok(())
@@ -275,7 +284,7 @@ impl BoxFs {
         ino: Ino,
         changes_something: bool,
     ) -> Option<Result<FsAttr, FsError>> {
-        if !self.history_owns(ino) {
+        if !self.history_only(ino) {
             return None;
         }
         if changes_something {
@@ -309,7 +318,7 @@ impl BoxFs {
         ino: Ino,
         name: &OsStr,
     ) -> Option<Result<Vec<u8>, FsError>> {
-        if !self.history_owns(ino) {
+        if !self.history_shows(ino) {
             return None;
         }
         let names = self.history_xattrs(ino).await;
@@ -327,7 +336,7 @@ impl BoxFs {
         &self,
         ino: Ino,
     ) -> Option<Result<Vec<u8>, FsError>> {
-        if !self.history_owns(ino) {
+        if !self.history_shows(ino) {
             return None;
         }
         Some(self.history_xattrs(ino).await.map(|attrs| {

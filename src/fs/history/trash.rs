@@ -274,9 +274,35 @@ impl BoxFs {
                 None => break,
             }
         }
+        self.forget_trashed(&items);
         let entries = Arc::new(trash_entries(&lock(&self.table), items));
         cache.store(generation, entries.clone());
         Ok(entries)
+    }
+
+    /// Takes out of the tree the items Box's trash holds that the table still shows in a
+    /// folder (the event of their deletion has not come yet): the trash is Box's newer word,
+    /// unless the table holds a later `sequence_id` (restored since). Otherwise a name would
+    /// mean a trashed item in `.trash` and a live one in its folder at once.
+    fn forget_trashed(&self, items: &[Item]) {
+        let stale: Vec<Ino> = {
+            let table = lock(&self.table);
+            items
+                .iter()
+                .filter_map(|item| {
+                    let ino = table.by_box_id(&item.id)?;
+                    let inode = table.get(ino)?;
+                    let held = inode.attrs().sequence_id;
+                    let trashed: Option<u64> =
+                        item.sequence_id.as_deref().and_then(|s| s.parse().ok());
+                    let newer = !matches!((held, trashed), (Some(h), Some(t)) if t <= h);
+                    (ino != ROOT_INO && inode.parent().is_some() && newer).then_some(ino)
+                })
+                .collect()
+        };
+        for ino in stale {
+            self.forget_removed(ino);
+        }
     }
 
     /// The trashed item shown as `name`; a tagged name (`x (box ID).txt`) also finds its
