@@ -140,6 +140,14 @@ async fn versions_cost_one_listing_per_file_looked_at() {
 #[tokio::test]
 async fn nothing_is_written_into_the_history() {
     let h = FsHarness::start().await;
+    let (status, link) = h
+        .emu
+        .post_json(
+            "/web_links",
+            serde_json::json!({"parent": {"id": "0"}, "name": "site", "url": "https://a.example/"}),
+        )
+        .await;
+    assert!(status.is_success(), "{link}");
     create_with(&h.fs, "x.txt", b"one").await.expect("create");
     write_at(&h.fs, "x.txt", 0, b"two").await.expect("write");
     let versions = list(&h.fs, ".versions/x.txt").await.expect("ls");
@@ -190,4 +198,25 @@ async fn nothing_is_written_into_the_history() {
     );
     let path = format!(".versions/x.txt/{}", versions[0].0);
     assert_eq!(read_all(&h.fs, &path).await.expect("cat"), b"one");
+
+    // Purges go by kind: rm for files and web links, rmdir for folders.
+    lookup(&h.fs, "site.url")
+        .await
+        .expect("the link's shortcut");
+    fs.unlink(ROOT_INO, OsStr::new("site.url"))
+        .await
+        .expect("rm");
+    fs.unlink(ROOT_INO, OsStr::new("x.txt")).await.expect("rm");
+    assert_eq!(
+        errno(fs.rmdir(TRASH_INO, OsStr::new("site.url")).await),
+        libc::ENOTDIR
+    );
+    assert_eq!(
+        errno(fs.rmdir(TRASH_INO, OsStr::new("x.txt")).await),
+        libc::ENOTDIR
+    );
+    fs.unlink(TRASH_INO, OsStr::new("site.url"))
+        .await
+        .expect("rm purges the link");
+    assert_eq!(names(&list(&fs, ".trash").await.expect("ls")), ["x.txt"]);
 }

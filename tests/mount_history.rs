@@ -353,8 +353,12 @@ async fn web_links_in_the_trash_show_as_shortcuts() {
         let on_box = api_get(&e, &format!("/web_links/{id}"));
         assert_eq!(on_box["name"], "moved");
         assert_eq!(on_box["parent"]["id"], docs.as_str());
-        // And purged.
+        // And purged, by rm only.
         std::fs::remove_file(m.path("docs/moved.url")).expect("rm moved.url");
+        assert_eq!(
+            errno_of(std::fs::remove_dir(trash.join("moved.url"))),
+            libc::ENOTDIR
+        );
         std::fs::remove_file(trash.join("moved.url")).expect("rm purges");
         let (status, _) = api(&e, Method::GET, &format!("/web_links/{id}/trash"));
         assert_eq!(status, StatusCode::NOT_FOUND);

@@ -377,7 +377,9 @@ impl BoxFs {
         let entry = self.trash_entry_named(name).await?;
         match (entry.kind, dir) {
             (Kind::Dir, false) => return Err(FsError::new(libc::EISDIR, "is a directory")),
-            (Kind::File, true) => return Err(FsError::new(libc::ENOTDIR, "not a directory")),
+            (Kind::File | Kind::Link, true) => {
+                return Err(FsError::new(libc::ENOTDIR, "not a directory"))
+            }
             _ => {}
         }
         let id = &entry.item.id;
