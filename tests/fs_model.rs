@@ -502,7 +502,9 @@ async fn run_step(fs: &Arc<BoxFs>, step: &Step) -> Outcome {
                 size: Some(*size),
                 mtime: None,
                 atime: None,
-                mode_or_owner: false,
+                mode: None,
+                uid: None,
+                gid: None,
             };
             fs.setattr(ino, None, change).await.map(|_| None)
         }

@@ -229,6 +229,11 @@ pub struct MountArgs {
     /// Without it, locks are local to this machine.
     #[arg(long, env = "BOXFS_BOX_LOCKS", value_parser = BoolishValueParser::new())]
     pub box_locks: bool,
+    /// Keep modes (`chmod`, `+x`) and symbolic links (`ln -s`) on Box, in each item's
+    /// global.properties metadata, read in the same listing call. Without it, a mode is
+    /// accepted and changes nothing, and `ln -s` is refused.
+    #[arg(long, env = "BOXFS_POSIX_ATTRIBUTES", value_parser = BoolishValueParser::new())]
+    pub posix_attributes: bool,
     /// Where the daemon logs once detached (default: boxfs.log in the cache directory).
     #[arg(long, value_name = "FILE", env = "BOXFS_LOG_FILE")]
     pub log_file: Option<PathBuf>,
@@ -262,6 +267,7 @@ impl MountArgs {
             log_file: self.log_file.clone(),
             write_back: self.write_back,
             box_locks: self.box_locks.then_some(true),
+            posix_attributes: self.posix_attributes.then_some(true),
             ..self.connection.given()
         }
     }
@@ -311,6 +317,7 @@ impl MountArgs {
                 staging_dir: Some(cache_dir.join("staging")),
                 write_back: v.write_back.map(std::time::Duration::from_secs),
                 box_locks: v.box_locks == Some(true),
+                posix_attributes: v.posix_attributes == Some(true),
                 read_budget: ReadBudgetConfig {
                     memory: v
                         .read_budget

@@ -83,6 +83,7 @@ pub fn defaults() -> Settings {
         umask: Some(Mode(DEFAULT_UMASK)),
         allow_other: Some(false),
         box_locks: Some(false),
+        posix_attributes: Some(false),
         ..Settings::default()
     }
 }

@@ -397,6 +397,8 @@ settings! {
     write_back: u64,
     /// Turn flock and fcntl write locks on files into Box locks, seen by every machine.
     box_locks: bool,
+    /// Keep modes and symbolic links on Box, in each item's global.properties metadata.
+    posix_attributes: bool,
 }
 
 #[cfg(test)]

@@ -93,6 +93,23 @@ pub const STAT_FIELDS: &[&str] = &[
     "url",
 ];
 
+/// [`STAT_FIELDS`] and the item's POSIX attributes (`--posix-attributes`).
+pub const STAT_FIELDS_POSIX: &[&str] = &[
+    "type",
+    "id",
+    "name",
+    "size",
+    "etag",
+    "sequence_id",
+    "created_at",
+    "modified_at",
+    "content_modified_at",
+    "file_version",
+    "sha1",
+    "url",
+    tree::posix::POSIX_FIELD,
+];
+
 /// How many times a lookup lists a folder whose listing lost names to eviction before it
 /// answers ENOENT.
 const LOOKUP_ATTEMPTS: u32 = 3;
@@ -130,6 +147,8 @@ pub struct FsOptions {
     pub box_locks: bool,
     /// Pinned ("available offline") content: downloads at once, disk kept free (see [`pin`]).
     pub offline: pin::PinOptions,
+    /// Modes and symbolic links kept in Box metadata (see [`tree::posix`]).
+    pub posix_attributes: bool,
 }
 
 impl Default for FsOptions {
@@ -151,6 +170,7 @@ impl Default for FsOptions {
             write_back: None,
             box_locks: false,
             offline: pin::PinOptions::default(),
+            posix_attributes: false,
         }
     }
 }
@@ -437,10 +457,11 @@ impl BoxFs {
             (inode.box_id().to_string(), inode.kind(), inode.parent())
         };
         self.counters.item_fetches.fetch_add(1, Ordering::Relaxed);
+        let fields = self.stat_fields(kind, &box_id);
         let fetched = match kind {
-            Kind::Dir => self.client.folder_with_fields(&box_id, STAT_FIELDS).await,
-            Kind::File => self.client.file_with_fields(&box_id, STAT_FIELDS).await,
-            Kind::Link => self.client.web_link_with_fields(&box_id, STAT_FIELDS).await,
+            Kind::Dir => self.client.folder_with_fields(&box_id, fields).await,
+            Kind::File => self.client.file_with_fields(&box_id, fields).await,
+            Kind::Link => self.client.web_link_with_fields(&box_id, fields).await,
         };
         let item = match fetched {
             Ok(item) => item,
@@ -468,6 +489,29 @@ impl BoxFs {
             None => {}
         }
         self.cached_attr(&table, ino)
+    }
+
+    /// The fields an item of `kind` is fetched with for `stat`: its POSIX attributes too
+    /// when they are kept (never for web links, which have no metadata, nor All Files,
+    /// whose metadata Box refuses).
+    pub(crate) fn stat_fields(&self, kind: Kind, box_id: &str) -> &'static [&'static str] {
+        let posix = self.opts.posix_attributes
+            && kind != Kind::Link
+            && box_id != box_client::folders::ROOT_FOLDER;
+        if posix {
+            STAT_FIELDS_POSIX
+        } else {
+            STAT_FIELDS
+        }
+    }
+
+    /// The fields of a folder listing's entries (see [`BoxFs::stat_fields`]).
+    pub(crate) fn listing_fields(&self) -> &'static [&'static str] {
+        if self.opts.posix_attributes {
+            STAT_FIELDS_POSIX
+        } else {
+            STAT_FIELDS
+        }
     }
 
     /// Box says `ino` is gone: drop it from the tree and tell the kernel.

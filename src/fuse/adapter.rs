@@ -47,8 +47,9 @@ impl FuseAdapter {
     }
 }
 
-fn file_type(kind: Kind) -> FileType {
-    match kind {
+fn file_type(a: &FsAttr) -> FileType {
+    match a.kind {
+        _ if a.symlink => FileType::Symlink,
         Kind::Dir => FileType::Directory,
         Kind::File | Kind::Link => FileType::RegularFile,
     }
@@ -63,7 +64,7 @@ fn to_file_attr(a: &FsAttr) -> FileAttr {
         mtime: a.mtime,
         ctime: a.ctime,
         crtime: a.ctime,
-        kind: file_type(a.kind),
+        kind: file_type(a),
         perm: a.perm,
         nlink: a.nlink,
         uid: a.uid,
@@ -157,7 +158,7 @@ fn reply_readdir(view: &DirView, offset: u64, mut reply: ReplyDirectory) {
         }
     }
     for (i, e) in view.entries_from(entry_index(offset)) {
-        let kind = file_type(e.attr.kind);
+        let kind = file_type(&e.attr);
         if reply.add(INodeNo(e.attr.ino), offset_after(i), kind, &*e.name) {
             break;
         }
@@ -262,14 +263,17 @@ impl Filesystem for FuseAdapter {
         _req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         reply: ReplyEntry,
     ) {
         let fs = self.fs.clone();
         let name = name.to_owned();
         self.spawn(async move {
-            match fs.mkdir(parent.0, &name).await {
+            match fs
+                .mkdir_with_mode(parent.0, &name, Some(mode & !umask))
+                .await
+            {
                 Ok(a) => reply.entry(&fs.kernel_ttl(), &to_file_attr(&a), Generation(0)),
                 Err(e) => reply.error(errno("mkdir", &e)),
             }
@@ -370,15 +374,18 @@ impl Filesystem for FuseAdapter {
         _req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         flags: i32,
         reply: ReplyCreate,
     ) {
         let fs = self.fs.clone();
         let name = name.to_owned();
         self.spawn(async move {
-            match fs.create(parent.0, &name, flags).await {
+            match fs
+                .create_with_mode(parent.0, &name, flags, Some(mode & !umask))
+                .await
+            {
                 Ok((a, o)) => reply.created(
                     &fs.kernel_ttl(),
                     &to_file_attr(&a),
@@ -439,7 +446,9 @@ impl Filesystem for FuseAdapter {
             size,
             mtime: mtime.map(time),
             atime: atime.map(time),
-            mode_or_owner: mode.is_some() || uid.is_some() || gid.is_some(),
+            mode,
+            uid,
+            gid,
         };
         let fs = self.fs.clone();
         self.spawn(async move {
@@ -681,16 +690,34 @@ impl Filesystem for FuseAdapter {
         reply.error(Errno::from_i32(libc::EPERM));
     }
 
-    /// Box has no symbolic links.
+    /// Box has no symbolic links: kept as marked files with `--posix-attributes`, else EPERM.
     fn symlink(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _link_name: &OsStr,
-        _target: &std::path::Path,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &std::path::Path,
         reply: ReplyEntry,
     ) {
-        reply.error(Errno::from_i32(libc::EPERM));
+        let fs = self.fs.clone();
+        let name = link_name.to_owned();
+        let target = target.to_owned();
+        self.spawn(async move {
+            match fs.symlink(parent.0, &name, &target).await {
+                Ok(a) => reply.entry(&fs.kernel_ttl(), &to_file_attr(&a), Generation(0)),
+                Err(e) => reply.error(errno("symlink", &e)),
+            }
+        });
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        let fs = self.fs.clone();
+        self.spawn(async move {
+            match fs.readlink(ino.0).await {
+                Ok(target) => reply.data(&target),
+                Err(e) => reply.error(errno("readlink", &e)),
+            }
+        });
     }
 
     /// Box has no device nodes, fifos or sockets (regular files come through `create`).

@@ -116,6 +116,7 @@ fn virtual_attr(
             uid: id.uid,
             gid: id.gid,
             blksize: 4096,
+            symlink: false,
         },
         Kind::File | Kind::Link => FsAttr {
             ino,
@@ -130,6 +131,8 @@ fn virtual_attr(
             uid: id.uid,
             gid: id.gid,
             blksize: FILE_BLKSIZE,
+            // Box's history holds no symbolic links: a trashed one shows as the file Box keeps.
+            symlink: false,
         },
     }
 }

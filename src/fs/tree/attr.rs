@@ -5,6 +5,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::fs::tree::inode::{Ino, Inode, Kind};
+use crate::fs::tree::posix::is_symlink;
 
 /// The block size `stat` reports for files. `cp`, `cat` and friends size their buffers from
 /// it, so a large one means fewer, larger reads through FUSE.
@@ -38,11 +39,14 @@ impl Default for Identity {
 pub struct FsAttr {
     pub ino: Ino,
     pub kind: Kind,
+    /// A file kept on Box as a symbolic link (`--posix-attributes`).
+    pub symlink: bool,
     pub size: u64,
     pub blocks: u64,
     pub atime: SystemTime,
     pub mtime: SystemTime,
     pub ctime: SystemTime,
+    /// Permission bits, set-id and sticky bits included.
     pub perm: u16,
     pub nlink: u32,
     pub uid: u32,
@@ -52,17 +56,23 @@ pub struct FsAttr {
 
 impl FsAttr {
     /// The attributes of `inode` (number `ino`); `subdirs` is the number of folders known to
-    /// be inside it (for a directory's link count).
+    /// be inside it (for a directory's link count). A mode kept on Box gives the permission
+    /// bits; without one, the mount's defaults (0777 for folders and 0666 for files, less
+    /// the umask). A read-only mount shows no write bits.
     pub fn of(ino: Ino, inode: &Inode, subdirs: usize, id: &Identity) -> FsAttr {
         let a = inode.attrs();
         let mtime = a.mtime.unwrap_or(UNIX_EPOCH);
         let ctime = a.ctime.unwrap_or(mtime);
         let atime = a.atime.unwrap_or(mtime);
-        let write_bits = if id.read_only { 0o555 } else { 0o777 };
-        match inode.kind() {
+        let write_bits = if id.read_only { 0o7555 } else { 0o7777 };
+        let kind = inode.kind();
+        let kept = a.mode.filter(|_| kind != Kind::Link).map(|m| m & 0o7777);
+        let perm = |default: u32| (kept.unwrap_or(default & !id.umask) & write_bits) as u16;
+        match kind {
             Kind::Dir => FsAttr {
                 ino,
                 kind: Kind::Dir,
+                symlink: false,
                 // Box reports a folder's size as the total of its subtree; `du` would count it
                 // twice, so directories show the conventional 4 KiB.
                 size: 4096,
@@ -70,7 +80,7 @@ impl FsAttr {
                 atime,
                 mtime,
                 ctime,
-                perm: (0o777 & write_bits & !id.umask) as u16,
+                perm: perm(0o777),
                 nlink: 2 + subdirs.min(u32::MAX as usize - 2) as u32,
                 uid: id.uid,
                 gid: id.gid,
@@ -79,6 +89,7 @@ impl FsAttr {
             kind @ (Kind::File | Kind::Link) => FsAttr {
                 ino,
                 kind,
+                symlink: kind == Kind::File && is_symlink(a.mode) && a.target.is_some(),
                 size: a.size,
                 blocks: a.size.div_ceil(512),
                 atime,
@@ -87,9 +98,9 @@ impl FsAttr {
                 // A web link's file is made here from its URL: it can be read, renamed and
                 // removed, not written (`user.box.url` changes the address).
                 perm: match kind {
-                    Kind::Link => 0o444 & !id.umask,
-                    _ => 0o666 & write_bits & !id.umask,
-                } as u16,
+                    Kind::Link => (0o444 & !id.umask) as u16,
+                    _ => perm(0o666),
+                },
                 nlink: 1,
                 uid: id.uid,
                 gid: id.gid,

@@ -14,7 +14,7 @@ use crate::fs::errno::FsError;
 use crate::fs::kernel::{DirsChanged, Invalidation, KernelQueue};
 use crate::fs::tree::dir_handle::{DirHandle, FinishOnDrop};
 use crate::fs::tree::inode::{Ino, InodeTable, ListingDiff};
-use crate::fs::{lock, BoxFs, DirEntry, STAT_FIELDS};
+use crate::fs::{lock, BoxFs, DirEntry};
 use box_client::folders::ListOptions;
 use box_client::types::Items;
 use box_client::BoxResult;
@@ -205,7 +205,9 @@ impl BoxFs {
             )
         };
         self.counters.listings.fetch_add(1, Ordering::Relaxed);
-        let opts = ListOptions::marker().limit(PAGE_LIMIT).fields(STAT_FIELDS);
+        let opts = ListOptions::marker()
+            .limit(PAGE_LIMIT)
+            .fields(self.listing_fields());
         let mut in_flight = Some(self.request_page(&box_id, opts));
         let mut listed = 0;
         while let Some(request) = in_flight.take() {

@@ -8,5 +8,6 @@ pub mod dir_handle;
 pub mod inode;
 pub(crate) mod listing;
 pub(crate) mod namespace;
+pub mod posix;
 pub mod shortcut;
 pub(crate) mod stored;

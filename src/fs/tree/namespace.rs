@@ -68,6 +68,16 @@ impl BoxFs {
 
     /// `mkdir`: a new folder, with one kernel reference.
     pub async fn mkdir(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<FsAttr, FsError> {
+        self.mkdir_with_mode(parent, name, None).await
+    }
+
+    /// `mkdir` with the mode asked for (kept on Box with `--posix-attributes`).
+    pub async fn mkdir_with_mode(
+        self: &Arc<Self>,
+        parent: Ino,
+        name: &OsStr,
+        mode: Option<u32>,
+    ) -> Result<FsAttr, FsError> {
         self.check_writable()?;
         let name = box_name(name)?;
         let parent_id = self.box_id_of_dir(parent)?;
@@ -84,7 +94,11 @@ impl BoxFs {
         }
         let _own = self.own.name(&parent_id, name);
         let item = self.client.create_folder(&parent_id, name).await?;
-        let (_, attr) = self.store_item(parent, &item, true)?;
+        let (ino, attr) = self.store_item(parent, &item, true)?;
+        if mode.is_some() {
+            self.keep_new_mode(ino, mode).await?;
+            return self.cached_attr(&lock(&self.table), ino);
+        }
         Ok(attr)
     }
 

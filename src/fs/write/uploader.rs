@@ -220,6 +220,9 @@ impl BoxFs {
                     item.id,
                     st.size
                 );
+                if let (Target::NewFile { .. }, Some(ino)) = (&st.target, st.ino) {
+                    self.send_pending_mode(ino).await;
+                }
             }
             Outcome::ConflictCopy(item) => {
                 {

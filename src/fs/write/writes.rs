@@ -140,8 +140,12 @@ pub struct SetAttr {
     pub size: Option<u64>,
     pub mtime: Option<SystemTime>,
     pub atime: Option<SystemTime>,
-    /// chmod/chown: accepted, changes nothing (see the module note).
-    pub mode_or_owner: bool,
+    /// chmod: kept on Box with `--posix-attributes`, else accepted and changing nothing.
+    pub mode: Option<u32>,
+    /// chown/chgrp: only to the mount's own owner with `--posix-attributes`, else accepted
+    /// and changing nothing.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
 }
 
 /// Pending uploads: when each is due and how often it failed.
@@ -194,7 +198,7 @@ impl Writes {
         self.inner().by_ino.get(&ino).cloned()
     }
 
-    fn staging(&self) -> Result<&Arc<StagingDir>, FsError> {
+    pub(in crate::fs) fn staging(&self) -> Result<&Arc<StagingDir>, FsError> {
         self.staging
             .as_ref()
             .ok_or_else(|| FsError::new(libc::EROFS, "no staging directory: writes are off"))
@@ -548,6 +552,18 @@ impl BoxFs {
         name: &OsStr,
         flags: i32,
     ) -> Result<(FsAttr, Opened), FsError> {
+        self.create_with_mode(parent, name, flags, None).await
+    }
+
+    /// `create` with the mode asked for: a new file takes it (kept on Box with
+    /// `--posix-attributes`, after its first upload); an existing one keeps its own.
+    pub async fn create_with_mode(
+        self: &Arc<Self>,
+        parent: Ino,
+        name: &OsStr,
+        flags: i32,
+        mode: Option<u32>,
+    ) -> Result<(FsAttr, Opened), FsError> {
         self.check_writable()?;
         let staging = self.writes.staging()?.clone();
         let name_str = box_name(name)?;
@@ -574,6 +590,8 @@ impl BoxFs {
             table.add_lookup(ino);
             ino
         };
+        // Not on Box yet: the table takes the mode, Box after the first upload.
+        self.keep_new_mode(ino, mode).await?;
         let staged = Arc::new(Staged {
             key: key.clone(),
             file: Arc::new(file),
@@ -893,21 +911,31 @@ impl BoxFs {
         Ok(())
     }
 
-    /// `setattr`: size (truncate, ftruncate), mtime (utimens), atime; mode, uid and gid
-    /// are accepted and change nothing.
+    /// `setattr`: size (truncate, ftruncate), mtime (utimens), atime; the mode, and the
+    /// owner as far as Box can keep it, with `--posix-attributes` (see `write::posix`);
+    /// without it, mode, uid and gid are accepted and change nothing.
     pub async fn setattr(
         &self,
         ino: Ino,
         fh: Option<u64>,
         change: SetAttr,
     ) -> Result<FsAttr, FsError> {
-        let changes_something =
-            change.size.is_some() || change.mtime.is_some() || change.mode_or_owner;
+        let changes_something = change.size.is_some()
+            || change.mtime.is_some()
+            || change.mode.is_some()
+            || change.uid.is_some()
+            || change.gid.is_some();
         if let Some(attr) = self.history_setattr(ino, changes_something) {
             return attr;
         }
         if changes_something {
             self.check_writable()?;
+        }
+        if self.keeps_posix_attributes() {
+            self.check_owner(change.uid, change.gid)?;
+            if let Some(mode) = change.mode {
+                self.set_mode(ino, mode).await?;
+            }
         }
         if let Some(size) = change.size {
             let kind = lock(&self.table).get(ino).map(|i| i.kind());

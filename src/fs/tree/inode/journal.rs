@@ -7,7 +7,9 @@
 //! marked id's inode as it is *then*: attached, it is a row to write; gone or detached, its
 //! row goes. Evicting an inode is not a removal: its row stays, and if it was marked, the row
 //! it had is kept in the journal for the next batch. Local files (not on Box yet) and files
-//! with staged writes (their size and mtime are not Box's) are not written. Listings
+//! with staged writes (their size and mtime are not Box's) are not written, and the stored
+//! listing of a folder holding a file with staged writes is not complete (the store may have
+//! no row for it: a file just uploaded and still held). Listings
 //! becoming complete or stale, "every listing stale" and the event stream position ride in
 //! the same batch, so the position is saved together with the changes it covers.
 //!
@@ -178,7 +180,7 @@ impl InodeTable {
             version: a.version.as_deref().map(str::to_string),
             sha1: a.sha1.as_deref().map(str::to_string),
             target: a.target.as_deref().map(str::to_string),
-            mode: None,
+            mode: a.mode,
         })
     }
 
@@ -200,6 +202,7 @@ impl InodeTable {
             touched: taken.touched,
             ..StoreBatch::default()
         };
+        let mut listings = taken.listings;
         for (id, pending) in taken.items {
             match pending {
                 Pending::Evicted(row) => batch.upserts.push(*row),
@@ -207,9 +210,16 @@ impl InodeTable {
                     let live = self.by_id.get(&id).copied();
                     match live.map(|ino| (ino, self.stored_row(ino))) {
                         Some((_, Some(row))) => batch.upserts.push(row),
-                        // Staged writes: Box's row stays until the upload answers.
+                        // Staged writes: Box's row stays until the upload answers. The store
+                        // may have no row for it at all (a file just uploaded, still held
+                        // for a rename), so its folder's stored listing is not complete: a
+                        // mount after a crash or an unmount lists that folder from Box.
                         Some((ino, None)) if self.inodes[&ino].pinned => {
-                            batch.kept.push(id.to_string())
+                            batch.kept.push(id.to_string());
+                            let parent = self.inodes[&ino].parent;
+                            if let Some(p) = parent.and_then(|p| self.inodes.get(&p)) {
+                                listings.insert(p.box_id.clone(), false);
+                            }
                         }
                         _ => batch.deletes.push(id.to_string()),
                     }
@@ -218,8 +228,7 @@ impl InodeTable {
         }
         // Parents before children, so a reader never sees a row under a missing parent.
         batch.upserts.sort_by_key(|r| r.parent_id.is_some());
-        batch.listings = taken
-            .listings
+        batch.listings = listings
             .into_iter()
             .map(|(id, complete)| (id.to_string(), complete))
             .collect();
@@ -308,6 +317,7 @@ fn stored_attrs(row: &StoredItem) -> Attrs {
         version: row.version.as_deref().map(Into::into),
         sha1: row.sha1.as_deref().map(Into::into),
         target: row.target.as_deref().map(Into::into),
+        mode: row.mode,
     }
 }
 
@@ -393,6 +403,34 @@ mod tests {
         let b = t.take_store_batch().unwrap();
         assert_eq!(b.deletes, vec!["1".to_string()]);
         assert_eq!(b.listings, vec![("1".to_string(), false)]);
+    }
+
+    #[test]
+    fn a_file_held_for_staged_writes_keeps_its_folder_listing_incomplete() {
+        let mut t = journaled();
+        let a = t
+            .insert_or_update_from_item(ROOT_INO, &item("folder", "1", "a", 1))
+            .unwrap();
+        t.replace_listing(a, &[]).unwrap();
+        t.take_store_batch().unwrap();
+        // Created here, uploaded, still held (pinned) for a rename that may follow.
+        let f = t.insert_local_file(a, "new", SystemTime::now()).unwrap();
+        t.set_pinned(f, true);
+        t.rekey(f, "2").unwrap();
+        t.insert_or_update_from_item(a, &item("file", "2", "new", 1))
+            .unwrap();
+        let b = t.take_store_batch().unwrap();
+        assert!(b.upserts.iter().all(|r| r.id != "2"), "no row while held");
+        assert_eq!(b.kept, vec!["2".to_string()]);
+        assert_eq!(
+            b.listings,
+            vec![("1".to_string(), false)],
+            "the store has no row for it: its folder must be listed again"
+        );
+        // Let go: its row is written.
+        t.set_pinned(f, false);
+        let b = t.take_store_batch().unwrap();
+        assert_eq!(ids(&b.upserts), vec!["2"]);
     }
 
     #[test]

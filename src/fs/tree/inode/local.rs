@@ -75,7 +75,19 @@ impl InodeTable {
             self.journal_item(ino);
         }
         let inode = self.inodes.get_mut(&ino).expect("checked");
+        let old_sequence_id = inode.attrs.sequence_id;
         let old = std::mem::replace(&mut inode.box_id, box_id.into());
+        if *old != *box_id && !is_local_id(&old) {
+            // The Box item `ino` was is out of the tree now (the temporary file an editor
+            // saved and renamed over the target, trashed by the caller): Box's late word of
+            // it, such as its upload's event, must not bring it back under its old name.
+            let removal = Removal {
+                at: Instant::now(),
+                sequence_id: old_sequence_id,
+            };
+            self.removed_at.put(old.clone(), removal);
+        }
+        let inode = self.inodes.get_mut(&ino).expect("checked");
         if *old != *box_id {
             let a = &mut inode.attrs;
             a.etag = None;

@@ -176,8 +176,11 @@ pub struct Attrs {
     /// `file_version.id` for files.
     pub version: Option<Box<str>>,
     pub sha1: Option<Box<str>>,
-    /// Where the item points: a web link's URL.
+    /// Where the item points: a web link's URL, a symbolic link's target.
     pub target: Option<Box<str>>,
+    /// The POSIX mode kept on Box (`--posix-attributes`), file type bits included; `None`
+    /// shows the mount's defaults.
+    pub mode: Option<u32>,
 }
 
 /// Per-directory state, boxed so that file inodes pay one pointer for it.
@@ -537,6 +540,26 @@ impl InodeTable {
     pub fn set_atime(&mut self, ino: Ino, atime: SystemTime) {
         if let Some(inode) = self.inodes.get_mut(&ino) {
             inode.attrs.atime = Some(atime);
+        }
+    }
+
+    /// Records POSIX attributes just written to Box (`--posix-attributes`): the mode, a
+    /// symbolic link's target, and the change time of the change (Box's own times do not
+    /// move for a metadata change).
+    pub fn set_posix(
+        &mut self,
+        ino: Ino,
+        mode: Option<u32>,
+        symlink: Option<&str>,
+        ctime: SystemTime,
+    ) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.attrs.mode = mode;
+            if inode.kind != Kind::Link {
+                inode.attrs.target = symlink.map(Into::into);
+            }
+            inode.attrs.ctime = Some(ctime);
+            self.journal_item(ino);
         }
     }
 

@@ -542,6 +542,17 @@ fn a_rekeyed_inode_takes_the_new_items_answers() {
     );
     assert_eq!(t.get(tmp).unwrap().attrs().size, 77);
     assert_eq!(t.get(tmp).unwrap().attrs().sequence_id, Some(3));
+    // The temporary file left the tree: its upload's late event does not bring it back
+    // (git's `config.lock`, made again under that name, would otherwise be shadowed).
+    assert_eq!(
+        t.insert_or_update_from_item(ROOT_INO, &file("tmp", "tmp", 9)),
+        Err(InodeError::RemovedSince("tmp".into()))
+    );
+    assert_eq!(t.by_box_id("tmp"), None);
+    // Word of a later change (a restore) still counts.
+    assert!(t
+        .insert_or_update_from_item(ROOT_INO, &file("tmp", "tmp", 10))
+        .is_ok());
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! `sequence_id`, never older over newer), removed (remembered for late word of it), renamed.
 
 use super::*;
+use crate::fs::tree::posix::PosixAttrs;
 use crate::fs::tree::shortcut::{shortcut_len, shown_name};
 
 impl InodeTable {
@@ -239,6 +240,10 @@ pub(super) fn apply_attrs(attrs: &mut Attrs, item: &Item) -> bool {
         // A web link: its file is the shortcut made from the URL.
         attrs.size = shortcut_len(url);
         attrs.target = Some(url.as_str().into());
+    } else if let Some(posix) = PosixAttrs::of(item) {
+        // Fetched with its POSIX attributes (`--posix-attributes`): they are current.
+        attrs.mode = posix.mode;
+        attrs.target = posix.symlink.map(Into::into);
     }
     let atime_only = |a: &Attrs| Attrs {
         atime: None,
