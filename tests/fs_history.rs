@@ -52,6 +52,48 @@ async fn a_trash_listing_takes_an_item_deleted_elsewhere_out_of_its_folder() {
 }
 
 #[tokio::test]
+async fn where_a_trashed_item_was_costs_a_request_only_when_read() {
+    let h = FsHarness::start().await;
+    let docs = h.emu.mkdir("0", "docs").await;
+    h.emu.upload_file(&docs, "b.txt", b"b").await;
+    h.fs.unlink(
+        lookup(&h.fs, "docs").await.expect("docs").ino,
+        OsStr::new("b.txt"),
+    )
+    .await
+    .expect("rm docs/b.txt");
+    let ino = lookup(&h.fs, ".trash/b.txt")
+        .await
+        .expect("in the trash")
+        .ino;
+    h.faults.arm(Vec::new());
+    let listed = h.fs.listxattr(ino).await.expect("listxattr");
+    let listed: Vec<&[u8]> = listed
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+        .collect();
+    assert!(
+        listed.contains(&&b"user.box.original_path"[..]),
+        "{listed:?}"
+    );
+    assert!(listed.contains(&&b"user.box.id"[..]));
+    assert_eq!(h.faults.calls(Call::FolderWithFields), 0, "names only");
+    let path =
+        h.fs.getxattr(ino, OsStr::new("user.box.original_path"))
+            .await
+            .expect("getxattr");
+    assert_eq!(path, b"/docs/b.txt");
+    assert_eq!(h.faults.calls(Call::FolderWithFields), 1);
+    assert_eq!(
+        h.fs.getxattr(ino, OsStr::new("user.box.lock"))
+            .await
+            .unwrap_err()
+            .errno(),
+        libc::ENODATA
+    );
+}
+
+#[tokio::test]
 async fn a_restore_hands_the_kernels_references_to_the_table() {
     let h = FsHarness::start().await;
     h.emu.upload_file("0", "b.txt", b"bee").await;

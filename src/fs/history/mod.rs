@@ -324,7 +324,7 @@ impl BoxFs {
         if !self.history_shows(ino) {
             return None;
         }
-        let names = self.history_xattrs(ino).await;
+        let names = self.history_xattrs(ino, Some(name.as_bytes())).await;
         Some(names.and_then(|attrs| {
             attrs
                 .into_iter()
@@ -342,7 +342,7 @@ impl BoxFs {
         if !self.history_shows(ino) {
             return None;
         }
-        Some(self.history_xattrs(ino).await.map(|attrs| {
+        Some(self.history_xattrs(ino, None).await.map(|attrs| {
             let mut out = Vec::new();
             for (name, _) in attrs {
                 out.extend_from_slice(name.as_bytes());
@@ -352,11 +352,16 @@ impl BoxFs {
         }))
     }
 
-    /// The attributes (name, value) of an inode of the history.
-    async fn history_xattrs(&self, ino: Ino) -> Result<Vec<(String, String)>, FsError> {
+    /// The attributes (name, value) of an inode of the history; a value that costs a request
+    /// is worked out only if `asked` names it.
+    async fn history_xattrs(
+        &self,
+        ino: Ino,
+        asked: Option<&[u8]>,
+    ) -> Result<Vec<(String, String)>, FsError> {
         if ino >= VIRTUAL_INOS {
             return Ok(self.version_xattrs(ino));
         }
-        self.trash_entry_xattrs(ino).await
+        self.trash_entry_xattrs(ino, asked).await
     }
 }

@@ -63,6 +63,9 @@ const TRASH_FIELDS: &[&str] = &[
     "url",
 ];
 
+/// Where a trashed item was, as an attribute.
+const ORIGINAL_PATH: &str = "user.box.original_path";
+
 /// Box's own folder id of the trash, as it shows in a trashed item's `path_collection`.
 const BOX_TRASH_FOLDER_ID: &str = "1";
 /// Box's root folder ("All Files"), left out of the paths shown.
@@ -521,10 +524,13 @@ impl BoxFs {
         })
     }
 
-    /// The attributes of a trashed item: its id, type and where it was.
+    /// The attributes of a trashed item: its id, type, where it was and when it was deleted.
+    /// Where it was costs a request, made only when `asked` is that attribute (`listxattr`
+    /// needs its name only).
     pub(super) async fn trash_entry_xattrs(
         &self,
         ino: Ino,
+        asked: Option<&[u8]>,
     ) -> Result<Vec<(String, String)>, FsError> {
         let entry = self
             .history
@@ -541,8 +547,15 @@ impl BoxFs {
             ("user.box.id".to_string(), item.id.clone()),
             ("user.box.type".to_string(), kind.to_string()),
         ];
-        if let Some(path) = self.original_path_of(item).await? {
-            attrs.push(("user.box.original_path".to_string(), path));
+        if item.parent.is_some() || item.path_collection.is_some() {
+            let path = if asked == Some(ORIGINAL_PATH.as_bytes()) {
+                self.original_path_of(item).await?
+            } else {
+                Some(String::new())
+            };
+            if let Some(path) = path {
+                attrs.push((ORIGINAL_PATH.to_string(), path));
+            }
         }
         if let Some(at) = &item.trashed_at {
             attrs.push(("user.box.trashed_at".to_string(), at.clone()));
