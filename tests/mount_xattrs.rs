@@ -362,8 +362,13 @@ async fn facts_are_read_listed_and_never_changed() {
             .copied()
             .chain(["user.box.shared_link.download_url"])
         {
-            assert_eq!(set(&file, name, "x"), Err(libc::EPERM), "set {name}");
             assert_eq!(removex(&file, name), Err(libc::EPERM), "remove {name}");
+            if name == "user.box.version" {
+                // Written, it promotes an earlier version (see mount_history): "x" is none.
+                assert_eq!(set(&file, name, "x"), Err(libc::EINVAL), "set {name}");
+                continue;
+            }
+            assert_eq!(set(&file, name, "x"), Err(libc::EPERM), "set {name}");
         }
         assert_eq!(set(&file, "user.other", "x"), Err(libc::EOPNOTSUPP));
         assert_eq!(removex(&file, "user.other"), Err(libc::ENODATA));

@@ -1,6 +1,7 @@
 //! The seam between the filesystem and Box: [`BoxApi`] is every call `fs` makes to Box
-//! (listings, items, folders, web links, renames and moves, deletions and restores, uploads, download
-//! sources for ranged downloads, locks, shared links, metadata, the event stream), with
+//! (listings, items, folders, web links, renames and moves, deletions, the trash (restores,
+//! purges), uploads, download sources for ranged downloads, earlier versions, locks, shared
+//! links, metadata, the event stream), with
 //! `box_client`'s own types and errors. [`box_client::Client`] implements it by calling
 //! itself; [`faults::FaultyBox`] wraps any implementation and fails chosen calls, so that a
 //! failure can be replayed exactly. [`BoxFs`](super::BoxFs) holds an `Arc<dyn BoxApi>`
@@ -36,7 +37,7 @@ use box_client::folders::{ListOptions, SharedLinkSettings};
 use box_client::metadata::{ItemRef, MetadataInstance, MetadataPatch, MetadataTemplate};
 use box_client::reachability::ReachabilityState;
 use box_client::stats::RequestStats;
-use box_client::types::{Item, Items, User};
+use box_client::types::{FileVersion, Item, Items, User};
 use box_client::upload::UploadOptions;
 use box_client::web_links::WebLinkUpdate;
 use box_client::{Client, PacerStats};
@@ -172,6 +173,14 @@ pub trait BoxApi: Send + Sync {
         name: Option<&str>,
         parent_id: Option<&str>,
     ) -> BoxResult<Item>;
+    /// One page of Box's trash (the items deleted themselves, not what they held).
+    async fn trash_items_page(&self, opts: &ListOptions) -> BoxResult<Items>;
+    /// Deletes a trashed file for good.
+    async fn purge_file(&self, file_id: &str) -> BoxResult<()>;
+    /// Deletes a trashed folder, and all it held, for good.
+    async fn purge_folder(&self, folder_id: &str) -> BoxResult<()>;
+    /// Deletes a trashed web link for good.
+    async fn purge_web_link(&self, web_link_id: &str) -> BoxResult<()>;
 
     /// A web link (Box's bookmark) as an [`Item`] of kind `web_link`.
     async fn web_link_with_fields(&self, web_link_id: &str, fields: &[&str]) -> BoxResult<Item>;
@@ -210,6 +219,11 @@ pub trait BoxApi: Send + Sync {
         -> BoxResult<DownloadBody>;
     /// One file's content for any number of ranged downloads, sharing one download URL.
     fn download_source(&self, file_id: &str, version: Option<&str>) -> Arc<dyn ContentSource>;
+    /// A file's earlier versions, newest first (Box leaves the current one out).
+    async fn file_versions(&self, file_id: &str) -> BoxResult<Vec<FileVersion>>;
+    /// Makes an earlier version current; Box answers the new version it made of it.
+    async fn promote_file_version(&self, file_id: &str, version_id: &str)
+        -> BoxResult<FileVersion>;
 
     // ---- locks and shared links --------------------------------------------------------
     async fn lock_file_with_fields(
@@ -365,6 +379,18 @@ impl BoxApi for Client {
     ) -> BoxResult<Item> {
         Client::restore_folder(&paced(self), folder_id, name, parent_id).await
     }
+    async fn trash_items_page(&self, opts: &ListOptions) -> BoxResult<Items> {
+        Client::trash_items_page(&paced(self), opts).await
+    }
+    async fn purge_file(&self, file_id: &str) -> BoxResult<()> {
+        Client::purge_file(&paced(self), file_id).await
+    }
+    async fn purge_folder(&self, folder_id: &str) -> BoxResult<()> {
+        Client::purge_folder(&paced(self), folder_id).await
+    }
+    async fn purge_web_link(&self, web_link_id: &str) -> BoxResult<()> {
+        Client::purge_web_link(&paced(self), web_link_id).await
+    }
 
     async fn web_link_with_fields(&self, web_link_id: &str, fields: &[&str]) -> BoxResult<Item> {
         Client::web_link(&paced(self), web_link_id, fields)
@@ -426,6 +452,16 @@ impl BoxApi for Client {
     }
     fn download_source(&self, file_id: &str, version: Option<&str>) -> Arc<dyn ContentSource> {
         Arc::new(Client::download_source(&paced(self), file_id, version))
+    }
+    async fn file_versions(&self, file_id: &str) -> BoxResult<Vec<FileVersion>> {
+        Client::file_versions(&paced(self), file_id).await
+    }
+    async fn promote_file_version(
+        &self,
+        file_id: &str,
+        version_id: &str,
+    ) -> BoxResult<FileVersion> {
+        Client::promote_file_version(&paced(self), file_id, version_id).await
     }
 
     async fn lock_file_with_fields(

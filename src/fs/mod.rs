@@ -33,6 +33,7 @@
 pub mod backend;
 pub mod errno;
 pub mod handles;
+pub mod history;
 pub mod kernel;
 pub mod offline;
 pub mod pin;
@@ -230,6 +231,8 @@ pub struct BoxFs {
     store: Option<Arc<store::MetaStore>>,
     /// What is kept offline, and the worker's progress (see [`pin`]).
     pins: Arc<pin::Pins>,
+    /// `.trash` and `.versions`: Box's past as folders (see [`history`]).
+    history: history::History,
     pub counters: FsCounters,
 }
 
@@ -291,6 +294,8 @@ impl BoxFs {
         kernel.also_invalidate(xattrs.clone());
         let pins = pin::Pins::new(opts.offline.clone());
         pin::attach(&pins, &kernel, cache.as_ref());
+        let history = history::History::default();
+        kernel.also_invalidate(history.trash_cache());
         BoxFs {
             table: Arc::new(Mutex::new(table)),
             freshness: Freshness::new(
@@ -307,6 +312,7 @@ impl BoxFs {
             locks,
             store: None,
             pins,
+            history,
             counters: FsCounters::default(),
             kernel,
             client,
@@ -418,6 +424,9 @@ impl BoxFs {
 
     /// `getattr`: from the cache while fresh, else from Box.
     pub async fn getattr(&self, ino: Ino) -> Result<FsAttr, FsError> {
+        if let Some(attr) = self.history_getattr(ino) {
+            return attr;
+        }
         {
             let mut table = lock(&self.table);
             table.touch(ino);
@@ -588,6 +597,9 @@ impl BoxFs {
 
     /// `lookup`: the child's attributes, and one more kernel reference to it.
     pub async fn lookup(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<FsAttr, FsError> {
+        if let Some(attr) = self.history_lookup(parent, name).await {
+            return attr;
+        }
         let (_, attr) = self
             .resolve_with(parent, name, |table, ino| {
                 table.add_lookup(ino);
@@ -599,7 +611,13 @@ impl BoxFs {
 
     /// The kernel dropped `n` references to `ino`.
     pub fn forget(&self, ino: Ino, n: u64) {
-        lock(&self.table).forget(ino, n);
+        let mut table = lock(&self.table);
+        if table.get(ino).is_some() {
+            table.forget(ino, n);
+        } else {
+            drop(table);
+            self.history_forget(ino, n);
+        }
     }
 
     // ---- directories ------------------------------------------------------------------
@@ -608,6 +626,9 @@ impl BoxFs {
     /// is fetched in the background and handed out page by page as it arrives (see
     /// [`tree::dir_handle`]). Starts listing subfolders ahead of a walk.
     pub async fn opendir(self: &Arc<Self>, ino: Ino) -> Result<Opened, FsError> {
+        if let Some(opened) = self.history_opendir(ino).await {
+            return opened;
+        }
         let fresh = self.listing_is_fresh(ino)?;
         // Taken before the entries are read: a name invalidated after this is not trusted.
         let names_generation = self.kernel.names_generation(ino);
@@ -665,8 +686,16 @@ impl BoxFs {
     /// One more kernel reference to each entry a readdirplus reply handed over.
     pub fn add_lookups(&self, inos: &[Ino]) {
         let mut table = lock(&self.table);
+        let mut elsewhere = Vec::new();
         for &ino in inos {
-            table.add_lookup(ino);
+            if !table.add_lookup(ino) {
+                elsewhere.push(ino);
+            }
+        }
+        drop(table);
+        // Entries of the history's folders (`.trash`, `.versions`).
+        for ino in elsewhere {
+            self.history_add_lookup(ino);
         }
     }
 
@@ -680,6 +709,9 @@ impl BoxFs {
 
     /// `open` of a regular file for reading.
     pub async fn open(&self, ino: Ino, write: bool) -> Result<Opened, FsError> {
+        if let Some(opened) = self.history_open(ino, write) {
+            return opened;
+        }
         if write {
             return self.open_for_write(ino, libc::O_RDWR).await;
         }

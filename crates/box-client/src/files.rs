@@ -278,6 +278,23 @@ impl Client {
         }
     }
 
+    /// Makes an earlier version (`version_id`, from [`Client::file_versions`]) the current
+    /// one. Box copies it into a new version, so the history keeps every version; the answer
+    /// is that new version, not the file (whose etag and `sequence_id` changed too).
+    pub async fn promote_file_version(
+        &self,
+        file_id: &str,
+        version_id: &str,
+    ) -> BoxResult<FileVersion> {
+        check_id(file_id)?;
+        check_id(version_id)?;
+        self.json(
+            self.api(Method::POST, &format!("/files/{file_id}/versions/current"))
+                .json(json!({ "type": "file_version", "id": version_id })),
+        )
+        .await
+    }
+
     /// Brings a file back from the trash, into its old folder, or into `parent_id` if
     /// that is gone; `name` renames it on the way.
     pub async fn restore_file(

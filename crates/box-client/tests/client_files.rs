@@ -187,6 +187,39 @@ async fn collaborate(c: &Client, folder_id: &str, user_id: &str) {
 }
 
 #[tokio::test]
+async fn promotes_an_earlier_version() {
+    let t = TestEmu::start().await;
+    let c = client(&t);
+    let id = upload(&t, "0", "draft.txt", b"first").await;
+    add_version(&t, &id, b"second, longer");
+    let before = c.file(&id).await.unwrap();
+    let versions = c.file_versions(&id).await.unwrap();
+    assert_eq!(versions.len(), 1);
+
+    let promoted = c.promote_file_version(&id, &versions[0].id).await.unwrap();
+    assert_ne!(
+        promoted.id, versions[0].id,
+        "Box copies it into a new version"
+    );
+    assert_eq!(promoted.size, Some(5));
+    assert_eq!(promoted.sha1, versions[0].sha1);
+    let after = c.file(&id).await.unwrap();
+    assert_eq!(after.file_version.unwrap().id, promoted.id);
+    assert_ne!(after.etag, before.etag);
+    assert_eq!(
+        c.download(&id).await.unwrap().bytes().await.unwrap(),
+        "first"
+    );
+    // Both earlier versions are kept: the first upload and the one it replaced.
+    assert_eq!(c.file_versions(&id).await.unwrap().len(), 2);
+
+    let err = c.promote_file_version(&id, "999999").await.unwrap_err();
+    assert_eq!(err.status(), Some(404));
+    let err = c.promote_file_version(&id, "not-an-id").await.unwrap_err();
+    assert!(matches!(err, BoxError::Invalid(_)), "{err:?}");
+}
+
+#[tokio::test]
 async fn copies_versions_and_deletes_with_etags() {
     let t = TestEmu::start().await;
     let c = client(&t);

@@ -29,7 +29,7 @@ use box_client::files::{ByteRange, DownloadOptions, LockOptions};
 use box_client::folders::{ListOptions, SharedLinkSettings};
 use box_client::metadata::{ItemRef, MetadataInstance, MetadataPatch, MetadataTemplate};
 use box_client::stats::RequestStats;
-use box_client::types::{Item, Items, User};
+use box_client::types::{FileVersion, Item, Items, User};
 use box_client::upload::UploadOptions;
 use box_client::web_links::WebLinkUpdate;
 
@@ -50,6 +50,10 @@ pub enum Call {
     DeleteFolder,
     RestoreFile,
     RestoreFolder,
+    TrashItemsPage,
+    PurgeFile,
+    PurgeFolder,
+    PurgeWebLink,
     WebLinkWithFields,
     UpdateWebLink,
     DeleteWebLink,
@@ -60,6 +64,8 @@ pub enum Call {
     DownloadWith,
     /// One download of a [`ContentSource`] (the reader's ranged GETs).
     SourceDownload,
+    FileVersions,
+    PromoteFileVersion,
     LockFile,
     UnlockFile,
     ShareItem,
@@ -91,6 +97,10 @@ impl Call {
         Call::DeleteFolder,
         Call::RestoreFile,
         Call::RestoreFolder,
+        Call::TrashItemsPage,
+        Call::PurgeFile,
+        Call::PurgeFolder,
+        Call::PurgeWebLink,
         Call::WebLinkWithFields,
         Call::UpdateWebLink,
         Call::DeleteWebLink,
@@ -100,6 +110,8 @@ impl Call {
         Call::ResumeUpload,
         Call::DownloadWith,
         Call::SourceDownload,
+        Call::FileVersions,
+        Call::PromoteFileVersion,
         Call::LockFile,
         Call::UnlockFile,
         Call::ShareItem,
@@ -127,6 +139,10 @@ impl Call {
                 | Call::DeleteFolder
                 | Call::RestoreFile
                 | Call::RestoreFolder
+                | Call::PurgeFile
+                | Call::PurgeFolder
+                | Call::PurgeWebLink
+                | Call::PromoteFileVersion
                 | Call::UpdateWebLink
                 | Call::DeleteWebLink
                 | Call::RestoreWebLink
@@ -544,6 +560,22 @@ impl BoxApi for FaultyBox {
         let request = self.inner.restore_folder(folder_id, name, parent_id);
         self.run(Call::RestoreFolder, request).await
     }
+    async fn trash_items_page(&self, opts: &ListOptions) -> BoxResult<Items> {
+        let request = self.inner.trash_items_page(opts);
+        self.run(Call::TrashItemsPage, request).await
+    }
+    async fn purge_file(&self, file_id: &str) -> BoxResult<()> {
+        let request = self.inner.purge_file(file_id);
+        self.run(Call::PurgeFile, request).await
+    }
+    async fn purge_folder(&self, folder_id: &str) -> BoxResult<()> {
+        let request = self.inner.purge_folder(folder_id);
+        self.run(Call::PurgeFolder, request).await
+    }
+    async fn purge_web_link(&self, web_link_id: &str) -> BoxResult<()> {
+        let request = self.inner.purge_web_link(web_link_id);
+        self.run(Call::PurgeWebLink, request).await
+    }
     async fn web_link_with_fields(&self, web_link_id: &str, fields: &[&str]) -> BoxResult<Item> {
         let request = self.inner.web_link_with_fields(web_link_id, fields);
         self.run(Call::WebLinkWithFields, request).await
@@ -607,6 +639,18 @@ impl BoxApi for FaultyBox {
             faults: self.clone(),
             inner: self.inner.download_source(file_id, version),
         })
+    }
+    async fn file_versions(&self, file_id: &str) -> BoxResult<Vec<FileVersion>> {
+        let request = self.inner.file_versions(file_id);
+        self.run(Call::FileVersions, request).await
+    }
+    async fn promote_file_version(
+        &self,
+        file_id: &str,
+        version_id: &str,
+    ) -> BoxResult<FileVersion> {
+        let request = self.inner.promote_file_version(file_id, version_id);
+        self.run(Call::PromoteFileVersion, request).await
     }
 
     async fn lock_file_with_fields(

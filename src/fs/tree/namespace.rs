@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::fs::errno::FsError;
 use crate::fs::tree::attr::FsAttr;
-use crate::fs::tree::inode::{is_local_id, Ino, Kind, ROOT_INO};
+use crate::fs::tree::inode::{is_local_id, Ino, Kind, ROOT_INO, TRASH_INO};
 use crate::fs::tree::shortcut;
 use crate::fs::{box_name, lock, BoxFs};
 use box_client::types::Item;
@@ -44,6 +44,8 @@ impl BoxFs {
     }
 
     pub(in crate::fs) fn box_id_of_dir(&self, ino: Ino) -> Result<String, FsError> {
+        // Nothing is created in, or moved into, Box's history.
+        self.history_refuses(ino)?;
         let t = self.target(ino)?;
         if t.kind != Kind::Dir {
             return Err(FsError::new(libc::ENOTDIR, "not a directory"));
@@ -104,7 +106,11 @@ impl BoxFs {
 
     /// `unlink`: the file (or web link) goes to Box's trash.
     pub async fn unlink(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<(), FsError> {
+        if parent == TRASH_INO {
+            return self.purge_from_trash(name, false).await;
+        }
         self.check_writable()?;
+        self.history_refuses(parent)?;
         let ino = self.resolve(parent, name).await?;
         let t = self.target(ino)?;
         if t.kind == Kind::Dir {
@@ -123,7 +129,11 @@ impl BoxFs {
 
     /// `rmdir`: only an empty folder, which goes to Box's trash.
     pub async fn rmdir(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<(), FsError> {
+        if parent == TRASH_INO {
+            return self.purge_from_trash(name, true).await;
+        }
         self.check_writable()?;
+        self.history_refuses(parent)?;
         let ino = self.resolve(parent, name).await?;
         let t = self.target(ino)?;
         if t.kind != Kind::Dir {
@@ -140,6 +150,7 @@ impl BoxFs {
         // which also covers children we have not listed.
         let _own = self.own.item(&t.box_id);
         self.client.delete_folder(&t.box_id, false, None).await?;
+        self.trash_changed();
         lock(&self.table).remove(ino)?;
         Ok(())
     }
@@ -153,7 +164,13 @@ impl BoxFs {
         new_name: &OsStr,
         flags: u32,
     ) -> Result<(), FsError> {
+        if parent == TRASH_INO {
+            return self
+                .restore_from_trash(name, new_parent, new_name, flags)
+                .await;
+        }
         self.check_writable()?;
+        self.history_refuses(parent)?;
         if flags & !RENAME_NOREPLACE != 0 {
             return Err(FsError::new(
                 libc::EINVAL,
@@ -258,6 +275,7 @@ impl BoxFs {
             Kind::Dir => self.client.delete_folder(&t.box_id, false, None).await?,
             Kind::Link => self.client.delete_web_link(&t.box_id).await?,
         }
+        self.trash_changed();
         Ok(())
     }
 
@@ -269,6 +287,7 @@ impl BoxFs {
             Kind::Dir => self.client.restore_folder(&t.box_id, None, None).await,
             Kind::Link => self.client.restore_web_link(&t.box_id, None, None).await,
         };
+        self.trash_changed();
         if let Err(e) = restored {
             log::error!(
                 "'{}' (Box id {}) was moved to the trash to be replaced, the replacement failed, \

@@ -477,6 +477,7 @@ impl BoxFs {
     /// `open` for writing (`O_WRONLY`/`O_RDWR`, with `O_TRUNC`, `O_APPEND`).
     pub async fn open_for_write(&self, ino: Ino, flags: i32) -> Result<Opened, FsError> {
         self.check_writable()?;
+        self.history_refuses(ino)?;
         self.writes.staging()?;
         let truncate = has(flags, libc::O_TRUNC);
         let (staged, base) = match self.writes.staged(ino) {
@@ -926,6 +927,9 @@ impl BoxFs {
             || change.mode.is_some()
             || change.uid.is_some()
             || change.gid.is_some();
+        if let Some(attr) = self.history_setattr(ino, changes_something) {
+            return attr;
+        }
         if changes_something {
             self.check_writable()?;
         }

@@ -8,7 +8,8 @@
 //!
 //! | name | value | set | remove |
 //! |---|---|---|---|
-//! | `user.box.id`, `.type`, `.etag`, `.sha1` (files), `.version` (files: the `file_version` id), `.owner`, `.modified_by` (logins), `.created_at` | text | EPERM | EPERM |
+//! | `user.box.id`, `.type`, `.etag`, `.sha1` (files), `.owner`, `.modified_by` (logins), `.created_at` | text | EPERM | EPERM |
+//! | `user.box.version` (files) | the current `file_version` id | the id of an earlier version makes it current (see [`crate::fs::history::versions`]; EINVAL for an id that is not one of the file's earlier versions) | EPERM |
 //! | `user.box.url` (web links) | the address | an `http://` or `https://` address re-points the link (EINVAL otherwise) | EPERM |
 //! | `user.box.lock` (files) | JSON `{"holder", "created_at", "expires_at", "is_download_prevented"}` | locks: empty or `lock`, or JSON with `expires_at` (RFC 3339 or null) and `is_download_prevented` (the other two keys are ignored, so a value read can be written back) | unlocks |
 //! | `user.box.shared_link` | the URL | `open`, `company` or `collaborators` creates or changes the link (empty: Box's default access) | unshares |
@@ -275,6 +276,9 @@ impl BoxFs {
 
     /// `getxattr`: the value of attribute `name` of `ino`.
     pub async fn getxattr(&self, ino: Ino, name: &OsStr) -> Result<Vec<u8>, FsError> {
+        if let Some(value) = self.history_getxattr(ino, name).await {
+            return value;
+        }
         let name = match XattrName::parse(name.as_bytes()) {
             Ok(n) => n,
             Err(_) => return Err(not_ours(name.as_bytes())),
@@ -348,6 +352,9 @@ impl BoxFs {
 
     /// `listxattr`: the names of the attributes `ino` has, each followed by a NUL.
     pub async fn listxattr(&self, ino: Ino) -> Result<Vec<u8>, FsError> {
+        if let Some(names) = self.history_listxattr(ino).await {
+            return names;
+        }
         let t = self.xattr_target(ino)?;
         if t.not_on_box() {
             return Ok(Vec::new());
@@ -377,6 +384,7 @@ impl BoxFs {
         value: &[u8],
         flags: i32,
     ) -> Result<(), FsError> {
+        self.history_refuses(ino)?;
         if name.as_bytes() == format!("{PREFIX}{}", names::OFFLINE).as_bytes() {
             // Local to this mount, so also on a read-only one. The attribute always exists.
             Mode::of(flags)?.check(true)?;
@@ -410,6 +418,10 @@ impl BoxFs {
             t = self.xattr_target(ino)?;
         }
         match &parsed {
+            XattrName::Fact(Fact::Version) if t.kind == Kind::File && !t.not_on_box() => {
+                mode.check(true)?;
+                self.promote_version(ino, &t.box_id, value).await
+            }
             XattrName::Fact(Fact::Url) if t.kind == Kind::Link => {
                 self.set_url(ino, &t, value, mode).await
             }
@@ -424,6 +436,7 @@ impl BoxFs {
 
     /// `removexattr`: unlocks, unshares, or deletes metadata of `ino`.
     pub async fn removexattr(&self, ino: Ino, name: &OsStr) -> Result<(), FsError> {
+        self.history_refuses(ino)?;
         let parsed = XattrName::parse(name.as_bytes()).map_err(|_| not_ours(name.as_bytes()))?;
         if parsed == XattrName::Offline {
             return self.set_offline(ino, false).await;

@@ -11,6 +11,9 @@ pub struct Effects {
     pub kernel: Vec<Invalidation>,
     /// Box ids of files that have a new current version.
     pub superseded_content: Vec<Box<str>>,
+    /// Box's trash holds something else now (an item went there or left it, ours or not):
+    /// `.trash` must be listed again (see `crate::fs::history::trash`).
+    pub trash_changed: bool,
 }
 
 impl Effects {
@@ -62,6 +65,12 @@ pub(super) fn rule_of(event_type: &str) -> Rule {
         t if t.starts_with("COLLAB_") => Rule::Xattrs { never_echo: false },
         _ => Rule::Upsert,
     }
+}
+
+/// Whether an event of this type changes what Box's trash holds. Box sends no event to the
+/// user of a purge (a deletion for good), only of these.
+pub(super) fn changes_trash(event_type: &str) -> bool {
+    matches!(event_type, "ITEM_TRASH" | "ITEM_UNDELETE_VIA_TRASH")
 }
 
 pub(super) fn parse_seq(item: &Item) -> Option<u64> {
@@ -136,6 +145,8 @@ impl EventApplier {
         if rule == Rule::Ignore {
             return fx;
         }
+        // Whatever the item (one we never listed, our own change's echo).
+        fx.trash_changed = changes_trash(&ev.event_type);
         // A null source (a locked file deleted), a user: nothing in the tree.
         let Some(item) = ev
             .source_item()

@@ -277,7 +277,11 @@ impl EventFollower {
                 fx.kernel.len()
             );
         }
-        self.send(fx.kernel).await;
+        let mut invs = fx.kernel;
+        if fx.trash_changed {
+            invs.push(Invalidation::Inode(TRASH_INO));
+        }
+        self.send(invs).await;
         if let (Some(cache), false) = (&self.cache, fx.superseded_content.is_empty()) {
             let cache = cache.clone();
             let ids = fx.superseded_content;

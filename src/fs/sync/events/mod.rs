@@ -67,7 +67,7 @@ use tokio::task::JoinHandle;
 use crate::fs::backend::BoxApi;
 pub use crate::fs::kernel::{Invalidation, KernelNotify};
 use crate::fs::read::content_cache::ContentCache;
-use crate::fs::tree::inode::{Attrs, Ino, InodeTable, ROOT_INO};
+use crate::fs::tree::inode::{Attrs, Ino, InodeTable, ROOT_INO, TRASH_INO};
 use box_client::events::{Event, EventStreamOptions, FeedStatus, RecentIds, StreamType};
 use box_client::types::Item;
 

@@ -266,6 +266,25 @@ fn trash_removes_and_undelete_restores() {
 }
 
 #[test]
+fn trash_and_restore_events_change_the_trash_whoever_made_them() {
+    let mut x = fixture();
+    // An item the table never held, trashed and restored elsewhere.
+    let mut src = file("555", "x", "10", 2);
+    src["item_status"] = json!("trashed");
+    let fx =
+        x.ap.apply_effects(&mut x.t, &event("t1", "ITEM_TRASH", src));
+    assert!(fx.trash_changed && fx.kernel.is_empty());
+    let restored = file("555", "x", "10", 3);
+    let fx =
+        x.ap.apply_effects(&mut x.t, &event("t2", "ITEM_UNDELETE_VIA_TRASH", restored));
+    assert!(fx.trash_changed);
+    let renamed = file("100", "g.txt", "10", 2);
+    let fx =
+        x.ap.apply_effects(&mut x.t, &event("t3", "ITEM_RENAME", renamed));
+    assert!(!fx.trash_changed);
+}
+
+#[test]
 fn lock_shared_link_and_metadata_refresh_attributes() {
     let mut x = fixture();
     let f = x.f;

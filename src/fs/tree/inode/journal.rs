@@ -18,13 +18,22 @@
 //! link) is unique and the same at every mount: the store needs to keep no inode number. An
 //! id that is not a number, too large, or whose number is held by another inode (an old item
 //! replaced by a rename while still open), and local files, get numbers from
-//! [`COUNTER_INOS`] on.
+//! [`COUNTER_INOS`] on; the virtual history folders from [`VIRTUAL_INOS`] on.
 
 use super::*;
 use crate::fs::store::{StoreBatch, StoredItem, StoredKind, Touched};
 
 /// Where numbers not derived from a Box id start: above every derived one.
 pub const COUNTER_INOS: Ino = 1 << 62;
+
+/// Where the numbers of the virtual history folders start (`crate::fs::history`: `.trash`,
+/// `.versions` and what is below them): far above the counter's, so the two never meet.
+/// They are never journaled or stored.
+pub const VIRTUAL_INOS: Ino = COUNTER_INOS + (1 << 61);
+
+/// `.trash` at the mount's root: a fixed number, so that the events task can tell the kernel
+/// (and the trash's own cache, on the same path) that the trash changed.
+pub const TRASH_INO: Ino = VIRTUAL_INOS;
 
 /// Ids up to this derive their inode number.
 const MAX_DERIVED_ID: u64 = (COUNTER_INOS - 8) / 4;

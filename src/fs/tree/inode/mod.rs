@@ -106,7 +106,7 @@ mod lookups;
 mod names;
 mod updates;
 
-pub use journal::{derived_ino, COUNTER_INOS};
+pub use journal::{derived_ino, COUNTER_INOS, TRASH_INO, VIRTUAL_INOS};
 use names::fold;
 pub use names::{check_box_name, NAME_MAX_BYTES, NAME_MAX_CHARS};
 
@@ -443,7 +443,7 @@ impl Removal {
 /// How many removals the table remembers for listings in progress.
 const REMOVALS_REMEMBERED: usize = 4096;
 
-fn parse_time(s: Option<&String>) -> Option<SystemTime> {
+pub(crate) fn parse_time(s: Option<&String>) -> Option<SystemTime> {
     s.and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
         .map(SystemTime::from)
 }
