@@ -696,3 +696,39 @@ async fn names_linux_cannot_show_are_left_out_and_the_folder_still_lists() {
     .await
     .expect("test body");
 }
+
+/// POSIX: a directory's modification and change times move when it gains or loses an entry
+/// (make, remove, rename in and out), as `make` and backup tools expect.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_folder_s_times_move_when_its_entries_change() {
+    let emu = demo_emu(None).await;
+    blocking(move || {
+        let m = TestMount::start(&emu, &[]);
+        std::fs::create_dir(m.path("a")).unwrap();
+        std::fs::create_dir(m.path("b")).unwrap();
+        let times = |p: &str| {
+            let md = std::fs::metadata(m.path(p)).unwrap();
+            (md.mtime_nsec() + md.mtime() * 1_000_000_000, md.ctime())
+        };
+        let steps: [(&str, &dyn Fn()); 5] = [
+            ("a", &|| std::fs::write(m.path("a/f"), b"x").unwrap()),
+            ("a", &|| std::fs::create_dir(m.path("a/d")).unwrap()),
+            ("b", &|| {
+                std::fs::rename(m.path("a/f"), m.path("b/f")).unwrap()
+            }),
+            ("b", &|| std::fs::remove_file(m.path("b/f")).unwrap()),
+            ("a", &|| std::fs::remove_dir(m.path("a/d")).unwrap()),
+        ];
+        for (dir, step) in steps {
+            let before = times(dir);
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+            step();
+            let after = times(dir);
+            assert!(
+                after.0 > before.0 && after.1 > before.1,
+                "{dir}: {before:?} -> {after:?}"
+            );
+        }
+    })
+    .await;
+}

@@ -43,6 +43,16 @@ impl BoxFs {
         })
     }
 
+    /// Directories that gained or lost entries through this mount: their times move (see
+    /// [`InodeTable::note_entries_changed`](crate::fs::tree::inode::InodeTable::note_entries_changed)).
+    pub(in crate::fs) fn entries_changed(&self, dirs: &[Ino]) {
+        let now = std::time::SystemTime::now();
+        let mut table = lock(&self.table);
+        for &dir in dirs {
+            table.note_entries_changed(dir, now);
+        }
+    }
+
     pub(in crate::fs) fn box_id_of_dir(&self, ino: Ino) -> Result<String, FsError> {
         // Nothing is created in, or moved into, Box's history.
         self.history_refuses(ino)?;
@@ -97,6 +107,7 @@ impl BoxFs {
         let _own = self.own.name(&parent_id, name);
         let item = self.client.create_folder(&parent_id, name).await?;
         let (ino, attr) = self.store_item(parent, &item, true)?;
+        self.entries_changed(&[parent]);
         if mode.is_some() || caller.is_some() {
             self.keep_new_attrs(ino, mode, caller).await?;
             return self.cached_attr(&lock(&self.table), ino);
@@ -106,6 +117,12 @@ impl BoxFs {
 
     /// `unlink`: the file (or web link) goes to Box's trash.
     pub async fn unlink(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<(), FsError> {
+        self.unlink_entry(parent, name).await?;
+        self.entries_changed(&[parent]);
+        Ok(())
+    }
+
+    async fn unlink_entry(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<(), FsError> {
         if parent == TRASH_INO {
             return self.purge_from_trash(name, false).await;
         }
@@ -129,6 +146,12 @@ impl BoxFs {
 
     /// `rmdir`: only an empty folder, which goes to Box's trash.
     pub async fn rmdir(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<(), FsError> {
+        self.rmdir_entry(parent, name).await?;
+        self.entries_changed(&[parent]);
+        Ok(())
+    }
+
+    async fn rmdir_entry(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<(), FsError> {
         if parent == TRASH_INO {
             return self.purge_from_trash(name, true).await;
         }
@@ -157,6 +180,20 @@ impl BoxFs {
 
     /// `rename`, with `renameat2`'s NOREPLACE; EXCHANGE cannot be done on Box (EINVAL).
     pub async fn rename(
+        self: &Arc<Self>,
+        parent: Ino,
+        name: &OsStr,
+        new_parent: Ino,
+        new_name: &OsStr,
+        flags: u32,
+    ) -> Result<(), FsError> {
+        self.rename_entry(parent, name, new_parent, new_name, flags)
+            .await?;
+        self.entries_changed(&[parent, new_parent]);
+        Ok(())
+    }
+
+    async fn rename_entry(
         self: &Arc<Self>,
         parent: Ino,
         name: &OsStr,

@@ -280,6 +280,7 @@ impl BoxFs {
             return Err(e);
         }
         let (ino, _) = self.store_item(parent, &item, true)?;
+        self.entries_changed(&[parent]);
         let mut table = lock(&self.table);
         let link = |e: &mut Extra| {
             e.mode = Some(SYMLINK_MODE);

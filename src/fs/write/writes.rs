@@ -592,6 +592,7 @@ impl BoxFs {
             table.add_lookup(ino);
             ino
         };
+        self.entries_changed(&[parent]);
         // Not on Box yet: the table takes the mode, Box after the first upload.
         self.keep_new_attrs(ino, mode, caller).await?;
         let staged = Arc::new(Staged {

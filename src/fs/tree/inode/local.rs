@@ -125,6 +125,16 @@ impl InodeTable {
         }
     }
 
+    /// Directory `dir` gained or lost an entry through this mount: its modification and
+    /// change times move, as POSIX says, in memory only (Box's own folder times come with
+    /// its next answer).
+    pub fn note_entries_changed(&mut self, dir: Ino, now: SystemTime) {
+        if let Some(inode) = self.inodes.get_mut(&dir) {
+            inode.attrs.mtime = Some(now);
+            inode.attrs.ctime = Some(now);
+        }
+    }
+
     /// An mtime set by `utimens`, kept in memory only (until Box's next answer).
     pub fn set_mtime(&mut self, ino: Ino, mtime: SystemTime) {
         if let Some(inode) = self.inodes.get_mut(&ino) {
