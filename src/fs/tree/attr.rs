@@ -4,7 +4,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::fs::tree::inode::{Ino, Inode, Kind};
+use crate::fs::tree::inode::{Ino, Inode, Kind, ROOT_INO};
 use crate::fs::tree::posix::is_symlink;
 
 /// The block size `stat` reports for files. `cp`, `cat` and friends size their buffers from
@@ -61,6 +61,8 @@ impl FsAttr {
     /// the umask). A read-only mount shows no write bits.
     pub fn of(ino: Ino, inode: &Inode, subdirs: usize, id: &Identity) -> FsAttr {
         let a = inode.attrs();
+        // Removed while open (unlinked, or trashed elsewhere): no name links to it any more.
+        let removed = ino != ROOT_INO && inode.parent().is_none();
         let mtime = a.mtime.unwrap_or(UNIX_EPOCH);
         let ctime = a.ctime.unwrap_or(mtime);
         let atime = a.atime.unwrap_or(mtime);
@@ -83,7 +85,11 @@ impl FsAttr {
                 mtime,
                 ctime,
                 perm: perm(0o777),
-                nlink: 2 + subdirs.min(u32::MAX as usize - 2) as u32,
+                nlink: if removed {
+                    0
+                } else {
+                    2 + subdirs.min(u32::MAX as usize - 2) as u32
+                },
                 uid,
                 gid,
                 blksize: 4096,
@@ -103,7 +109,7 @@ impl FsAttr {
                     Kind::Link => (0o444 & !id.umask) as u16,
                     _ => perm(0o666),
                 },
-                nlink: 1,
+                nlink: u32::from(!removed),
                 uid,
                 gid,
                 blksize: FILE_BLKSIZE,

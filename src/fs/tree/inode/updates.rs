@@ -218,7 +218,10 @@ pub(super) fn apply_attrs(attrs: &mut Attrs, item: &Item) -> bool {
         }
     }
     if modified.is_some() {
-        attrs.ctime = modified;
+        // Never backwards: a change made here (a chmod, an entry added) set it to the
+        // moment it happened, and Box's `modified_at` of that change, whole seconds, or
+        // unmoved by a metadata change, is no later.
+        attrs.ctime = attrs.ctime.max(modified);
     }
     if let Some(etag) = &item.etag {
         attrs.etag = Some(etag.as_str().into());
