@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use boxfs::fs::backend::faults::Call;
 use boxfs::fs::tree::inode::{derived_ino, Kind, ROOT_INO, TRASH_INO};
-use common::fs::{create_with, list, lookup, read_all, write_at, FsHarness};
+use common::fs::{create_with, list, list_all, lookup, read_all, write_at, FsHarness};
 
 /// The errno a call failed with (a test failure if it succeeded).
 fn errno<T>(r: Result<T, boxfs::fs::errno::FsError>) -> i32 {
@@ -36,7 +36,7 @@ async fn a_trash_listing_takes_an_item_deleted_elsewhere_out_of_its_folder() {
     // No event tells this filesystem: its listing of the root still shows the file.
     assert!(lookup(&h.fs, "a.txt").await.is_ok());
 
-    let trash = list(&h.fs, ".trash").await.expect("ls .trash");
+    let trash = list(&h.fs, ".box-trash").await.expect("ls .trash");
     assert_eq!(names(&trash), ["a.txt"]);
     assert_eq!(trash[0].1.ino, before.ino, "the inode it had");
     assert_eq!(
@@ -44,9 +44,35 @@ async fn a_trash_listing_takes_an_item_deleted_elsewhere_out_of_its_folder() {
         libc::ENOENT,
         "Box's trash is newer word than the listing"
     );
-    let root = list(&h.fs, "").await.expect("ls");
+    let root = list_all(&h.fs, "").await.expect("ls");
     assert!(!names(&root).contains(&"a.txt"));
-    assert!(!names(&root).contains(&".trash"), "hidden from readdir");
+    assert!(
+        names(&root).contains(&".trash"),
+        "the link to the trash is listed"
+    );
+    assert!(!names(&root).contains(&".box-trash"), "the folder is not");
+    let link = root.iter().find(|(n, _)| n == ".trash").expect(".trash");
+    assert!(link.1.symlink);
+    assert_eq!(
+        &h.fs.readlink(link.1.ino).await.expect("readlink")[..],
+        b".box-trash"
+    );
+    // The link stays: removing or renaming it, or the folder, is refused.
+    assert_eq!(
+        errno(h.fs.unlink(ROOT_INO, OsStr::new(".trash")).await),
+        libc::EPERM
+    );
+    assert_eq!(
+        errno(h.fs.rmdir(ROOT_INO, OsStr::new(".box-trash")).await),
+        libc::EPERM
+    );
+    assert_eq!(
+        errno(
+            h.fs.rename(ROOT_INO, OsStr::new(".trash"), ROOT_INO, OsStr::new("t"), 0)
+                .await
+        ),
+        libc::EPERM
+    );
     let attr = h.fs.getattr(before.ino).await.expect("getattr");
     assert_eq!(attr.size, 14);
 }
@@ -62,7 +88,7 @@ async fn where_a_trashed_item_was_costs_a_request_only_when_read() {
     )
     .await
     .expect("rm docs/b.txt");
-    let ino = lookup(&h.fs, ".trash/b.txt")
+    let ino = lookup(&h.fs, ".box-trash/b.txt")
         .await
         .expect("in the trash")
         .ino;
@@ -108,8 +134,10 @@ async fn a_restore_hands_the_kernels_references_to_the_table() {
         "unreferenced: dropped from the table"
     );
     // Two lookups in .trash: two kernel references the table does not hold.
-    let trashed = lookup(&h.fs, ".trash/b.txt").await.expect("in the trash");
-    lookup(&h.fs, ".trash/b.txt").await.expect("again");
+    let trashed = lookup(&h.fs, ".box-trash/b.txt")
+        .await
+        .expect("in the trash");
+    lookup(&h.fs, ".box-trash/b.txt").await.expect("again");
     assert_eq!(trashed.ino, ino);
     h.fs.rename(
         TRASH_INO,
@@ -129,7 +157,7 @@ async fn a_restore_hands_the_kernels_references_to_the_table() {
         assert_eq!(derived_ino(inode.box_id(), Kind::File), Some(ino));
     }
     assert_eq!(read_all(&h.fs, "c.txt").await.expect("cat"), b"bee");
-    assert!(list(&h.fs, ".trash").await.expect("ls").is_empty());
+    assert!(list(&h.fs, ".box-trash").await.expect("ls").is_empty());
 }
 
 #[tokio::test]
@@ -260,5 +288,8 @@ async fn nothing_is_written_into_the_history() {
     fs.unlink(TRASH_INO, OsStr::new("site.url"))
         .await
         .expect("rm purges the link");
-    assert_eq!(names(&list(&fs, ".trash").await.expect("ls")), ["x.txt"]);
+    assert_eq!(
+        names(&list(&fs, ".box-trash").await.expect("ls")),
+        ["x.txt"]
+    );
 }

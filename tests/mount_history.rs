@@ -1,5 +1,5 @@
-//! Real mounts: Box's past as folders. `.trash` at the root (hidden from `ls -a`, there when
-//! named): trashed items under unique names with their original path, `mv` out restores (a
+//! Real mounts: Box's past as folders. `.trash` at the root (a link to the trash's folder:
+//! `ls -a` shows it, `find` does not walk into it): trashed items under unique names with their original path, `mv` out restores (a
 //! file and a folder, to another folder and name, also when the name is taken where the item
 //! was; a name taken at the target is EEXIST), `rm`, `rmdir` and `rm -r` purge, and the listing follows deletions made through the mount and through the API.
 //! Web links in the trash show as their `NAME.url` shortcuts, and come back as such.
@@ -91,6 +91,16 @@ fn names(dir: &Path) -> Vec<String> {
 }
 
 /// What `ls -a` prints for `dir`.
+/// The paths `find DIR` prints.
+fn find(dir: &Path) -> Vec<String> {
+    let out = Command::new("find").arg(dir).output().expect("find");
+    assert!(out.status.success(), "find: {out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 fn ls_a(dir: &Path) -> Vec<String> {
     let out = Command::new("ls")
         .arg("-a")
@@ -160,10 +170,25 @@ async fn trash_lists_restores_and_purges() {
         let m = TestMount::start(&e, &[]);
         let trash = m.path(".trash");
 
-        // Hidden from listings, there when named.
-        assert!(!ls_a(&m.root).contains(&".trash".to_string()));
+        // Shown by `ls -a` as a link to the trash's folder, which `find` does not walk into
+        // unless it is named.
+        assert!(ls_a(&m.root).contains(&".trash".to_string()));
+        assert!(!ls_a(&m.root).contains(&".box-trash".to_string()));
+        assert!(std::fs::symlink_metadata(&trash)
+            .expect("lstat .trash")
+            .file_type()
+            .is_symlink());
+        assert_eq!(
+            std::fs::read_link(&trash).expect("readlink"),
+            Path::new(".box-trash")
+        );
         assert!(std::fs::metadata(&trash).expect("stat .trash").is_dir());
         assert!(names(&trash).is_empty());
+        assert_eq!(
+            errno_of(std::fs::remove_file(&trash)),
+            libc::EPERM,
+            "rm .trash is refused"
+        );
 
         // Two files of one name: both shown, each with its Box id.
         std::fs::remove_file(m.path("docs/report.txt")).expect("rm docs/report.txt");
@@ -173,6 +198,17 @@ async fn trash_lists_restores_and_purges() {
             format!("report (box {in_root}).txt"),
         );
         assert_eq!(names(&trash), [docs_name.clone(), root_name.clone()]);
+        let found = find(&m.root);
+        assert!(found.iter().any(|p| p.ends_with("/.trash")), "{found:?}");
+        assert!(
+            !found.iter().any(|p| p.contains("report (box")),
+            "find walked into the trash: {found:?}"
+        );
+        let named = find(&m.path(".trash/"));
+        assert!(
+            named.iter().any(|p| p.ends_with(&root_name)),
+            "find .trash/ walks it: {named:?}"
+        );
         assert_eq!(
             getx(&trash.join(&docs_name), "user.box.original_path").as_deref(),
             Ok("/docs/report.txt")

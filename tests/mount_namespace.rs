@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use box_emulator::EmulatorConfig;
-use common::mount::{count_requests, eventually, TestMount};
+use common::mount::{box_names, count_requests, eventually, TestMount};
 use common::TestEmu;
 use serde_json::Value;
 use sha1::{Digest, Sha1};
@@ -85,11 +85,7 @@ async fn ls_stat_cat_and_cp_out_show_box_content() {
     let e = emu.clone();
     blocking(move || {
         let m = TestMount::start(&e, &[]);
-        let mut names: Vec<String> = std::fs::read_dir(&m.root)
-            .expect("ls /")
-            .map(|d| d.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
+        let names = box_names(&m.root);
         let root = api_get(&e, "/folders/0/items?limit=1000");
         let mut expected: Vec<String> = root["entries"]
             .as_array()
@@ -678,11 +674,7 @@ async fn names_linux_cannot_show_are_left_out_and_the_folder_still_lists() {
     let e = emu.clone();
     tokio::task::spawn_blocking(move || {
         let m = TestMount::start(&e, &[]);
-        let names: Vec<String> = std::fs::read_dir(&m.root)
-            .expect("readdir works")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(names, vec!["fine.txt".to_string()]);
+        assert_eq!(box_names(&m.root), vec!["fine.txt".to_string()]);
         assert_eq!(
             std::fs::read_to_string(m.path("fine.txt")).expect("read"),
             "content of fine.txt"

@@ -15,7 +15,7 @@ use std::time::Duration;
 use box_emulator::store::ItemKind;
 use box_emulator::{EmulatorConfig, Knobs};
 use bytes::Bytes;
-use common::mount::{count_requests, eventually, is_mounted, TestMount};
+use common::mount::{box_names, count_requests, eventually, is_mounted, TestMount};
 use common::TestEmu;
 use serde_json::Value;
 
@@ -168,14 +168,7 @@ async fn sighup_drops_the_metadata_cache_and_the_mount_keeps_serving() {
         let m = TestMount::start(&e, &[]);
         wait_healthy(&m.root);
         let listings = || count_requests(&log, "GET", |p| p == "/2.0/folders/0/items");
-        let ls = || -> Vec<String> {
-            let mut names: Vec<String> = std::fs::read_dir(&m.root)
-                .expect("ls")
-                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect();
-            names.sort();
-            names
-        };
+        let ls = || box_names(&m.root);
         assert_eq!(ls(), ["old-name.txt"]);
         let listed = listings();
         assert_eq!(ls(), ["old-name.txt"]);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use box_emulator::EmulatorConfig;
-use common::mount::{count_requests, TestMount};
+use common::mount::{count_requests, is_trash_link, TestMount};
 use common::TestEmu;
 use serde_json::{json, Value};
 
@@ -44,6 +44,9 @@ fn walk(root: &Path) -> Walked {
         for entry in std::fs::read_dir(dir).expect("read_dir") {
             let entry = entry.expect("entry");
             let path = entry.path();
+            if is_trash_link(&path) {
+                continue;
+            }
             let meta = std::fs::symlink_metadata(&path).expect("stat");
             let rel = path
                 .strip_prefix(root)

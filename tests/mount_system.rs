@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use boxfs::daemon::record::DaemonRecord;
-use common::mount::{eventually, is_mounted};
+use common::mount::{box_names, eventually, is_mounted};
 use common::TestEmu;
 
 /// Where mount(8) looks for the helper of type fuse.boxfs.
@@ -144,12 +144,7 @@ async fn mount_8_mounts_a_profile_with_options_and_umount_ends_the_daemon() {
         assert!(out.status.success(), "mount -a: {:?}", out);
         let said = String::from_utf8_lossy(&out.stdout);
         assert!(said.contains("already mounted"), "mount -a: {said}");
-        let mut names: Vec<String> = std::fs::read_dir(&mnt)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["Documents", "hello.txt"]);
+        assert_eq!(box_names(&mnt), ["Documents", "hello.txt"]);
         let file = mnt.join("hello.txt");
         assert_eq!(std::fs::read(&file).unwrap(), b"hello from Box");
         let meta = std::fs::metadata(&file).unwrap();

@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use box_emulator::EmulatorConfig;
-use common::mount::{count_requests, eventually, TestMount, NETWORK_VARS};
+use common::mount::{box_names, count_requests, eventually, TestMount, NETWORK_VARS};
 use common::uploads::stored_content;
 use common::TestEmu;
 
@@ -99,12 +99,7 @@ async fn box_hosts_through_an_inspecting_proxy_with_its_ca() {
             &["--ca-cert", ca.to_str().unwrap()],
             &[("HTTPS_PROXY", &base), ("HTTP_PROXY", &base)],
         );
-        let mut names: Vec<String> = std::fs::read_dir(&m.root)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        assert_eq!(names, ["Reports", "hello.txt"]);
+        assert_eq!(box_names(&m.root), ["Reports", "hello.txt"]);
         assert_eq!(
             std::fs::read(m.path("hello.txt")).unwrap(),
             b"hello through the proxy"

@@ -645,6 +645,8 @@ impl BoxFs {
                 names_generation,
             ))
         };
+        let (own, hidden) = self.history_listing(ino);
+        handle.add_own(own, hidden);
         // Finished at once if the listing is still complete now, under the table's lock.
         let finished = fresh && self.finish_dir(&handle);
         if !finished {

@@ -276,3 +276,23 @@ pub fn count_requests(log: &Path, method: &str, path_matches: impl Fn(&str) -> b
         .filter(|v| v["method"] == method && v["path"].as_str().is_some_and(&path_matches))
         .count()
 }
+
+/// Whether `path` is a mount root's `.trash`, the link to Box's trash that the root lists
+/// beside Box's items.
+pub fn is_trash_link(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| n == ".trash")
+        && std::fs::read_link(path).is_ok_and(|t| t == Path::new(".box-trash"))
+}
+
+/// The names in directory `dir`, sorted, as Box holds them: the root's `.trash` link is left
+/// out.
+pub fn box_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("ls {}: {e}", dir.display()))
+        .map(|e| e.expect("entry").path())
+        .filter(|p| !is_trash_link(p))
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}

@@ -7,10 +7,13 @@
 //! `rmdir`, the xattrs, `forget`), through the `history_*` methods below, each answering
 //! `None` when the inode or name is not one of ours.
 //!
-//! **Hidden, but there.** Neither name is returned by `readdir` (so `ls -a`, `find` and
-//! backups do not walk Box's whole history), but a `lookup` of `.trash` in the root or of
-//! `.versions` in any folder succeeds: a user names them (`ls .trash`, `cd .versions`). Where
-//! a Box item has one of those names, the virtual folder shadows it for `lookup`.
+//! **Seen, but not walked.** The trash's folder is `.box-trash` in the root, and the root's
+//! listing holds `.trash`, a symbolic link to it: `ls -a` shows it, while `find`, `du`,
+//! `cp -r` and backups, which do not follow links, never walk Box's whole trash; a path
+//! through it (`ls .trash/`, `cd .trash`, `mv .trash/x y`) reaches the folder. `.versions`
+//! in every folder is not listed at all, but a `lookup` of it succeeds: a user names it
+//! (`cd .versions`). Where a Box item has one of these names, the history's shadows it: the
+//! listing leaves it out and a lookup finds the history's.
 //!
 //! **Inode numbers.** A trashed item has the number its Box id derives
 //! (`tree::inode::derived_ino`; the table's own number if it still holds the item), the
@@ -30,15 +33,19 @@ use std::os::unix::ffi::OsStrExt;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+
 use crate::fs::errno::FsError;
 use crate::fs::tree::attr::{FsAttr, Identity, FILE_BLKSIZE};
 use crate::fs::tree::dir_handle::DirHandle;
-use crate::fs::tree::inode::{Ino, Kind, ROOT_INO, TRASH_INO, VIRTUAL_INOS};
+use crate::fs::tree::inode::{Ino, Kind, ROOT_INO, TRASH_INO, TRASH_LINK_INO, VIRTUAL_INOS};
 use crate::fs::{lock, BoxFs, DirEntry, Opened};
 use nodes::Nodes;
 
-/// The trash's name in the mount's root.
+/// The name in the root's listing of the symbolic link to the trash's folder.
 pub const TRASH_NAME: &str = ".trash";
+/// The trash's folder in the mount's root, which only a lookup finds (the link's target).
+pub const TRASH_DIR_NAME: &str = ".box-trash";
 /// The name of the folder of earlier versions in every folder.
 pub const VERSIONS_NAME: &str = ".versions";
 
@@ -197,6 +204,9 @@ impl BoxFs {
     ) -> Option<Result<FsAttr, FsError>> {
         let name_bytes = name.as_bytes();
         if parent == ROOT_INO && name_bytes == TRASH_NAME.as_bytes() {
+            return Some(Ok(self.trash_link_attr()));
+        }
+        if parent == ROOT_INO && name_bytes == TRASH_DIR_NAME.as_bytes() {
             return Some(Ok(self.trash_dir_attr()));
         }
         if parent == TRASH_INO {
@@ -221,10 +231,60 @@ impl BoxFs {
         lock(&self.table).get(ino).is_some_and(|i| i.is_dir())
     }
 
+    /// `readlink` of the history's one link, `.trash`.
+    pub(in crate::fs) fn history_readlink(&self, ino: Ino) -> Option<Result<Bytes, FsError>> {
+        if ino == TRASH_LINK_INO {
+            return Some(Ok(Bytes::from_static(TRASH_DIR_NAME.as_bytes())));
+        }
+        if ino >= VIRTUAL_INOS {
+            return Some(Err(FsError::new(libc::EINVAL, "not a symbolic link")));
+        }
+        None
+    }
+
+    /// What the history adds to the listing of `dir` (`.trash` in the root), and the names
+    /// it leaves out there: Box items the history's own names shadow.
+    pub(in crate::fs) fn history_listing(
+        &self,
+        dir: Ino,
+    ) -> (Vec<DirEntry>, &'static [&'static str]) {
+        if dir != ROOT_INO {
+            return (Vec::new(), &[VERSIONS_NAME]);
+        }
+        let link = DirEntry {
+            name: TRASH_NAME.into(),
+            attr: self.trash_link_attr(),
+        };
+        (vec![link], &[TRASH_NAME, TRASH_DIR_NAME, VERSIONS_NAME])
+    }
+
+    /// Refuses to remove or rename away the history's own names in the root (`rm .trash`),
+    /// which would otherwise reach a Box item they shadow.
+    pub(in crate::fs) fn history_names_kept(
+        &self,
+        parent: Ino,
+        name: &OsStr,
+    ) -> Result<(), FsError> {
+        let name = name.as_bytes();
+        let ours = (parent == ROOT_INO
+            && (name == TRASH_NAME.as_bytes() || name == TRASH_DIR_NAME.as_bytes()))
+            || (name == VERSIONS_NAME.as_bytes() && parent < VIRTUAL_INOS);
+        if ours {
+            return Err(FsError::new(
+                libc::EPERM,
+                "the mount's own view of Box's history cannot be removed or renamed",
+            ));
+        }
+        Ok(())
+    }
+
     /// `getattr` of an inode of the history.
     pub(in crate::fs) fn history_getattr(&self, ino: Ino) -> Option<Result<FsAttr, FsError>> {
         if ino == TRASH_INO {
             return Some(Ok(self.trash_dir_attr()));
+        }
+        if ino == TRASH_LINK_INO {
+            return Some(Ok(self.trash_link_attr()));
         }
         if ino >= VIRTUAL_INOS {
             return Some(self.versions_attr(ino));

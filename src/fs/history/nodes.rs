@@ -1,6 +1,7 @@
 //! The inode numbers of the virtual history folders and what each stands for: the
 //! `.versions` folder of a folder, a file's folder of versions in it, one earlier version.
-//! Numbers come from [`VIRTUAL_INOS`] on (`.trash` is the first, fixed), and the same thing
+//! Numbers come from [`VIRTUAL_INOS`] on (the trash's folder and its link `.trash` are the
+//! first two, fixed), and the same thing
 //! keeps its number for the mount's life, so the kernel's inodes stay valid however often it
 //! forgets and looks them up again. Nothing here is ever stored: the table's journal and the
 //! metadata store never see these numbers. The registry only grows, by what a user browsed
@@ -12,7 +13,7 @@ use std::sync::Mutex;
 use box_client::types::FileVersion;
 
 use crate::fs::lock;
-use crate::fs::tree::inode::{Ino, TRASH_INO, VIRTUAL_INOS};
+use crate::fs::tree::inode::{Ino, TRASH_LINK_INO, VIRTUAL_INOS};
 
 /// One earlier version of a file, as its folder of versions shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,7 +79,7 @@ impl Default for Nodes {
             inner: Mutex::new(Registry {
                 by_ino: HashMap::new(),
                 by_key: HashMap::new(),
-                next: TRASH_INO + 1,
+                next: TRASH_LINK_INO + 1,
             }),
         }
     }
@@ -133,7 +134,7 @@ mod tests {
     fn the_same_thing_keeps_its_number_and_others_get_new_ones() {
         let nodes = Nodes::default();
         let dir = nodes.ino_of(Node::VersionsDir { folder: 1 });
-        assert!(dir > TRASH_INO);
+        assert!(dir > TRASH_LINK_INO);
         assert_eq!(nodes.ino_of(Node::VersionsDir { folder: 1 }), dir);
         let v1 = nodes.ino_of(version("100", 1));
         assert_ne!(v1, dir);
@@ -145,7 +146,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_ne!(nodes.ino_of(version("101", 1)), v1);
-        assert_eq!(nodes.get(TRASH_INO), None);
+        assert_eq!(nodes.get(crate::fs::tree::inode::TRASH_INO), None);
+        assert_eq!(nodes.get(TRASH_LINK_INO), None);
         assert_eq!(nodes.get(5), None);
     }
 }

@@ -30,12 +30,13 @@ use box_client::types::Item;
 use box_client::web_links::WebLinkUpdate;
 
 use super::names::{tagged_id, unique_trash_names};
-use super::{finished_dir, virtual_attr};
+use super::{finished_dir, virtual_attr, TRASH_DIR_NAME};
 use crate::fs::errno::FsError;
 use crate::fs::kernel::{Invalidation, StaleCache};
 use crate::fs::tree::attr::FsAttr;
 use crate::fs::tree::inode::{
     check_box_name, derived_ino, parse_time, Ino, InodeTable, Kind, ROOT_INO, TRASH_INO,
+    TRASH_LINK_INO,
 };
 use crate::fs::tree::shortcut;
 use crate::fs::{box_name, lock, BoxFs, DirEntry, Opened};
@@ -223,6 +224,19 @@ impl BoxFs {
             0o755,
             &self.opts.identity,
         )
+    }
+
+    /// `.trash` in the root: a symbolic link to the trash's folder.
+    pub(super) fn trash_link_attr(&self) -> FsAttr {
+        let mut attr = self.trash_dir_attr();
+        attr.ino = TRASH_LINK_INO;
+        attr.kind = Kind::File;
+        attr.size = TRASH_DIR_NAME.len() as u64;
+        attr.blocks = 0;
+        attr.nlink = 1;
+        attr.perm = 0o777;
+        attr.symlink = true;
+        attr
     }
 
     fn getattr_cached(&self, ino: Ino) -> Option<FsAttr> {

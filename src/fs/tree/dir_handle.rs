@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::fs::errno::FsError;
 use crate::fs::tree::attr::FsAttr;
-use crate::fs::tree::inode::{Ino, InodeTable};
+use crate::fs::tree::inode::{Ino, InodeTable, VIRTUAL_INOS};
 use crate::fs::{lock, DirEntry};
 
 /// An open directory.
@@ -43,6 +43,8 @@ struct Fill {
     done: Option<Result<(), FsError>>,
     /// Released: entries arriving later are not pinned (nobody would unpin them).
     closed: bool,
+    /// Names left out of the listing: Box items the mount's own entries shadow.
+    hidden: &'static [&'static str],
 }
 
 /// What a reader sees of an open directory at one moment.
@@ -117,9 +119,10 @@ impl DirHandle {
         if fill.done.is_some() {
             return;
         }
+        let hidden = fill.hidden;
         let fresh: Vec<DirEntry> = entries
             .into_iter()
-            .filter(|e| fill.present.insert(e.attr.ino))
+            .filter(|e| !hidden.contains(&&*e.name) && fill.present.insert(e.attr.ino))
             .collect();
         if fresh.is_empty() {
             return;
@@ -128,6 +131,25 @@ impl DirHandle {
             for e in &fresh {
                 table.add_lookup(e.attr.ino);
             }
+        }
+        fill.len += fresh.len();
+        fill.pages.push(fresh.into());
+        drop(fill);
+        self.progress.send_modify(|n| *n += 1);
+    }
+
+    /// Hands out the mount's own `entries` (virtual inodes, which the table does not hold)
+    /// and leaves the `hidden` names out of everything added later. Called before any
+    /// [`add`](Self::add).
+    pub fn add_own(&self, entries: Vec<DirEntry>, hidden: &'static [&'static str]) {
+        let mut fill = lock(&self.fill);
+        fill.hidden = hidden;
+        let fresh: Vec<DirEntry> = entries
+            .into_iter()
+            .filter(|e| fill.present.insert(e.attr.ino))
+            .collect();
+        if fresh.is_empty() {
+            return;
         }
         fill.len += fresh.len();
         fill.pages.push(fresh.into());
@@ -182,7 +204,7 @@ impl DirHandle {
         let mut fill = lock(&self.fill);
         fill.closed = true;
         for page in &fill.pages {
-            for e in page.iter() {
+            for e in page.iter().filter(|e| e.attr.ino < VIRTUAL_INOS) {
                 table.forget(e.attr.ino, 1);
             }
         }

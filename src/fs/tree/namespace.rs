@@ -126,6 +126,7 @@ impl BoxFs {
         if parent == TRASH_INO {
             return self.purge_from_trash(name, false).await;
         }
+        self.history_names_kept(parent, name)?;
         self.check_writable()?;
         self.history_refuses(parent)?;
         let ino = self.resolve(parent, name).await?;
@@ -155,6 +156,7 @@ impl BoxFs {
         if parent == TRASH_INO {
             return self.purge_from_trash(name, true).await;
         }
+        self.history_names_kept(parent, name)?;
         self.check_writable()?;
         self.history_refuses(parent)?;
         let ino = self.resolve(parent, name).await?;
@@ -201,11 +203,13 @@ impl BoxFs {
         new_name: &OsStr,
         flags: u32,
     ) -> Result<(), FsError> {
+        self.history_names_kept(new_parent, new_name)?;
         if parent == TRASH_INO {
             return self
                 .restore_from_trash(name, new_parent, new_name, flags)
                 .await;
         }
+        self.history_names_kept(parent, name)?;
         self.check_writable()?;
         self.history_refuses(parent)?;
         if flags & !RENAME_NOREPLACE != 0 {

@@ -298,6 +298,9 @@ impl BoxFs {
 
     /// `readlink`: the target kept with the link.
     pub async fn readlink(&self, ino: Ino) -> Result<Bytes, FsError> {
+        if let Some(target) = self.history_readlink(ino) {
+            return target;
+        }
         self.getattr(ino).await?;
         let table = lock(&self.table);
         let inode = table

@@ -31,9 +31,12 @@ pub const COUNTER_INOS: Ino = 1 << 62;
 /// They are never journaled or stored.
 pub const VIRTUAL_INOS: Ino = COUNTER_INOS + (1 << 61);
 
-/// `.trash` at the mount's root: a fixed number, so that the events task can tell the kernel
-/// (and the trash's own cache, on the same path) that the trash changed.
+/// The trash's folder at the mount's root: a fixed number, so that the events task can tell
+/// the kernel (and the trash's own cache, on the same path) that the trash changed.
 pub const TRASH_INO: Ino = VIRTUAL_INOS;
+
+/// `.trash` in the root's listing, the symbolic link to the trash's folder.
+pub const TRASH_LINK_INO: Ino = VIRTUAL_INOS + 1;
 
 /// Ids up to this derive their inode number.
 const MAX_DERIVED_ID: u64 = (COUNTER_INOS - 8) / 4;

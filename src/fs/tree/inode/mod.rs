@@ -106,7 +106,7 @@ mod lookups;
 mod names;
 mod updates;
 
-pub use journal::{derived_ino, COUNTER_INOS, TRASH_INO, VIRTUAL_INOS};
+pub use journal::{derived_ino, COUNTER_INOS, TRASH_INO, TRASH_LINK_INO, VIRTUAL_INOS};
 use names::fold;
 pub use names::{check_box_name, NAME_MAX_BYTES, NAME_MAX_CHARS};
 
