@@ -192,6 +192,14 @@ impl BoxFs {
         self.rename_entry(parent, name, new_parent, new_name, flags)
             .await?;
         self.entries_changed(&[parent, new_parent]);
+        // The item renamed changed too, as on Linux's own filesystems.
+        let mut table = lock(&self.table);
+        let moved = new_name
+            .to_str()
+            .and_then(|n| table.lookup_child(new_parent, n));
+        if let Some(moved) = moved {
+            table.note_changed(moved, std::time::SystemTime::now());
+        }
         Ok(())
     }
 

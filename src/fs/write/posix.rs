@@ -147,14 +147,13 @@ impl BoxFs {
             return;
         }
         let item = ItemRef::File(held.box_id.clone());
-        match self.write_posix(&item, &values).await {
-            // The change time is the write's, as for a chmod: Box's answers about the item
-            // from now on carry no later one.
-            Ok(()) => lock(&self.table).set_posix(ino, |_| {}, SystemTime::now()),
-            Err(e) => log::warn!(
+        // The change time stays the creation's: these attributes were the file's from its
+        // first moment, and Box's answers never move a change time backwards.
+        if let Err(e) = self.write_posix(&item, &values).await {
+            log::warn!(
                 "the mode and owner of Box file {} were not kept on Box: {e}",
                 held.box_id
-            ),
+            );
         }
     }
 

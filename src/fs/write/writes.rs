@@ -37,9 +37,11 @@
 //!
 //! **Times and modes.** utimens sets the staged data's mtime, which the upload sends as
 //! `content_modified_at`. Box cannot change a file's modification time without new
-//! content, so on a clean file a new mtime is kept in memory only (until Box's next answer
-//! about the file) and nothing is uploaded. chmod and chown are accepted and change
-//! nothing: Box has no POSIX owners or modes, and every file shows the mount's identity.
+//! content, so on a clean file a new mtime is kept in memory only (until Box's answers
+//! carry another time of the file's content, see `Extra::mtime_set_here`) and nothing is
+//! uploaded. Every change sets the inode's change time to its moment. chmod and chown
+//! change the mode and owner only with `--posix-attributes` (`write::posix`); without it
+//! they are accepted and change nothing.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -845,7 +847,7 @@ impl BoxFs {
     fn publish_attrs(&self, staged: &Staged) {
         let st = staged.snapshot();
         if let Some(ino) = st.ino {
-            lock(&self.table).set_local_attrs(ino, st.size, st.mtime);
+            lock(&self.table).set_local_attrs(ino, st.size, st.mtime, SystemTime::now());
         }
     }
 
@@ -981,7 +983,11 @@ impl BoxFs {
         if let Some(atime) = change.atime {
             lock(&self.table).set_atime(ino, atime);
         }
-        let table = lock(&self.table);
+        let mut table = lock(&self.table);
+        // Setting any of its attributes is a change of the inode (utimensat included).
+        if changes_something || change.atime.is_some() {
+            table.note_changed(ino, SystemTime::now());
+        }
         self.cached_attr(&table, ino)
     }
 

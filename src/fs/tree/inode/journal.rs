@@ -326,6 +326,7 @@ fn stored_attrs(row: &StoredItem) -> Attrs {
             mode: row.mode,
             uid: row.uid,
             gid: row.gid,
+            mtime_set_here: None,
         }))
         .filter(|e| **e != Extra::default()),
     }

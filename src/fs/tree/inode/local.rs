@@ -117,11 +117,20 @@ impl InodeTable {
 
     /// The size and mtime of staged data (the inode should be pinned, or Box's next answer
     /// replaces them).
-    pub fn set_local_attrs(&mut self, ino: Ino, size: u64, mtime: SystemTime) {
+    pub fn set_local_attrs(&mut self, ino: Ino, size: u64, mtime: SystemTime, now: SystemTime) {
         if let Some(inode) = self.inodes.get_mut(&ino) {
             inode.attrs.size = size;
             inode.attrs.mtime = Some(mtime);
-            inode.attrs.ctime = Some(inode.attrs.ctime.map_or(mtime, |c| c.max(mtime)));
+        }
+        self.note_changed(ino, now);
+    }
+
+    /// `ino` itself changed through this mount (its times set, renamed, written): its change
+    /// time moves to `now`, never backwards, in memory only (Box keeps no change time; its
+    /// next answer about the item carries no later one).
+    pub fn note_changed(&mut self, ino: Ino, now: SystemTime) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.attrs.ctime = Some(inode.attrs.ctime.map_or(now, |c| c.max(now)));
         }
     }
 
@@ -135,10 +144,18 @@ impl InodeTable {
         }
     }
 
-    /// An mtime set by `utimens`, kept in memory only (until Box's next answer).
+    /// An mtime set by `utimens` on an item without new content: kept in memory only, until
+    /// Box's answers carry another time of the item's content (see
+    /// [`Extra::mtime_set_here`]).
     pub fn set_mtime(&mut self, ino: Ino, mtime: SystemTime) {
         if let Some(inode) = self.inodes.get_mut(&ino) {
-            inode.attrs.mtime = Some(mtime);
+            let attrs = &mut inode.attrs;
+            let box_mtime = match attrs.mtime_set_here() {
+                Some((_, box_mtime)) => box_mtime,
+                None => attrs.mtime,
+            };
+            attrs.mtime = Some(mtime);
+            attrs.change_extra(|e| e.mtime_set_here = Some((mtime, box_mtime)));
         }
     }
 }

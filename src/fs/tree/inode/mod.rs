@@ -192,6 +192,10 @@ pub struct Extra {
     /// The owner and group kept on Box; `None` shows the mount's.
     pub uid: Option<u32>,
     pub gid: Option<u32>,
+    /// A modification time set here (`touch -d`, `utimensat`) on an item with no new
+    /// content, which Box cannot take: kept, in memory, for as long as Box's own time of the
+    /// item's content stays the one it had then (`.1`).
+    pub mtime_set_here: Option<(SystemTime, Option<SystemTime>)>,
 }
 
 impl Attrs {
@@ -209,6 +213,11 @@ impl Attrs {
 
     pub fn gid(&self) -> Option<u32> {
         self.extra.as_ref()?.gid
+    }
+
+    /// See [`Extra::mtime_set_here`].
+    pub fn mtime_set_here(&self) -> Option<(SystemTime, Option<SystemTime>)> {
+        self.extra.as_ref()?.mtime_set_here
     }
 
     /// Changes [`Attrs::extra`], which is kept only while it holds something.

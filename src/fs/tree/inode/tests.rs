@@ -1120,7 +1120,7 @@ fn local_files_survive_listings_and_name_clashes_then_rekey() {
     check_invariants(&t);
 
     // Uploaded: the same inode under its Box id, attributes from Box once unpinned.
-    t.set_local_attrs(local, 42, now);
+    t.set_local_attrs(local, 42, now, now);
     t.rekey(local, "13").unwrap();
     assert_eq!(t.by_box_id("13"), Some(local));
     let up = file("13", "new.txt", 3);
@@ -1243,5 +1243,31 @@ fn a_file_keeps_the_name_a_web_link_would_show_with() {
     add(&mut t, d, &web_link("5", "Other.url", "https://e.com/", 1));
     let holder = t.lookup_child(d, "other.url").unwrap();
     assert_eq!(t.get(holder).unwrap().box_id(), "5");
+    check_invariants(&t);
+}
+
+#[test]
+fn an_mtime_set_here_outlives_box_answers_about_the_same_content() {
+    let mut t = InodeTable::with_limit("0", 16);
+    let f = add(&mut t, ROOT_INO, &file("5", "a.txt", 1));
+    let set = std::time::UNIX_EPOCH + Duration::from_secs(1_970_000_000);
+    t.set_mtime(f, set);
+    // Box's echo of a change that left the content as it was: a rename, a metadata write.
+    let mut renamed = file("5", "b.txt", 2);
+    renamed.modified_at = Some("2024-06-01T10:00:00-07:00".into());
+    add(&mut t, ROOT_INO, &renamed);
+    assert_eq!(t.get(f).unwrap().attrs().mtime, Some(set));
+    // Set again: still measured against Box's time of the content.
+    let again = std::time::UNIX_EPOCH + Duration::from_secs(1_980_000_000);
+    t.set_mtime(f, again);
+    add(&mut t, ROOT_INO, &renamed);
+    assert_eq!(t.get(f).unwrap().attrs().mtime, Some(again));
+    // New content on Box: its time wins, and the one set here is forgotten.
+    let mut changed = file("5", "b.txt", 3);
+    changed.content_modified_at = Some("2024-07-01T10:00:00-07:00".into());
+    add(&mut t, ROOT_INO, &changed);
+    let box_time = t.get(f).unwrap().attrs().mtime;
+    assert_ne!(box_time, Some(again));
+    assert_eq!(t.get(f).unwrap().attrs().mtime_set_here(), None);
     check_invariants(&t);
 }

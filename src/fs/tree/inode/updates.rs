@@ -212,7 +212,16 @@ pub(super) fn apply_attrs(attrs: &mut Attrs, item: &Item) -> bool {
     let modified = parse_time(item.modified_at.as_ref());
     let content_modified = parse_time(item.content_modified_at.as_ref()).or(modified);
     if let Some(t) = content_modified {
-        attrs.mtime = Some(t);
+        match attrs.mtime_set_here() {
+            // Box's answer about the same content (the echo of our own upload, a rename, a
+            // metadata change): the time set here stays.
+            Some((ours, box_then)) if box_then == Some(t) => attrs.mtime = Some(ours),
+            Some(_) => {
+                attrs.change_extra(|e| e.mtime_set_here = None);
+                attrs.mtime = Some(t);
+            }
+            None => attrs.mtime = Some(t),
+        }
         if attrs.atime.is_none_or(|a| a < t) {
             attrs.atime = Some(t);
         }
