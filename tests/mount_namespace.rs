@@ -657,7 +657,7 @@ async fn names_linux_cannot_show_are_left_out_and_the_folder_still_lists() {
             let data = bytes::Bytes::from(format!("content of {name}"));
             let sha1 = hex::encode(Sha1::digest(&data));
             let size = data.len() as u64;
-            store.blobs.insert(sha1.clone(), data);
+            store.blobs.insert(sha1.clone(), data.into());
             let mut f = store.new_item(ItemKind::File, name, root, admin, admin, now);
             let id = store.alloc_id();
             f.versions.push(Version {

@@ -44,7 +44,7 @@ fn seed_file(emu: &TestEmu, name: &str, data: Vec<u8>) -> String {
     let now = chrono::Utc::now();
     let sha1 = hex::encode(Sha1::digest(&data));
     let size = data.len() as u64;
-    store.blobs.insert(sha1.clone(), Bytes::from(data));
+    store.blobs.insert(sha1.clone(), Bytes::from(data).into());
     let mut f = store.new_item(ItemKind::File, name, root, admin, admin, now);
     let id = store.alloc_id();
     f.versions.push(Version {

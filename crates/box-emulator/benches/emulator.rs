@@ -127,7 +127,7 @@ async fn main() {
             .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
             .collect();
         let sha1 = hex::encode(Sha1::digest(&data));
-        store.blobs.insert(sha1.clone(), Bytes::from(data));
+        store.blobs.insert(sha1.clone(), Bytes::from(data).into());
         let mut f = store.new_item(ItemKind::File, "big.bin", root, admin, admin, now);
         let vid = store.alloc_id();
         f.versions.push(Version {
@@ -176,7 +176,7 @@ async fn main() {
         .blobs
         .values()
         .next()
-        .cloned()
+        .map(|b| b.to_bytes())
         .expect("blob");
     let raw = raw_loopback_mbps(data).await;
     let url = format!("{base}/2.0/files/{file}/content");

@@ -116,7 +116,7 @@ impl Builder<'_> {
         self.store
             .blobs
             .entry(sha1.clone())
-            .or_insert_with(|| Bytes::copy_from_slice(content));
+            .or_insert_with(|| Bytes::copy_from_slice(content).into());
         Version {
             id: self.store.alloc_id(),
             sha1,

@@ -14,6 +14,7 @@
 
 // Handlers return Box's error JSON by value, as everywhere in the emulator.
 
+use crate::blob::Blob;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -551,9 +552,9 @@ fn percent_encode(s: &str) -> String {
 
 /// Serves file content with ranges, ETag (the version's SHA1) and If-None-Match, sharing
 /// the stored bytes instead of copying them.
-pub fn serve_bytes(headers: &HeaderMap, content: Bytes, sha1: &str, name: &str) -> Response {
+pub fn serve_bytes(headers: &HeaderMap, content: Blob, sha1: &str, name: &str) -> Response {
     let etag = format!("\"{sha1}\"");
-    let len = content.len() as u64;
+    let len = content.len();
     let ascii: String = name
         .chars()
         .map(|c| {
@@ -600,12 +601,12 @@ pub fn serve_bytes(headers: &HeaderMap, content: Bytes, sha1: &str, name: &str) 
         RangeOutcome::Full => builder
             .status(StatusCode::OK)
             .header(header::CONTENT_LENGTH, len)
-            .body(Body::from(content)),
+            .body(content.body(0, len)),
         RangeOutcome::Partial(a, b) => builder
             .status(StatusCode::PARTIAL_CONTENT)
             .header(header::CONTENT_RANGE, format!("bytes {a}-{b}/{len}"))
             .header(header::CONTENT_LENGTH, b - a + 1)
-            .body(Body::from(content.slice(a as usize..=b as usize))),
+            .body(content.body(a, b + 1)),
         RangeOutcome::Unsatisfiable => {
             return ApiError::new(
                 416,

@@ -33,6 +33,7 @@
 //! ```
 
 pub mod auth;
+pub mod blob;
 pub mod box_hosts;
 pub mod collaborations;
 pub mod conformance;

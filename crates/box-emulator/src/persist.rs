@@ -24,10 +24,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
-use bytes::Bytes;
 use sha1::{Digest, Sha1};
 
 use super::anyhow_like::{Result, StartError};
+use super::blob::Blob;
 use super::store::Store;
 use super::Shared;
 
@@ -41,7 +41,7 @@ const BLOB_DIR: &str = "blobs";
 struct Snapshot {
     generation: u64,
     state: Vec<u8>,
-    new_blobs: Vec<(String, Bytes)>,
+    new_blobs: Vec<(String, Blob)>,
 }
 
 pub struct Persister {
@@ -67,6 +67,11 @@ fn is_sha1_name(name: &str) -> bool {
 /// Writes `path` atomically: a temporary file in the same directory, fsync, rename. The file
 /// is 0600 whatever the umask: `state.json` holds client secrets and tokens.
 fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    write_atomic_pieces(path, &[data])
+}
+
+/// [`write_atomic`] of the pieces one after the other.
+fn write_atomic_pieces(path: &Path, pieces: &[&[u8]]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
     let name = path
         .file_name()
@@ -80,7 +85,9 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        f.write_all(data)?;
+        for piece in pieces {
+            f.write_all(piece)?;
+        }
         f.sync_all()?;
         drop(f);
         std::fs::rename(&tmp, path)
@@ -163,7 +170,7 @@ impl Persister {
                 let _ = std::fs::remove_file(&file);
                 continue;
             }
-            store.blobs.insert(name.clone(), Bytes::from(data));
+            store.blobs.insert(name.clone(), Blob::from(data));
             written.insert(name);
         }
         drop(written);
@@ -278,7 +285,9 @@ impl Persister {
             }
             let path = blob_dir.join(sha1);
             if !path.exists() {
-                write_atomic(&path, data).map_err(|e| io_error("cannot write", &path, e))?;
+                let pieces: Vec<&[u8]> = data.pieces().iter().map(|p| &p[..]).collect();
+                write_atomic_pieces(&path, &pieces)
+                    .map_err(|e| io_error("cannot write", &path, e))?;
                 new_files = true;
             }
             self.written_blobs
@@ -340,9 +349,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = Persister::new(dir.path().to_path_buf()).expect("new");
         let mut store = Store::default();
-        let data = Bytes::from_static(b"hello");
+        // Stored in two pieces, as an upload session's parts are; written as one file.
+        let data = bytes::Bytes::from_static(b"hello");
         let sha1 = hex::encode(Sha1::digest(&data));
-        store.blobs.insert(sha1.clone(), data.clone());
+        let pieces = [data.slice(..3), data.slice(3..)];
+        store.blobs.insert(sha1.clone(), Blob::from_pieces(pieces));
         let now = chrono::Utc::now();
         let mut item = store.new_item(super::super::store::ItemKind::File, "a", 1, 1, 1, now);
         item.versions.push(super::super::store::Version {
@@ -359,7 +370,7 @@ mod tests {
         p.save(&store).expect("save");
         let p2 = Persister::new(dir.path().to_path_buf()).expect("new");
         let loaded = p2.load().expect("load").expect("state");
-        assert_eq!(loaded.blobs.get(&sha1), Some(&data));
+        assert_eq!(loaded.blobs.get(&sha1).map(Blob::to_bytes), Some(data));
         assert!(!dir.path().join(BLOB_DIR).join(&stray).exists());
         assert_eq!(loaded.children.get(&1).map(Vec::len), Some(1));
     }

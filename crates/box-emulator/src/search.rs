@@ -332,7 +332,8 @@ impl Texts {
 fn file_text(store: &Store, item: &Item) -> Option<String> {
     let v = item.current_version()?;
     let blob = store.blobs.get(&v.sha1)?;
-    let prefix = &blob[..blob.len().min(CONTENT_CAP)];
+    let prefix = blob.prefix(CONTENT_CAP);
+    let prefix = &*prefix;
     match std::str::from_utf8(prefix) {
         Ok(s) => Some(s.to_string()),
         Err(e) if e.error_len().is_none() => {

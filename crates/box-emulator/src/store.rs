@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::blob::Blob;
 use super::error::{ApiError, ApiResult};
 use super::event_table::Action;
 
@@ -379,13 +380,13 @@ pub struct Store {
     pub base_url: String,
     /// Content by SHA1 (hex); persisted as files, not in the JSON state.
     #[serde(skip)]
-    pub blobs: HashMap<String, Bytes>,
+    pub blobs: HashMap<String, Blob>,
     /// Part bytes of open upload sessions: (session, offset) → bytes.
     #[serde(skip)]
     pub session_data: HashMap<(String, u64), Bytes>,
     /// Each open session's parts from the start of the file up to the first part not
-    /// received yet, joined and hashed as parts arrive so that a commit only finishes the
-    /// digest. `None` while a request is adding the next part.
+    /// received yet, hashed as parts arrive so that a commit only finishes the digest.
+    /// `None` while a request is adding the next part.
     #[serde(skip)]
     pub session_prefix: HashMap<String, Option<PrefixHash>>,
     /// (parent, lower-cased name) → child, for active children: Box names are unique
@@ -891,7 +892,7 @@ impl Store {
     }
 
     /// Content of a stored version.
-    pub fn blob(&self, sha1: &str) -> ApiResult<Bytes> {
+    pub fn blob(&self, sha1: &str) -> ApiResult<Blob> {
         self.blobs
             .get(sha1)
             .cloned()
@@ -962,7 +963,7 @@ impl Store {
         use sha1::Digest;
         let sha1 = hex::encode(sha1::Sha1::digest(&content));
         let size = content.len() as u64;
-        self.blobs.entry(sha1.clone()).or_insert(content);
+        self.blobs.entry(sha1.clone()).or_insert(content.into());
         Version {
             id: self.alloc_id(),
             sha1,
@@ -1003,21 +1004,10 @@ impl Store {
     }
 }
 
-/// An upload session's bytes `0..upto`, joined, and their SHA1. (The parts stay in
-/// `Store::session_data` too, so that a failed commit can be retried from them.)
+/// The SHA1 of an upload session's bytes `0..upto`. (The bytes are the parts in
+/// `Store::session_data`, which become the file's [`Blob`] at the commit.)
 #[derive(Debug, Clone, Default)]
 pub struct PrefixHash {
     pub upto: u64,
     pub hasher: sha1::Sha1,
-    pub assembled: bytes::BytesMut,
-}
-
-impl PrefixHash {
-    /// An empty prefix with room for a file of `size` bytes (reserved, not yet touched).
-    pub fn with_capacity(size: usize) -> PrefixHash {
-        PrefixHash {
-            assembled: bytes::BytesMut::with_capacity(size),
-            ..PrefixHash::default()
-        }
-    }
 }

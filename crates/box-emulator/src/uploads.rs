@@ -12,6 +12,7 @@ mod multipart;
 mod preflight;
 mod sessions;
 
+use crate::blob::Blob;
 use axum::routing::{options, post};
 use axum::Router;
 use bytes::Bytes;
@@ -221,12 +222,12 @@ pub fn commit_content(
     store: &mut Store,
     user: Id,
     target: &Target,
-    content: Bytes,
+    content: Blob,
     sha1: &str,
     attrs: &UploadAttrs,
     now: DateTime<Utc>,
 ) -> ApiResult<Id> {
-    let size = content.len() as u64;
+    let size = content.len();
     let Checked { owner, dest } = check_target(store, user, target, Some(size))?;
     let sha1 = sha1.to_ascii_lowercase();
     store.blobs.entry(sha1.clone()).or_insert(content);
@@ -303,7 +304,7 @@ pub fn create_file(
         store,
         user,
         &target,
-        content,
+        content.into(),
         &sha1,
         &UploadAttrs::default(),
         Utc::now(),

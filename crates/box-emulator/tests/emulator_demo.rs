@@ -59,7 +59,7 @@ async fn the_demo_tree_is_complete() {
     // Every version's content is stored under its SHA1.
     for item in store.items.values() {
         for v in &item.versions {
-            let blob = store.blob(&v.sha1).expect("blob stored");
+            let blob = store.blob(&v.sha1).expect("blob stored").to_bytes();
             assert_eq!(hex::encode(Sha1::digest(&blob)), v.sha1);
             assert_eq!(blob.len() as u64, v.size);
         }
@@ -68,6 +68,7 @@ async fn the_demo_tree_is_complete() {
         store
             .blob(&store.items[&readme].versions[0].sha1)
             .unwrap()
+            .to_bytes()
             .to_vec(),
     )
     .unwrap();
@@ -76,7 +77,8 @@ async fn the_demo_tree_is_complete() {
     assert!(store.items[&notes].size() > store.items[&notes].versions[0].size);
     let csv_text = store
         .blob(&store.items[&csv].current_version().unwrap().sha1)
-        .unwrap();
+        .unwrap()
+        .to_bytes();
     assert!(csv_text.starts_with(b"region,quarter,revenue,units\n"));
     assert!(store.items[&photo].size() >= 300 * 1024);
 

@@ -38,7 +38,7 @@ fn add_tree(emu: &Emulator, content: &Bytes) -> (u64, u64) {
     let folder = store.insert_item(folder);
     store.item_event(Action::CreateFolder, admin, folder, now);
     let sha1 = hex::encode(Sha1::digest(content));
-    store.blobs.insert(sha1.clone(), content.clone());
+    store.blobs.insert(sha1.clone(), content.clone().into());
     let mut file = store.new_item(ItemKind::File, "kept.bin", folder, admin, admin, now);
     let version_id = store.alloc_id();
     file.versions.push(Version {
@@ -115,7 +115,7 @@ async fn state_survives_a_restart() {
             .expect("version")
             .sha1
             .clone();
-        assert_eq!(store.blob(&sha1).expect("blob"), content);
+        assert_eq!(store.blob(&sha1).expect("blob").to_bytes(), content);
         assert_eq!(store.events.len(), events);
         // New ids do not collide with old ones.
         assert!(store.next_id >= file);

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderName, CONTENT_RANGE, IF_MATCH, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
@@ -537,10 +537,11 @@ impl ChunkedUploader {
             <[u8; 20]>::from(whole.finalize())
         });
 
+        let spare_buffers = SpareBuffers::default();
         for index in 0..count as usize {
             let offset = index as u64 * part_size;
             let len = part_size.min(size - offset);
-            let data = self.content.read(offset, len).await?;
+            let data = self.content.read(offset, len, spare_buffers.take()).await?;
             to_hasher
                 .send(data.clone())
                 .await
@@ -578,11 +579,13 @@ impl ChunkedUploader {
             let client = self.client.clone();
             let session = self.session.clone();
             let add = add_progress.clone();
+            let spare = spare_buffers.clone();
             tasks.spawn(async move {
                 let digest = part_digest(data.clone()).await?;
                 let part = client
-                    .upload_part_with_digest(&session, offset, size, data, &digest)
+                    .upload_part_with_digest(&session, offset, size, data.clone(), &digest)
                     .await?;
+                spare.give_back(data);
                 drop(slot);
                 if part.offset != offset || part.size != len {
                     return Err(BoxError::Decode(format!(
@@ -612,6 +615,25 @@ impl ChunkedUploader {
         self.client
             .commit_upload_session(&self.session, &parts, &sha1, &self.opts)
             .await
+    }
+}
+
+/// Part buffers whose upload is done, for the next parts to be read into: at most
+/// `concurrency + 1` buffers then serve a whole upload, instead of one new buffer per part.
+#[derive(Clone, Default)]
+struct SpareBuffers(Arc<std::sync::Mutex<Vec<BytesMut>>>);
+
+impl SpareBuffers {
+    fn take(&self) -> Option<BytesMut> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    }
+
+    /// Keeps `data`'s buffer if nothing else holds it any more (the whole-file hasher may
+    /// still: then it is simply dropped).
+    fn give_back(&self, data: Bytes) {
+        if let Ok(buf) = data.try_into_mut() {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).push(buf);
+        }
     }
 }
 

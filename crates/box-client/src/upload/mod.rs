@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -351,8 +351,17 @@ impl Content {
         }
     }
 
-    /// `len` bytes at `offset`; a file that became shorter is an error.
-    pub(crate) async fn read(&self, offset: u64, len: u64) -> BoxResult<Bytes> {
+    /// `len` bytes at `offset`; a file that became shorter is an error. Read into `spare`, a
+    /// buffer done with, when one is given: a large upload reads hundreds of parts, and a
+    /// fresh buffer for each means fresh pages from the kernel for each (zeroed first, and in
+    /// a virtual machine that gives freed memory back to its host, the slowest memory there
+    /// is).
+    pub(crate) async fn read(
+        &self,
+        offset: u64,
+        len: u64,
+        spare: Option<BytesMut>,
+    ) -> BoxResult<Bytes> {
         match &self.data {
             Data::Memory(b) => {
                 let end = offset.saturating_add(len);
@@ -365,7 +374,7 @@ impl Content {
                 let file = file.clone();
                 let len = usize::try_from(len)
                     .map_err(|_| BoxError::Invalid("part too large for memory".into()))?;
-                blocking(move || read_at(&file, offset, len))
+                blocking(move || read_at_into(&file, offset, len, spare.unwrap_or_default()))
                     .await
                     .map_err(|e| io_error(&self.describe(), e))
             }
@@ -438,8 +447,24 @@ impl Content {
 
 /// Positioned read of exactly `len` bytes.
 fn read_at(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Bytes> {
+    read_at_into(file, offset, len, BytesMut::new())
+}
+
+/// `len` bytes at `offset` into `buf` (grown or shrunk to `len`; its old bytes are
+/// overwritten).
+fn read_at_into(
+    file: &std::fs::File,
+    offset: u64,
+    len: usize,
+    mut buf: BytesMut,
+) -> std::io::Result<Bytes> {
     use std::os::unix::fs::FileExt;
-    let mut buf = vec![0u8; len];
+    if buf.capacity() < len {
+        // Zeroed through calloc: fresh pages are zero already and not written twice.
+        buf = BytesMut::zeroed(len);
+    } else {
+        buf.resize(len, 0);
+    }
     file.read_exact_at(&mut buf, offset).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             std::io::Error::new(
@@ -450,7 +475,7 @@ fn read_at(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<Byt
             e
         }
     })?;
-    Ok(Bytes::from(buf))
+    Ok(buf.freeze())
 }
 
 async fn blocking<T: Send + 'static>(

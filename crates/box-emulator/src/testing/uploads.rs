@@ -164,7 +164,7 @@ pub fn stored_content(t: &TestEmu, file_id: &str) -> Bytes {
     let store = t.emulator().shared.store();
     let item = &store.items[&file_id.parse::<u64>().unwrap()];
     let sha1 = &item.current_version().expect("a version").sha1;
-    store.blob(sha1).expect("blob stored")
+    store.blob(sha1).expect("blob stored").to_bytes()
 }
 
 pub fn child_count(t: &TestEmu, folder: u64) -> usize {

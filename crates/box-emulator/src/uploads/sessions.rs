@@ -14,6 +14,7 @@
 //!   (`Knobs::commit_retry_polls` times per session), and a wrong list of parts is 400
 //!   `parts_mismatch`.
 
+use crate::blob::Blob;
 use axum::body::{Body, Bytes};
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
@@ -310,7 +311,6 @@ async fn advance_prefix(shared: &AppState, id: &str) {
         };
         let hashed = tokio::task::spawn_blocking(move || {
             prefix.hasher.update(&next);
-            prefix.assembled.extend_from_slice(&next);
             prefix.upto += next.len() as u64;
             prefix
         })
@@ -471,14 +471,11 @@ async fn upload_part(ctx: Ctx, Path(id): Path<String>, body: Body) -> ApiResult<
             sha1,
         };
         s.parts.insert(offset, part.clone());
-        // Room for the joined file, reserved up front (only touched as it fills) up to a
-        // bound: a session may announce far more than it will ever send.
-        let reserve = s.file_size.min(1 << 30) as usize;
         store.session_data.insert((id.clone(), offset), data);
         store
             .session_prefix
             .entry(id.clone())
-            .or_insert_with(|| Some(PrefixHash::with_capacity(reserve)));
+            .or_insert_with(|| Some(PrefixHash::default()));
         part
     };
     advance_prefix(&ctx.shared, &id).await;
@@ -620,7 +617,7 @@ async fn commit(ctx: Ctx, Path(id): Path<String>, q: Query, body: Bytes) -> ApiR
     };
 
     // Everything that can be checked without touching the bytes, then maybe a 202.
-    let (target, pieces, joined) = {
+    let (target, content, hashed) = {
         let mut guard = ctx.shared.store();
         let store = &mut *guard;
         check_session(store, ctx.user, &id, Utc::now())?;
@@ -649,38 +646,31 @@ async fn commit(ctx: Ctx, Path(id): Path<String>, q: Query, body: Bytes) -> ApiR
                 "The upload session lost its parts; start a new session",
             ));
         };
-        // The whole file joined and hashed as its parts arrived, if it is (not while a
-        // request still works on a part, nor with a gap): taken, and the prefix forgotten,
-        // so that a commit failing from here on is retried from the parts.
+        // The whole file hashed as its parts arrived, if it is (not while a request still
+        // works on a part, nor with a gap).
         let size: u64 = pieces.iter().map(|p| p.len() as u64).sum();
-        let joined = match store.session_prefix.get_mut(&id) {
-            Some(Some(p)) if p.upto == size => {
-                let got = p.hasher.clone().finalize();
-                let content = std::mem::take(&mut p.assembled).freeze();
-                store.session_prefix.remove(&id);
-                Some((content, got))
-            }
+        let hashed = match store.session_prefix.get(&id) {
+            Some(Some(p)) if p.upto == size => Some(p.hasher.clone().finalize()),
             _ => None,
         };
-        (target, pieces, joined)
+        (target, Blob::from_pieces(pieces), hashed)
     };
 
-    // Otherwise join the parts into the file's one buffer, away from the store lock. Until
-    // the session is removed below, the parts and the joined file both exist.
-    let (content, got) = match joined {
-        Some(joined) => joined,
+    // Otherwise hash the parts now, away from the store lock. The parts themselves become
+    // the file's content: nothing is joined or copied.
+    let got = match hashed {
+        Some(got) => got,
         None => {
-            let size: usize = pieces.iter().map(Bytes::len).sum();
+            let content = content.clone();
             tokio::task::spawn_blocking(move || {
-                let mut buf = BytesMut::with_capacity(size);
-                for p in &pieces {
-                    buf.extend_from_slice(p);
+                let mut h = Sha1::new();
+                for p in content.pieces() {
+                    h.update(p);
                 }
-                let got = Sha1::digest(&buf);
-                (buf.freeze(), got)
+                h.finalize()
             })
             .await
-            .map_err(|e| ApiError::internal(format!("joining the parts failed: {e}")))?
+            .map_err(|e| ApiError::internal(format!("hashing the parts failed: {e}")))?
         }
     };
     if got.as_slice() != digest.as_slice() {

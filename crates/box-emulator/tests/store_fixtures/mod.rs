@@ -41,7 +41,7 @@ pub fn file(t: &TestEmu, owner: Id, parent: Id, name: &str, content: &[u8]) -> I
     let sha1 = hex::encode(Sha1::digest(content));
     store
         .blobs
-        .insert(sha1.clone(), Bytes::copy_from_slice(content));
+        .insert(sha1.clone(), Bytes::copy_from_slice(content).into());
     let mut item = store.new_item(ItemKind::File, name, parent, owner, owner, now);
     let version = store.alloc_id();
     item.versions.push(Version {
