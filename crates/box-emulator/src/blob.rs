@@ -111,12 +111,6 @@ impl From<Vec<u8>> for Blob {
     }
 }
 
-impl From<&'static [u8]> for Blob {
-    fn from(s: &'static [u8]) -> Blob {
-        Blob::from(Bytes::from_static(s))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

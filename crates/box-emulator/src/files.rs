@@ -14,7 +14,6 @@
 
 // Handlers return Box's error JSON by value, as everywhere in the emulator.
 
-use crate::blob::Blob;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -26,6 +25,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
+use super::blob::Blob;
 use super::error::{ApiError, ApiResult};
 use super::event_table::Action;
 use super::http::{

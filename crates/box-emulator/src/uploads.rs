@@ -12,13 +12,13 @@ mod multipart;
 mod preflight;
 mod sessions;
 
-use crate::blob::Blob;
 use axum::routing::{options, post};
 use axum::Router;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
+use super::blob::Blob;
 use super::error::{ApiError, ApiResult};
 use super::event_table::Action;
 use super::http::{opt_str, AppState};

@@ -14,7 +14,6 @@
 //!   (`Knobs::commit_retry_polls` times per session), and a wrong list of parts is 400
 //!   `parts_mismatch`.
 
-use crate::blob::Blob;
 use axum::body::{Body, Bytes};
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
@@ -29,6 +28,7 @@ use serde_json::{json, Map, Value};
 use sha1::{Digest, Sha1};
 
 use super::{check_target, commit_content, files_json, random_hex, Target, UploadAttrs};
+use crate::blob::Blob;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{
     id_value, json_body, json_response, no_content, query_u64, AppState, Ctx, Query,
@@ -648,12 +648,12 @@ async fn commit(ctx: Ctx, Path(id): Path<String>, q: Query, body: Bytes) -> ApiR
         };
         // The whole file hashed as its parts arrived, if it is (not while a request still
         // works on a part, nor with a gap).
-        let size: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+        let content = Blob::from_pieces(pieces);
         let hashed = match store.session_prefix.get(&id) {
-            Some(Some(p)) if p.upto == size => Some(p.hasher.clone().finalize()),
+            Some(Some(p)) if p.upto == content.len() => Some(p.hasher.clone().finalize()),
             _ => None,
         };
-        (target, Blob::from_pieces(pieces), hashed)
+        (target, content, hashed)
     };
 
     // Otherwise hash the parts now, away from the store lock. The parts themselves become
