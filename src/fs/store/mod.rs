@@ -540,18 +540,25 @@ impl MetaStore {
         max_rows: usize,
     ) -> Result<(HashMap<String, Vec<StoredItem>>, usize), StoreError> {
         let conn = self.conn();
+        // One read transaction for them all: each statement on its own would take and drop
+        // the database's read lock, two system calls a folder.
+        let read = conn.unchecked_transaction().map_err(|e| self.fail(e))?;
         let mut found = HashMap::new();
         let mut rows_read = 0;
-        for (looked_at, id) in ids.iter().enumerate() {
+        let mut looked_at = 0;
+        for id in ids {
             if rows_read >= max_rows {
-                return Ok((found, looked_at));
+                break;
             }
-            if let Some(rows) = Self::listing_in(&conn, id).map_err(|e| self.fail(e))? {
+            if let Some(rows) = Self::listing_in(&read, id).map_err(|e| self.fail(e))? {
                 rows_read += rows.len();
                 found.insert(id.clone(), rows);
             }
+            looked_at += 1;
         }
-        Ok((found, ids.len()))
+        // Nothing was written: ending the transaction only lets go of the read lock.
+        read.rollback().map_err(|e| self.fail(e))?;
+        Ok((found, looked_at))
     }
 
     fn listing_in(conn: &Connection, id: &str) -> rusqlite::Result<Option<Vec<StoredItem>>> {
