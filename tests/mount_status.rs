@@ -391,3 +391,44 @@ async fn a_small_metadata_cache_stays_within_its_bound_and_right() {
     })
     .await;
 }
+
+/// The account's size and free space as `statvfs` gives them for `path`, in bytes.
+fn statvfs_bytes(path: &Path) -> (u64, u64) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c` is a valid C string and `st` is written by statvfs before it is read.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0, "statvfs");
+    (st.f_blocks * st.f_frsize, st.f_bfree * st.f_frsize)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn df_right_after_a_mount_shows_the_quota_of_the_sign_in_without_asking_box() {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let emu = Arc::new(
+        TestEmu::start_with(EmulatorConfig {
+            request_log: Some(log.path().to_path_buf()),
+            ..EmulatorConfig::default()
+        })
+        .await,
+    );
+    emu.upload_file("0", "a.bin", &[7u8; 8192]).await;
+    let (_, me) = emu.get("/users/me").await;
+    let amount = me["space_amount"].as_u64().expect("space_amount");
+    let used = me["space_used"].as_u64().expect("space_used");
+    assert_eq!(used, 8192);
+    let log = log.path().to_path_buf();
+    let e = emu.clone();
+    blocking(move || {
+        let m = TestMount::start(&e, &[]);
+        let user_calls = || count_requests(&log, "GET", |p| p == "/2.0/users/me");
+        let at_mount = user_calls();
+        let (size, free) = statvfs_bytes(&m.root);
+        // `find` and `ls` make a `statfs` before they walk: after a remount it should cost
+        // no round trip, and the sign-in's answer held the quota already.
+        assert_eq!(user_calls(), at_mount, "statfs asked Box again");
+        assert_eq!(size, amount / 4096 * 4096);
+        assert_eq!(free, (amount - used) / 4096 * 4096);
+    })
+    .await;
+}

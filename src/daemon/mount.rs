@@ -29,7 +29,7 @@ use crate::fs::read::content_cache::{ContentCache, DEFAULT_CHUNK_SIZE};
 use crate::fs::store::{MetaStore, SavedState, StoreOwner};
 use crate::fs::sync::events::{CatchUp, EventFollower, FollowerOptions};
 use crate::fs::tree::attr::Identity;
-use crate::fs::{BoxFs, FsOptions};
+use crate::fs::{BoxFs, FsOptions, Usage};
 use crate::fuse::{FuseSession, SessionOptions};
 use box_client::auth::DeveloperToken;
 use box_client::endpoints::Endpoints;
@@ -213,6 +213,9 @@ impl MountRequest {
             Ok(me) => me,
             Err(why) => self.offline_user(&why).await?,
         };
+        // The sign-in's user object carries the quota, unless the mount acts as another
+        // user (whose quota it is not) or started offline.
+        let signed_in_usage = Usage::of_user(&me).filter(|_| self.as_user.is_none());
         let account = Account {
             login: me.login,
             name: me.name,
@@ -280,6 +283,9 @@ impl MountRequest {
             fs = fs.with_store(store);
         }
         let fs = Arc::new(fs);
+        if let Some(usage) = signed_in_usage {
+            fs.remember_quota(usage);
+        }
         fs.restore_pins(pins, saved_pins);
         let mut follower = EventFollower::with_options(
             fs.client().clone(),

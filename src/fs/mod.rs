@@ -46,7 +46,7 @@ pub mod write;
 pub mod xattr;
 
 pub use handles::{OpenContent, OpenFile};
-pub use quota::FsStats;
+pub use quota::{FsStats, Usage};
 pub use write::uploader::UploadStatus;
 
 use std::ffi::OsStr;
@@ -797,6 +797,12 @@ impl BoxFs {
     }
 
     // ---- the whole filesystem ---------------------------------------------------------
+
+    /// Keeps the account's quota read at sign-in, so that `statfs` asks Box nothing for
+    /// the next 30 s.
+    pub fn remember_quota(&self, usage: Usage) {
+        self.quota.remember(usage);
+    }
 
     /// `statfs`: the account's quota (asked at most every 30 s).
     pub async fn statfs(&self) -> Result<FsStats, FsError> {

@@ -1,10 +1,13 @@
 //! What `statfs` answers: the account's quota from Box (`space_amount`, `space_used`), asked
-//! at most every 30 seconds however often `df` or a file manager polls.
+//! at most every 30 seconds however often `df` or a file manager polls. The mount's sign-in
+//! already carries the quota (Box's standard user object has both fields), so the first
+//! `statfs` after a mount, which `find` and `ls` make before they walk, asks Box nothing.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use box_client::error::BoxError;
+use box_client::types::User;
 
 use crate::fs::backend::BoxApi;
 use crate::fs::errno::FsError;
@@ -14,6 +17,8 @@ use crate::fs::tree::inode::NAME_MAX_CHARS;
 /// How long an answer from Box is reused.
 const QUOTA_TTL: Duration = Duration::from_secs(30);
 const BLOCK: u64 = 4096;
+/// What an unlimited account (or one whose quota is not known yet) shows as its size.
+const UNLIMITED: u64 = 1 << 50;
 
 /// What `statfs` answers, in 4 KiB blocks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,47 +30,71 @@ pub struct FsStats {
     pub name_max: u32,
 }
 
+/// An account's space in bytes, as a user object gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub total: u64,
+    pub used: u64,
+}
+
+impl Usage {
+    /// The usage `user` carries; `None` if it was asked for without the quota fields.
+    pub fn of_user(user: &User) -> Option<Usage> {
+        let amount = user.space_amount?;
+        Some(Usage {
+            // Box reports an unlimited account as a huge or negative amount.
+            total: if amount > 0 { amount as u64 } else { UNLIMITED },
+            used: user.space_used.unwrap_or(0).max(0) as u64,
+        })
+    }
+}
+
 /// The last quota Box gave, and when.
 #[derive(Default)]
 pub struct Quota {
-    last: Mutex<Option<(Instant, FsStats)>>,
+    last: Mutex<Option<(Instant, Usage)>>,
 }
 
 impl Quota {
+    /// Keeps `usage`, just read from Box, as the answer of the next 30 seconds.
+    pub fn remember(&self, usage: Usage) {
+        *lock(&self.last) = Some((Instant::now(), usage));
+    }
+
     /// The quota as of at most 30 seconds ago; `files` is how many inodes the mount
     /// knows (Box has no file count to give).
     pub async fn statfs(&self, client: &dyn BoxApi, files: u64) -> Result<FsStats, FsError> {
-        if let Some((at, stats)) = *lock(&self.last) {
+        if let Some((at, usage)) = *lock(&self.last) {
             if at.elapsed() < QUOTA_TTL {
-                return Ok(stats);
+                return Ok(Self::stats(usage, files));
             }
         }
-        let me = match client.me_with_fields(&["space_amount", "space_used"]).await {
-            Ok(me) => me,
+        let usage = match client.me_with_fields(&["space_amount", "space_used"]).await {
+            Ok(me) => Usage::of_user(&me).unwrap_or(Usage {
+                total: UNLIMITED,
+                used: 0,
+            }),
             // Out of reach (`crate::fs::offline`), `df` still answers: with the last quota
             // Box gave, whatever its age, or as an unlimited account before any.
             Err(BoxError::Unreachable(_)) => {
-                let last = lock(&self.last).map(|(_, stats)| stats);
-                return Ok(last.unwrap_or_else(|| Self::stats(1 << 50, 0, files)));
+                let last = lock(&self.last).map(|(_, usage)| usage);
+                let usage = last.unwrap_or(Usage {
+                    total: UNLIMITED,
+                    used: 0,
+                });
+                return Ok(Self::stats(usage, files));
             }
             Err(e) => return Err(e.into()),
         };
-        let used = me.space_used.unwrap_or(0).max(0) as u64;
-        // Box reports an unlimited account as a huge or negative amount.
-        let total = match me.space_amount {
-            Some(a) if a > 0 => a as u64,
-            _ => 1 << 50,
-        };
-        let stats = Self::stats(total, used, files);
-        *lock(&self.last) = Some((Instant::now(), stats));
-        Ok(stats)
+        self.remember(usage);
+        Ok(Self::stats(usage, files))
     }
 
-    fn stats(total: u64, used: u64, files: u64) -> FsStats {
+    fn stats(usage: Usage, files: u64) -> FsStats {
         FsStats {
             block_size: BLOCK as u32,
-            blocks: total / BLOCK,
-            blocks_free: total.saturating_sub(used) / BLOCK,
+            blocks: usage.total / BLOCK,
+            blocks_free: usage.total.saturating_sub(usage.used) / BLOCK,
             files,
             // What tools keep the names they make within (see `tree::inode::NAME_MAX_BYTES`).
             name_max: NAME_MAX_CHARS as u32,
