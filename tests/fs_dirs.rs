@@ -13,7 +13,7 @@ use std::sync::Arc;
 use box_client::RetryPolicy;
 use box_emulator::Knobs;
 use boxfs::fs::kernel::KernelQueue;
-use boxfs::fs::tree::inode::{Ino, ROOT_INO};
+use boxfs::fs::tree::inode::{Ino, ROOT_INO, TRASH_INO};
 use boxfs::fs::{BoxFs, FsOptions};
 use bytes::Bytes;
 use common::TestEmu;
@@ -24,6 +24,11 @@ const ENTRIES: usize = 2500;
 
 /// A folder "Big" of `ENTRIES` files, written straight into the store; returns its id.
 fn seed_big_folder(emu: &TestEmu) -> u64 {
+    seed_folder(emu, "Big", ENTRIES)
+}
+
+/// A folder `name` of `entries` files, written straight into the store; returns its id.
+fn seed_folder(emu: &TestEmu, name: &str, entries: usize) -> u64 {
     let shared = &emu.emulator().shared;
     let mut store = shared.store();
     let admin = store.admin;
@@ -31,14 +36,14 @@ fn seed_big_folder(emu: &TestEmu) -> u64 {
     let now = chrono::Utc::now();
     let item = store.new_item(
         box_emulator::store::ItemKind::Folder,
-        "Big",
+        name,
         root,
         admin,
         admin,
         now,
     );
     let big = store.insert_item(item);
-    for i in 0..ENTRIES {
+    for i in 0..entries {
         store.add_file(big, &format!("file {i:04}"), admin, Bytes::new(), now);
     }
     shared.changed(&store);
@@ -152,4 +157,54 @@ async fn a_listing_failing_midway_fails_the_reader_past_what_it_got() {
     let err = end.done.expect("ended").expect_err("failed");
     assert_eq!(err.errno(), libc::ENOENT, "{err}");
     fs.releasedir(opened.fh);
+}
+
+/// Opens `dir` the way the FUSE adapter does: without a task when the filesystem can.
+fn open_at_once(fs: &Arc<BoxFs>, dir: Ino) -> Option<boxfs::fs::Opened> {
+    fs.opendir_at_once(dir)
+        .map(|opened| opened.expect("opendir"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opendir_answers_at_once_unless_box_must_be_asked_first_or_the_listing_is_huge() {
+    let emu = TestEmu::start().await;
+    seed_folder(&emu, "Small", 3);
+    seed_folder(&emu, "Huge", 5_000);
+    let fs = filesystem(&emu).await;
+    let small = fs.lookup(ROOT_INO, OsStr::new("Small")).await.unwrap().ino;
+    let huge = fs.lookup(ROOT_INO, OsStr::new("Huge")).await.unwrap().ino;
+
+    // A folder not listed yet: the handle comes at once and fills from a task.
+    let opened = open_at_once(&fs, small).expect("a small folder opens at once");
+    assert!(!opened.keep_cache, "a listing still to fetch");
+    let view = fs.dir_handle(opened.fh).unwrap().view_answering(3).await;
+    assert!(matches!(view.done, Some(Ok(()))), "{:?}", view.done);
+    assert_eq!((0..3).filter(|&i| view.get(i).is_some()).count(), 3);
+    fs.releasedir(opened.fh);
+    // Listed now: whole at once, and the kernel may keep what it cached.
+    let again = open_at_once(&fs, small).expect("a listed folder opens at once");
+    assert!(again.keep_cache);
+    let view = fs.dir_view(again.fh).unwrap();
+    assert!(
+        matches!(view.done, Some(Ok(()))),
+        "finished before the answer"
+    );
+    assert!(view.get(2).is_some() && view.get(3).is_none());
+    fs.releasedir(again.fh);
+
+    // Too big to sort while the kernel waits: left to a task, listed or not.
+    let opened = fs.opendir(huge).await.unwrap();
+    let view = fs
+        .dir_handle(opened.fh)
+        .unwrap()
+        .view_answering(5_000)
+        .await;
+    assert!(matches!(view.done, Some(Ok(()))), "{:?}", view.done);
+    fs.releasedir(opened.fh);
+    assert!(open_at_once(&fs, huge).is_none());
+
+    // `.trash` is listed from Box when it is opened.
+    assert!(open_at_once(&fs, TRASH_INO).is_none());
+    // An inode the filesystem does not know fails at once.
+    assert!(fs.opendir_at_once(999_999).is_some_and(|o| o.is_err()));
 }

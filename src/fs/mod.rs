@@ -114,6 +114,11 @@ pub const STAT_FIELDS_POSIX: &[&str] = &[
 /// answers ENOENT.
 const LOOKUP_ATTEMPTS: u32 = 3;
 
+/// Entries beyond which a fresh listing is handed out by a task rather than while the
+/// kernel's request thread waits (sorting 100,000 names takes tens of milliseconds, and
+/// every other request would wait behind them).
+const OPEN_AT_ONCE_MAX_ENTRIES: usize = 4_096;
+
 /// How the filesystem behaves; `FsOptions::default()` is what `boxfs mount` uses.
 #[derive(Debug, Clone)]
 pub struct FsOptions {
@@ -626,7 +631,35 @@ impl BoxFs {
     /// is fetched in the background and handed out page by page as it arrives (see
     /// [`tree::dir_handle`]). Starts listing subfolders ahead of a walk.
     pub async fn opendir(self: &Arc<Self>, ino: Ino) -> Result<Opened, FsError> {
-        if let Some(opened) = self.history_opendir(ino).await {
+        match self.history_opendir_listed(ino).await {
+            Some(opened) => opened,
+            None => self.open_without_waiting(ino),
+        }
+    }
+
+    /// [`Self::opendir`] answered at once, without a task: every folder but `.trash` and
+    /// the `.versions` folders (`None`), and but one whose fresh listing is too big to
+    /// hand out while the kernel waits (`None` too, for [`Self::opendir`] in a task). A
+    /// directory walk opens every folder it meets, and a task's two thread switches were
+    /// most of the time of each open. Runs inside the tokio runtime's context (it starts
+    /// tasks: the stale listing's fetch, the read-ahead).
+    pub fn opendir_at_once(self: &Arc<Self>, ino: Ino) -> Option<Result<Opened, FsError>> {
+        if Self::history_lists_when_opened(ino) {
+            return None;
+        }
+        {
+            let table = lock(&self.table);
+            if table.child_count(ino) > OPEN_AT_ONCE_MAX_ENTRIES {
+                return None;
+            }
+        }
+        Some(self.open_without_waiting(ino))
+    }
+
+    /// The part of `opendir` that never waits: a trashed folder's handle, or a handle on a
+    /// folder's listing, finished at once if the listing is fresh and else filled by a task.
+    fn open_without_waiting(self: &Arc<Self>, ino: Ino) -> Result<Opened, FsError> {
+        if let Some(opened) = self.history_opendir_trashed(ino) {
             return opened;
         }
         let fresh = self.listing_is_fresh(ino)?;

@@ -24,7 +24,7 @@ use crate::fs::tree::dir_handle::DirView;
 use crate::fs::tree::inode::Kind;
 use crate::fs::write::writes::SetAttr;
 use crate::fs::xattr::{sized_reply, XattrReply};
-use crate::fs::BoxFs;
+use crate::fs::{BoxFs, Opened};
 
 /// Largest read-ahead we ask the kernel for (it caps it at its own maximum).
 const MAX_READAHEAD: u32 = 16 << 20;
@@ -44,6 +44,13 @@ impl FuseAdapter {
 
     fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
         self.rt.spawn(fut);
+    }
+}
+
+fn reply_opendir(opened: Result<Opened, FsError>, reply: ReplyOpen) {
+    match opened {
+        Ok(o) => reply.opened(FileHandle(o.fh), open_flags(o.keep_cache, true)),
+        Err(e) => reply.error(errno("opendir", &e)),
     }
 }
 
@@ -494,13 +501,15 @@ impl Filesystem for FuseAdapter {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let at_once = {
+            let _runtime = self.rt.enter();
+            self.fs.opendir_at_once(ino.0)
+        };
+        if let Some(opened) = at_once {
+            return reply_opendir(opened, reply);
+        }
         let fs = self.fs.clone();
-        self.spawn(async move {
-            match fs.opendir(ino.0).await {
-                Ok(o) => reply.opened(FileHandle(o.fh), open_flags(o.keep_cache, true)),
-                Err(e) => reply.error(errno("opendir", &e)),
-            }
-        });
+        self.spawn(async move { reply_opendir(fs.opendir(ino.0).await, reply) });
     }
 
     fn readdir(

@@ -292,8 +292,15 @@ impl BoxFs {
         self.trashed(ino).map(|e| Ok(self.trash_entry_attr(&e)))
     }
 
-    /// `opendir` of an inode of the history.
-    pub(in crate::fs) async fn history_opendir(
+    /// Whether `opendir` of `ino` waits for Box: `.trash` and the `.versions` folders are
+    /// listed from Box when they are opened.
+    pub(in crate::fs) fn history_lists_when_opened(ino: Ino) -> bool {
+        ino == TRASH_INO || ino >= VIRTUAL_INOS
+    }
+
+    /// `opendir` of `.trash` or a `.versions` folder (see
+    /// [`Self::history_lists_when_opened`]); `None` for any other inode.
+    pub(in crate::fs) async fn history_opendir_listed(
         self: &Arc<Self>,
         ino: Ino,
     ) -> Option<Result<Opened, FsError>> {
@@ -303,10 +310,17 @@ impl BoxFs {
         if ino >= VIRTUAL_INOS {
             return Some(self.open_versions_dir(ino).await);
         }
-        if !self.history_shows(ino) {
-            return None;
-        }
-        Some(self.open_trashed_folder(ino))
+        None
+    }
+
+    /// `opendir` of a trashed folder under `.trash`, from what the trash's listing holds;
+    /// `None` for an inode outside the history.
+    pub(in crate::fs) fn history_opendir_trashed(
+        &self,
+        ino: Ino,
+    ) -> Option<Result<Opened, FsError>> {
+        self.history_shows(ino)
+            .then(|| self.open_trashed_folder(ino))
     }
 
     /// `open` of an inode of the history: version files read, nothing is written.

@@ -541,6 +541,14 @@ impl InodeTable {
         dir.children.get(&*fold(name)).copied()
     }
 
+    /// How many children the table holds of `parent` (0 for a file or an unknown inode).
+    pub fn child_count(&self, parent: Ino) -> usize {
+        self.inodes
+            .get(&parent)
+            .and_then(|i| i.dir.as_ref())
+            .map_or(0, |d| d.children.len())
+    }
+
     /// The children of a directory, in no particular order (empty for files and unknowns).
     pub fn children(&self, parent: Ino) -> Vec<Ino> {
         self.inodes
