@@ -1,7 +1,8 @@
 //! Open directories without the kernel, against the emulator with latency: a directory whose
 //! listing must be fetched is handed out a page at a time as the pages arrive (so `ls` works
 //! while the rest is on its way), ends complete and cached, and a listing that fails midway
-//! fails the reader past the last entry it got.
+//! fails the reader past the last entry it got. `opendir` and `getattr` answer without a
+//! task whenever they need nothing from Box.
 
 mod common;
 
@@ -207,4 +208,40 @@ async fn opendir_answers_at_once_unless_box_must_be_asked_first_or_the_listing_i
     assert!(open_at_once(&fs, TRASH_INO).is_none());
     // An inode the filesystem does not know fails at once.
     assert!(fs.opendir_at_once(999_999).is_some_and(|o| o.is_err()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn getattr_answers_at_once_while_the_attributes_are_fresh_and_else_asks_box() {
+    let emu = TestEmu::start().await;
+    seed_folder(&emu, "Small", 3);
+    let fs = filesystem(&emu).await;
+    let small = fs.lookup(ROOT_INO, OsStr::new("Small")).await.unwrap();
+    let at_once = fs
+        .getattr_at_once(small.ino)
+        .expect("fresh after the lookup");
+    assert_eq!(at_once.expect("attributes").ino, small.ino);
+    assert!(fs.getattr_at_once(999_999).is_some_and(|a| a.is_err()));
+
+    // Nothing stays fresh: every getattr is Box's to answer.
+    let client = emu.client(RetryPolicy::default());
+    let stale = Arc::new(BoxFs::new(
+        Arc::new(client),
+        FsOptions {
+            prefetch_per_folder: 0,
+            ttl_healthy: std::time::Duration::ZERO,
+            ttl_unhealthy: std::time::Duration::ZERO,
+            ..FsOptions::default()
+        },
+        None,
+        KernelQueue::discard(),
+    ));
+    stale.init().await.expect("init");
+    let small = stale.lookup(ROOT_INO, OsStr::new("Small")).await.unwrap();
+    assert!(stale.getattr_at_once(small.ino).is_none());
+    let fetches = stale.counters.item_fetches.load(Ordering::Relaxed);
+    assert_eq!(stale.getattr(small.ino).await.unwrap().ino, small.ino);
+    assert_eq!(
+        stale.counters.item_fetches.load(Ordering::Relaxed),
+        fetches + 1
+    );
 }

@@ -429,23 +429,32 @@ impl BoxFs {
 
     /// `getattr`: from the cache while fresh, else from Box.
     pub async fn getattr(&self, ino: Ino) -> Result<FsAttr, FsError> {
+        match self.getattr_at_once(ino) {
+            Some(attr) => attr,
+            None => self.refresh_attrs(ino).await,
+        }
+    }
+
+    /// [`Self::getattr`] when it needs no call to Box: the cached attributes while fresh
+    /// (or the history's, or an error); `None` when they must be fetched. The FUSE adapter
+    /// answers these without a task: a second walk of a tree asks every folder's
+    /// attributes again (the kernel forgets a folder's atime when it reads the folder).
+    pub fn getattr_at_once(&self, ino: Ino) -> Option<Result<FsAttr, FsError>> {
         if let Some(attr) = self.history_getattr(ino) {
-            return attr;
+            return Some(attr);
         }
-        {
-            let mut table = lock(&self.table);
-            table.touch(ino);
-            let inode = table
-                .get(ino)
-                .ok_or_else(|| FsError::not_found(format!("no inode {ino}")))?;
-            // A detached inode (deleted or moved out of view while open) keeps its last
-            // attributes: there is nothing on Box to ask about it any more.
-            let detached = ino != ROOT_INO && inode.parent().is_none();
-            if detached || table.attrs_fresh(ino, self.freshness.ttl(), Instant::now()) {
-                return self.cached_attr(&table, ino);
-            }
+        let mut table = lock(&self.table);
+        table.touch(ino);
+        let Some(inode) = table.get(ino) else {
+            return Some(Err(FsError::not_found(format!("no inode {ino}"))));
+        };
+        // A detached inode (deleted or moved out of view while open) keeps its last
+        // attributes: there is nothing on Box to ask about it any more.
+        let detached = ino != ROOT_INO && inode.parent().is_none();
+        if detached || table.attrs_fresh(ino, self.freshness.ttl(), Instant::now()) {
+            return Some(self.cached_attr(&table, ino));
         }
-        self.refresh_attrs(ino).await
+        None
     }
 
     /// Fetches `ino`'s item from Box and stores it; a 404 removes the inode from the tree.

@@ -1,8 +1,12 @@
 //! The FUSE adapter. It exists so that everything else can be async and tested without a
-//! kernel. Each request is turned into a call on [`BoxFs`] that runs as a task on the tokio
-//! runtime and answers the kernel when it is done, so the FUSE dispatch thread never waits
-//! for the network and many processes can list and read at once. Kernel invalidations go out
-//! through [`FuseNotifier`], from the queue's own thread, never from inside a handler.
+//! kernel. A request that may wait for Box is turned into a call on [`BoxFs`] that runs as
+//! a task on the tokio runtime and answers the kernel when it is done, so the FUSE dispatch
+//! thread never waits for the network and many processes can list and read at once. What
+//! the filesystem can answer from memory (`opendir`, `getattr` of fresh attributes,
+//! `readdirplus` of entries already listed, `releasedir`) is answered on the dispatch thread
+//! itself: a task costs two thread switches, most of such a request's time. Kernel
+//! invalidations go out through [`FuseNotifier`], from the queue's own thread, never from
+//! inside a handler.
 
 use std::ffi::OsStr;
 use std::future::Future;
@@ -44,6 +48,13 @@ impl FuseAdapter {
 
     fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
         self.rt.spawn(fut);
+    }
+}
+
+fn reply_attr(fs: &BoxFs, attr: Result<FsAttr, FsError>, reply: ReplyAttr) {
+    match attr {
+        Ok(a) => reply.attr(&fs.kernel_ttl(), &to_file_attr(&a)),
+        Err(e) => reply.error(errno("getattr", &e)),
     }
 }
 
@@ -261,13 +272,11 @@ impl Filesystem for FuseAdapter {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        if let Some(attr) = self.fs.getattr_at_once(ino.0) {
+            return reply_attr(&self.fs, attr, reply);
+        }
         let fs = self.fs.clone();
-        self.spawn(async move {
-            match fs.getattr(ino.0).await {
-                Ok(a) => reply.attr(&fs.kernel_ttl(), &to_file_attr(&a)),
-                Err(e) => reply.error(errno("getattr", &e)),
-            }
-        });
+        self.spawn(async move { reply_attr(&fs, fs.getattr(ino.0).await, reply) });
     }
 
     fn mkdir(
