@@ -245,3 +245,42 @@ async fn getattr_answers_at_once_while_the_attributes_are_fresh_and_else_asks_bo
         fetches + 1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_answers_at_once_in_a_fresh_listing_and_else_leaves_it_to_a_task() {
+    use std::os::unix::ffi::OsStrExt;
+    let emu = TestEmu::start().await;
+    seed_folder(&emu, "Small", 3);
+    let fs = filesystem(&emu).await;
+    let small = fs.lookup(ROOT_INO, OsStr::new("Small")).await.unwrap().ino;
+    // Not listed yet: a task lists it first.
+    assert!(fs.lookup_at_once(small, OsStr::new("file 0000")).is_none());
+    let listed = fs.lookup(small, OsStr::new("file 0000")).await.unwrap();
+
+    let again = fs.lookup_at_once(small, OsStr::new("file 0000"));
+    assert_eq!(again.expect("fresh").expect("found").ino, listed.ino);
+    // Names the fresh listing lacks are ENOENT at once: another spelling of the same name,
+    // and a name that is not UTF-8, which Box cannot hold.
+    for missing in [
+        OsStr::new("FILE 0000"),
+        OsStr::new("file 9999"),
+        OsStr::from_bytes(b"\xff"),
+    ] {
+        let err = fs
+            .lookup_at_once(small, missing)
+            .expect("fresh")
+            .unwrap_err();
+        assert_eq!(err.errno(), libc::ENOENT, "{missing:?}");
+    }
+    // The history's names that need no listing, and the ones that do.
+    assert!(fs
+        .lookup_at_once(ROOT_INO, OsStr::new(".trash"))
+        .is_some_and(|a| a.is_ok()));
+    assert!(fs.lookup_at_once(TRASH_INO, OsStr::new("any")).is_none());
+    // A file is no folder to look in.
+    let err = fs
+        .lookup_at_once(listed.ino, OsStr::new("x"))
+        .expect("answered")
+        .unwrap_err();
+    assert_eq!(err.errno(), libc::ENOTDIR);
+}

@@ -276,6 +276,25 @@ fn box_name(name: &OsStr) -> Result<&str, FsError> {
     Ok(name)
 }
 
+/// The name a lookup asks for, as Box would hold it: one Box cannot hold is not there.
+fn lookup_name(name: &OsStr) -> Result<&str, FsError> {
+    box_name(name).map_err(|e| match e.errno() {
+        libc::EINVAL => FsError::not_found("not a name Box can hold"),
+        _ => e,
+    })
+}
+
+/// The child of `parent` called exactly `name`. Box compares names case-insensitively,
+/// Linux programs case-sensitively: a lookup matches the exact spelling only. Otherwise the
+/// kernel would take `mv a A` for a rename of a file onto itself and do nothing, and `ls`
+/// would show a name other than the one `stat` succeeded on. Creating `a` beside `A` still
+/// fails (EEXIST from Box).
+fn child_named(table: &InodeTable, parent: Ino, name: &str) -> Option<Ino> {
+    table
+        .lookup_child(parent, name)
+        .filter(|&ino| table.get(ino).is_some_and(|i| i.name() == name))
+}
+
 impl BoxFs {
     pub fn new(
         client: Arc<dyn BoxApi>,
@@ -578,10 +597,7 @@ impl BoxFs {
         name: &OsStr,
         then: impl FnOnce(&mut InodeTable, Ino) -> T,
     ) -> Result<(Ino, T), FsError> {
-        let name = box_name(name).map_err(|e| match e.errno() {
-            libc::EINVAL => FsError::not_found("not a name Box can hold"),
-            _ => e,
-        })?;
+        let name = lookup_name(name)?;
         // A miss is only an answer if the listing is still complete: under a full metadata
         // cache another call may have evicted the name between the listing and this lookup,
         // and then the folder is listed again (a few times at most).
@@ -590,15 +606,7 @@ impl BoxFs {
             attempts += 1;
             self.ensure_listing(parent, false).await?;
             let mut table = lock(&self.table);
-            // Box compares names case-insensitively, Linux programs case-sensitively: a lookup
-            // matches the exact spelling only. Otherwise the kernel would take `mv a A` for a
-            // rename of a file onto itself and do nothing, and `ls` would show a name other
-            // than the one `stat` succeeded on. Creating `a` beside `A` still fails (EEXIST
-            // from Box).
-            let found = table
-                .lookup_child(parent, name)
-                .filter(|&ino| table.get(ino).is_some_and(|i| i.name() == name));
-            if let Some(ino) = found {
+            if let Some(ino) = child_named(&table, parent, name) {
                 let out = then(&mut table, ino);
                 return Ok((ino, out));
             }
@@ -611,7 +619,10 @@ impl BoxFs {
 
     /// `lookup`: the child's attributes, and one more kernel reference to it.
     pub async fn lookup(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<FsAttr, FsError> {
-        if let Some(attr) = self.history_lookup(parent, name).await {
+        if let Some(attr) = self.history_lookup_at_once(parent, name) {
+            return attr;
+        }
+        if let Some(attr) = self.history_lookup_listed(parent, name).await {
             return attr;
         }
         let (_, attr) = self
@@ -621,6 +632,40 @@ impl BoxFs {
             })
             .await?;
         attr
+    }
+
+    /// [`Self::lookup`] when it needs no call to Box: in a folder whose listing is fresh
+    /// (a name it lacks is ENOENT at once), and the history's names that need no listing;
+    /// `None` when the folder must be listed first, or the name is in `.trash` or a
+    /// `.versions` folder. The FUSE adapter answers these without a task.
+    pub fn lookup_at_once(&self, parent: Ino, name: &OsStr) -> Option<Result<FsAttr, FsError>> {
+        if let Some(attr) = self.history_lookup_at_once(parent, name) {
+            return Some(attr);
+        }
+        if Self::history_lists_when_opened(parent) {
+            return None;
+        }
+        match self.listing_is_fresh(parent) {
+            Err(e) => return Some(Err(e)),
+            Ok(false) => return None,
+            Ok(true) => {}
+        }
+        let name = match lookup_name(name) {
+            Ok(name) => name,
+            Err(e) => return Some(Err(e)),
+        };
+        let mut table = lock(&self.table);
+        match child_named(&table, parent, name) {
+            Some(ino) => {
+                table.add_lookup(ino);
+                Some(self.cached_attr(&table, ino))
+            }
+            // Evicted since the freshness was checked: listed again, by a task.
+            None if !table.get(parent).is_some_and(|i| i.listing_complete()) => None,
+            None => Some(Err(FsError::not_found(format!(
+                "no '{name}' in inode {parent}"
+            )))),
+        }
     }
 
     /// The kernel dropped `n` references to `ino`.

@@ -2,11 +2,11 @@
 //! kernel. A request that may wait for Box is turned into a call on [`BoxFs`] that runs as
 //! a task on the tokio runtime and answers the kernel when it is done, so the FUSE dispatch
 //! thread never waits for the network and many processes can list and read at once. What
-//! the filesystem can answer from memory (`opendir`, `getattr` of fresh attributes,
-//! `readdirplus` of entries already listed, `releasedir`) is answered on the dispatch thread
-//! itself: a task costs two thread switches, most of such a request's time. Kernel
-//! invalidations go out through [`FuseNotifier`], from the queue's own thread, never from
-//! inside a handler.
+//! the filesystem can answer from memory (`lookup` in a fresh listing, `getattr` of fresh
+//! attributes, `opendir`, `readdirplus` of entries already listed, `releasedir`) is
+//! answered on the dispatch thread itself: a task costs two thread switches, most of such a
+//! request's time. Kernel invalidations go out through [`FuseNotifier`], from the queue's
+//! own thread, never from inside a handler.
 
 use std::ffi::OsStr;
 use std::future::Future;
@@ -48,6 +48,13 @@ impl FuseAdapter {
 
     fn spawn(&self, fut: impl Future<Output = ()> + Send + 'static) {
         self.rt.spawn(fut);
+    }
+}
+
+fn reply_entry(fs: &BoxFs, attr: Result<FsAttr, FsError>, reply: ReplyEntry) {
+    match attr {
+        Ok(a) => reply.entry(&fs.kernel_ttl(), &to_file_attr(&a), Generation(0)),
+        Err(e) => reply.error(errno("lookup", &e)),
     }
 }
 
@@ -257,14 +264,12 @@ impl Filesystem for FuseAdapter {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        if let Some(attr) = self.fs.lookup_at_once(parent.0, name) {
+            return reply_entry(&self.fs, attr, reply);
+        }
         let fs = self.fs.clone();
         let name = name.to_owned();
-        self.spawn(async move {
-            match fs.lookup(parent.0, &name).await {
-                Ok(a) => reply.entry(&fs.kernel_ttl(), &to_file_attr(&a), Generation(0)),
-                Err(e) => reply.error(errno("lookup", &e)),
-            }
-        });
+        self.spawn(async move { reply_entry(&fs, fs.lookup(parent.0, &name).await, reply) });
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {

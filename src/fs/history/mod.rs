@@ -196,9 +196,13 @@ impl BoxFs {
         self.history.trash.entry(ino)
     }
 
-    /// `lookup` of `name` in `parent` when the history answers it.
-    pub(in crate::fs) async fn history_lookup(
-        self: &Arc<Self>,
+    /// `lookup` of `name` in `parent` when the history answers it without Box: the root's
+    /// `.trash` link and `.box-trash` folder, a trashed folder's content (nothing: Box's
+    /// trash lists no folder's content) and a folder's `.versions`. `None` for anything else,
+    /// names in `.trash` and the `.versions` folders included (see
+    /// [`Self::history_lookup_listed`]).
+    pub(in crate::fs) fn history_lookup_at_once(
+        &self,
         parent: Ino,
         name: &OsStr,
     ) -> Option<Result<FsAttr, FsError>> {
@@ -209,20 +213,32 @@ impl BoxFs {
         if parent == ROOT_INO && name_bytes == TRASH_DIR_NAME.as_bytes() {
             return Some(Ok(self.trash_dir_attr()));
         }
-        if parent == TRASH_INO {
-            return Some(self.lookup_in_trash(name).await);
-        }
-        if parent >= VIRTUAL_INOS {
-            return Some(self.lookup_in_versions(parent, name).await);
+        if Self::history_lists_when_opened(parent) {
+            return None;
         }
         if self.history_shows(parent) {
-            // Inside a trashed folder: Box lists only what was deleted itself.
             return Some(Err(FsError::not_found(
                 "Box's trash lists no folder's content",
             )));
         }
         if name_bytes == VERSIONS_NAME.as_bytes() && self.is_real_dir(parent) {
             return Some(self.versions_dir(parent));
+        }
+        None
+    }
+
+    /// `lookup` of `name` in `.trash` or in a `.versions` folder, which are listed from Box
+    /// (see [`Self::history_lists_when_opened`]); `None` for any other parent.
+    pub(in crate::fs) async fn history_lookup_listed(
+        self: &Arc<Self>,
+        parent: Ino,
+        name: &OsStr,
+    ) -> Option<Result<FsAttr, FsError>> {
+        if parent == TRASH_INO {
+            return Some(self.lookup_in_trash(name).await);
+        }
+        if parent >= VIRTUAL_INOS {
+            return Some(self.lookup_in_versions(parent, name).await);
         }
         None
     }
