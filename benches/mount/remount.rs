@@ -62,36 +62,20 @@ fn walk_cpu() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()) - 1
 }
 
-fn cpu_set(cpu: usize) -> libc::cpu_set_t {
-    // SAFETY: a zeroed cpu_set_t is the empty set, and CPU_SET stays within it.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        set
-    }
-}
-
 /// Pins every thread of the daemon of `m` to [`walk_cpu`]; threads it starts later inherit
 /// it.
 fn pin_daemon(m: &TestMount) -> Result<(), String> {
-    let pid = m.pid().ok_or("the daemon is not running")?;
-    let set = cpu_set(walk_cpu());
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| e.to_string())?;
-    for task in tasks {
-        let tid: libc::pid_t = task
-            .map_err(|e| e.to_string())?
-            .file_name()
-            .to_string_lossy()
-            .parse()
-            .map_err(|e| format!("task id: {e}"))?;
-        // SAFETY: `set` is a valid cpu_set_t of the size given.
-        let r = unsafe { libc::sched_setaffinity(tid, std::mem::size_of_val(&set), &set) };
-        if r != 0 {
-            return Err(format!(
-                "pinning thread {tid}: {}",
-                std::io::Error::last_os_error()
-            ));
-        }
+    let pid = m.pid().ok_or("the daemon is not running")?.to_string();
+    let cpu = walk_cpu().to_string();
+    let out = std::process::Command::new("taskset")
+        .args(["--all-tasks", "--pid", "--cpu-list", &cpu, &pid])
+        .output()
+        .map_err(|e| format!("taskset: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "pinning the daemon: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     Ok(())
 }

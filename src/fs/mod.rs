@@ -645,7 +645,8 @@ impl BoxFs {
         if Self::history_lists_when_opened(parent) {
             return None;
         }
-        match self.listing_is_fresh(parent) {
+        let mut table = lock(&self.table);
+        match self.listing_is_fresh_in(&table, parent) {
             Err(e) => return Some(Err(e)),
             Ok(false) => return None,
             Ok(true) => {}
@@ -654,18 +655,14 @@ impl BoxFs {
             Ok(name) => name,
             Err(e) => return Some(Err(e)),
         };
-        let mut table = lock(&self.table);
-        match child_named(&table, parent, name) {
-            Some(ino) => {
-                table.add_lookup(ino);
-                Some(self.cached_attr(&table, ino))
-            }
-            // Evicted since the freshness was checked: listed again, by a task.
-            None if !table.get(parent).is_some_and(|i| i.listing_complete()) => None,
-            None => Some(Err(FsError::not_found(format!(
+        // A fresh listing is complete: a name it lacks is not there.
+        let Some(ino) = child_named(&table, parent, name) else {
+            return Some(Err(FsError::not_found(format!(
                 "no '{name}' in inode {parent}"
-            )))),
-        }
+            ))));
+        };
+        table.add_lookup(ino);
+        Some(self.cached_attr(&table, ino))
     }
 
     /// The kernel dropped `n` references to `ino`.

@@ -38,6 +38,12 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// What `statfs` shows before Box gave any quota: an unlimited account, empty.
+    const UNKNOWN: Usage = Usage {
+        total: UNLIMITED,
+        used: 0,
+    };
+
     /// The usage `user` carries; `None` if it was asked for without the quota fields.
     pub fn of_user(user: &User) -> Option<Usage> {
         let amount = user.space_amount?;
@@ -70,19 +76,12 @@ impl Quota {
             }
         }
         let usage = match client.me_with_fields(&["space_amount", "space_used"]).await {
-            Ok(me) => Usage::of_user(&me).unwrap_or(Usage {
-                total: UNLIMITED,
-                used: 0,
-            }),
+            Ok(me) => Usage::of_user(&me).unwrap_or(Usage::UNKNOWN),
             // Out of reach (`crate::fs::offline`), `df` still answers: with the last quota
             // Box gave, whatever its age, or as an unlimited account before any.
             Err(BoxError::Unreachable(_)) => {
                 let last = lock(&self.last).map(|(_, usage)| usage);
-                let usage = last.unwrap_or(Usage {
-                    total: UNLIMITED,
-                    used: 0,
-                });
-                return Ok(Self::stats(usage, files));
+                return Ok(Self::stats(last.unwrap_or(Usage::UNKNOWN), files));
             }
             Err(e) => return Err(e.into()),
         };

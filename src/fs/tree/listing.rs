@@ -121,7 +121,15 @@ impl BoxFs {
     }
 
     pub(in crate::fs) fn listing_is_fresh(&self, dir: Ino) -> Result<bool, FsError> {
-        let table = lock(&self.table);
+        self.listing_is_fresh_in(&lock(&self.table), dir)
+    }
+
+    /// [`Self::listing_is_fresh`] under a lock of the table the caller holds.
+    pub(in crate::fs) fn listing_is_fresh_in(
+        &self,
+        table: &InodeTable,
+        dir: Ino,
+    ) -> Result<bool, FsError> {
         let inode = table
             .get(dir)
             .ok_or_else(|| FsError::not_found(format!("no inode {dir}")))?;
