@@ -7,7 +7,8 @@
 //! an empty page cache, which the container does not let us drop).
 //!
 //! Run: `cargo bench --bench mount`, or some parts of it: `cargo bench --bench mount -- ls find`
-//! (parts: read, ls, find, changes, memory, writes, xattrs, remount). These figures measure protocol
+//! (parts: read, ls, find, changes, memory, writes, xattrs, remount; `remount-walk` and
+//! `remount-store` run the halves of `remount` alone). These figures measure protocol
 //! efficiency: the mounts run with `--api-rate unlimited` against an emulator without rate
 //! limits. `cargo bench --bench mount -- limits` (run only when named: it takes about ten
 //! minutes) measures the mount against Box's rate limits instead (`mount/limits.rs`).
@@ -1256,14 +1257,19 @@ const PARTS: &[Part] = &[
     ("writes", bench_writes),
     ("xattrs", bench_xattrs),
     ("remount", remount::bench_remount),
+    ("remount-walk", remount::walk_figures),
+    ("remount-store", remount::large_store_figures),
     ("limits-find", limits::bench_find),
     ("limits-write-back", limits::bench_write_back),
     ("limits-close", limits::bench_close),
     ("limits-tls", limits::bench_tls_read),
 ];
 
-/// Parts that run only when named (`limits` names all four).
+/// Parts that run only when named (`limits` names all four; `remount` names its two halves
+/// too, so the whole run skips them and `-- remount` runs them only once).
 const ON_REQUEST: &[&str] = &[
+    "remount-walk",
+    "remount-store",
     "limits-find",
     "limits-write-back",
     "limits-close",
@@ -1276,11 +1282,17 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
+    // A filter that is a part's whole name runs that part alone (`remount`, not also
+    // `remount-walk`); any other filter runs every part whose name contains it (`limits`).
+    let names_part = |f: &String, name: &str| match PARTS.iter().any(|(n, _)| n == f) {
+        true => name == f,
+        false => name.contains(f.as_str()),
+    };
     let chosen: Vec<&Part> = PARTS
         .iter()
         .filter(|(name, _)| match filters.is_empty() {
             true => !ON_REQUEST.contains(name),
-            false => filters.iter().any(|f| name.contains(f.as_str())),
+            false => filters.iter().any(|f| names_part(f, name)),
         })
         .collect();
     if chosen.is_empty() {

@@ -113,8 +113,8 @@ pub fn bench_remount(world: &World) -> Vec<Row> {
 }
 
 /// Figures R1, R2 and R3: the walk after a remount, its calls, and a change made while
-/// nothing was mounted.
-fn walk_figures(world: &World) -> Vec<Row> {
+/// nothing was mounted. Also the part `remount-walk`.
+pub fn walk_figures(world: &World) -> Vec<Row> {
     let folders = world.seed(|s| {
         let root = s.root;
         let top = s.folder(root, "Remount");
@@ -313,8 +313,8 @@ fn store_bytes(cache: &Path) -> u64 {
         .sum()
 }
 
-/// Figures R4, R5 and R6: 100,000 items in the store.
-fn large_store_figures(world: &World) -> Vec<Row> {
+/// Figures R4, R5 and R6: 100,000 items in the store. Also the part `remount-store`.
+pub fn large_store_figures(world: &World) -> Vec<Row> {
     world.seed(|s| {
         let blob = s.blob(bytes::Bytes::from(vec![b'x'; SMALL_FILE_BYTES]));
         let root = s.root;
