@@ -5,7 +5,7 @@ use clap::Parser;
 use boxfs::cli::{Cli, Command};
 
 fn main() {
-    limit_malloc_arenas();
+    tune_malloc();
     init_logging();
     // `mount.fuse.boxfs`, run by mount(8), has a command line of its own.
     if let Some(code) = boxfs::cli::mount_helper::run_if_invoked_as_helper() {
@@ -42,12 +42,6 @@ fn main() {
             }
             return;
         }
-    }
-    if matches!(cli.command, Command::Mount(_)) {
-        // A long-running daemon: fewer malloc arenas than glibc's one per thread, which
-        // multiply the memory freed but kept. Set before any worker thread exists.
-        // SAFETY: mallopt only tunes the allocator.
-        unsafe { libc::mallopt(libc::M_ARENA_MAX, 2) };
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -120,13 +114,27 @@ fn init_logging() {
     }
 }
 
-/// glibc gives each thread that allocates its own malloc arena; the mount's blocking threads
-/// (metadata store reads, content cache writes) would each keep one, with the memory freed
-/// into it never returned. Two arenas hold the daemon's memory to what it uses.
-fn limit_malloc_arenas() {
+/// Tunes glibc's malloc for a long-running daemon, before any thread starts.
+///
+/// - **Two arenas.** glibc gives each thread that allocates its own arena; the mount's
+///   blocking threads (metadata store reads, content cache writes) would each keep one, with
+///   the memory freed into it never returned.
+/// - **A fixed mmap threshold of 4 MiB.** By default glibc raises the threshold to the size
+///   of each large block freed (up to 32 MiB), so after the first big listing or store batch
+///   the next ones (a 100,000-row batch, a grown hash table) come from the heap instead of a
+///   mapping of their own, and small long-lived allocations made meanwhile pin that heap: the
+///   daemon's resident size after listing 100,000 items read 82 MB in some runs and 95 to
+///   102 MB in others. With the threshold fixed, blocks of 4 MiB and more are unmapped when
+///   freed and every run reads 82 MB. Content moves in blocks of 1 MiB, which stay in the heap.
+fn tune_malloc() {
     #[cfg(target_env = "gnu")]
-    // SAFETY: mallopt before any thread starts, with a valid option and value.
+    // SAFETY: mallopt before any thread starts, with valid options and values.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
     }
 }
+
+/// Blocks this large or larger get a mapping of their own (see [`tune_malloc`]).
+#[cfg(target_env = "gnu")]
+const MMAP_THRESHOLD: libc::c_int = 4 << 20;
