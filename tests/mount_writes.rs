@@ -61,6 +61,16 @@ fn child(emu: &TestEmu, folder_id: &str, name: &str) -> Option<Value> {
         .cloned()
 }
 
+/// The names of the files in Box's trash.
+fn trashed_names(emu: &TestEmu) -> Vec<String> {
+    api_get(emu, "/folders/trash/items?limit=1000&fields=name")["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["name"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
 fn id_of(v: &Value) -> String {
     v["id"].as_str().expect("id").to_string()
 }
@@ -280,6 +290,13 @@ async fn an_editor_save_keeps_the_box_id_and_adds_a_version() {
         // Box lists the versions before the current one.
         assert_eq!(versions(&e, &id), 1, "one new version");
         assert!(child(&e, "0", ".notes.txt.swp").is_none());
+        // The temporary file reached Box at its close; its data is the new version now, so
+        // it does not stay in the trash either.
+        assert!(
+            eventually(Duration::from_secs(5), || trashed_names(&e).is_empty()).is_some(),
+            "left in the trash: {:?}",
+            trashed_names(&e)
+        );
 
         // The same with a temporary file renamed before it was ever uploaded (the rename
         // before the close).
@@ -302,6 +319,65 @@ async fn an_editor_save_keeps_the_box_id_and_adds_a_version() {
         assert!(child(&e, "0", "scratch").is_none());
         assert!(child(&e, "0", "scratch2").is_none());
         assert_eq!(staged_journals(&m.cache_dir), 0);
+
+        // A temporary file whose data never became the target's version stays in the trash:
+        // uploaded by its fsync, renamed over `notes.txt` while still open, and `notes.txt`
+        // removed before the close could upload it.
+        {
+            let mut f = std::fs::File::create(m.path("notes.txt.new")).unwrap();
+            f.write_all(b"fourth draft, never saved\n").unwrap();
+            f.sync_all().unwrap();
+            assert!(child(&e, "0", "notes.txt.new").is_some(), "fsync uploads");
+            std::fs::rename(m.path("notes.txt.new"), m.path("notes.txt")).unwrap();
+            std::fs::remove_file(m.path("notes.txt")).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let trashed = trashed_names(&e);
+        assert!(
+            trashed.iter().any(|n| n == "notes.txt.new"),
+            "the unsaved draft left the trash: {trashed:?}"
+        );
+        assert_eq!(staged_journals(&m.cache_dir), 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_lock_files_leave_nothing_in_the_trash_but_removed_data_stays_there() {
+    let emu = emu_with(EmulatorConfig::default()).await;
+    let e = emu.clone();
+    blocking(move || {
+        rt().block_on(e.upload_file("0", "empty-before.txt", b""));
+        let m = TestMount::start(&e, &[]);
+        // As git takes and gives up a lock: an empty file made, closed (on Box now) and
+        // removed.
+        let lock = m.path("index.lock");
+        drop(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&lock)
+                .unwrap(),
+        );
+        assert!(child(&e, "0", "index.lock").is_some(), "the close uploads");
+        std::fs::remove_file(&lock).unwrap();
+        assert!(child(&e, "0", "index.lock").is_none());
+        assert!(
+            eventually(Duration::from_secs(5), || trashed_names(&e).is_empty()).is_some(),
+            "left in the trash: {:?}",
+            trashed_names(&e)
+        );
+        // A new file with data goes to the trash like any other: it can be restored.
+        write_and_close(&m.path("draft.txt"), b"a paragraph").unwrap();
+        std::fs::remove_file(m.path("draft.txt")).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(trashed_names(&e), ["draft.txt"]);
+        // So does an empty file that was on Box before this mount.
+        std::fs::remove_file(m.path("empty-before.txt")).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let mut trashed = trashed_names(&e);
+        trashed.sort();
+        assert_eq!(trashed, ["draft.txt", "empty-before.txt"]);
     })
     .await;
 }

@@ -134,6 +134,7 @@ impl BoxFs {
         if t.kind == Kind::Dir {
             return Err(FsError::new(libc::EISDIR, "is a directory"));
         }
+        let lock_file = self.is_fresh_empty_upload(ino);
         // Staged data goes with the file; a file that never reached Box is gone already.
         if self.unlink_staged(ino).await {
             return Ok(());
@@ -142,6 +143,9 @@ impl BoxFs {
         let _own = self.own.item(&t.box_id);
         self.trash(&t).await?;
         lock(&self.table).remove(ino)?;
+        if lock_file {
+            self.purge_temporaries(&[t.box_id]).await;
+        }
         Ok(())
     }
 

@@ -4,9 +4,13 @@
 //! A local file (created here, not uploaded yet) is renamed or removed here only: Box has
 //! never heard of it. A file created here and renamed over an existing Box file (how
 //! editors save: write `.name.swp`, rename it over `name`) becomes a *new version* of that
-//! file: the target keeps its Box id, its history and its shared links, and the temporary
-//! file, if it was uploaded already, goes to the trash. For that, a new file's staged copy
-//! is kept for [`crate::fs::write::writes::RENAME_GRACE`] after its upload (files up to
+//! file: the target keeps its Box id, its history and its shared links. The temporary file,
+//! if it was uploaded already, goes to the trash at the rename, and is purged from the trash
+//! once Box holds its data as the target's version: a `git commit` on the mount would
+//! otherwise leave an `index.lock`, a `HEAD.lock` and more in Box's trash every time. Until
+//! then the trashed copy is the data's second home on Box. Likewise an empty file created
+//! and uploaded here moments before its `unlink` (a lock file) is purged after its trashing. For all this, a new file's staged
+//! copy is kept for [`crate::fs::write::writes::RENAME_GRACE`] after its upload (files up to
 //! [`crate::fs::write::writes::RENAME_GRACE_MAX`] bytes).
 //! Whatever the replaced file had staged is discarded with it. The upload of the new
 //! version waits for the renamed file's writers to close it (or happens now, or is
@@ -15,6 +19,7 @@
 use crate::fs::errno::FsError;
 use crate::fs::tree::inode::{Ino, InodeTable, Kind};
 use crate::fs::write::staging::Target;
+use crate::fs::write::writes::Staged;
 use crate::fs::{lock, BoxFs};
 
 impl BoxFs {
@@ -107,11 +112,12 @@ impl BoxFs {
                         .map(|i| i.box_id().to_string())
                         .unwrap_or_default();
                     let _own = self.own.item(&old_id);
-                    if let Err(e) = self.client.delete_file(&old_id, None).await {
-                        log::warn!(
+                    match self.client.delete_file(&old_id, None).await {
+                        Ok(()) => staged.state().replaced_temporaries.push(old_id),
+                        Err(e) => log::warn!(
                             "'{new_name}' replaced: the temporary file (Box id {old_id}) \
                              could not be trashed: {e}"
-                        );
+                        ),
                     }
                 }
                 {
@@ -147,6 +153,39 @@ impl BoxFs {
                 Ok(true)
             }
         }
+    }
+
+    /// Purges from Box's trash the temporary files whose data Box now holds in `staged`'s
+    /// place (see the module's text).
+    pub(in crate::fs) async fn purge_replaced_temporaries(&self, staged: &Staged) {
+        let ids = std::mem::take(&mut staged.state().replaced_temporaries);
+        self.purge_temporaries(&ids).await;
+    }
+
+    /// Whether `ino` is an empty file this mount created and uploaded moments ago (its staged
+    /// copy is still kept for a rename): a lock file, which `git` makes and removes by the
+    /// dozen. Its `unlink` purges it from the trash too, as there is nothing to restore.
+    pub(in crate::fs) fn is_fresh_empty_upload(&self, ino: Ino) -> bool {
+        self.writes.staged(ino).is_some_and(|staged| {
+            let st = staged.state();
+            st.created_here && st.keep_until.is_some() && !st.dirty && !st.discarded && st.size == 0
+        })
+    }
+
+    /// Purges the trashed temporary files `ids` from Box's trash. A failure leaves them in
+    /// the trash, where they were.
+    pub(in crate::fs) async fn purge_temporaries(&self, ids: &[String]) {
+        if ids.is_empty() {
+            return;
+        }
+        for id in ids {
+            let _own = self.own.item(id);
+            match self.client.purge_file(id).await {
+                Ok(()) => log::debug!("temporary file (Box id {id}) purged from the trash"),
+                Err(e) => log::warn!("the temporary file (Box id {id}) stays in the trash: {e}"),
+            }
+        }
+        self.trash_changed();
     }
 
     /// After a rename on Box of a file with staged data: its journal follows.

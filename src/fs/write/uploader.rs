@@ -236,6 +236,8 @@ impl BoxFs {
         drop(journal_slot);
         drop(_exclusive);
         drop(_one);
+        // Box holds the data now (as the target's version or a conflict copy).
+        self.purge_replaced_temporaries(staged).await;
         self.maybe_retire(staged).await;
         Ok(())
     }
@@ -805,6 +807,8 @@ impl BoxFs {
                     keep_until: None,
                     session_id: r.journal.session_id.clone(),
                     unconfirmed: Vec::new(),
+                    // Not kept across a restart: a temporary file stays in the trash then.
+                    replaced_temporaries: Vec::new(),
                 }),
                 journal: tokio::sync::Mutex::new(Some(r.journal)),
             });

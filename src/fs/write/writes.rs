@@ -104,6 +104,9 @@ pub(in crate::fs) struct StagedState {
     /// The SHA1s of data sent in uploads whose answer never came (no answer, or a 5xx):
     /// Box may hold any of them. A later conflict with one of them is with ourselves.
     pub(in crate::fs) unconfirmed: Vec<String>,
+    /// Box ids of the uploaded temporary files this data replaced (an editor's save, see
+    /// `staged_names`): trashed at the rename, purged once Box holds this data.
+    pub(in crate::fs) replaced_temporaries: Vec<String>,
 }
 
 impl Staged {
@@ -615,6 +618,7 @@ impl BoxFs {
                 keep_until: None,
                 session_id: None,
                 unconfirmed: Vec::new(),
+                replaced_temporaries: Vec::new(),
             }),
         });
         {
@@ -726,6 +730,7 @@ impl BoxFs {
                 keep_until: None,
                 session_id: None,
                 unconfirmed: Vec::new(),
+                replaced_temporaries: Vec::new(),
             }),
         }))
     }
