@@ -729,3 +729,52 @@ async fn a_folder_s_times_move_when_its_entries_change() {
     })
     .await;
 }
+
+#[test]
+fn a_mount_of_the_embedded_emulator_forgets_what_an_earlier_one_cached() {
+    // Each `boxfs mount --emulator` starts a new Box that hands out the same ids again, in
+    // the same order: what an earlier run cached under an id is another file's now.
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let content = cache.path().join("content");
+    let mut m = TestMount::start_embedded(&["--cache-dir", cache_dir]);
+    let welcome = std::fs::read(m.path("Welcome.txt")).unwrap();
+    let cached = xattr_of(&m.path("Welcome.txt"), "user.box.id");
+    let path = m.path("Documents/first.txt");
+    std::fs::write(&path, b"the first run's words").unwrap();
+    let first = xattr_of(&path, "user.box.id");
+    assert!(m.unmount().success(), "unmount; log:\n{}", m.log());
+    assert!(
+        content.join(&cached).is_dir(),
+        "the read is in the content cache"
+    );
+    // A staged file of that run (its upload never happened): its Box is gone too, and the
+    // mount says so on its standard error before it is ready.
+    let staging = cache.path().join("staging");
+    std::fs::write(staging.join("0-1-1.json"), b"{}").unwrap();
+    std::fs::write(staging.join("0-1-1.data"), b"unsent").unwrap();
+
+    let mut m = TestMount::start_embedded(&["--cache-dir", cache_dir]);
+    assert!(
+        !content.join(&cached).exists(),
+        "the earlier run's content is gone"
+    );
+    assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
+    let path = m.path("Documents/second.txt");
+    std::fs::write(&path, b"the second run's text").unwrap();
+    assert_eq!(xattr_of(&path, "user.box.id"), first, "the same id again");
+    assert_eq!(std::fs::read(&path).unwrap(), b"the second run's text");
+    assert_eq!(std::fs::read(m.path("Welcome.txt")).unwrap(), welcome);
+    assert!(m.unmount().success(), "unmount; log:\n{}", m.log());
+}
+
+/// The value of extended attribute `name` of `path`.
+fn xattr_of(path: &Path, name: &str) -> String {
+    let out = Command::new("getfattr")
+        .args(["--only-values", "-n", name])
+        .arg(path)
+        .output()
+        .expect("getfattr runs");
+    assert!(out.status.success(), "getfattr: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

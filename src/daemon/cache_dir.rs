@@ -29,6 +29,10 @@ use crate::private_fs;
 pub const MARK: &str = ".boxfs-cache";
 /// The lock file held by the daemon using the directory.
 pub const LOCK: &str = "boxfs.lock";
+/// The content cache's directory in it.
+pub const CONTENT: &str = "content";
+/// The staged files' directory in it.
+pub const STAGING: &str = "staging";
 /// What the mark says to a person who finds it.
 const MARK_TEXT: &str = "This directory is a boxfs cache: boxfs deletes whatever it does not \
 recognise in it.\n";
@@ -170,6 +174,42 @@ impl CacheDir {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Drops what a mount of another Box left here: the content cache, the staged files,
+    /// the pins and the metadata store. For the embedded emulator, whose Box lives in its
+    /// process only: the next one hands out the same ids to other files, so an earlier run's
+    /// cached content would be served as theirs and its staged data uploaded over them.
+    /// Returns how many staged files were dropped (their Box is gone with its process).
+    pub fn forget_an_earlier_box(&self) -> std::io::Result<usize> {
+        let staged = match std::fs::read_dir(self.path.join(STAGING)) {
+            Ok(entries) => entries
+                .filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                .count(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        for dir in [CONTENT, STAGING] {
+            match std::fs::remove_dir_all(self.path.join(dir)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        let store = crate::fs::store::STORE_FILE;
+        let files = [
+            crate::fs::pin::PINS_FILE.to_string(),
+            store.to_string(),
+            format!("{store}-wal"),
+            format!("{store}-shm"),
+        ];
+        for file in files {
+            match std::fs::remove_file(self.path.join(file)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(staged)
+    }
 }
 
 /// Takes the exclusive lock of `dir` and writes our pid into it, or says who holds it.
@@ -236,7 +276,7 @@ fn holds_only_ours(dir: &Path) -> bool {
     };
     top.iter().all(|(name, kind)| match name.as_str() {
         "boxfs.log" => kind.is_file(),
-        "staging" => {
+        STAGING => {
             kind.is_dir()
                 && entries(&dir.join(name)).is_some_and(|files| {
                     files.iter().all(|(f, k)| {
@@ -244,7 +284,7 @@ fn holds_only_ours(dir: &Path) -> bool {
                     })
                 })
         }
-        "content" => {
+        CONTENT => {
             kind.is_dir()
                 && entries(&dir.join(name)).is_some_and(|ids| {
                     ids.iter().all(|(id, k)| {
@@ -402,5 +442,34 @@ mod tests {
         let err = CacheDir::claim(&dir).unwrap_err();
         assert!(err.contains("uid 65534"), "{err}");
         assert!(std::fs::read_dir(&dir).unwrap().next().is_none());
+    }
+
+    #[test]
+    fn forgetting_an_earlier_box_keeps_the_mark_the_lock_and_the_log() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cache");
+        let cache = CacheDir::claim(&dir).unwrap();
+        std::fs::create_dir_all(dir.join(CONTENT).join("123").join("456")).unwrap();
+        std::fs::create_dir_all(dir.join(STAGING)).unwrap();
+        for f in ["k.json", "k.data", "j.json", "j.data", "x.tmp"] {
+            std::fs::write(dir.join(STAGING).join(f), b"").unwrap();
+        }
+        for f in [
+            "pins.json",
+            "metadata.sqlite3",
+            "metadata.sqlite3-wal",
+            "boxfs.log",
+        ] {
+            std::fs::write(dir.join(f), b"").unwrap();
+        }
+        assert_eq!(cache.forget_an_earlier_box().unwrap(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [MARK, "boxfs.lock", "boxfs.log"]);
+        // Nothing to forget is no error.
+        assert_eq!(cache.forget_an_earlier_box().unwrap(), 0);
     }
 }

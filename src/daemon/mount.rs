@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use crate::daemon::cache_dir::CacheDir;
+use crate::daemon::cache_dir::{self, CacheDir};
 use crate::daemon::status::Account;
 use crate::fs::kernel::{self, KernelQueue};
 use crate::fs::pin::PinFile;
@@ -161,6 +161,24 @@ pub fn unmount_path(path: &Path, lazy: bool) -> Result<(), String> {
     ))
 }
 
+/// Drops what a mount of an earlier embedded emulator left in the cache directory: that
+/// Box lived in its process only, and this one's ids name other files.
+fn forget_an_earlier_emulator(cache: &CacheDir) -> Result<(), String> {
+    let dropped = cache.forget_an_earlier_box().map_err(|e| {
+        format!(
+            "cannot clear the cache directory {} of an earlier emulator's files: {e}",
+            cache.path().display()
+        )
+    })?;
+    if dropped > 0 {
+        log::warn!(
+            "{dropped} file(s) staged by an earlier run of the embedded emulator were dropped: \
+             its Box lived in that run only"
+        );
+    }
+    Ok(())
+}
+
 /// Opens the metadata store in `cache_dir` for `owner`; without one (it cannot be opened) the
 /// mount works as if it never had one, with a warning.
 async fn open_store(cache_dir: &Path, owner: StoreOwner) -> Option<(Arc<MetaStore>, SavedState)> {
@@ -208,6 +226,9 @@ impl MountRequest {
         let claimed = tokio::task::spawn_blocking(move || CacheDir::claim(&cache_dir))
             .await
             .map_err(|e| e.to_string())??;
+        if matches!(self.backend, Backend::Emulator) {
+            forget_an_earlier_emulator(&claimed)?;
+        }
         let (client, emulator, me) = self.client().await?;
         let me = match me {
             Ok(me) => me,
@@ -228,7 +249,7 @@ impl MountRequest {
             Some(id) => client.as_user(id),
             None => client,
         };
-        let content_dir = self.cache_dir.join("content");
+        let content_dir = self.cache_dir.join(cache_dir::CONTENT);
         // The pinned files' content is kept from the start, whatever the bound.
         let pins = PinFile::in_dir(&self.cache_dir);
         let saved_pins = pins.load();

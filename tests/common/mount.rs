@@ -54,6 +54,20 @@ impl TestMount {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> TestMount {
+        let mut backend = vec!["--token", token];
+        if let Some(base) = base {
+            backend.extend(["--api-url", base]);
+        }
+        Self::start_on(&backend, extra, env)
+    }
+
+    /// Mounts the emulator that `boxfs mount --emulator` starts inside the daemon.
+    pub fn start_embedded(extra: &[&str]) -> TestMount {
+        Self::start_on(&["--emulator"], extra, &[])
+    }
+
+    /// Mounts the Box that `backend` names (`--token` and `--api-url`, or `--emulator`).
+    fn start_on(backend: &[&str], extra: &[&str], env: &[(&str, &str)]) -> TestMount {
         let dirs = tempfile::tempdir().expect("tempdir");
         let root = dirs.path().join("mnt");
         let cache_dir = dirs.path().join("cache");
@@ -62,10 +76,8 @@ impl TestMount {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_boxfs"));
         cmd.arg("mount")
             .arg(&root)
-            .args(["--foreground", "--token", token]);
-        if let Some(base) = base {
-            cmd.args(["--api-url", base]);
-        }
+            .arg("--foreground")
+            .args(backend);
         for var in NETWORK_VARS {
             cmd.env_remove(var);
         }
