@@ -365,6 +365,38 @@ async fn names_box_refuses_get_clear_errnos() {
             errno_of(std::fs::write(m.path(&long), b"x")),
             libc::ENAMETOOLONG
         );
+
+        // Box takes names that differ only in case for one name: a second spelling is
+        // EEXIST at once, for a new file, a folder and a rename, and the first one stays.
+        assert_eq!(
+            errno_of(std::fs::write(m.path("welcome.txt"), b"other")),
+            libc::EEXIST
+        );
+        assert_eq!(
+            errno_of(std::fs::create_dir(m.path("welcome.TXT"))),
+            libc::EEXIST
+        );
+        std::fs::write(m.path("draft.txt"), b"a draft").unwrap();
+        assert_eq!(
+            errno_of(std::fs::rename(m.path("draft.txt"), m.path("WELCOME.txt"))),
+            libc::EEXIST
+        );
+        // Not yet on Box (still open): renamed here only, and refused the same.
+        let open = std::fs::File::create(m.path("local.txt")).unwrap();
+        assert_eq!(
+            errno_of(std::fs::rename(m.path("local.txt"), m.path("Welcome.TXT"))),
+            libc::EEXIST
+        );
+        drop(open);
+        let names = box_names(&m.root);
+        assert!(names.contains(&"Welcome.txt".to_string()), "{names:?}");
+        assert!(!names.iter().any(|n| n.contains("conflict")), "{names:?}");
+        assert!(std::fs::read_to_string(m.path("Welcome.txt"))
+            .unwrap()
+            .starts_with("Hello from the Box emulator"));
+        // Its own name in another case is a rename of it.
+        std::fs::rename(m.path("Welcome.txt"), m.path("WELCOME.txt")).unwrap();
+        assert!(child_id(&e, "0", "WELCOME.txt").is_some());
     })
     .await;
 }

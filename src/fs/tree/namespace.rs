@@ -76,6 +76,32 @@ impl BoxFs {
         }
     }
 
+    /// Refuses the new name `name` in `parent` (EEXIST) when the table holds an item there
+    /// whose name differs from it only in case, other than `renamed`, the item being renamed
+    /// (`mv a A`). Box takes such names for one: it would refuse the name, and for a new file
+    /// only at its upload, which then lands as a conflict copy. Called once no item has
+    /// exactly `name`.
+    pub(in crate::fs) fn refuse_case_twin(
+        &self,
+        parent: Ino,
+        name: &str,
+        renamed: Option<Ino>,
+    ) -> Result<(), FsError> {
+        let table = lock(&self.table);
+        match table.lookup_child(parent, name) {
+            Some(twin) if Some(twin) != renamed => {
+                let twin_name = table.get(twin).map_or("", |i| i.name());
+                Err(FsError::new(
+                    libc::EEXIST,
+                    format!(
+                        "'{twin_name}' is there: Box takes names that differ only in case for one"
+                    ),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// `mkdir`: a new folder, with one kernel reference.
     pub async fn mkdir(self: &Arc<Self>, parent: Ino, name: &OsStr) -> Result<FsAttr, FsError> {
         self.mkdir_with_mode(parent, name, None, None).await
@@ -234,6 +260,9 @@ impl BoxFs {
         let src = self.target(self.resolve(parent, name).await?)?;
         let new_parent_id = self.box_id_of_dir(new_parent)?;
         let dst = self.existing(new_parent, new_name).await?;
+        if dst.is_none() {
+            self.refuse_case_twin(new_parent, new_name_str, Some(src.ino))?;
+        }
         let replaced = match dst {
             // The same item under another spelling ("a" -> "A") or itself: just rename.
             Some(d) if d == src.ino => None,

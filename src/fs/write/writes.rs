@@ -585,6 +585,7 @@ impl BoxFs {
             table.add_lookup(ino);
             return Ok((self.cached_attr(&table, ino)?, opened));
         }
+        self.refuse_case_twin(parent, name_str, None)?;
         let (key, file) = blocking(move || staging.create()).await?;
         let now = SystemTime::now();
         let target = Target::NewFile {
