@@ -768,7 +768,7 @@ fn a_mount_of_the_embedded_emulator_forgets_what_an_earlier_one_cached() {
     // the same order: what an earlier run cached under an id is another file's now.
     let cache = tempfile::tempdir().unwrap();
     let cache_dir = cache.path().to_str().unwrap();
-    let content = cache.path().join("content");
+    let content = cache.path().join("emulator/content");
     let mut m = TestMount::start_embedded(&["--cache-dir", cache_dir]);
     let welcome = std::fs::read(m.path("Welcome.txt")).unwrap();
     let cached = xattr_of(&m.path("Welcome.txt"), "user.box.id");
@@ -782,9 +782,14 @@ fn a_mount_of_the_embedded_emulator_forgets_what_an_earlier_one_cached() {
     );
     // A staged file of that run (its upload never happened): its Box is gone too, and the
     // mount says so on its standard error before it is ready.
-    let staging = cache.path().join("staging");
+    let staging = cache.path().join("emulator/staging");
     std::fs::write(staging.join("0-1-1.json"), b"{}").unwrap();
     std::fs::write(staging.join("0-1-1.data"), b"unsent").unwrap();
+    // What a mount of Box on the same mount point keeps beside it is not the demo's.
+    let real_staging = cache.path().join("staging");
+    std::fs::create_dir_all(&real_staging).unwrap();
+    std::fs::write(real_staging.join("0-2-2.json"), b"{}").unwrap();
+    std::fs::write(real_staging.join("0-2-2.data"), b"a real account's data").unwrap();
 
     let mut m = TestMount::start_embedded(&["--cache-dir", cache_dir]);
     assert!(
@@ -792,6 +797,10 @@ fn a_mount_of_the_embedded_emulator_forgets_what_an_earlier_one_cached() {
         "the earlier run's content is gone"
     );
     assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read(real_staging.join("0-2-2.data")).unwrap(),
+        b"a real account's data"
+    );
     let path = m.path("Documents/second.txt");
     std::fs::write(&path, b"the second run's text").unwrap();
     assert_eq!(xattr_of(&path, "user.box.id"), first, "the same id again");

@@ -314,7 +314,10 @@ impl MountArgs {
                     .metadata_cache_entries
                     .unwrap_or(FsOptions::default().max_inodes)
                     .max(1),
-                staging_dir: Some(cache_dir.join(crate::daemon::cache_dir::STAGING)),
+                staging_dir: Some(
+                    crate::daemon::cache_dir::box_dir(&cache_dir, self.emulator)
+                        .join(crate::daemon::cache_dir::STAGING),
+                ),
                 write_back: v.write_back.map(std::time::Duration::from_secs),
                 box_locks: v.box_locks == Some(true),
                 posix_attributes: v.posix_attributes == Some(true),

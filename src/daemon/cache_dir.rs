@@ -1,7 +1,8 @@
 //! A mount's cache directory: where it is by default, whether boxfs may use it, and who
 //! uses it now. It holds `content/` (the content cache), `staging/` (written data waiting
 //! for upload), `pins.json` (what is kept offline, see [`crate::fs::pin::store`]), the
-//! daemon's log, and two files of its own:
+//! metadata store, the daemon's log, `emulator/` (the same for `boxfs mount --emulator`, see
+//! [`box_dir`]), and two files of its own:
 //!
 //! - `.boxfs-cache`, the mark: the content cache and the staging recovery delete what they
 //!   do not recognise, so boxfs uses a directory only if it made it. A directory without the
@@ -33,6 +34,21 @@ pub const LOCK: &str = "boxfs.lock";
 pub const CONTENT: &str = "content";
 /// The staged files' directory in it.
 pub const STAGING: &str = "staging";
+/// Where a mount of the embedded emulator keeps what belongs to its Box (see [`box_dir`]).
+pub const EMULATOR: &str = "emulator";
+
+/// Where a mount keeps what belongs to the Box it mounts: its content cache, staged files,
+/// pins and metadata store. That is the cache directory itself, except for the embedded
+/// emulator (`boxfs mount --emulator`), whose Box lives in its process only and hands out
+/// the same ids to other files at every run: its `emulator/` subdirectory, cleared at each
+/// start ([`CacheDir::forget_an_earlier_emulator`]), so that a demo on a mount point never
+/// touches what a mount of Box on the same mount point keeps there.
+pub fn box_dir(cache_dir: &Path, embedded_emulator: bool) -> PathBuf {
+    match embedded_emulator {
+        true => cache_dir.join(EMULATOR),
+        false => cache_dir.to_path_buf(),
+    }
+}
 /// What the mark says to a person who finds it.
 const MARK_TEXT: &str = "This directory is a boxfs cache: boxfs deletes whatever it does not \
 recognise in it.\n";
@@ -175,13 +191,13 @@ impl CacheDir {
         &self.path
     }
 
-    /// Drops what a mount of another Box left here: the content cache, the staged files,
-    /// the pins and the metadata store. For the embedded emulator, whose Box lives in its
-    /// process only: the next one hands out the same ids to other files, so an earlier run's
-    /// cached content would be served as theirs and its staged data uploaded over them.
-    /// Returns how many staged files were dropped (their Box is gone with its process).
-    pub fn forget_an_earlier_box(&self) -> std::io::Result<usize> {
-        let staged = match std::fs::read_dir(self.path.join(STAGING)) {
+    /// Clears the embedded emulator's part of this directory ([`box_dir`]): an earlier run's
+    /// cached content would be served as the files that hold its ids now, and its staged
+    /// data uploaded over them. Returns how many staged files were dropped (their Box ended
+    /// with its process).
+    pub fn forget_an_earlier_emulator(&self) -> std::io::Result<usize> {
+        let dir = box_dir(&self.path, true);
+        let staged = match std::fs::read_dir(dir.join(STAGING)) {
             Ok(entries) => entries
                 .filter_map(Result::ok)
                 .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
@@ -189,26 +205,10 @@ impl CacheDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(e),
         };
-        for dir in [CONTENT, STAGING] {
-            match std::fs::remove_dir_all(self.path.join(dir)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(staged),
         }
-        let store = crate::fs::store::STORE_FILE;
-        let files = [
-            crate::fs::pin::PINS_FILE.to_string(),
-            store.to_string(),
-            format!("{store}-wal"),
-            format!("{store}-shm"),
-        ];
-        for file in files {
-            match std::fs::remove_file(self.path.join(file)) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-        Ok(staged)
     }
 }
 
@@ -445,31 +445,30 @@ mod tests {
     }
 
     #[test]
-    fn forgetting_an_earlier_box_keeps_the_mark_the_lock_and_the_log() {
+    fn forgetting_an_earlier_emulator_leaves_a_mount_of_box_alone() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("cache");
         let cache = CacheDir::claim(&dir).unwrap();
-        std::fs::create_dir_all(dir.join(CONTENT).join("123").join("456")).unwrap();
-        std::fs::create_dir_all(dir.join(STAGING)).unwrap();
-        for f in ["k.json", "k.data", "j.json", "j.data", "x.tmp"] {
-            std::fs::write(dir.join(STAGING).join(f), b"").unwrap();
+        // What a mount of Box keeps here, and what a demo keeps in its own part.
+        for base in [dir.clone(), box_dir(&dir, true)] {
+            std::fs::create_dir_all(base.join(CONTENT).join("123").join("456")).unwrap();
+            std::fs::create_dir_all(base.join(STAGING)).unwrap();
+            for f in ["k.json", "k.data", "j.json", "j.data", "x.tmp"] {
+                std::fs::write(base.join(STAGING).join(f), b"").unwrap();
+            }
+            std::fs::write(base.join("pins.json"), b"").unwrap();
         }
-        for f in [
-            "pins.json",
-            "metadata.sqlite3",
-            "metadata.sqlite3-wal",
-            "boxfs.log",
-        ] {
-            std::fs::write(dir.join(f), b"").unwrap();
-        }
-        assert_eq!(cache.forget_an_earlier_box().unwrap(), 2);
+        assert_eq!(cache.forget_an_earlier_emulator().unwrap(), 2);
+        assert!(!box_dir(&dir, true).exists());
+        assert_eq!(box_dir(&dir, false), dir);
         let mut left: Vec<String> = std::fs::read_dir(&dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         left.sort();
-        assert_eq!(left, [MARK, "boxfs.lock", "boxfs.log"]);
+        assert_eq!(left, [MARK, "boxfs.lock", CONTENT, "pins.json", STAGING]);
+        assert_eq!(std::fs::read_dir(dir.join(STAGING)).unwrap().count(), 5);
         // Nothing to forget is no error.
-        assert_eq!(cache.forget_an_earlier_box().unwrap(), 0);
+        assert_eq!(cache.forget_an_earlier_emulator().unwrap(), 0);
     }
 }

@@ -161,10 +161,11 @@ pub fn unmount_path(path: &Path, lazy: bool) -> Result<(), String> {
     ))
 }
 
-/// Drops what a mount of an earlier embedded emulator left in the cache directory: that
-/// Box lived in its process only, and this one's ids name other files.
+/// Drops what a mount of an earlier embedded emulator left in its part of the cache
+/// directory (`cache_dir::box_dir`): that Box lived in its process only, and this one's ids
+/// name other files.
 fn forget_an_earlier_emulator(cache: &CacheDir) -> Result<(), String> {
-    let dropped = cache.forget_an_earlier_box().map_err(|e| {
+    let dropped = cache.forget_an_earlier_emulator().map_err(|e| {
         format!(
             "cannot clear the cache directory {} of an earlier emulator's files: {e}",
             cache.path().display()
@@ -226,7 +227,7 @@ impl MountRequest {
         let claimed = tokio::task::spawn_blocking(move || CacheDir::claim(&cache_dir))
             .await
             .map_err(|e| e.to_string())??;
-        if matches!(self.backend, Backend::Emulator) {
+        if self.is_embedded_emulator() {
             forget_an_earlier_emulator(&claimed)?;
         }
         let (client, emulator, me) = self.client().await?;
@@ -249,9 +250,10 @@ impl MountRequest {
             Some(id) => client.as_user(id),
             None => client,
         };
-        let content_dir = self.cache_dir.join(cache_dir::CONTENT);
+        let box_dir = cache_dir::box_dir(&self.cache_dir, self.is_embedded_emulator());
+        let content_dir = box_dir.join(cache_dir::CONTENT);
         // The pinned files' content is kept from the start, whatever the bound.
-        let pins = PinFile::in_dir(&self.cache_dir);
+        let pins = PinFile::in_dir(&box_dir);
         let saved_pins = pins.load();
         let cache = ContentCache::open_keeping(
             &content_dir,
@@ -454,6 +456,11 @@ impl MountRequest {
             Err(BoxError::Unreachable(why)) if emulator.is_none() => Ok((client, None, Err(why))),
             Err(e) => Err(crate::config::http::failure("cannot sign in to Box", &e)),
         }
+    }
+
+    /// Whether this mounts the emulator it starts itself (`--emulator`).
+    fn is_embedded_emulator(&self) -> bool {
+        matches!(self.backend, Backend::Emulator)
     }
 
     /// The account a mount started while Box is out of reach (`why`) acts as: the one its
