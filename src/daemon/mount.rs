@@ -84,8 +84,30 @@ pub struct Mounted {
     pub api: Client,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     emulator: Option<Emulator>,
+    /// Listening since before the mount served (taken by `serve_until_unmounted`).
+    signals: Option<StopSignals>,
     /// Held until the daemon is done with the cache (its uploads included).
     _cache: CacheDir,
+}
+
+/// The signals a serving daemon answers: SIGTERM and SIGINT unmount, SIGHUP drops the
+/// metadata cache. A signal that arrives once these listen is kept until it is read.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> Result<StopSignals, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let listen = |kind| signal(kind).map_err(|e| format!("cannot listen for signals: {e}"));
+        Ok(StopSignals {
+            term: listen(SignalKind::terminate())?,
+            int: listen(SignalKind::interrupt())?,
+            hup: listen(SignalKind::hangup())?,
+        })
+    }
 }
 
 /// The source the mount shows: [`SOURCE_ENV`] when the mount helper set it to something a
@@ -375,6 +397,9 @@ impl MountRequest {
             )
         })?;
 
+        // Before the mount serves: a SIGTERM right after it is ready (`systemctl stop`)
+        // must unmount, not kill the daemon with the mount left behind.
+        let signals = StopSignals::listen()?;
         let (session, notifier) = crate::fuse::session::start(
             fs.clone(),
             &mountpoint,
@@ -409,6 +434,7 @@ impl MountRequest {
             api,
             tasks,
             emulator,
+            signals: Some(signals),
             _cache: claimed,
         })
     }
@@ -497,12 +523,16 @@ impl Mounted {
     /// Serves until the mount is unmounted from outside (`boxfs unmount`, `fusermount3 -u`)
     /// or SIGTERM/SIGINT arrives, which unmount it here. SIGHUP drops the metadata cache.
     pub async fn serve_until_unmounted(mut self) -> Result<(), String> {
-        use tokio::signal::unix::{signal, SignalKind};
         let session = self.session.take().expect("mounted");
         let mut join = tokio::task::spawn_blocking(move || session.join());
-        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-        let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-        let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+        let StopSignals {
+            mut term,
+            mut int,
+            mut hup,
+        } = match self.signals.take() {
+            Some(signals) => signals,
+            None => StopSignals::listen()?,
+        };
         let ended = loop {
             tokio::select! {
                 r = &mut join => break Some(r),
