@@ -9,8 +9,9 @@
 //! once Box holds its data as the target's version: a `git commit` on the mount would
 //! otherwise leave an `index.lock`, a `HEAD.lock` and more in Box's trash every time. Until
 //! then the trashed copy is the data's second home on Box. Likewise an empty file created
-//! and uploaded here moments before its `unlink` (a lock file) is purged after its trashing. For all this, a new file's staged
-//! copy is kept for [`crate::fs::write::writes::RENAME_GRACE`] after its upload (files up to
+//! and uploaded here moments before its `unlink` (a lock file) is purged after its
+//! trashing. For all this, a new file's staged copy is kept for
+//! [`crate::fs::write::writes::RENAME_GRACE`] after its upload (files up to
 //! [`crate::fs::write::writes::RENAME_GRACE_MAX`] bytes).
 //! Whatever the replaced file had staged is discarded with it. The upload of the new
 //! version waits for the renamed file's writers to close it (or happens now, or is
