@@ -145,10 +145,12 @@ async fn small_new_files_arrive_with_one_upload_each() {
         for (name, data) in &files {
             std::fs::write(m.path(name), data).expect("write");
         }
-        // An empty file is a file too.
+        // An empty file is a file too. Nothing was written through its descriptor, so its
+        // close does not wait for the upload: the release queues it.
         std::fs::File::create(m.path("empty")).expect("create");
-        let after = count_requests(&log, "POST", |p| p == "/api/2.0/files/content");
-        assert_eq!(after - before, files.len() + 1, "one upload per new file");
+        let uploads = || count_requests(&log, "POST", |p| p == "/api/2.0/files/content") - before;
+        eventually(Duration::from_secs(5), || uploads() > files.len());
+        assert_eq!(uploads(), files.len() + 1, "one upload per new file");
         for (name, data) in &files {
             let f = child(&e, "0", name).unwrap_or_else(|| panic!("{name} on Box"));
             assert_eq!(f["size"], data.len() as u64);
@@ -343,6 +345,47 @@ async fn an_editor_save_keeps_the_box_id_and_adds_a_version() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shell_redirect_uploads_once_and_adds_one_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (emu, log) = emu_logging(tmp.path()).await;
+    let e = emu.clone();
+    blocking(move || {
+        let id = id_of(&rt().block_on(e.upload_file("0", "out.txt", b"first\n")));
+        let m = TestMount::start(&e, &[]);
+        let uploads = || {
+            count_requests(&log, "POST", |p| {
+                p.starts_with("/api/2.0/files/") && p.ends_with("/content")
+            })
+        };
+        let before = uploads();
+        // The shell opens the file (O_TRUNC), makes the descriptor the command's standard
+        // output and closes its own before `echo` writes: the kernel flushes at that close.
+        let sh = |script: &str| {
+            let status = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .current_dir(&m.root)
+                .status()
+                .unwrap();
+            assert!(status.success(), "{script}");
+        };
+        sh("echo second > out.txt");
+        assert_eq!(&stored_content(&e, &id)[..], b"second\n");
+        assert_eq!(
+            versions(&e, &id),
+            1,
+            "one new version, no empty one before it"
+        );
+        sh("echo new > new.txt");
+        let new = child(&e, "0", "new.txt").expect("on Box when the shell returns");
+        assert_eq!(new["size"], 4);
+        assert_eq!(versions(&e, &id_of(&new)), 0, "created with its content");
+        assert_eq!(uploads() - before, 2, "one upload per redirect");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn git_lock_files_leave_nothing_in_the_trash_but_removed_data_stays_there() {
     let emu = emu_with(EmulatorConfig::default()).await;
     let e = emu.clone();
@@ -359,7 +402,12 @@ async fn git_lock_files_leave_nothing_in_the_trash_but_removed_data_stays_there(
                 .open(&lock)
                 .unwrap(),
         );
-        assert!(child(&e, "0", "index.lock").is_some(), "the close uploads");
+        assert!(
+            eventually(Duration::from_secs(5), || child(&e, "0", "index.lock")
+                .is_some())
+            .is_some(),
+            "released, it is uploaded"
+        );
         std::fs::remove_file(&lock).unwrap();
         assert!(child(&e, "0", "index.lock").is_none());
         assert!(

@@ -127,6 +127,8 @@ struct Handle {
     append: bool,
     /// For writers of a file not staged yet: the version to stage from.
     base: Option<Base>,
+    /// Something was written, or a size set, through this handle (see [`BoxFs::flush`]).
+    wrote: bool,
 }
 
 /// The Box version a write handle was opened on.
@@ -352,6 +354,13 @@ fn locked_by_other(item: &Item, me: &str) -> Option<String> {
 }
 
 impl BoxFs {
+    /// Notes that handle `fh` changed its file's data (see [`BoxFs::flush`]).
+    fn note_written(&self, fh: u64) {
+        if let Some(h) = self.writes.inner().handles.get_mut(&fh) {
+            h.wrote = true;
+        }
+    }
+
     fn handle(&self, fh: u64) -> Result<Handle, FsError> {
         self.writes
             .inner()
@@ -370,6 +379,7 @@ impl BoxFs {
                 writer: false,
                 append: false,
                 base: None,
+                wrote: false,
             },
         );
     }
@@ -544,6 +554,7 @@ impl BoxFs {
                 writer: true,
                 append: has(flags, libc::O_APPEND),
                 base,
+                wrote: false,
             },
         );
         fh
@@ -869,6 +880,7 @@ impl BoxFs {
         let staged = self.staged_for_handle(&h, None).await?;
         let _shared = staged.content.read().await;
         self.mark_dirty(&staged).await?;
+        self.note_written(fh);
         let len = data.len() as u64;
         // Appends go at the staged end whatever offset the kernel computed from its own,
         // possibly stale, idea of the size.
@@ -966,8 +978,9 @@ impl BoxFs {
                 }
             };
             self.truncate_staged(&staged, size).await?;
-            if handle.is_none() {
-                self.changed_without_writer(&staged).await?;
+            match (fh, &handle) {
+                (Some(fh), Some(_)) => self.note_written(fh),
+                _ => self.changed_without_writer(&staged).await?,
             }
         }
         if let Some(mtime) = change.mtime {
@@ -1031,11 +1044,18 @@ impl BoxFs {
 
     /// `flush` (each `close` of a descriptor): a dirty file written through this handle is
     /// uploaded (or queued with `--write-back`). Its result is what `close` returns.
+    ///
+    /// A handle nothing was written through yet uploads nothing here: the kernel flushes at
+    /// every `close`, also of a descriptor whose copies stay open, and a shell's `cmd > file`
+    /// closes the descriptor it opened before `cmd` writes through its copy. Uploading then
+    /// put an empty version on Box before the real one (or made an empty file first). What
+    /// such a handle changed (`O_TRUNC`, a new file) goes at a later flush of it, after a
+    /// write, or is queued when it is released (`touch`, `: > file`).
     pub async fn flush(&self, fh: u64) -> Result<(), FsError> {
         let Ok(h) = self.handle(fh) else {
             return Ok(());
         };
-        if !h.writer {
+        if !h.writer || !h.wrote {
             return Ok(());
         }
         match self.writes.staged(h.ino) {
