@@ -13,6 +13,7 @@ use crate::fs::errno::FsError;
 use crate::fs::tree::attr::FsAttr;
 use crate::fs::tree::inode::{is_local_id, Ino, Kind, ROOT_INO, TRASH_INO};
 use crate::fs::tree::shortcut;
+use crate::fs::write::writes::Dropped;
 use crate::fs::{box_name, lock, BoxFs};
 use box_client::types::Item;
 use box_client::web_links::WebLinkUpdate;
@@ -160,11 +161,14 @@ impl BoxFs {
         if t.kind == Kind::Dir {
             return Err(FsError::new(libc::EISDIR, "is a directory"));
         }
-        let lock_file = self.is_fresh_empty_upload(ino);
-        // Staged data goes with the file; a file that never reached Box is gone already.
-        if self.unlink_staged(ino).await {
-            return Ok(());
-        }
+        // Staged data goes with the file; a file that never reached Box is gone already. An
+        // empty file made and uploaded here moments ago (a lock file, which `git` makes and
+        // removes by the dozen) is purged from the trash too: nothing there to restore.
+        let lock_file = match self.unlink_staged(ino).await {
+            Some(Dropped::Local) => return Ok(()),
+            Some(Dropped::OnBox { fresh_empty_upload }) => fresh_empty_upload,
+            None => false,
+        };
         let t = self.target(ino)?;
         let _own = self.own.item(&t.box_id);
         self.trash(&t).await?;
@@ -287,12 +291,12 @@ impl BoxFs {
         let mut replaced = replaced;
         if let Some(old) = replaced.clone() {
             if let Some(staged) = self.writes.staged(old.ino) {
-                if is_local_id(&old.box_id) {
+                if self.drop_staged(old.ino, &staged).await == Dropped::Local {
                     // Not on Box: nothing to trash there.
-                    self.drop_local(old.ino, &staged).await;
                     replaced = None;
-                } else {
-                    self.discard(&staged).await;
+                } else if is_local_id(&old.box_id) {
+                    // Its upload ended meanwhile: trash the item Box made.
+                    replaced = Some(self.target(old.ino)?);
                 }
             }
         }

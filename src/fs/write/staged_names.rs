@@ -20,27 +20,16 @@
 use crate::fs::errno::FsError;
 use crate::fs::tree::inode::{Ino, InodeTable, Kind};
 use crate::fs::write::staging::Target;
-use crate::fs::write::writes::Staged;
+use crate::fs::write::writes::{Dropped, Staged};
 use crate::fs::{lock, BoxFs};
 
 impl BoxFs {
     /// `unlink` of a staged file: a local file is dropped here and never reaches Box
-    /// (returns true: nothing more to do); an uploaded one loses its staged data and is
-    /// trashed on Box by the caller.
-    pub(in crate::fs) async fn unlink_staged(&self, ino: Ino) -> bool {
-        let Some(staged) = self.writes.staged(ino) else {
-            return false;
-        };
-        let _upload = staged.upload.lock().await;
-        let local = lock(&self.table).get(ino).is_some_and(|i| i.is_local());
-        drop(_upload);
-        if local {
-            self.drop_local(ino, &staged).await;
-            true
-        } else {
-            self.discard(&staged).await;
-            false
-        }
+    /// (`Some(Dropped::Local)`: nothing more to do); an uploaded one loses its staged data
+    /// and is trashed on Box by the caller. `None`: nothing was staged.
+    pub(in crate::fs) async fn unlink_staged(&self, ino: Ino) -> Option<Dropped> {
+        let staged = self.writes.staged(ino)?;
+        Some(self.drop_staged(ino, &staged).await)
     }
 
     /// `rename` of a staged file that Box must not see as a rename: a local file (renamed
@@ -81,13 +70,9 @@ impl BoxFs {
             return Err(FsError::new(libc::EISDIR, "target is a directory"));
         }
         // Whatever staged data the replaced file had is replaced with it.
-        if let Some((d, _, d_local, _)) = &dst_info {
+        if let Some((d, ..)) = &dst_info {
             if let Some(d_staged) = self.writes.staged(*d) {
-                if *d_local {
-                    self.drop_local(*d, &d_staged).await;
-                } else {
-                    self.discard(&d_staged).await;
-                }
+                self.drop_staged(*d, &d_staged).await;
             }
         }
         match dst_info {
@@ -161,16 +146,6 @@ impl BoxFs {
     pub(in crate::fs) async fn purge_replaced_temporaries(&self, staged: &Staged) {
         let ids = std::mem::take(&mut staged.state().replaced_temporaries);
         self.purge_temporaries(&ids).await;
-    }
-
-    /// Whether `ino` is an empty file this mount created and uploaded moments ago (its staged
-    /// copy is still kept for a rename): a lock file, which `git` makes and removes by the
-    /// dozen. Its `unlink` purges it from the trash too, as there is nothing to restore.
-    pub(in crate::fs) fn is_fresh_empty_upload(&self, ino: Ino) -> bool {
-        self.writes.staged(ino).is_some_and(|staged| {
-            let st = staged.state();
-            st.created_here && st.keep_until.is_some() && !st.dirty && !st.discarded && st.size == 0
-        })
     }
 
     /// Purges the trashed temporary files `ids` from Box's trash. A failure leaves them in

@@ -119,6 +119,16 @@ impl Staged {
     }
 }
 
+/// What [`BoxFs::drop_staged`] found the file to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(in crate::fs) enum Dropped {
+    /// Created here and never uploaded: gone from the table, nothing on Box.
+    Local,
+    /// On Box. `fresh_empty_upload`: an empty file this mount created and uploaded moments
+    /// ago (its staged copy was still kept for a rename), such as a lock file.
+    OnBox { fresh_empty_upload: bool },
+}
+
 /// An open file handle, as far as writing is concerned.
 #[derive(Debug, Clone)]
 struct Handle {
@@ -1144,6 +1154,12 @@ impl BoxFs {
     /// The data of `staged` will never go to Box (its file was unlinked or replaced).
     /// Handles still open keep reading and writing it.
     pub(in crate::fs) async fn discard(&self, staged: &Arc<Staged>) {
+        self.forget_staged_data(staged).await;
+        self.maybe_retire(staged).await;
+    }
+
+    /// `discard` but for retiring the entry: callable while holding `staged.upload`.
+    async fn forget_staged_data(&self, staged: &Arc<Staged>) {
         {
             let mut journal = staged.journal.lock().await;
             *journal = None;
@@ -1157,13 +1173,43 @@ impl BoxFs {
             let key = staged.key.clone();
             let _ = blocking(move || staging.remove_journal(&key)).await;
         }
-        self.maybe_retire(staged).await;
     }
 
     /// A local file goes away before it ever reached Box.
     pub(in crate::fs) async fn drop_local(&self, ino: Ino, staged: &Arc<Staged>) {
         let _ = lock(&self.table).remove(ino);
         self.discard(staged).await;
+    }
+
+    /// The staged data of `ino`, whose name goes (unlinked, or replaced by a rename), never
+    /// goes to Box. A local file (never on Box) is gone from the table too; otherwise its
+    /// Box item is the caller's to trash.
+    ///
+    /// What it was is read, and the data given up, under the upload lock: an upload queued
+    /// at the file's release could otherwise start in between and create on Box the file
+    /// just removed here (git takes a lock file, closes it and removes it at once).
+    pub(in crate::fs) async fn drop_staged(&self, ino: Ino, staged: &Arc<Staged>) -> Dropped {
+        let upload = staged.upload.lock().await;
+        let dropped = {
+            let st = staged.state();
+            let mut table = lock(&self.table);
+            if table.get(ino).is_some_and(|i| i.is_local()) {
+                let _ = table.remove(ino);
+                Dropped::Local
+            } else {
+                Dropped::OnBox {
+                    fresh_empty_upload: st.created_here
+                        && st.keep_until.is_some()
+                        && !st.dirty
+                        && !st.discarded
+                        && st.size == 0,
+                }
+            }
+        };
+        self.forget_staged_data(staged).await;
+        drop(upload);
+        self.maybe_retire(staged).await;
+        dropped
     }
 }
 
