@@ -890,7 +890,9 @@ impl BoxFs {
         let staged = self.staged_for_handle(&h, None).await?;
         let _shared = staged.content.read().await;
         self.mark_dirty(&staged).await?;
-        self.note_written(fh);
+        if !h.wrote {
+            self.note_written(fh);
+        }
         let len = data.len() as u64;
         // Appends go at the staged end whatever offset the kernel computed from its own,
         // possibly stale, idea of the size.
@@ -1190,21 +1192,25 @@ impl BoxFs {
     /// just removed here (git takes a lock file, closes it and removes it at once).
     pub(in crate::fs) async fn drop_staged(&self, ino: Ino, staged: &Arc<Staged>) -> Dropped {
         let upload = staged.upload.lock().await;
-        let dropped = {
-            let st = staged.state();
+        // The state's lock is never held together with the table's (ARCHITECTURE.md).
+        let st = staged.snapshot();
+        let local = {
             let mut table = lock(&self.table);
-            if table.get(ino).is_some_and(|i| i.is_local()) {
+            let local = table.get(ino).is_some_and(|i| i.is_local());
+            if local {
                 let _ = table.remove(ino);
-                Dropped::Local
-            } else {
-                Dropped::OnBox {
-                    fresh_empty_upload: st.created_here
-                        && st.keep_until.is_some()
-                        && !st.dirty
-                        && !st.discarded
-                        && st.size == 0,
-                }
             }
+            local
+        };
+        let dropped = match local {
+            true => Dropped::Local,
+            false => Dropped::OnBox {
+                fresh_empty_upload: st.created_here
+                    && st.keep_until.is_some()
+                    && !st.dirty
+                    && !st.discarded
+                    && st.size == 0,
+            },
         };
         self.forget_staged_data(staged).await;
         drop(upload);
